@@ -1,0 +1,80 @@
+"""Requests, results and events that cross the boundary between the job service and the GPU side.
+
+Plain dataclasses with no torch import, so the bot can build and read them without paying for
+``import torch``; everything here must also survive a JSON round trip (for remote workers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+TaskKind = Literal["txt2img"]
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    """One job as a runner sees it: everything needed to reproduce the output bit for bit."""
+
+    job_id: int
+    model: str
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    guidance: float = 7.0
+    seed: int = 0
+    count: int = 1
+    task: TaskKind = "txt2img"
+    scheduler: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        return cls(**data)
+
+    def seeds(self) -> list[int]:
+        """Image i of a job uses seed + i, so any single image can be reproduced alone."""
+        return [(self.seed + i) % 2**32 for i in range(self.count)]
+
+
+@dataclass(slots=True)
+class GeneratedImage:
+    """One finished image: PNG bytes with the A1111 ``parameters`` chunk already written."""
+
+    png: bytes
+    seed: int
+    width: int
+    height: int
+
+
+@dataclass(slots=True)
+class GenerationResult:
+    job_id: int
+    images: list[GeneratedImage]
+    # A 2x2 (or 1x2) grid PNG when count > 1, else None.
+    grid_png: bytes | None
+    # Seconds spent inside the pipeline call(s), for ETAs and stats.
+    run_seconds: float
+    # The A1111 parameters text of the first image (embedded in every PNG too).
+    parameters: str = ""
+
+
+@dataclass(slots=True)
+class Progress:
+    job_id: int
+    step: int
+    total: int
+
+
+class JobCancelled(Exception):
+    """Raised by a runner when the job was cancelled between two denoising steps."""
+
+    def __init__(self, job_id: int, step: int) -> None:
+        super().__init__(f"job {job_id} cancelled at step {step}")
+        self.job_id = job_id
+        self.step = step
