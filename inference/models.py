@@ -1,0 +1,304 @@
+"""The model registry: which models exist, where their weights live, and what a request may ask of them.
+
+This module must stay free of torch and diffusers: the bot imports it to validate options and to
+autocomplete model names, and it must not pay ~4 s and ~300 MB for ``import torch`` to do so. The
+registry is read from a TOML file (``ATELIER_MODELS``); the packaged default in
+``inference/data/models.toml`` names real Hugging Face ids with their documented settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
+
+# Pipeline families the engine can run today. Anything else in a TOML file is a typo or a model the
+# engine cannot serve yet, and is refused at load time rather than at the first job.
+KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
+
+# Scheduler name -> (sampler name as AUTOMATIC1111 writes it, schedule type or None). A1111 readers
+# (Civitai, the PNG Info tab) recognise these spellings; the diffusers side of the mapping lives in
+# ``inference/cache.py`` so that this module needs no torch.
+SAMPLER_NAMES: dict[str, tuple[str, str | None]] = {
+    "default": ("Default", None),
+    "euler": ("Euler", None),
+    "euler-a": ("Euler a", None),
+    "euler-trailing": ("Euler", "SGM Uniform"),
+    "euler-a-trailing": ("Euler a", "SGM Uniform"),
+    "dpmpp-2m": ("DPM++ 2M", None),
+    "dpmpp-2m-karras": ("DPM++ 2M Karras", None),
+    "ddim": ("DDIM", None),
+    "pndm": ("PLMS", None),
+}
+SCHEDULERS = tuple(SAMPLER_NAMES)
+
+_DEFAULT_TOML = Path(__file__).parent / "data" / "models.toml"
+_GRID = 64
+_MAX_GUIDANCE = 30.0
+
+
+class RegistryError(ValueError):
+    """The models TOML cannot be used; the message is one line naming the file and the key."""
+
+
+class UnknownModel(ValueError):
+    """A request named a model the registry does not have."""
+
+    def __init__(self, name: str, valid: list[str]) -> None:
+        super().__init__(f"Unknown model {name!r}; valid models: {', '.join(valid)}")
+        self.name = name
+        self.valid = valid
+
+
+class UnknownAspect(ValueError):
+    """A request asked for an aspect ratio outside ``ASPECTS``."""
+
+    def __init__(self, aspect: str) -> None:
+        super().__init__(f"Unknown aspect {aspect!r}; valid aspects: {', '.join(ASPECTS)}")
+        self.aspect = aspect
+        self.valid = list(ASPECTS)
+
+
+class InvalidOption(ValueError):
+    """A request option is outside what the model allows; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One servable model: where it comes from, its defaults and the limits users must stay within."""
+
+    name: str
+    kind: str
+    # A Hugging Face hub id or an absolute path to a diffusers folder (relative paths in the TOML
+    # are resolved against the TOML's folder when the registry is loaded).
+    source: str
+    steps: int
+    guidance: float
+    scheduler: str
+    width: int
+    height: int
+    max_steps: int
+    max_count: int
+    description: str = ""
+    # Overrides the scheduler's timestep spacing ("leading", "trailing", "linspace") when set.
+    timestep_spacing: str | None = None
+    # Kind-specific settings, e.g. the SDXL-Lightning UNet file; see the packaged models.toml.
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def sampler(self) -> str:
+        """The AUTOMATIC1111 sampler name, for the ``parameters`` text and the bot's embeds."""
+        return SAMPLER_NAMES.get(self.scheduler, (self.scheduler, None))[0]
+
+    @property
+    def schedule_type(self) -> str | None:
+        """The A1111 "Schedule type" (e.g. SGM Uniform for trailing spacing), or None."""
+        if self.timestep_spacing == "trailing":
+            return "SGM Uniform"
+        return SAMPLER_NAMES.get(self.scheduler, (self.scheduler, None))[1]
+
+    @property
+    def few_step(self) -> bool:
+        """Distilled models (Lightning, Turbo) are trained without classifier-free guidance."""
+        return self.kind in ("sdxl-lightning", "sdxl-turbo")
+
+    def size_for_aspect(self, aspect: str) -> tuple[int, int]:
+        """Width and height for an aspect ratio at this model's native pixel budget.
+
+        Models are trained at roughly one pixel count (SD 1.5 ~512², SDXL ~1024²), so every aspect
+        keeps ``width * height`` close to the native budget: w = sqrt(budget * a / b) and
+        h = sqrt(budget * b / a), each rounded to the nearest multiple of 64 (the latent grid the
+        UNets were trained on). SDXL 16:9 -> 1344x768, SD 1.5 3:2 -> 640x448.
+        """
+        if aspect not in ASPECTS:
+            raise UnknownAspect(aspect)
+        a, b = (int(part) for part in aspect.split(":"))
+        budget = self.width * self.height
+        width = math.sqrt(budget * a / b)
+        height = math.sqrt(budget * b / a)
+        return _round_to_grid(width), _round_to_grid(height)
+
+
+def _round_to_grid(value: float) -> int:
+    return max(_GRID, math.floor(value / _GRID + 0.5) * _GRID)
+
+
+def validate_request_options(
+    spec: ModelSpec,
+    steps: int | None = None,
+    count: int | None = None,
+    guidance: float | None = None,
+) -> None:
+    """Refuse options the model cannot honour with a message fit for the user.
+
+    ``None`` means "use the model default" and is always accepted. Checking here (not in the
+    runner) lets the bot answer at once instead of failing a queued job minutes later.
+    """
+    if steps is not None and not 1 <= steps <= spec.max_steps:
+        raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}")
+    if count is not None and not 1 <= count <= spec.max_count:
+        raise InvalidOption(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {count}")
+    if guidance is not None and not (math.isfinite(guidance) and 0.0 <= guidance <= _MAX_GUIDANCE):
+        raise InvalidOption(
+            f"Guidance must be 0-{_MAX_GUIDANCE:g} for {spec.name}; you asked for {guidance:g}"
+        )
+
+
+class ModelRegistry:
+    """The models a deployment serves, keyed by name, with one of them the default."""
+
+    def __init__(self, specs: list[ModelSpec], default: str, path: Path | None = None) -> None:
+        if not specs:
+            raise RegistryError(f"{path or '<registry>'}: no models defined")
+        self._specs = {spec.name: spec for spec in specs}
+        if default not in self._specs:
+            raise RegistryError(
+                f"{path or '<registry>'}: default = {default!r} is not one of the models "
+                f"({', '.join(self._specs)})"
+            )
+        self._default = default
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> ModelRegistry:
+        """Read a models TOML; ``None`` means the packaged file with real hub ids."""
+        toml_path = Path(path) if path is not None else _DEFAULT_TOML
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RegistryError(f"{toml_path}: file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"{toml_path}: cannot read ({exc})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RegistryError(f"{toml_path}: malformed TOML ({exc})") from None
+        models = data.get("models")
+        if not isinstance(models, dict) or not models:
+            raise RegistryError(f"{toml_path}: key 'models' must hold at least one [models.NAME] table")
+        specs = [_parse_spec(toml_path, name, table) for name, table in models.items()]
+        default = data.get("default", specs[0].name)
+        if not isinstance(default, str):
+            raise RegistryError(f"{toml_path}: key 'default' must be a model name")
+        registry = cls(specs, default, path=toml_path)
+        log.info("loaded %d models from %s (default %s)", len(specs), toml_path, default)
+        return registry
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def specs(self) -> list[ModelSpec]:
+        return list(self._specs.values())
+
+    def get(self, name: str) -> ModelSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownModel(name, self.names()) from None
+
+    @property
+    def default(self) -> ModelSpec:
+        return self._specs[self._default]
+
+    @property
+    def default_name(self) -> str:
+        return self._default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+# Fields and their types; defaults per kind fill whatever a table leaves out.
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "kind": str,
+    "source": str,
+    "steps": int,
+    "guidance": (int, float),
+    "scheduler": str,
+    "width": int,
+    "height": int,
+    "max_steps": int,
+    "max_count": int,
+    "description": str,
+    "timestep_spacing": str,
+}
+_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sd15": {"steps": 25, "guidance": 7.0, "scheduler": "dpmpp-2m-karras", "width": 512, "height": 512,
+             "max_steps": 60},
+    "sdxl": {"steps": 30, "guidance": 7.0, "scheduler": "dpmpp-2m-karras", "width": 1024, "height": 1024,
+             "max_steps": 60},
+    "sdxl-lightning": {"steps": 4, "guidance": 0.0, "scheduler": "euler-trailing", "width": 1024,
+                       "height": 1024, "max_steps": 8},
+    "sdxl-turbo": {"steps": 1, "guidance": 0.0, "scheduler": "euler-a-trailing", "width": 512, "height": 512,
+                   "max_steps": 4},
+}
+_SPACINGS = ("leading", "trailing", "linspace")
+
+
+def _parse_spec(path: Path, name: str, table: Any) -> ModelSpec:
+    """Turn one ``[models.NAME]`` table into a spec, failing with the file and key in one line."""
+    where = f"{path}: models.{name}"
+    if not isinstance(table, dict):
+        raise RegistryError(f"{where} must be a table")
+    for key in ("kind", "source"):
+        if key not in table:
+            raise RegistryError(f"{where}.{key} is missing")
+    kind = table["kind"]
+    if kind not in KINDS:
+        raise RegistryError(f"{where}.kind = {kind!r} is not one of {', '.join(KINDS)}")
+    values: dict[str, Any] = {"max_count": 4, "description": "", "timestep_spacing": None}
+    values |= _KIND_DEFAULTS[kind]
+    extra: dict[str, Any] = {}
+    for key, value in table.items():
+        expected = _FIELDS.get(key)
+        if expected is None:
+            extra[key] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise RegistryError(f"{where}.{key} has the wrong type ({type(value).__name__})")
+        values[key] = value
+    values["guidance"] = float(values["guidance"])
+    for key in ("steps", "width", "height", "max_steps", "max_count"):
+        if values[key] < 1:
+            raise RegistryError(f"{where}.{key} must be positive")
+    for key in ("width", "height"):
+        if values[key] % 8:
+            raise RegistryError(f"{where}.{key} must be a multiple of 8")
+    if values["steps"] > values["max_steps"]:
+        raise RegistryError(f"{where}.steps exceeds max_steps")
+    if values["scheduler"] not in SCHEDULERS:
+        raise RegistryError(f"{where}.scheduler = {values['scheduler']!r} is not one of {', '.join(SCHEDULERS)}")
+    if values["timestep_spacing"] is not None and values["timestep_spacing"] not in _SPACINGS:
+        raise RegistryError(f"{where}.timestep_spacing must be one of {', '.join(_SPACINGS)}")
+    values["source"] = _resolve_source(path, values["source"])
+    for key in ("unet_repo", "lora_repo"):
+        if isinstance(extra.get(key), str):
+            extra[key] = _resolve_source(path, extra[key])
+    return ModelSpec(name=name, extra=extra, **values)
+
+
+def _resolve_source(toml_path: Path, source: str) -> str:
+    """Relative paths are relative to the TOML's folder; anything else that is not a folder is a hub id.
+
+    A hub id looks like ``owner/name``, which is also a valid relative path, so a relative source
+    only becomes a path when that folder exists next to the TOML (or starts with ``./``/``../``).
+    """
+    candidate = Path(source).expanduser()
+    if candidate.is_absolute():
+        return str(candidate)
+    local = toml_path.parent / candidate
+    if source.startswith((".", "~")) or local.exists():
+        return str(local.resolve())
+    return source
