@@ -1,0 +1,142 @@
+"""The `atelier` command line (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("atelier")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atelier", description="Atelier: open image generation for Discord.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start the bot (needs DISCORD_TOKEN)")
+
+    gen = sub.add_parser("generate", help="run one /imagine job locally, with no Discord")
+    gen.add_argument("prompt")
+    gen.add_argument("--negative", default=None)
+    gen.add_argument("--model", default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--steps", type=int, default=None)
+    gen.add_argument("--guidance", type=float, default=None)
+    gen.add_argument("--aspect", default=None)
+    gen.add_argument("--count", type=int, default=1)
+    gen.add_argument("-o", "--output", type=Path, required=True)
+    gen.add_argument("-q", "--quiet", action="store_true")
+
+    models = sub.add_parser("models", help="model registry tools").add_subparsers(dest="models_command", required=True)
+    tiny = models.add_parser("make-tiny", help="write tiny random-weight models and DIR/models.toml")
+    tiny.add_argument("dir", type=Path)
+    models.add_parser("list", help="list the models in ATELIER_MODELS")
+
+    db = sub.add_parser("db", help="database tools").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply database migrations")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    import discord
+
+    discord.utils.setup_logging(level=getattr(logging, level, logging.INFO), root=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            return _run(settings)
+        if args.command == "generate":
+            return _generate(settings, args)
+        if args.command == "models":
+            return _models(settings, args)
+        if args.command == "db":
+            return _db(settings)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _run(settings: Settings) -> int:
+    token = settings.require_token()
+    _setup_logging(settings.log_level)
+    import discord
+
+    from bot.client import Atelier
+
+    async def runner() -> None:
+        async with Atelier(settings) as bot:
+            await bot.start(token)
+
+    try:
+        asyncio.run(runner())
+    except discord.LoginFailure:
+        print("error: DISCORD_TOKEN was rejected by Discord (check the token in the developer portal)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.errors import UserFacingError
+    from bot.jobs import ImagineOptions
+    from bot.local import generate_once
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = ImagineOptions(prompt=args.prompt, negative=args.negative, model=args.model, aspect=args.aspect,
+                             steps=args.steps, guidance=args.guidance, seed=args.seed, count=args.count)
+    try:
+        asyncio.run(generate_once(settings, options, args.output, quiet=args.quiet))
+    except UserFacingError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    if args.models_command == "make-tiny":
+        from inference.tiny import make_tiny
+
+        toml = make_tiny(args.dir)
+        print(f"wrote tiny models and {toml}; use ATELIER_MODELS={toml}")
+        return 0
+    from inference.models import ModelRegistry, RegistryError
+
+    try:
+        registry = ModelRegistry.load(settings.models)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for spec in registry.specs():
+        marker = "*" if spec.name == registry.default.name else " "
+        print(f"{marker} {spec.name:32} {spec.kind:16} {spec.source}")
+    return 0
+
+
+def _db(settings: Settings) -> int:
+    from db import migrate
+    from db.engine import create_engine
+
+    async def upgrade() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(upgrade())
+    print("database is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

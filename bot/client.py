@@ -1,0 +1,110 @@
+"""The Bot subclass: the only place that wires concrete objects together.
+
+Start-up order: database (migrated) -> model registry -> job service -> delivery -> inference
+pool -> cogs -> command sync (only when the commands changed) -> recovery of interrupted jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import discord
+from discord.ext import commands
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.delivery import DiscordDelivery
+from bot.jobs import JobService
+from bot.settings import Settings
+from bot.tree import AtelierTree
+from db import migrate
+from db.engine import create_engine, create_sessionmaker
+from db.repositories import users as users_repo
+from inference.models import ModelRegistry
+from inference.pool import InferencePool, default_devices
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine",)
+
+
+def intents() -> discord.Intents:
+    # Slash commands need no privileged intents; reactions need the reaction intents.
+    value = discord.Intents.none()
+    value.guilds = True
+    value.guild_reactions = True
+    value.dm_reactions = True
+    return value
+
+
+class Atelier(commands.Bot):
+    def __init__(self, settings: Settings, *, engine_factory: Callable[[str], Any] | None = None,
+                 **options: Any) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), tree_cls=AtelierTree,
+                         help_command=None, **options)
+        self.settings = settings
+        self._engine_factory = engine_factory
+        self.db: AsyncEngine | None = None
+        self.service: JobService
+        self.pool: InferencePool
+        self.registry: ModelRegistry
+        self.synced: bool = False
+
+    async def setup_hook(self) -> None:
+        self.db = create_engine(self.settings.database_url)
+        await migrate.upgrade(self.db)
+        sessions = create_sessionmaker(self.db)
+        self.registry = ModelRegistry.load(self.settings.models)
+        self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval)
+        self.service.delivery = DiscordDelivery(self)
+        devices = self.settings.device_list or await asyncio.to_thread(default_devices)
+        factory = self._engine_factory or _default_engine_factory(self.registry)
+        self.pool = InferencePool(self.service, factory, devices)
+        self.service.pool = self.pool
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+        await self.pool.start()
+        await self.service.recover()
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the command tree only when it changed since the last sync (hash kept in the database)."""
+        guild = discord.Object(self.settings.sync_guild) if self.settings.sync_guild else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        key = f"command_hash:{self.settings.sync_guild or 'global'}"
+        async with self.service.sessions.begin() as session:
+            if not force and await users_repo.get_meta(session, key=key) == digest:
+                log.info("commands unchanged; not syncing")
+                return False
+            await self.tree.sync(guild=guild)
+            await users_repo.set_meta(session, key=key, value=digest)
+        self.synced = True
+        log.info("synced %d commands %s", len(payload), f"to guild {guild.id}" if guild else "globally")
+        return True
+
+    async def close(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            await pool.stop()
+        service = getattr(self, "service", None)
+        if service is not None:
+            await service.drain(timeout=5)
+        await super().close()
+        if self.db is not None:
+            await self.db.dispose()
+
+
+def _default_engine_factory(registry: ModelRegistry) -> Callable[[str], Any]:
+    def factory(device: str) -> Any:
+        from inference.engine import Engine  # imports torch: only ever on a worker thread
+
+        return Engine(registry, device)
+
+    return factory

@@ -1,0 +1,48 @@
+"""Typed errors a member can act on. Services raise them; only the command tree turns them into replies."""
+
+from __future__ import annotations
+
+
+class UserFacingError(Exception):
+    """An error whose message is safe and useful to show the member as is."""
+
+    title = "That didn't work"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidOption(UserFacingError):
+    title = "Check your options"
+
+
+class UnknownJob(UserFacingError):
+    title = "Unknown job"
+
+
+class NotYours(UserFacingError):
+    title = "Not yours"
+
+
+class Refused(UserFacingError):
+    """The moderation layer refused the prompt; carries the category for the reply."""
+
+    title = "Prompt refused"
+
+    def __init__(self, message: str, *, categories: list[str] | None = None, case_id: int | None = None) -> None:
+        super().__init__(message)
+        self.categories = categories or []
+        self.case_id = case_id
+
+
+class QueueFull(UserFacingError):
+    title = "Queue full"
+
+
+class Banned(UserFacingError):
+    title = "You can't use Atelier here"
+
+
+class QuotaExceeded(UserFacingError):
+    title = "Out of credits"

@@ -1,0 +1,384 @@
+"""JobService: validation -> moderation -> database -> pool, and pool events -> database -> delivery.
+
+No discord import here: the service speaks in jobs and outputs, and a `Delivery` (implemented in
+bot/delivery.py) turns them into Discord messages. The database is the queue, so what the service
+accepted survives a restart and is delivered exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
+from db.models import Job, JobStatus, Output
+from db.repositories import jobs as jobs_repo
+from db.repositories import users as users_repo
+from inference.models import ASPECTS, ModelRegistry, ModelSpec, UnknownAspect, UnknownModel
+from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT = 2000
+MAX_NEGATIVE = 1000
+
+
+class Delivery(Protocol):
+    """Shows a job's life to its member. Implemented over Discord in bot/delivery.py."""
+
+    async def show_queued(self, job: Job, position: int, total: int, eta_seconds: float | None) -> int | None:
+        """Show the queue position; returns the id of the job's message when known."""
+
+    async def show_progress(self, job: Job, step: int, total: int) -> None: ...
+
+    async def deliver(self, job: Job, outputs: list[Output]) -> int | None:
+        """Post the result; returns the id of the message that now carries it."""
+
+    async def deliver_failure(self, job: Job, message: str) -> None: ...
+
+
+class PoolLike(Protocol):
+    def wake(self) -> None: ...
+
+    def cancel(self, job_id: int) -> None: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+@dataclass(slots=True)
+class Origin:
+    """Who asked, where, and how to answer them (also after a restart)."""
+
+    user_id: int
+    user_name: str = ""
+    guild_id: int | None = None
+    channel_id: int | None = None
+    application_id: int | None = None
+    interaction_token: str | None = None
+    interaction_at: datetime | None = None
+    upload_limit: int | None = None
+    nsfw_channel: bool = False
+    # A channel message already posted for this job (reaction-triggered jobs have no interaction).
+    message_id: int | None = None
+
+
+@dataclass(slots=True)
+class ImagineOptions:
+    prompt: str
+    negative: str | None = None
+    model: str | None = None
+    aspect: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+    count: int = 1
+
+
+@dataclass(slots=True)
+class Ticket:
+    job: Job
+    position: int
+    total: int
+    eta_seconds: float | None
+
+
+@dataclass
+class _Live:
+    last_progress: float = 0.0
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class JobService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: ModelRegistry, *,
+                 progress_interval: float = 1.5, max_queued_per_user: int = 10, max_queue: int = 500,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.progress_interval = progress_interval
+        self.max_queued_per_user = max_queued_per_user
+        self.max_queue = max_queue
+        self.delivery: Delivery | None = None
+        self.pool: PoolLike | None = None
+        self._clock = clock
+        self._live: dict[int, _Live] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ----- validation (pure, fast: runs before the interaction is deferred) -----
+
+    def prepare_imagine(self, options: ImagineOptions) -> dict[str, Any]:
+        """Check every option against the model's limits; return request parameters (no job id)."""
+        prompt = (options.prompt or "").strip()
+        if not prompt:
+            raise InvalidOption("The prompt is empty: describe what you want to see.")
+        if len(prompt) > MAX_PROMPT:
+            raise InvalidOption(f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}.")
+        negative = (options.negative or "").strip()
+        if len(negative) > MAX_NEGATIVE:
+            raise InvalidOption(f"The negative prompt is {len(negative)} characters; the limit is {MAX_NEGATIVE}.")
+        spec = self.model_spec(options.model)
+        try:
+            width, height = spec.size_for_aspect(options.aspect or "1:1")
+        except UnknownAspect:
+            raise InvalidOption(f"Unknown aspect {options.aspect!r}; choose one of {', '.join(ASPECTS)}.") from None
+        steps = spec.steps if options.steps is None else options.steps
+        if not 1 <= steps <= spec.max_steps:
+            raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}.")
+        guidance = spec.guidance if options.guidance is None else options.guidance
+        if not 0.0 <= guidance <= 30.0:
+            raise InvalidOption(f"Guidance must be between 0 and 30; you asked for {guidance:g}.")
+        if not 1 <= options.count <= spec.max_count:
+            raise InvalidOption(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {options.count}.")
+        seed = options.seed
+        if seed is None or seed < 0:
+            seed = secrets.randbelow(2**32)
+        elif seed >= 2**32:
+            raise InvalidOption(f"Seed must be between 0 and {2**32 - 1}; you gave {seed}.")
+        return {
+            "model": spec.name, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
+            "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
+            "scheduler": spec.scheduler, "aspect": options.aspect or "1:1",
+        }
+
+    def model_spec(self, name: str | None) -> ModelSpec:
+        try:
+            return self.registry.get(name) if name else self.registry.default
+        except UnknownModel as exc:
+            raise InvalidOption(str(exc)) from None
+
+    # ----- submission -----
+
+    async def submit(self, *, command: str, params: dict[str, Any], origin: Origin,
+                     parent_job_id: int | None = None) -> Ticket:
+        async with self.sessions.begin() as session:
+            await users_repo.ensure_user(session, user_id=origin.user_id, name=origin.user_name)
+            mine = await jobs_repo.count_active(session, user_id=origin.user_id)
+            if mine >= self.max_queued_per_user:
+                raise QueueFull(f"You already have {mine} jobs waiting; the limit is {self.max_queued_per_user}. "
+                                "Wait for one to finish or cancel one.")
+            everyone = await jobs_repo.count_active(session)
+            if everyone >= self.max_queue:
+                raise QueueFull(f"The queue is full ({everyone} jobs). Try again in a few minutes.")
+            job = await jobs_repo.create_job(session, job=Job(
+                command=command, user_id=origin.user_id, guild_id=origin.guild_id, channel_id=origin.channel_id,
+                application_id=origin.application_id, interaction_token=origin.interaction_token,
+                interaction_at=origin.interaction_at, upload_limit=origin.upload_limit,
+                message_id=origin.message_id, parent_job_id=parent_job_id, model=params["model"], prompt=params["prompt"],
+                seed=params["seed"], params=params,
+            ))
+            position, total = await jobs_repo.queue_position(session, job=job)
+            eta = await self._eta(session, job, position)
+        if self.pool is not None:
+            self.pool.wake()
+        return Ticket(job, position, total, eta)
+
+    async def _eta(self, session: AsyncSession, job: Job, position: int) -> float | None:
+        per_job = await jobs_repo.average_run_seconds(session, model=job.model)
+        if per_job is None:
+            return None
+        workers = self.pool.size if self.pool is not None else 1
+        running = await jobs_repo.count_running(session)
+        return per_job * (position + min(running, workers)) / max(workers, 1)
+
+    async def reroll(self, *, job_id: int, origin: Origin) -> Ticket:
+        """Run a finished job again with a new seed, charged to whoever asked."""
+        async with self.sessions() as session:
+            parent = await jobs_repo.get_job(session, job_id=job_id)
+        if parent is None:
+            raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
+        params = dict(parent.params)
+        params["seed"] = secrets.randbelow(2**32)
+        if params["model"] not in self.registry.names():
+            raise InvalidOption(f"The model {params['model']!r} of job #{job_id} is no longer installed.")
+        return await self.submit(command=parent.command, params=params, origin=origin, parent_job_id=parent.id)
+
+    async def job_for_message(self, message_id: int) -> Job | None:
+        async with self.sessions() as session:
+            return await jobs_repo.get_job_by_message(session, message_id=message_id)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        async with self.sessions() as session:
+            return await jobs_repo.get_job(session, job_id=job_id)
+
+    async def attach_message(self, job_id: int, message_id: int, channel_id: int | None = None) -> None:
+        async with self.sessions.begin() as session:
+            await jobs_repo.set_message(session, job_id=job_id, message_id=message_id, channel_id=channel_id)
+
+    async def cancel(self, *, job_id: int, user_id: int, is_admin: bool = False) -> str:
+        async with self.sessions.begin() as session:
+            job = await jobs_repo.get_job(session, job_id=job_id)
+            if job is None:
+                raise UnknownJob(f"There is no job #{job_id}.")
+            if job.user_id != user_id and not is_admin:
+                raise NotYours(f"Job #{job_id} belongs to someone else.")
+            previous = await jobs_repo.cancel_job(session, job_id=job_id)
+        if previous is None:
+            raise InvalidOption(f"Job #{job_id} is already {job.status}.")
+        if previous == JobStatus.running and self.pool is not None:
+            self.pool.cancel(job_id)
+        elif self.delivery is not None:
+            await self.delivery.deliver_failure(job, "Canceled before it started.")
+        return previous
+
+    # ----- JobSource for the inference pool -----
+
+    async def claim(self, worker: str) -> GenerationRequest | None:
+        async with self.sessions.begin() as session:
+            job = await jobs_repo.claim_next_job(session, worker=worker)
+        if job is None:
+            return None
+        self._live[job.id] = _Live()
+        p = job.params
+        return GenerationRequest(
+            job_id=job.id, model=p["model"], prompt=p["prompt"], negative_prompt=p.get("negative_prompt", ""),
+            width=p["width"], height=p["height"], steps=p["steps"], guidance=p["guidance"], seed=p["seed"],
+            count=p.get("count", 1), scheduler=p.get("scheduler"),
+        )
+
+    async def progress(self, event: Progress) -> None:
+        live = self._live.get(event.job_id)
+        if live is None or self.delivery is None:
+            return
+        now = self._clock()
+        if now - live.last_progress < self.progress_interval or event.step >= event.total:
+            return
+        live.last_progress = now
+        async with self.sessions.begin() as session:
+            await jobs_repo.set_progress(session, job_id=event.job_id, step=event.step, total=event.total)
+            job = await jobs_repo.get_job(session, job_id=event.job_id)
+        if job is not None and job.status == JobStatus.running:
+            self._spawn(event.job_id, self.delivery.show_progress(job, event.step, event.total))
+
+    async def finished(self, result: GenerationResult) -> None:
+        outputs = [_output(result.job_id, i, img) for i, img in enumerate(result.images)]
+        if result.grid_png is not None:
+            first = result.images[0]
+            w, h = _png_size(result.grid_png)
+            outputs.append(Output(job_id=result.job_id, index=-1, seed=first.seed, width=w, height=h,
+                                  data=result.grid_png))
+        async with self.sessions.begin() as session:
+            stored = await jobs_repo.complete_job(session, job_id=result.job_id, outputs=outputs,
+                                                  run_seconds=result.run_seconds)
+        if stored:
+            self._track(self.deliver(result.job_id))
+        self._forget(result.job_id)
+
+    async def failed(self, job_id: int, error: BaseException) -> None:
+        async with self.sessions.begin() as session:
+            if isinstance(error, JobCancelled):
+                await jobs_repo.mark_canceled(session, job_id=job_id)
+                message = f"Canceled at step {error.step}."
+            else:
+                message = user_message_for(error)
+                await jobs_repo.fail_job(session, job_id=job_id, error=message)
+            job = await jobs_repo.get_job(session, job_id=job_id)
+        self._forget(job_id)
+        if job is not None and self.delivery is not None:
+            self._track(self._deliver_failure(job, message))
+
+    # ----- delivery -----
+
+    async def deliver(self, job_id: int) -> None:
+        """Post a finished job's result once; it stays undelivered (and is retried) if posting fails."""
+        if self.delivery is None:
+            return
+        async with self.sessions() as session:
+            job = await jobs_repo.get_job(session, job_id=job_id)
+            outputs = await jobs_repo.get_outputs(session, job_id=job_id)
+        if job is None or job.delivered:
+            return
+        try:
+            message_id = await self.delivery.deliver(job, outputs)
+        except Exception:
+            log.exception("could not deliver job %s; it will be retried at the next start", job_id)
+            return
+        async with self.sessions.begin() as session:
+            await jobs_repo.mark_delivered(session, job_id=job_id)
+            if message_id is not None and message_id != job.message_id:
+                await jobs_repo.set_message(session, job_id=job_id, message_id=message_id)
+
+    async def _deliver_failure(self, job: Job, message: str) -> None:
+        assert self.delivery is not None
+        try:
+            await self.delivery.deliver_failure(job, message)
+        except Exception:
+            log.exception("could not tell the member that job %s ended", job.id)
+            return
+        async with self.sessions.begin() as session:
+            await jobs_repo.mark_delivered(session, job_id=job.id)
+
+    async def recover(self) -> tuple[list[int], list[int]]:
+        """At start-up: re-queue interrupted jobs once, deliver what finished but never reached Discord."""
+        async with self.sessions.begin() as session:
+            requeued, failed = await jobs_repo.recover_interrupted(session)
+            pending = await jobs_repo.undelivered(session)
+        if requeued or failed or pending:
+            log.info("recovery: requeued %s, failed %s, delivering %s", requeued, failed, [j.id for j in pending])
+        for job in pending:
+            if job.status == JobStatus.completed:
+                self._track(self.deliver(job.id))
+            else:
+                self._track(self._deliver_failure(job, job.error or "The job failed."))
+        if requeued and self.pool is not None:
+            self.pool.wake()
+        return requeued, failed
+
+    def _spawn(self, job_id: int, coro: Awaitable[None]) -> None:
+        live = self._live.get(job_id)
+        task = self._track(coro)
+        if live is not None:
+            live.tasks.add(task)
+            task.add_done_callback(live.tasks.discard)
+
+    def _track(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background delivery failed", exc_info=task.exception())
+
+    def _forget(self, job_id: int) -> None:
+        self._live.pop(job_id, None)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for deliveries in flight (used at shutdown and by tests)."""
+        if self._background:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*list(self._background), return_exceptions=True), timeout)
+
+
+def _output(job_id: int, index: int, image: GeneratedImage) -> Output:
+    return Output(job_id=job_id, index=index, seed=image.seed, width=image.width, height=image.height, data=image.png)
+
+
+def user_message_for(error: BaseException) -> str:
+    """Turn a runner failure into one sentence a member can act on (never a stack trace)."""
+    name = type(error).__name__
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if "out of memory" in text.lower():
+        return "The GPU ran out of memory for this job. Try a smaller size or fewer images."
+    if isinstance(error, OSError) and text:
+        return f"The model could not be loaded: {text[:300]}"
+    if isinstance(error, ValueError) and text:
+        return f"The job could not run: {text[:300]}"
+    return f"The job failed ({name}). It has been logged; try again or change the options."
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:  # reads the header only
+        return image.size

@@ -1,0 +1,87 @@
+"""Jobs as Discord embeds and files. Pure functions: no I/O, no state."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import discord
+
+from db.models import Job, Output
+
+ACCENT = discord.Colour(0x7C5CFF)
+FAILED = discord.Colour(0xE5534B)
+BAR_SLOTS = 10
+
+
+def shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def progress_bar(step: int, total: int) -> str:
+    filled = round(BAR_SLOTS * step / total) if total else 0
+    return "▰" * filled + "▱" * (BAR_SLOTS - filled) + f" {step}/{total}"
+
+
+def relative_time(seconds: float) -> str:
+    when = datetime.now(UTC) + timedelta(seconds=max(seconds, 1))
+    return discord.utils.format_dt(when, "R")
+
+
+def _base(job: Job, *, title: str, colour: discord.Colour = ACCENT) -> discord.Embed:
+    embed = discord.Embed(title=title, description=shorten(job.prompt, 300), colour=colour)
+    embed.add_field(name="Model", value=job.model)
+    embed.set_footer(text=f"Job #{job.id}")
+    return embed
+
+
+def queued_embed(job: Job, position: int, total: int, eta_seconds: float | None) -> discord.Embed:
+    embed = _base(job, title="Queued")
+    embed.add_field(name="Position", value=f"#{position} of {total}")
+    embed.add_field(name="Starts", value=relative_time(eta_seconds) if eta_seconds is not None else "soon")
+    return embed
+
+
+def progress_embed(job: Job, step: int, total: int) -> discord.Embed:
+    embed = _base(job, title="Generating")
+    embed.add_field(name="Progress", value=progress_bar(step, total), inline=False)
+    return embed
+
+
+def result_embed(job: Job, filename: str) -> discord.Embed:
+    p = job.params
+    embed = discord.Embed(description=shorten(job.prompt, 4000), colour=ACCENT)
+    if p.get("negative_prompt"):
+        embed.add_field(name="Negative", value=shorten(p["negative_prompt"], 1000), inline=False)
+    embed.add_field(name="Model", value=job.model)
+    seeds = [job.seed + i for i in range(p.get("count", 1))]
+    embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(str(s % 2**32) for s in seeds))
+    embed.add_field(name="Steps", value=str(p.get("steps")))
+    embed.add_field(name="Guidance", value=f"{p.get('guidance', 0):g}")
+    embed.add_field(name="Size", value=f"{p.get('width')}×{p.get('height')}")
+    if job.run_seconds is not None:
+        embed.add_field(name="Time", value=f"{job.run_seconds:.1f} s")
+    if job.notice:
+        embed.add_field(name="Notice", value=shorten(job.notice, 1000), inline=False)
+    embed.set_image(url=f"attachment://{filename}")
+    embed.set_footer(text=f"Job #{job.id} · AI-generated")
+    return embed
+
+
+def failure_embed(job: Job, message: str) -> discord.Embed:
+    embed = _base(job, title="Not generated", colour=FAILED)
+    embed.add_field(name="Why", value=shorten(message, 1000), inline=False)
+    return embed
+
+
+def result_output(outputs: list[Output]) -> Output:
+    """The file to post: the grid for a multi-image job, else the single image."""
+    grid = [o for o in outputs if o.index == -1]
+    return grid[0] if grid else outputs[0]
+
+
+def result_file(job: Job, data: bytes, extension: str) -> discord.File:
+    # Never build filenames from prompts (length limits, odd characters); ids are enough.
+    return discord.File(io.BytesIO(data), filename=f"atelier_{job.id}_{job.seed}.{extension}",
+                        description=shorten(job.prompt, 1000))

@@ -1,0 +1,114 @@
+"""One settings object, read from the environment (and an optional `.env`), validated at start-up.
+
+A missing or malformed setting stops start-up with one line naming it: admins configure the bot
+through environment variables and should never have to read a traceback to find a typo.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_NAMES = {
+    "discord_token": "DISCORD_TOKEN",
+    "database_url": "ATELIER_DATABASE_URL",
+    "models": "ATELIER_MODELS",
+    "devices": "ATELIER_DEVICES",
+    "sync_guild": "ATELIER_SYNC_GUILD",
+    "log_level": "ATELIER_LOG_LEVEL",
+    "progress_interval": "ATELIER_PROGRESS_INTERVAL",
+    "owner_ids": "ATELIER_OWNER_IDS",
+}
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ATELIER_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    discord_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "ATELIER_DISCORD_TOKEN")
+    )
+    database_url: str = "sqlite+aiosqlite:///atelier.db"
+    models: Path | None = None
+    devices: str | None = None
+    sync_guild: int | None = None
+    log_level: str = "INFO"
+    # Seconds between two progress edits of one message (Discord rate-limits edits; peers use 3-5 s).
+    progress_interval: float = Field(default=1.5, ge=0.0)
+    owner_ids: str = ""
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError("must be an SQLAlchemy URL such as sqlite+aiosqlite:///atelier.db")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for dev in value.split(","):
+            dev = dev.strip()
+            if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
+                raise ValueError(f"unknown device {dev!r} (use cpu, mps or cuda:N, comma-separated)")
+        return value
+
+    @field_validator("owner_ids")
+    @classmethod
+    def _owners(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if not part.isdigit():
+                raise ValueError("must be comma-separated Discord user ids")
+        return value
+
+    @cached_property
+    def device_list(self) -> list[str] | None:
+        """Explicit devices, or None meaning 'every CUDA device, else cpu' (resolved by inference)."""
+        if self.devices is None:
+            return None
+        return [d.strip() for d in self.devices.split(",") if d.strip()]
+
+    @cached_property
+    def owner_id_set(self) -> set[int]:
+        return {int(p) for p in self.owner_ids.split(",") if p.strip()}
+
+    def require_token(self) -> str:
+        if self.discord_token is None or not self.discord_token.get_secret_value().strip():
+            raise SettingsError("DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications and export its token")
+        return self.discord_token.get_secret_value().strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into one line that names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        name = ENV_NAMES.get(field, field.upper() if field.isupper() else f"ATELIER_{field.upper()}")
+        raise SettingsError(f"Invalid setting {name}: {err['msg']}") from None

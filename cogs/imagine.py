@@ -1,0 +1,122 @@
+"""/imagine, and what a member can do with its results: reroll by button or 🔄, cancel while queued."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserFacingError
+from bot.jobs import ImagineOptions, Origin, Ticket
+from bot.tree import error_embed
+from cogs.views import JobButton, handles
+from inference.models import ASPECTS
+
+if TYPE_CHECKING:
+    from bot.client import Atelier
+
+log = logging.getLogger(__name__)
+
+REROLL_EMOJI = "🔄"
+
+
+def origin_of(interaction: discord.Interaction) -> Origin:
+    channel = interaction.channel
+    nsfw = bool(channel.is_nsfw()) if channel is not None and hasattr(channel, "is_nsfw") else False
+    return Origin(
+        user_id=interaction.user.id, user_name=str(interaction.user), guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id, application_id=interaction.application_id,
+        interaction_token=interaction.token, interaction_at=interaction.created_at,
+        upload_limit=interaction.filesize_limit, nsfw_channel=nsfw,
+    )
+
+
+async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
+    message_id = await bot.service.delivery.show_queued(ticket.job, ticket.position, ticket.total,  # type: ignore[union-attr]
+                                                        ticket.eta_seconds)
+    if message_id is not None and ticket.job.message_id != message_id:
+        await bot.service.attach_message(ticket.job.id, message_id)  # type: ignore[arg-type]
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: Atelier) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="imagine", description="Create an image from a text prompt")
+    @app_commands.describe(
+        prompt="What to draw: subject, setting, details, style",
+        negative="What to keep out of the image (e.g. blurry, extra fingers)",
+        model="Which model to use (default: the server's default)",
+        aspect="Shape of the image",
+        steps="Denoising steps (more is slower; each model has its own range)",
+        guidance="How closely to follow the prompt (CFG scale)",
+        seed="Reuse a seed to reproduce an image",
+        count="How many images (1-4; more than one is posted as a grid)",
+    )
+    @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
+    async def imagine(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
+                      model: str | None = None, aspect: str | None = None, steps: int | None = None,
+                      guidance: float | None = None, seed: int | None = None, count: int = 1) -> None:
+        service = self.bot.service
+        # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
+        params = service.prepare_imagine(ImagineOptions(
+            prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps, guidance=guidance,
+            seed=seed, count=count))
+        await interaction.response.defer(thinking=True)
+        ticket = await service.submit(command="imagine", params=params, origin=origin_of(interaction))
+        await show_ticket(self.bot, ticket)
+
+    @imagine.autocomplete("model")
+    async def model_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        current = current.lower().strip()
+        choices = []
+        for spec in self.bot.registry.specs():
+            if current in spec.name.lower() or current in spec.kind.lower():
+                label = f"{spec.name} ({spec.kind})"
+                choices.append(app_commands.Choice(name=label[:100], value=spec.name))
+        return choices[:25]
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        if str(payload.emoji) != REROLL_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
+            return
+        job = await self.bot.service.job_for_message(payload.message_id)
+        if job is None or job.command != "imagine":
+            return
+        channel = self.bot.get_channel(payload.channel_id) or await self.bot.fetch_channel(payload.channel_id)
+        placeholder = await channel.send(  # type: ignore[union-attr]
+            content=f"{REROLL_EMOJI} Rerolling job #{job.id} for <@{payload.user_id}>…",
+            allowed_mentions=discord.AllowedMentions.none())
+        origin = Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
+                        message_id=placeholder.id, nsfw_channel=bool(getattr(channel, "nsfw", False)))
+        try:
+            ticket = await self.bot.service.reroll(job_id=job.id, origin=origin)  # type: ignore[arg-type]
+        except UserFacingError as exc:
+            await placeholder.edit(content=f"<@{payload.user_id}>", embed=error_embed(exc.title, exc.message),
+                                   allowed_mentions=discord.AllowedMentions(users=True))
+            return
+        await show_ticket(self.bot, ticket)
+
+
+@handles("reroll")
+async def reroll_button(interaction: discord.Interaction[Atelier], job_id: int) -> None:
+    await interaction.response.defer(thinking=True)
+    ticket = await interaction.client.service.reroll(job_id=job_id, origin=origin_of(interaction))
+    await show_ticket(interaction.client, ticket)
+
+
+@handles("cancel")
+async def cancel_button(interaction: discord.Interaction[Atelier], job_id: int) -> None:
+    perms = interaction.permissions
+    previous = await interaction.client.service.cancel(job_id=job_id, user_id=interaction.user.id,
+                                                       is_admin=perms.manage_guild)
+    text = "Canceled." if previous == "queued" else "Stopping after the current step."
+    await interaction.response.send_message(f"Job #{job_id}: {text}", ephemeral=True)
+
+
+async def setup(bot: Atelier) -> None:
+    bot.add_dynamic_items(JobButton)
+    await bot.add_cog(Imagine(bot))

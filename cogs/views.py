@@ -1,0 +1,53 @@
+"""Buttons that survive restarts: DynamicItems matched by custom_id, with the job id inside it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.components import TEMPLATE, custom_id
+from bot.tree import report_error
+
+if TYPE_CHECKING:
+    from bot.client import Atelier
+
+log = logging.getLogger(__name__)
+
+Handler = Any  # async (interaction, job_id) -> None
+
+# action -> coroutine function, filled in by the cogs that own each action.
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(action: str):  # type: ignore[no-untyped-def]
+    def register(func: Handler) -> Handler:
+        HANDLERS[action] = func
+        return func
+
+    return register
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
+                template=TEMPLATE.format(actions="reroll|cancel")):
+    def __init__(self, action: str, job_id: int) -> None:
+        super().__init__(discord.ui.Button(custom_id=custom_id(action, job_id), label=action.title()))
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> JobButton:
+        return cls(match["action"], int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Atelier]) -> None:  # type: ignore[override]
+        handler = HANDLERS.get(self.action)
+        if handler is None:
+            log.warning("no handler for button %s", self.action)
+            return
+        try:
+            await handler(interaction, self.job_id)
+        except Exception as exc:  # DynamicItem errors bypass the tree: report them the same way
+            await report_error(interaction, exc)

@@ -1,0 +1,41 @@
+"""Users and per-deployment facts."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import GuildSettings, Meta, User
+
+
+async def ensure_user(session: AsyncSession, *, user_id: int, name: str = "") -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        user = User(id=user_id, name=name[:100])
+        session.add(user)
+        await session.flush()
+    elif name and user.name != name[:100]:
+        user.name = name[:100]
+    return user
+
+
+async def get_meta(session: AsyncSession, *, key: str) -> str | None:
+    row = await session.get(Meta, key)
+    return row.value if row else None
+
+
+async def set_meta(session: AsyncSession, *, key: str, value: str) -> None:
+    row = await session.get(Meta, key)
+    if row is None:
+        session.add(Meta(key=key, value=value))
+    else:
+        row.value = value
+    await session.flush()
+
+
+async def get_guild_settings(session: AsyncSession, *, guild_id: int) -> GuildSettings | None:
+    return await session.get(GuildSettings, guild_id)
+
+
+async def all_user_ids(session: AsyncSession) -> list[int]:
+    return list((await session.execute(select(User.id))).scalars().all())
