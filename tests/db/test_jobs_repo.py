@@ -1,0 +1,125 @@
+"""Job repository behaviour on SQLite and PostgreSQL: claiming, positions, recovery, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import inspect
+
+from db.models import Job, JobStatus, Output
+from db.repositories import jobs as jobs_repo
+from db.repositories import users as users_repo
+
+BIG_ID = 1_234_567_890_123_456_789  # snowflakes exceed 32 bits
+
+
+def _job(user_id: int = BIG_ID, **kw) -> Job:  # type: ignore[no-untyped-def]
+    params = {"model": "m", "prompt": "a cat", "seed": 1, "steps": 4, "width": 64, "height": 64}
+    return Job(command="imagine", user_id=user_id, model="m", prompt="a cat", seed=2**32 - 1, params=params,
+               channel_id=BIG_ID, guild_id=BIG_ID, **kw)
+
+
+async def _add(sessions, n: int = 1, **kw) -> list[int]:  # type: ignore[no-untyped-def]
+    ids = []
+    async with sessions.begin() as s:
+        await users_repo.ensure_user(s, user_id=kw.get("user_id", BIG_ID), name="someone")
+        for _ in range(n):
+            ids.append((await jobs_repo.create_job(s, job=_job(**kw))).id)
+    return ids
+
+
+async def test_migrations_create_every_table(db_engine) -> None:  # type: ignore[no-untyped-def]
+    async with db_engine.connect() as conn:
+        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert {"users", "jobs", "outputs", "guild_settings", "meta", "alembic_version"} <= names
+
+
+async def test_claim_takes_oldest_and_positions_follow(sessions) -> None:  # type: ignore[no-untyped-def]
+    ids = await _add(sessions, 3)
+    async with sessions.begin() as s:
+        job = await jobs_repo.get_job(s, job_id=ids[2])
+        assert await jobs_repo.queue_position(s, job=job) == (3, 3)
+        claimed = await jobs_repo.claim_next_job(s, worker="cpu#0")
+    assert claimed.id == ids[0] and claimed.status == JobStatus.running and claimed.attempts == 1
+    async with sessions() as s:
+        job = await jobs_repo.get_job(s, job_id=ids[2])
+        assert await jobs_repo.queue_position(s, job=job) == (2, 2)
+        assert job.user_id == BIG_ID and job.seed == 2**32 - 1
+
+
+async def test_concurrent_claims_never_share_a_job(sessions) -> None:  # type: ignore[no-untyped-def]
+    await _add(sessions, 6)
+
+    async def claim(worker: str) -> int | None:
+        async with sessions.begin() as s:
+            job = await jobs_repo.claim_next_job(s, worker=worker)
+            return job.id if job else None
+
+    got = await asyncio.gather(*(claim(f"w{i}") for i in range(8)))
+    taken = [g for g in got if g is not None]
+    assert len(taken) == 6 and len(set(taken)) == 6
+
+
+async def test_complete_stores_outputs_once(sessions) -> None:  # type: ignore[no-untyped-def]
+    (job_id,) = await _add(sessions)
+    async with sessions.begin() as s:
+        await jobs_repo.claim_next_job(s, worker="w")
+    out = Output(job_id=job_id, index=0, seed=1, width=64, height=64, data=b"\x89PNG")
+    async with sessions.begin() as s:
+        assert await jobs_repo.complete_job(s, job_id=job_id, outputs=[out], run_seconds=0.5)
+    async with sessions.begin() as s:  # a second completion (e.g. a duplicate worker) is refused
+        dup = Output(job_id=job_id, index=0, seed=1, width=64, height=64, data=b"x")
+        assert not await jobs_repo.complete_job(s, job_id=job_id, outputs=[dup], run_seconds=0.5)
+    async with sessions() as s:
+        outputs = await jobs_repo.get_outputs(s, job_id=job_id)
+        assert [o.data for o in outputs] == [b"\x89PNG"]
+        assert [j.id for j in await jobs_repo.undelivered(s)] == [job_id]
+
+
+async def test_cancel_queued_is_immediate_and_running_is_flagged(sessions) -> None:  # type: ignore[no-untyped-def]
+    first, second = await _add(sessions, 2)
+    async with sessions.begin() as s:
+        await jobs_repo.claim_next_job(s, worker="w")
+        assert await jobs_repo.cancel_job(s, job_id=second) == JobStatus.queued
+        assert await jobs_repo.cancel_job(s, job_id=first) == JobStatus.running
+    async with sessions() as s:
+        assert (await jobs_repo.get_job(s, job_id=second)).status == JobStatus.canceled
+        running = await jobs_repo.get_job(s, job_id=first)
+        assert running.status == JobStatus.running and running.cancel_requested
+        assert await jobs_repo.cancel_job(s, job_id=second) is None
+
+
+async def test_recovery_requeues_once_then_fails(sessions) -> None:  # type: ignore[no-untyped-def]
+    (job_id,) = await _add(sessions)
+    async with sessions.begin() as s:
+        await jobs_repo.claim_next_job(s, worker="w")
+    async with sessions.begin() as s:
+        assert await jobs_repo.recover_interrupted(s) == ([job_id], [])
+    async with sessions.begin() as s:
+        await jobs_repo.claim_next_job(s, worker="w")  # second attempt dies too
+    async with sessions.begin() as s:
+        assert await jobs_repo.recover_interrupted(s) == ([], [job_id])
+    async with sessions() as s:
+        job = await jobs_repo.get_job(s, job_id=job_id)
+        assert job.status == JobStatus.failed and "twice" in job.error
+
+
+async def test_find_by_message_and_meta(sessions) -> None:  # type: ignore[no-untyped-def]
+    (job_id,) = await _add(sessions)
+    async with sessions.begin() as s:
+        await jobs_repo.set_message(s, job_id=job_id, message_id=BIG_ID + 5)
+        await users_repo.set_meta(s, key="command_hash:global", value="abc")
+        await users_repo.set_meta(s, key="command_hash:global", value="def")
+    async with sessions() as s:
+        assert (await jobs_repo.get_job_by_message(s, message_id=BIG_ID + 5)).id == job_id
+        assert await users_repo.get_meta(s, key="command_hash:global") == "def"
+
+
+async def test_delete_user_jobs_removes_outputs(sessions) -> None:  # type: ignore[no-untyped-def]
+    (job_id,) = await _add(sessions)
+    async with sessions.begin() as s:
+        s.add(Output(job_id=job_id, index=0, seed=1, width=1, height=1, data=b"x"))
+    async with sessions.begin() as s:
+        assert await jobs_repo.delete_user_jobs(s, user_id=BIG_ID) == 1
+    async with sessions() as s:
+        assert await jobs_repo.get_outputs(s, job_id=job_id) == []

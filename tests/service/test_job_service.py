@@ -1,0 +1,204 @@
+"""JobService with the real inference pool and a scripted engine: the path every command takes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+
+import pytest
+from PIL import Image
+
+from bot.errors import InvalidOption, QueueFull
+from bot.jobs import ImagineOptions, JobService, Origin
+from db import migrate
+from db.engine import create_engine, create_sessionmaker
+from db.models import JobStatus
+from db.repositories import jobs as jobs_repo
+from inference.models import ModelRegistry
+from inference.pool import InferencePool
+from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
+
+TOML = """
+default = "fast"
+[models.fast]
+kind = "sd15"
+source = "/nonexistent"
+steps = 4
+guidance = 7.0
+scheduler = "euler"
+width = 64
+height = 64
+max_steps = 50
+max_count = 4
+"""
+
+
+def _png(w: int = 8, h: int = 8) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), "red").save(buf, "PNG")
+    return buf.getvalue()
+
+
+class ScriptedEngine:
+    """Runs `steps` fake steps, honouring cancellation between them like the real runner."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.calls: list[GenerationRequest] = []
+        self.fail_with: BaseException | None = None
+
+    def run(self, request, on_step=None, is_cancelled=None):  # type: ignore[no-untyped-def]
+        self.calls.append(request)
+        for i in range(request.steps):
+            self.gate.wait(5)
+            if is_cancelled and is_cancelled():
+                raise JobCancelled(request.job_id, i)
+            if on_step:
+                on_step(i + 1, request.steps)
+        if self.fail_with is not None:
+            raise self.fail_with
+        images = [GeneratedImage(_png(), s, 8, 8) for s in request.seeds()]
+        return GenerationResult(request.job_id, images, _png(16, 16) if request.count > 1 else None, 0.01)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.changed = asyncio.Event()
+
+    def _note(self, *event) -> None:  # type: ignore[no-untyped-def]
+        self.events.append(event)
+        self.changed.set()
+
+    async def show_queued(self, job, position, total, eta):  # type: ignore[no-untyped-def]
+        self._note("queued", job.id, position, total)
+
+    async def show_progress(self, job, step, total):  # type: ignore[no-untyped-def]
+        self._note("progress", job.id, step, total)
+
+    async def deliver(self, job, outputs):  # type: ignore[no-untyped-def]
+        self._note("deliver", job.id, [o.index for o in outputs])
+        return 1000 + job.id
+
+    async def deliver_failure(self, job, message):  # type: ignore[no-untyped-def]
+        self._note("failure", job.id, message)
+
+    async def wait(self, predicate, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+        async def loop() -> None:
+            while not predicate(self.events):
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(loop(), timeout)
+
+
+@pytest.fixture
+async def env(tmp_path):  # type: ignore[no-untyped-def]
+    (tmp_path / "models.toml").write_text(TOML)
+    engine_db = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    await migrate.upgrade(engine_db)
+    service = JobService(create_sessionmaker(engine_db), ModelRegistry.load(tmp_path / "models.toml"),
+                         progress_interval=0.0, max_queued_per_user=5)
+    service.delivery = recorder = Recorder()
+    engine = ScriptedEngine()
+    pool = InferencePool(service, lambda device: engine, ["cpu"], poll_interval=0.2)
+    service.pool = pool
+    await pool.start()
+    yield service, recorder, engine, pool
+    await pool.stop()
+    await service.drain()
+    await engine_db.dispose()
+
+
+def _params(service: JobService, **kw) -> dict:  # type: ignore[no-untyped-def]
+    return service.prepare_imagine(ImagineOptions(prompt="a lighthouse at dusk", **kw))
+
+
+async def test_job_runs_and_is_delivered_once(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, engine, _ = env
+    ticket = await service.submit(command="imagine", params=_params(service, seed=7, count=4), origin=Origin(user_id=1))
+    await recorder.wait(lambda ev: any(e[0] == "deliver" for e in ev))
+    await service.drain()
+    assert engine.calls[0].seeds() == [7, 8, 9, 10]
+    deliveries = [e for e in recorder.events if e[0] == "deliver"]
+    assert deliveries == [("deliver", ticket.job.id, [-1, 0, 1, 2, 3])]
+    job = await service.get_job(ticket.job.id)
+    assert job.status == JobStatus.completed and job.delivered and job.message_id == 1000 + job.id
+    assert job.interaction_token is None
+    progress = [e for e in recorder.events if e[0] == "progress"]
+    assert progress and all(step < total for _, _, step, total in progress)
+
+
+@pytest.mark.parametrize(("options", "needle"), [
+    ({"steps": 0}, "Steps must be 1-50 for fast; you asked for 0"),
+    ({"steps": 10000}, "you asked for 10000"),
+    ({"model": "nope"}, "fast"),
+    ({"count": 9}, "Count must be 1-4"),
+    ({"aspect": "5:1"}, "16:9"),
+    ({"guidance": -1.0}, "Guidance"),
+])
+async def test_bad_options_are_specific(env, options, needle) -> None:  # type: ignore[no-untyped-def]
+    service = env[0]
+    with pytest.raises(InvalidOption) as info:
+        _params(service, **options)
+    assert needle in info.value.message
+
+
+async def test_empty_and_huge_prompts(env) -> None:  # type: ignore[no-untyped-def]
+    service = env[0]
+    with pytest.raises(InvalidOption, match="empty"):
+        service.prepare_imagine(ImagineOptions(prompt="   "))
+    with pytest.raises(InvalidOption, match="6000 characters"):
+        service.prepare_imagine(ImagineOptions(prompt="x" * 6000))
+
+
+async def test_cancel_running_stops_between_steps(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, engine, _ = env
+    engine.gate.clear()
+    ticket = await service.submit(command="imagine", params=_params(service, steps=20), origin=Origin(user_id=1))
+    for _ in range(100):
+        if (await service.get_job(ticket.job.id)).status == JobStatus.running:
+            break
+        await asyncio.sleep(0.02)
+    assert await service.cancel(job_id=ticket.job.id, user_id=1) == JobStatus.running
+    engine.gate.set()
+    await recorder.wait(lambda ev: any(e[0] == "failure" for e in ev))
+    job = await service.get_job(ticket.job.id)
+    assert job.status == JobStatus.canceled
+    failure = next(e for e in recorder.events if e[0] == "failure")
+    assert "Canceled at step" in failure[2]
+
+
+async def test_per_user_cap(env) -> None:  # type: ignore[no-untyped-def]
+    service, _, engine, pool = env
+    pool.pause()
+    for _ in range(5):
+        await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=2))
+    with pytest.raises(QueueFull, match="limit is 5"):
+        await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=2))
+    await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=3))
+
+
+async def test_failure_is_reported_without_traceback(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, engine, _ = env
+    engine.fail_with = RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+    ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
+    await recorder.wait(lambda ev: any(e[0] == "failure" for e in ev))
+    job = await service.get_job(ticket.job.id)
+    assert job.status == JobStatus.failed and "ran out of memory" in job.error
+
+
+async def test_recovery_requeues_and_redelivers(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, engine, pool = env
+    pool.pause()
+    ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
+    async with service.sessions.begin() as s:  # simulate a crash mid-run
+        await jobs_repo.claim_next_job(s, worker="dead")
+    requeued, failed = await service.recover()
+    assert requeued == [ticket.job.id] and failed == []
+    pool.resume()
+    await recorder.wait(lambda ev: any(e[0] == "deliver" for e in ev))
+    await service.drain()
+    assert await service.recover() == ([], [])  # delivered: nothing left to redo
+    assert len([e for e in recorder.events if e[0] == "deliver"]) == 1
