@@ -1,0 +1,149 @@
+"""The gateway websocket: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, dispatch.
+
+https://discord.com/developers/docs/events/gateway#connection-lifecycle. Frames are plain JSON text:
+discord.py asks for zlib/zstd transport compression but only decompresses binary frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from .builders import ready_json
+
+if TYPE_CHECKING:
+    from .server import FakeDiscord
+
+log = logging.getLogger(__name__)
+
+# https://discord.com/developers/docs/topics/opcodes-and-status-codes#gateway-gateway-opcodes
+DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, ACK = (
+    0, 1, 2, 6, 7, 8, 9, 10, 11)
+HEARTBEAT_INTERVAL_MS = 41_250
+
+# https://discord.com/developers/docs/events/gateway#gateway-intents
+GUILD_MEMBERS = 1 << 1
+GUILD_MESSAGES = 1 << 9
+GUILD_MESSAGE_REACTIONS = 1 << 10
+DIRECT_MESSAGES = 1 << 12
+DIRECT_MESSAGE_REACTIONS = 1 << 13
+MESSAGE_CONTENT = 1 << 15
+
+
+class GatewaySession:
+    """One websocket connection from the bot."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.seq = 0
+        self.session_id: str | None = None
+        self.intents = 0
+        self.identified = False
+        self.lock = asyncio.Lock()
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        async with self.lock:
+            if not self.ws.closed:
+                await self.ws.send_str(json.dumps(payload))
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        async with self.lock:
+            if self.ws.closed:
+                return
+            self.seq += 1
+            await self.ws.send_str(json.dumps({"op": DISPATCH, "t": event, "s": self.seq, "d": data}))
+
+
+class Gateway:
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.sessions: list[GatewaySession] = []
+        self.identifies: list[dict[str, Any]] = []
+        self.resumes = 0
+        self.connections = 0
+        self.heartbeats = 0
+        self.identified = asyncio.Event()
+        self._sequences: dict[str, int] = {}  # session id -> last seq, for RESUME
+
+    @property
+    def intents(self) -> int:
+        return self.identifies[-1]["intents"] if self.identifies else 0
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        session = GatewaySession(ws)
+        self.sessions.append(session)
+        self.fake.log_request("GET", "/gateway", 101)
+        await session.send({"op": HELLO, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": None, "t": None})
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                await self._on_frame(session, json.loads(msg.data))
+        finally:
+            if session.session_id:
+                self._sequences[session.session_id] = session.seq
+            self.sessions.remove(session)
+            self.fake.changed()
+        return ws
+
+    async def _on_frame(self, session: GatewaySession, frame: dict[str, Any]) -> None:
+        op, d = frame.get("op"), frame.get("d")
+        if op == HEARTBEAT:
+            self.heartbeats += 1
+            await session.send({"op": ACK, "d": None, "s": None, "t": None})
+        elif op == IDENTIFY:
+            self.identifies.append(d)
+            session.intents = int(d.get("intents", 0))
+            session.session_id = secrets.token_hex(16)
+            await session.dispatch("READY", ready_json(self.fake, session.session_id))
+            guild = self.fake.world.guild_json(all_members=bool(session.intents & GUILD_MEMBERS))
+            await session.dispatch("GUILD_CREATE", guild)
+            session.identified = True
+            self.identified.set()
+            self.fake.changed()
+        elif op == RESUME:
+            self.resumes += 1
+            if d.get("session_id") not in self._sequences:
+                await session.send({"op": INVALID_SESSION, "d": False, "s": None, "t": None})
+                return
+            session.session_id = d["session_id"]
+            session.intents = self.intents
+            session.seq = max(self._sequences[session.session_id], int(d.get("seq") or 0))
+            await session.dispatch("RESUMED", {"_trace": ["fakediscord"]})
+            session.identified = True
+            self.fake.changed()
+        elif op == REQUEST_MEMBERS:
+            world = self.fake.world
+            await session.dispatch("GUILD_MEMBERS_CHUNK", {
+                "guild_id": str(world.guild_id), "members": list(world.members.values()),
+                "chunk_index": 0, "chunk_count": 1, "nonce": d.get("nonce"), "not_found": [],
+                "presences": [],
+            })
+        else:
+            log.debug("fake gateway ignores op %s", op)
+
+    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int = 0) -> int:
+        """Send an event to every identified session that has ``intent`` (0: no intent needed)."""
+        sent = 0
+        for session in list(self.sessions):
+            if session.identified and (intent == 0 or session.intents & intent):
+                await session.dispatch(event, data)
+                sent += 1
+        return sent
+
+    async def reconnect(self) -> None:
+        """Op 7 RECONNECT: the client closes and resumes on resume_gateway_url."""
+        for session in list(self.sessions):
+            await session.send({"op": RECONNECT, "d": None, "s": None, "t": None})
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions):
+            await session.ws.close(code=1001)
