@@ -235,14 +235,38 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "timestep_spacing": str,
 }
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd15": {"steps": 25, "guidance": 7.0, "scheduler": "dpmpp-2m-karras", "width": 512, "height": 512,
-             "max_steps": 60},
-    "sdxl": {"steps": 30, "guidance": 7.0, "scheduler": "dpmpp-2m-karras", "width": 1024, "height": 1024,
-             "max_steps": 60},
-    "sdxl-lightning": {"steps": 4, "guidance": 0.0, "scheduler": "euler-trailing", "width": 1024,
-                       "height": 1024, "max_steps": 8},
-    "sdxl-turbo": {"steps": 1, "guidance": 0.0, "scheduler": "euler-a-trailing", "width": 512, "height": 512,
-                   "max_steps": 4},
+    "sd15": {
+        "steps": 25,
+        "guidance": 7.0,
+        "scheduler": "dpmpp-2m-karras",
+        "width": 512,
+        "height": 512,
+        "max_steps": 60,
+    },
+    "sdxl": {
+        "steps": 30,
+        "guidance": 7.0,
+        "scheduler": "dpmpp-2m-karras",
+        "width": 1024,
+        "height": 1024,
+        "max_steps": 60,
+    },
+    "sdxl-lightning": {
+        "steps": 4,
+        "guidance": 0.0,
+        "scheduler": "euler-trailing",
+        "width": 1024,
+        "height": 1024,
+        "max_steps": 8,
+    },
+    "sdxl-turbo": {
+        "steps": 1,
+        "guidance": 0.0,
+        "scheduler": "euler-a-trailing",
+        "width": 512,
+        "height": 512,
+        "max_steps": 4,
+    },
 }
 _SPACINGS = ("leading", "trailing", "linspace")
 
@@ -279,7 +303,9 @@ def _parse_spec(path: Path, name: str, table: Any) -> ModelSpec:
     if values["steps"] > values["max_steps"]:
         raise RegistryError(f"{where}.steps exceeds max_steps")
     if values["scheduler"] not in SCHEDULERS:
-        raise RegistryError(f"{where}.scheduler = {values['scheduler']!r} is not one of {', '.join(SCHEDULERS)}")
+        raise RegistryError(
+            f"{where}.scheduler = {values['scheduler']!r} is not one of {', '.join(SCHEDULERS)}"
+        )
     if values["timestep_spacing"] is not None and values["timestep_spacing"] not in _SPACINGS:
         raise RegistryError(f"{where}.timestep_spacing must be one of {', '.join(_SPACINGS)}")
     values["source"] = _resolve_source(path, values["source"])

@@ -1,0 +1,172 @@
+"""The blocking entry point a device worker calls: one request in, finished PNGs out.
+
+An Engine belongs to one device and is driven by that device's single worker thread, so it never
+runs one pipeline object in two threads. It validates the request against the model's limits,
+picks the runner for the model's kind, and turns the images into the files users receive
+(A1111 parameters, AI-generated markers, a grid for multi-image jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+from diffusers import DiffusionPipeline
+
+from inference.cache import ModelCache, make_scheduler
+from inference.media import a1111_parameters, encode_png, make_grid
+from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
+from inference.runners import txt2img
+from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[..., list[Any]]
+
+# Pipeline kind -> runner module function. One file per kind; SD and SDXL share txt2img.
+RUNNERS: dict[str, Runner] = {
+    "sd15": txt2img.run,
+    "sdxl": txt2img.run,
+    "sdxl-lightning": txt2img.run,
+    "sdxl-turbo": txt2img.run,
+}
+
+
+class Engine:
+    """Runs generation requests on one device with models from a registry."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        device: str = "cpu",
+        cache: ModelCache | None = None,
+        *,
+        batch_images: bool = False,
+    ) -> None:
+        self.registry = registry
+        self.device = device
+        self.cache = cache if cache is not None else ModelCache()
+        # False: one pipeline call per image, so every image is bit-identical to its seed run
+        # alone (see runners/txt2img.py); True: one batched call, faster on big GPUs.
+        self.batch_images = batch_images
+
+    def pipeline(self, spec: ModelSpec | str) -> DiffusionPipeline:
+        """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
+        if isinstance(spec, str):
+            spec = self.registry.get(spec)
+        return self.cache.get(spec, self.device)
+
+    def preload(self, name: str) -> None:
+        """Load a model before the first job needs it (workers call this at start-up)."""
+        self.pipeline(name)
+
+    def run(
+        self,
+        request: GenerationRequest,
+        on_step: Callable[[int, int], None] | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
+        """Generate ``request.count`` images; blocking, on the caller's (the device worker's) thread.
+
+        ``on_step(step, total)`` is called after every denoising step; when ``is_cancelled()``
+        turns true between steps the run stops and JobCancelled(job_id, step) is raised.
+        Raises UnknownModel and InvalidOption for requests the model cannot serve.
+        """
+        spec = self.registry.get(request.model)
+        guidance = self._check(spec, request)
+        if is_cancelled is not None and is_cancelled():
+            raise JobCancelled(request.job_id, 0)
+        pipe = self.pipeline(spec)
+        runner = RUNNERS[spec.kind]
+        run_spec = spec
+        previous_scheduler = None
+        if request.scheduler and request.scheduler != spec.scheduler:
+            run_spec = replace(spec, scheduler=request.scheduler)
+            previous_scheduler = pipe.scheduler
+            pipe.scheduler = make_scheduler(run_spec, pipe.scheduler.config)
+
+        started = time.perf_counter()
+        try:
+            images = runner(
+                pipe,
+                request,
+                guidance=guidance,
+                device=self.device,
+                on_step=on_step,
+                is_cancelled=is_cancelled,
+                batch=self.batch_images,
+            )
+        except txt2img.StepsInterrupted as stop:
+            log.info("job %s cancelled after step %d", request.job_id, stop.step)
+            raise JobCancelled(request.job_id, stop.step) from None
+        finally:
+            if previous_scheduler is not None:
+                pipe.scheduler = previous_scheduler
+        run_seconds = time.perf_counter() - started
+        return self._result(run_spec, request, guidance, images, run_seconds)
+
+    def _check(self, spec: ModelSpec, request: GenerationRequest) -> float:
+        """Refuse what the model cannot do; returns the guidance the model will actually use.
+
+        Distilled models (Lightning, Turbo) were trained without classifier-free guidance: any
+        guidance would only double the work and burn the image, so they always run at 0 and the
+        parameters record 0.
+        """
+        validate_request_options(spec, request.steps, request.count, request.guidance)
+        if request.width % 8 or request.height % 8 or request.width < 64 or request.height < 64:
+            raise InvalidOption(
+                f"Width and height must be multiples of 8 and at least 64; you asked for {request.width}x{request.height}"
+            )
+        if not request.prompt.strip():
+            raise InvalidOption("The prompt is empty")
+        if request.scheduler and request.scheduler not in SCHEDULERS:
+            raise InvalidOption(
+                f"Unknown scheduler {request.scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}"
+            )
+        if request.task != "txt2img":
+            raise InvalidOption(f"Task {request.task!r} is not supported by {spec.name}")
+        return 0.0 if spec.few_step else float(request.guidance)
+
+    def _result(
+        self,
+        spec: ModelSpec,
+        request: GenerationRequest,
+        guidance: float,
+        images: list[Any],
+        run_seconds: float,
+    ) -> GenerationResult:
+        extra = {"Schedule type": spec.schedule_type} if spec.schedule_type else None
+        generated: list[GeneratedImage] = []
+        texts: list[str] = []
+        for image, seed in zip(images, request.seeds(), strict=True):
+            text = a1111_parameters(
+                request.prompt,
+                request.negative_prompt,
+                request.steps,
+                spec.sampler,
+                guidance,
+                seed,
+                image.width,
+                image.height,
+                spec.name,
+                extra,
+            )
+            texts.append(text)
+            generated.append(GeneratedImage(encode_png(image, text), seed, image.width, image.height))
+        grid = encode_png(make_grid(images), texts[0]) if len(images) > 1 else None
+        return GenerationResult(
+            job_id=request.job_id,
+            images=generated,
+            grid_png=grid,
+            run_seconds=run_seconds,
+            parameters=texts[0],
+        )
+
+
+def default_device() -> str:
+    """The first CUDA device when there is one, else the CPU."""
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
