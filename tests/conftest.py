@@ -1,0 +1,21 @@
+"""Suite-wide fixtures: tiny random-weight models (built once) and the fake Discord."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+pytest_plugins = ["tests.fakediscord.fixtures"]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """models.toml naming tiny random-weight pipelines of every kind, written once per test session."""
+    from inference.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("tiny-models"))
