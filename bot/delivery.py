@@ -105,7 +105,17 @@ class DiscordDelivery:
                     raise
         channel = await self._channel(job)
         limit = getattr(getattr(channel, "guild", None), "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
-        kwargs = await self._result_kwargs(job, output, min(limit, job.upload_limit or limit))
+        limit = min(limit, job.upload_limit or limit)
+        if job.interaction_token is None and job.message_id is not None:
+            # A channel job (e.g. a 🔄 reroll) already has its message: turn it into the result.
+            kwargs = await self._result_kwargs(job, output, limit)
+            try:
+                message = await channel.get_partial_message(job.message_id).edit(
+                    content=content, allowed_mentions=_mention(job), **kwargs)
+                return message.id
+            except discord.NotFound:
+                log.info("job %s: its message was deleted; posting a new one", job.id)
+        kwargs = await self._result_kwargs(job, output, limit)
         if "attachments" in kwargs:
             kwargs["files"] = kwargs.pop("attachments")
         message = await channel.send(content=content, allowed_mentions=_mention(job), **kwargs)
