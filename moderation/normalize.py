@@ -1,0 +1,171 @@
+"""Turn a prompt into plain lowercase ASCII words so the lists match whatever the spelling tricks.
+
+Order matters (it is the one measured in shared/notes/moderation.md): NFKC folds fullwidth, maths-styled
+and circled letters; dropping format/combining/control characters removes zero-width joiners and
+accents; a homoglyph table maps Cyrillic and Greek look-alikes inside otherwise Latin (or all look-alike)
+words; anyascii transliterates the rest (small caps, enclosed letters); then leetspeak is undone only in
+words that look disguised, so "4k", "1girl", "3d" and "1920s" stay what they are.
+
+Several variants come out, because no single one is right for every trick: ``text`` (tokens),
+``collapsed`` (runs of single letters joined: "n u d e", "s.e.x") and ``aggressive`` (every digit
+read as a letter, stretched letters squeezed: "nuuude", "1oli"). Words with an inner ``*`` are kept
+apart as wildcards ("n*de") for the rule layer to resolve against its own vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from anyascii import anyascii
+
+log = logging.getLogger(__name__)
+
+# Look-alikes that NFKC and transliteration get wrong (anyascii reads Cyrillic "р" as "r", "с" as "s").
+_HOMOGLYPHS: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "һ": "h", "ӏ": "l",
+    "ԛ": "q", "ԝ": "w", "ɡ": "g", "п": "n", "г": "r", "ь": "b", "ы": "bi", "з": "3", "ч": "4",
+    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c", "Т": "t",
+    "Х": "x", "Ѕ": "s", "І": "i", "Ј": "j", "У": "y",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+    "υ": "u", "χ": "x", "ω": "w", "μ": "u", "γ": "y", "δ": "d", "ς": "s", "σ": "o", "λ": "a",
+    "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o",
+    "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+}
+_LATIN = re.compile(r"[A-Za-z]")
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+# Digits and symbols people put in place of letters.
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+                       "@": "a", "$": "s", "!": "i", "|": "l", "€": "e", "+": "t"})
+_LEET_L = str.maketrans({"1": "l", "|": "l", "!": "l"})
+# A token is treated as leet only when a letter sits before a digit/symbol ("s3x", "n00d", "p0rn", "nud3").
+_DISGUISED = re.compile(r"[a-z][0-9@$!|€+]|[0-9@$!|€+][a-z][0-9@$!|€+]*[a-z]*[0-9@$!|€+]")
+# Counts and measures that must survive: 4k, 8k, 1girl, 2boys, 3d, 1920s, 50mm, 16k, 12yo, 4x.
+_NUMERIC_PREFIX = re.compile(r"^\d+(?:[a-z]{1,6})?$")
+_TOKEN = re.compile(r"[a-z0-9@$!|€+*]+")
+_STRETCH = re.compile(r"([a-z])\1{2,}")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """The variants of one prompt that the rule layer matches; ``text`` is the one shown to moderators."""
+
+    original: str
+    text: str
+    tokens: tuple[str, ...]
+    collapsed: str
+    aggressive: str
+    wildcards: tuple[str, ...] = field(default=())
+
+    def variants(self) -> list[str]:
+        """Distinct variants to match, ``text`` first."""
+        seen: list[str] = []
+        for v in (self.text, self.collapsed, self.aggressive):
+            if v and v not in seen:
+                seen.append(v)
+        return seen
+
+
+def _fold_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if word.isascii():
+        return word
+    lookalikes = sum(1 for ch in word if ch in _HOMOGLYPHS)
+    if lookalikes and (_LATIN.search(word) or lookalikes == len(word)):
+        return "".join(_HOMOGLYPHS.get(ch, ch) for ch in word)
+    return word
+
+
+def fold(text: str) -> str:
+    """Unicode tricks to lowercase ASCII; punctuation is kept for tokenising."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _WORD.sub(_fold_word, text)
+    decomposed = unicodedata.normalize("NFD", text)
+    kept = []
+    for ch in decomposed:
+        cat = unicodedata.category(ch)
+        if cat in ("Mn", "Me", "Cf", "Cc") and ch not in "\n\t":
+            continue
+        kept.append(ch)
+    text = anyascii("".join(kept)) if not all(c.isascii() for c in kept) else "".join(kept)
+    return text.lower().replace("'", "").replace("’", "")
+
+
+def _deleet(token: str, *, aggressive: bool) -> str:
+    if "*" in token:
+        return token
+    if not any(c.isdigit() or c in "@$!|€+" for c in token):
+        return token
+    if not any(c.isalpha() for c in token):
+        return token if not aggressive else token.translate(_LEET)
+    if _NUMERIC_PREFIX.match(token) and not aggressive:
+        return token
+    if aggressive or _DISGUISED.search(token):
+        return token.translate(_LEET)
+    return token
+
+
+def _collapse_singles(tokens: list[str]) -> list[str]:
+    """Join runs of 3+ one-letter tokens ("n u d e" -> "nude"); a leading "a"/"i" stays a word."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= 3:
+            if run[0] in ("a", "i") and len(run) >= 4:
+                out.append(run[0])
+                out.append("".join(run[1:]))
+            else:
+                out.append("".join(run))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for tok in tokens:
+        if len(tok) == 1 and tok.isalpha():
+            run.append(tok)
+        else:
+            flush()
+            out.append(tok)
+    flush()
+    return out
+
+
+@lru_cache(maxsize=4096)
+def normalize(prompt: str) -> Normalized:
+    """All variants of ``prompt``; cached because the same prompts come back (rerolls, variations)."""
+    folded = fold(prompt)
+    raw = _TOKEN.findall(folded)
+    wildcards: list[str] = []
+    tokens: list[str] = []
+    for tok in raw:
+        inner = tok.strip("*")
+        if not inner:
+            continue
+        if "*" in inner and any(c.isalpha() for c in inner):
+            wildcards.append(inner)
+        tokens.append(_deleet(inner, aggressive=False).replace("*", ""))
+    tokens = [t.strip("@$!|€+") or t for t in tokens]
+    text = " ".join(tokens)
+    collapsed = " ".join(_collapse_singles(tokens))
+    aggr_tokens = [_STRETCH.sub(r"\1", _deleet(t, aggressive=True)) for t in _TOKEN.findall(folded)]
+    aggr_tokens = [t.replace("*", "") for t in aggr_tokens if t.strip("*")]
+    aggressive = " ".join(_collapse_singles(aggr_tokens))
+    if "1" in folded or "|" in folded or "!" in folded:
+        alt = " ".join(t.translate(_LEET_L).translate(_LEET) for t in _TOKEN.findall(folded))
+        aggressive = f"{aggressive} | {alt}"
+    return Normalized(
+        original=prompt,
+        text=text,
+        tokens=tuple(tokens),
+        collapsed=collapsed,
+        aggressive=aggressive,
+        wildcards=tuple(wildcards),
+    )
