@@ -109,6 +109,10 @@ class ModelCache:
     def __init__(self) -> None:
         self._pipelines: dict[tuple[str, str], DiffusionPipeline] = {}
         self._sources: dict[tuple[str, str], tuple[str, torch.dtype]] = {}
+        # The scheduler config each model folder ships (its training noise schedule). Schedulers
+        # are always derived from this, never from a pipeline's current scheduler, whose config
+        # carries the previous choice's options (e.g. Karras sigmas leaking into Euler).
+        self._scheduler_configs: dict[tuple[str, str], Any] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -124,8 +128,9 @@ class ModelCache:
             pipe = self._pipelines.get(key)
             if pipe is None:
                 started = time.perf_counter()
-                pipe = self._load(spec, device)
+                pipe, scheduler_config = self._load(spec, device)
                 with self._guard:
+                    self._scheduler_configs[key] = scheduler_config
                     self._pipelines[key] = pipe
                     self._sources[key] = (spec.source, dtype_for(spec, device))
                 log.info("loaded %s on %s in %.2f s", spec.name, device, time.perf_counter() - started)
@@ -143,11 +148,17 @@ class ModelCache:
             for key in keys:
                 del self._pipelines[key]
                 del self._sources[key]
+                del self._scheduler_configs[key]
         if keys and torch.cuda.is_available():
             torch.cuda.empty_cache()
         return len(keys)
 
-    def _load(self, spec: ModelSpec, device: str) -> DiffusionPipeline:
+    def scheduler_for(self, spec: ModelSpec, device: str) -> Any:
+        """A new scheduler for a loaded model as ``spec`` names it (for per-request overrides)."""
+        self.get(spec, device)
+        return make_scheduler(spec, self._scheduler_configs[(spec.name, device)])
+
+    def _load(self, spec: ModelSpec, device: str) -> tuple[DiffusionPipeline, Any]:
         cls = PIPELINE_CLASSES[spec.kind]
         dtype = dtype_for(spec, device)
         components: dict[str, Any] = {}
@@ -158,27 +169,31 @@ class ModelCache:
         if spec.extra.get("unet_file"):
             components["unet"] = self._load_unet(spec, device, dtype)
 
-        base = self._shared_base(spec, device, dtype)
-        if base is not None:
+        shared = self._shared_base(spec, device, dtype)
+        if shared is not None:
+            base, scheduler_config = shared
             # Same weights already resident (e.g. SDXL and SDXL-Lightning share text encoders and
             # VAE): reuse them, but give this pipeline its own scheduler object.
             # from_pipe casts every (shared!) module to its dtype argument, float32 by default, so
             # the dtype must be passed or a GPU base pipeline would be silently upcast.
             with _quiet_diffusers():
                 pipe = cls.from_pipe(
-                    base, scheduler=make_scheduler(spec, base.scheduler.config), dtype=dtype, **components
+                    base, scheduler=make_scheduler(spec, scheduler_config), dtype=dtype, **components
                 )
         else:
             pipe = self._from_pretrained(cls, spec, device, dtype, components)
-            pipe.scheduler = make_scheduler(spec, pipe.scheduler.config)
+            scheduler_config = pipe.scheduler.config
+            pipe.scheduler = make_scheduler(spec, scheduler_config)
         pipe.set_progress_bar_config(disable=True)
-        return pipe
+        return pipe, scheduler_config
 
-    def _shared_base(self, spec: ModelSpec, device: str, dtype: torch.dtype) -> DiffusionPipeline | None:
+    def _shared_base(
+        self, spec: ModelSpec, device: str, dtype: torch.dtype
+    ) -> tuple[DiffusionPipeline, Any] | None:
         with self._guard:
             for key, source in self._sources.items():
                 if key[1] == device and source == (spec.source, dtype):
-                    return self._pipelines[key]
+                    return self._pipelines[key], self._scheduler_configs[key]
         return None
 
     def _from_pretrained(

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
-from inference.cache import ModelCache, make_scheduler
+from inference.cache import ModelCache
 from inference.media import a1111_parameters, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
 from inference.runners import txt2img
@@ -87,7 +87,7 @@ class Engine:
         if request.scheduler and request.scheduler != spec.scheduler:
             run_spec = replace(spec, scheduler=request.scheduler)
             previous_scheduler = pipe.scheduler
-            pipe.scheduler = make_scheduler(run_spec, pipe.scheduler.config)
+            pipe.scheduler = self.cache.scheduler_for(run_spec, self.device)
 
         started = time.perf_counter()
         try:
