@@ -108,7 +108,8 @@ class ModelCache:
 
     def __init__(self) -> None:
         self._pipelines: dict[tuple[str, str], DiffusionPipeline] = {}
-        self._sources: dict[tuple[str, str], tuple[str, torch.dtype]] = {}
+        # (source, dtype, UNet file or None) per entry: what a later model may share with it.
+        self._sources: dict[tuple[str, str], tuple[str, torch.dtype, str | None]] = {}
         # The scheduler config each model folder ships (its training noise schedule). Schedulers
         # are always derived from this, never from a pipeline's current scheduler, whose config
         # carries the previous choice's options (e.g. Karras sigmas leaking into Euler).
@@ -132,7 +133,7 @@ class ModelCache:
                 with self._guard:
                     self._scheduler_configs[key] = scheduler_config
                     self._pipelines[key] = pipe
-                    self._sources[key] = (spec.source, dtype_for(spec, device))
+                    self._sources[key] = (spec.source, dtype_for(spec, device), _unet_file(spec))
                 log.info("loaded %s on %s in %.2f s", spec.name, device, time.perf_counter() - started)
             return pipe
 
@@ -190,9 +191,16 @@ class ModelCache:
     def _shared_base(
         self, spec: ModelSpec, device: str, dtype: torch.dtype
     ) -> tuple[DiffusionPipeline, Any] | None:
+        """A resident pipeline with the same base weights on the same device, if any.
+
+        One whose UNet was swapped (Lightning) can only lend its text encoders and VAE to a model
+        that brings its own UNet too; the SDXL base must not inherit a distilled UNet.
+        """
         with self._guard:
-            for key, source in self._sources.items():
-                if key[1] == device and source == (spec.source, dtype):
+            for key, (source, source_dtype, unet_file) in self._sources.items():
+                if key[1] != device or (source, source_dtype) != (spec.source, dtype):
+                    continue
+                if unet_file is None or _unet_file(spec) is not None:
                     return self._pipelines[key], self._scheduler_configs[key]
         return None
 
@@ -254,6 +262,12 @@ class ModelCache:
             with _quiet_diffusers():
                 unet = unet.to(dtype=dtype)
         return unet.eval()
+
+
+def _unet_file(spec: ModelSpec) -> str | None:
+    if not spec.extra.get("unet_file"):
+        return None
+    return f"{spec.extra.get('unet_repo')}/{spec.extra['unet_file']}"
 
 
 @contextlib.contextmanager

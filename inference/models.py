@@ -309,9 +309,8 @@ def _parse_spec(path: Path, name: str, table: Any) -> ModelSpec:
     if values["timestep_spacing"] is not None and values["timestep_spacing"] not in _SPACINGS:
         raise RegistryError(f"{where}.timestep_spacing must be one of {', '.join(_SPACINGS)}")
     values["source"] = _resolve_source(path, values["source"])
-    for key in ("unet_repo", "lora_repo"):
-        if isinstance(extra.get(key), str):
-            extra[key] = _resolve_source(path, extra[key])
+    if isinstance(extra.get("unet_repo"), str):
+        extra["unet_repo"] = _resolve_source(path, extra["unet_repo"])
     return ModelSpec(name=name, extra=extra, **values)
 
 

@@ -183,6 +183,15 @@ def test_cache_loads_once_shares_base_weights_and_evicts(tiny_registry: ModelReg
     assert cache.loaded() == [("tiny-sdxl-lightning", "cpu")]
 
 
+def test_base_loaded_after_lightning_keeps_its_own_unet(tiny_registry: ModelRegistry) -> None:
+    cache = ModelCache()
+    lightning = cache.get(tiny_registry.get("tiny-sdxl-lightning"), "cpu")
+    base = cache.get(tiny_registry.get("tiny-sdxl"), "cpu")
+    assert base.unet is not lightning.unet
+    base_weight = next(base.unet.parameters())
+    assert not bool((base_weight == next(lightning.unet.parameters())).all())
+
+
 def test_lightning_loads_alone_the_same(tiny_registry: ModelRegistry, engine: Engine) -> None:
     # Loaded without a resident base (no weight sharing) it must give the same pixels.
     alone = Engine(tiny_registry, cache=ModelCache())
