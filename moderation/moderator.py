@@ -119,7 +119,7 @@ class Moderator:
         already_blocked = any(policy.action_for(f.category, nsfw_channel=nsfw_channel) is Action.BLOCK
                               for f in findings)
         if layer is not None and layer.available and not already_blocked:
-            for hit in layer.check(norm.text, list(norm.tokens)):
+            for hit in layer.check(rules.without_allowed(list(norm.tokens), self.lexicon), list(norm.tokens)):
                 findings.append(Finding(hit.category, hit.term, hit.reason, "semantic", hit.score))
                 if hit.category == "sexual":
                     sexual_signal.append(hit.term)

@@ -62,12 +62,13 @@ class Normalized:
     tokens: tuple[str, ...]
     collapsed: str
     aggressive: str
+    literal: str = ""
     wildcards: tuple[str, ...] = field(default=())
 
     def variants(self) -> list[str]:
         """Distinct variants to match, ``text`` first."""
         seen: list[str] = []
-        for v in (self.text, self.collapsed, self.aggressive):
+        for v in (self.text, self.collapsed, self.aggressive, self.literal):
             if v and v not in seen:
                 seen.append(v)
         return seen
@@ -161,8 +162,10 @@ def normalize(prompt: str) -> Normalized:
     if "1" in folded or "|" in folded or "!" in folded:
         alt = " ".join(t.translate(_LEET_L).translate(_LEET) for t in _TOKEN.findall(folded))
         aggressive = f"{aggressive} | {alt}"
+    literal = " ".join(t for t in (tok.replace("*", "") for tok in raw) if t)
     return Normalized(
         original=prompt,
+        literal=literal,
         text=text,
         tokens=tuple(tokens),
         collapsed=collapsed,

@@ -228,6 +228,16 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
     return out
 
 
+def without_allowed(tokens: list[str], lexicon: Lexicon | None = None) -> str:
+    """The text with allowlisted phrases cut out, for the semantic layer ("nude-colored dress")."""
+    lex = lexicon or default_lexicon()
+    drop: set[int] = set()
+    for m in lex.scan(tokens):
+        if m.tier in (ALLOW, PUBLIC_DOMAIN):
+            drop.update(range(m.start, m.end))
+    return " ".join(t for i, t in enumerate(tokens) if i not in drop)
+
+
 def confirmed_names(matches: list[Match]) -> list[Match]:
     """Protected names that count: unambiguous ones, and ambiguous ones with a second signal."""
     names = [m for m in matches if m.tier == NAME]

@@ -44,7 +44,8 @@ ANCHORS: tuple[str, ...] = (
 )
 THRESHOLDS: dict[str, float] = {"sexual": 0.62, "gore": 0.62}
 MARGIN = 0.12
-NAME_THRESHOLD = 0.55
+NAME_THRESHOLD = 0.6  # a multi-word name with one word misspelt
+SINGLE_NAME_THRESHOLD = 0.35  # a one-word name (7+ letters) one edit away
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class SemanticLayer:
 
     def names(self, tokens: list[str]) -> list[SemanticHit]:
         """Misspelt protected names: proposed by spelling, confirmed by embedding similarity."""
-        proposals: list[tuple[str, str, Entry]] = []
+        proposals: list[tuple[str, str, Entry, float]] = []
         for i, tok in enumerate(tokens):
             if tok in self.known_words:
                 continue
@@ -170,19 +171,27 @@ class SemanticLayer:
                 key = phrase_key(entry.term)
                 words = key.split(" ")
                 pos = words.index(word)
-                lo = max(0, i - pos)
-                proposals.append((" ".join(tokens[lo:lo + len(words)]), key, entry))
+                lo = i - pos
+                window = tokens[lo:lo + len(words)] if lo >= 0 else []
+                if len(words) > 1:
+                    # every other word of the name must be there as written ("greg rutkowsky")
+                    if len(window) != len(words) or any(
+                            w != t for j, (w, t) in enumerate(zip(words, window, strict=True)) if j != pos):
+                        continue
+                    proposals.append((" ".join(window), key, entry, NAME_THRESHOLD))
+                elif len(tok) >= 7:
+                    proposals.append((tok, key, entry, SINGLE_NAME_THRESHOLD))
         if not proposals or not self.load():
             return []
-        needed = [k for _, k, _ in proposals if k not in self._name_vecs]
+        needed = [k for _, k, _, _ in proposals if k not in self._name_vecs]
         if needed:
             for k, v in zip(needed, self._encode(needed), strict=True):
                 self._name_vecs[k] = v
-        cand_vecs = self._encode([c for c, _, _ in proposals])
+        cand_vecs = self._encode([c for c, _, _, _ in proposals])
         hits = []
-        for (cand, key, entry), vec in zip(proposals, cand_vecs, strict=True):
+        for (cand, key, entry, threshold), vec in zip(proposals, cand_vecs, strict=True):
             score = float(vec @ self._name_vecs[key])
-            if score >= NAME_THRESHOLD:
+            if score >= threshold:
                 hits.append(SemanticHit(entry.category, entry.term, score,
                                         f"{entry.reason} (written \u201c{cand}\u201d)"))
         return hits
