@@ -16,7 +16,7 @@ from discord import app_commands
 from bot.errors import UserFacingError
 
 if TYPE_CHECKING:
-    from bot.client import Atelier
+    pass
 
 log = logging.getLogger(__name__)
 

@@ -171,7 +171,7 @@ async def test_cancel_running_stops_between_steps(env) -> None:  # type: ignore[
 
 
 async def test_per_user_cap(env) -> None:  # type: ignore[no-untyped-def]
-    service, _, engine, pool = env
+    service, _, _engine, pool = env
     pool.pause()
     for _ in range(5):
         await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=2))
@@ -190,7 +190,7 @@ async def test_failure_is_reported_without_traceback(env) -> None:  # type: igno
 
 
 async def test_recovery_requeues_and_redelivers(env) -> None:  # type: ignore[no-untyped-def]
-    service, recorder, engine, pool = env
+    service, recorder, _engine, pool = env
     pool.pause()
     ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
     async with service.sessions.begin() as s:  # simulate a crash mid-run
