@@ -118,7 +118,7 @@ class UserActions:
         await self.publish(msg)
         return msg
 
-    async def gateway_reconnect(self: FakeDiscord, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def gateway_reconnect(self: FakeDiscord, timeout: float = 5.0) -> None:
         """Send op 7 RECONNECT and wait until the client has resumed."""
         before = self.gateway.resumes
         await self.gateway.reconnect()

@@ -31,7 +31,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 
 @contextlib.asynccontextmanager
-async def running(bot: discord.Client, fake: FakeDiscord, *, timeout: float = 5.0  # noqa: ASYNC109
+async def running(bot: discord.Client, fake: FakeDiscord, *, timeout: float = 5.0
                   ) -> AsyncIterator[discord.Client]:
     """Start ``bot`` against ``fake``, wait until it is ready, and shut it down in the safe order:
     bot first, then its task; the fake is stopped by its own fixture afterwards.

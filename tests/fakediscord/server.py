@@ -155,7 +155,7 @@ class FakeDiscord(UserActions):
         if self._undo is not None:
             self._undo()
 
-    async def wait_identified(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_identified(self, timeout: float = 5.0) -> None:
         """IDENTIFY arrived and READY + GUILD_CREATE were sent (call after launching bot.start)."""
         await asyncio.wait_for(self.gateway.identified.wait(), timeout)
 
@@ -163,7 +163,7 @@ class FakeDiscord(UserActions):
     def changed(self) -> None:
         self._changes.notify()
 
-    async def wait_for(self, predicate: Callable[[FakeDiscord], Any], timeout: float = 10.0,  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[FakeDiscord], Any], timeout: float = 10.0,
                        what: str = "predicate") -> Any:
         """Wait until ``predicate(fake)`` is truthy, re-checking on every state change."""
         loop = asyncio.get_running_loop()

@@ -172,11 +172,11 @@ class Interaction:
         out = [self.original] if self.original else []
         return out + [m for m in self.followups if m is not self.original]
 
-    async def wait_acked(self, timeout: float = 5.0) -> Interaction:  # noqa: ASYNC109
+    async def wait_acked(self, timeout: float = 5.0) -> Interaction:
         await self.fake.wait_for(lambda _: self.acked, timeout=timeout, what=f"interaction {self.id} ack")
         return self
 
-    async def wait_for(self, predicate: Callable[[Interaction], Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[Interaction], Any], timeout: float = 10.0) -> Any:
         return await self.fake.wait_for(lambda _: predicate(self), timeout=timeout,
                                         what=f"predicate on interaction {self.id}")
 
@@ -193,7 +193,7 @@ class Changes:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait(self, timeout: float) -> None:
         """Until the next change, or at most ``POLL`` seconds so predicates on the bot's own state
         (which the fake cannot see change) are re-checked too."""
         event = self._event
