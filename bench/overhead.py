@@ -22,15 +22,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from bot.client import Atelier  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
-from inference.engine import Engine  # noqa: E402
-from inference.models import ModelRegistry  # noqa: E402
-from inference.tiny import make_tiny  # noqa: E402
-from tests.fakediscord import FakeDiscord  # noqa: E402
-from tests.fakediscord.fixtures import running  # noqa: E402
+from bot.client import Atelier
+from bot.settings import load_settings
+from inference.engine import Engine
+from inference.models import ModelRegistry
+from inference.tiny import make_tiny
+from tests.fakediscord import FakeDiscord
+from tests.fakediscord.fixtures import running
 
 PROMPT = "a lighthouse at dusk, oil painting"
 

@@ -1,0 +1,99 @@
+"""The asyncio face of the GPU side: one worker per device, fed from a durable job source.
+
+The pool owns no queue of its own. Jobs live in the database (or Redis, for remote workers) and a
+worker asks its `JobSource` for the next one whenever it is idle, so a restart loses nothing and
+the order of work is decided in one place (the source).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from inference.types import GenerationRequest, GenerationResult, Progress
+from inference.worker import EngineLike, Worker
+
+log = logging.getLogger(__name__)
+
+
+class JobSource(Protocol):
+    async def claim(self, worker: str) -> GenerationRequest | None:
+        """Atomically take the next job for this worker, or None when nothing is queued."""
+
+    async def progress(self, event: Progress) -> None: ...
+
+    async def finished(self, result: GenerationResult) -> None: ...
+
+    async def failed(self, job_id: int, error: BaseException) -> None:
+        """The job raised (JobCancelled included); the source decides what the member is told."""
+
+
+def default_devices() -> list[str]:
+    """Every CUDA device, else the CPU. Imports torch, so call it off the event loop at start-up."""
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
+class InferencePool:
+    def __init__(self, source: JobSource, engine_factory: Callable[[str], EngineLike], devices: list[str],
+                 *, poll_interval: float = 2.0) -> None:
+        if not devices:
+            raise ValueError("the pool needs at least one device")
+        self._wake = asyncio.Event()
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._cancelled: set[int] = set()
+        self.workers = [
+            Worker(f"{device}#{n}", device, engine_factory, source, self._wake, self._resume,
+                   self._cancelled, poll_interval=poll_interval)
+            for n, device in enumerate(devices)
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for worker in self.workers:
+            self._tasks.append(asyncio.create_task(worker.run_forever(), name=f"atelier-worker-{worker.name}"))
+        log.info("inference pool started on %s", ", ".join(w.device for w in self.workers))
+
+    def wake(self) -> None:
+        """A job was queued: idle workers look for it at once instead of at the next poll."""
+        self._wake.set()
+
+    def cancel(self, job_id: int) -> None:
+        """Ask the runner to stop the job between two denoising steps."""
+        self._cancelled.add(job_id)
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+        self.wake()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    @property
+    def busy(self) -> int:
+        return sum(1 for w in self.workers if w.current is not None)
+
+    @property
+    def size(self) -> int:
+        return len(self.workers)
+
+    async def warmup(self, models: list[str]) -> None:
+        await asyncio.gather(*(w.warmup(models) for w in self.workers))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for worker in self.workers:
+            worker.close()
