@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import secrets
@@ -239,12 +240,7 @@ class JobService:
         if job is None:
             return None
         self._live[job.id] = _Live()
-        p = job.params
-        return GenerationRequest(
-            job_id=job.id, model=p["model"], prompt=p["prompt"], negative_prompt=p.get("negative_prompt", ""),
-            width=p["width"], height=p["height"], steps=p["steps"], guidance=p["guidance"], seed=p["seed"],
-            count=p.get("count", 1), scheduler=p.get("scheduler"),
-        )
+        return request_from_params(job.id, job.params)
 
     async def progress(self, event: Progress) -> None:
         live = self._live.get(event.job_id)
@@ -360,6 +356,14 @@ class JobService:
         if self._background:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*list(self._background), return_exceptions=True), timeout)
+
+
+_REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationRequest)) - {"job_id"}
+
+
+def request_from_params(job_id: int, params: dict[str, Any]) -> GenerationRequest:
+    """Stored job parameters -> the runner's request. Display-only keys (e.g. aspect) are dropped."""
+    return GenerationRequest(job_id=job_id, **{k: v for k, v in params.items() if k in _REQUEST_FIELDS})
 
 
 def _output(job_id: int, index: int, image: GeneratedImage) -> Output:

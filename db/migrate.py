@@ -22,8 +22,10 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` over the engine's own connection (works for SQLite and PostgreSQL)."""
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Bring the schema to `revision` over the engine's own connection (works for SQLite and PostgreSQL).
+
+    "heads": features add their own revision branches off the initial schema; all are applied."""
     cfg = alembic_config()
 
     def _upgrade(connection) -> None:  # type: ignore[no-untyped-def]

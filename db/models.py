@@ -116,3 +116,14 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(sa_column=Column(String(64), primary_key=True))
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+def load_all_tables() -> None:
+    """Import every table module (db/models.py and db/models_*.py) so SQLModel.metadata knows them all."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name.startswith("models_"):
+            importlib.import_module(f"db.{info.name}")

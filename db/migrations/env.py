@@ -8,10 +8,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from db.models import load_all_tables
 from db.engine import create_engine
 
 config = context.config
+load_all_tables()
 target_metadata = SQLModel.metadata
 
 
