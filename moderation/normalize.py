@@ -51,6 +51,11 @@ _DISGUISED = re.compile(r"[a-z][0-9@$!|€+]|[0-9@$!|€+][a-z][0-9@$!|€+]*[a-
 _NUMERIC_PREFIX = re.compile(r"^\d+(?:[a-z]{1,6})?$")
 _TOKEN = re.compile(r"[a-z0-9@$!|€+*]+")
 _STRETCH = re.compile(r"([a-z])\1{2,}")
+_HAS_LEET = re.compile(r"[0-9@$!|€+]")
+_HAS_ALPHA = re.compile(r"[a-z]")
+_MIXED = re.compile(r"[a-z][0-9@$!|€+]|[0-9@$!|€+][a-z]")
+_MIXED_ONE = re.compile(r"[a-z][1|!]|[1|!][a-z]")
+_SINGLES = re.compile(r"(?:^| )[a-z] [a-z] [a-z](?: |$)")
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,13 @@ def _fold_word(match: re.Match[str]) -> str:
     return word
 
 
+_CONTROL = {i: None for i in range(32) if chr(i) not in "\n\t"} | {127: None, ord("'"): None}
+
+
 def fold(text: str) -> str:
     """Unicode tricks to lowercase ASCII; punctuation is kept for tokenising."""
+    if text.isascii():  # the common case: nothing to fold
+        return text.translate(_CONTROL).lower()
     text = unicodedata.normalize("NFKC", text)
     text = _WORD.sub(_fold_word, text)
     decomposed = unicodedata.normalize("NFD", text)
@@ -100,11 +110,9 @@ def fold(text: str) -> str:
 
 
 def _deleet(token: str, *, aggressive: bool) -> str:
-    if "*" in token:
+    if "*" in token or not _HAS_LEET.search(token):
         return token
-    if not any(c.isdigit() or c in "@$!|€+" for c in token):
-        return token
-    if not any(c.isalpha() for c in token):
+    if not _HAS_ALPHA.search(token):
         return token if not aggressive else token.translate(_LEET)
     if _NUMERIC_PREFIX.match(token) and not aggressive:
         return token
@@ -155,11 +163,14 @@ def normalize(prompt: str) -> Normalized:
         tokens.append(_deleet(inner, aggressive=False).replace("*", ""))
     tokens = [t.strip("@$!|€+") or t for t in tokens]
     text = " ".join(tokens)
-    collapsed = " ".join(_collapse_singles(tokens))
-    aggr_tokens = [_STRETCH.sub(r"\1", _deleet(t, aggressive=True)) for t in _TOKEN.findall(folded)]
-    aggr_tokens = [t.replace("*", "") for t in aggr_tokens if t.strip("*")]
-    aggressive = " ".join(_collapse_singles(aggr_tokens))
-    if "1" in folded or "|" in folded or "!" in folded:
+    collapsed = " ".join(_collapse_singles(tokens)) if _SINGLES.search(text) else text
+    if _MIXED.search(folded) or _STRETCH.search(folded):
+        aggr_tokens = [_STRETCH.sub(r"\1", _deleet(t, aggressive=True)) for t in _TOKEN.findall(folded)]
+        aggr_tokens = [t.replace("*", "") for t in aggr_tokens if t.strip("*")]
+        aggressive = " ".join(_collapse_singles(aggr_tokens))
+    else:
+        aggressive = collapsed
+    if _MIXED_ONE.search(folded):
         alt = " ".join(t.translate(_LEET_L).translate(_LEET) for t in _TOKEN.findall(folded))
         aggressive = f"{aggressive} | {alt}"
     literal = " ".join(t for t in (tok.replace("*", "") for tok in raw) if t)

@@ -1,0 +1,75 @@
+"""Moderation throughput: prompts/s for the rule layers and ms/prompt with the semantic layer, one thread.
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/moderation.py [--n 20000] [--semantic-n 200]``.
+Uses the labelled set's prompts (cycled); the normalisation cache is cleared between passes so
+repeated prompts don't flatter the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# This file is named like the package: keep bench/ off the import path, put the repo root on it.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+sys.path.insert(0, str(_ROOT))
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+log = logging.getLogger(__name__)
+DATA = _ROOT / "tests" / "data" / "moderation_prompts.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--semantic-n", type=int, default=200)
+    args = parser.parse_args()
+
+    from moderation import Moderator
+    from moderation.normalize import normalize
+
+    prompts = [json.loads(line)["prompt"] for line in DATA.read_text("utf-8").splitlines() if line.strip()]
+    # Unique variants so the lru cache on normalize() never hits.
+    work = [f"{prompts[i % len(prompts)]}, take {i}" for i in range(args.n)]
+    rules_only = Moderator(semantic=False)
+    rules_only.check("warm up", semantic=False)
+    normalize.cache_clear()
+    start = time.perf_counter()
+    for p in work:
+        rules_only.check(p, semantic=False)
+    elapsed = time.perf_counter() - start
+    print(f"rules layers: {args.n / elapsed:,.0f} prompts/s on one thread ({args.n} prompts, {elapsed:.2f} s)")
+
+    try:
+        import torch  # bench only: moderation itself never imports torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    full = Moderator()
+    if not full.warmup():
+        print("semantic layer unavailable:", full.semantic.error if full.semantic else "disabled")
+        return
+    sample = [f"{prompts[i % len(prompts)]}, v{i}" for i in range(args.semantic_n)]
+    times = []
+    for p in sample:
+        t = time.perf_counter()
+        full.check(p)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    p95 = times[int(0.95 * (len(times) - 1))]
+    print(f"with semantic: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms per prompt "
+          f"({len(times)} prompts, torch threads = 1)")
+
+
+if __name__ == "__main__":
+    main()
