@@ -29,7 +29,19 @@ from inference.pool import InferencePool, default_devices
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine",)
+def extensions() -> list[str]:
+    """Every module in cogs/ that defines `setup(bot)`: adding a feature is adding a file."""
+    import importlib
+    import pkgutil
+
+    import cogs
+
+    found = []
+    for info in pkgutil.iter_modules(cogs.__path__):
+        module = importlib.import_module(f"cogs.{info.name}")
+        if hasattr(module, "setup"):
+            found.append(module.__name__)
+    return sorted(found)
 
 
 def intents() -> discord.Intents:
@@ -65,7 +77,7 @@ class Atelier(commands.Bot):
         factory = self._engine_factory or _default_engine_factory(self.registry)
         self.pool = InferencePool(self.service, factory, devices)
         self.service.pool = self.pool
-        for extension in EXTENSIONS:
+        for extension in extensions():
             await self.load_extension(extension)
         await self.sync_commands()
         await self.pool.start()

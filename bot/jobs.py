@@ -49,6 +49,21 @@ class Delivery(Protocol):
     async def deliver_failure(self, job: Job, message: str) -> None: ...
 
 
+class JobListener(Protocol):
+    """Hooks other features attach to a job's life (quotas, moderation records, metrics).
+
+    Each runs inside the transaction that made the change, so what it writes commits or rolls back
+    with it. Every method is optional; before_submit may raise a UserFacingError to refuse the job.
+    """
+
+    async def before_submit(self, session: AsyncSession, job: Job, origin: Origin) -> None: ...
+
+    async def on_delivered(self, session: AsyncSession, job: Job) -> None: ...
+
+    async def on_ended(self, session: AsyncSession, job: Job) -> None:
+        """The job ended without a result: failed or canceled (job.status says which)."""
+
+
 class PoolLike(Protocol):
     def wake(self) -> None: ...
 
@@ -112,6 +127,7 @@ class JobService:
         self.max_queue = max_queue
         self.delivery: Delivery | None = None
         self.pool: PoolLike | None = None
+        self.listeners: list[Any] = []
         self._clock = clock
         self._live: dict[int, _Live] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -178,6 +194,7 @@ class JobService:
                 message_id=origin.message_id, parent_job_id=parent_job_id, model=params["model"], prompt=params["prompt"],
                 seed=params["seed"], params=params,
             ))
+            await self._notify("before_submit", session, job, origin)
             position, total = await jobs_repo.queue_position(session, job=job)
             eta = await self._eta(session, job, position)
         if self.pool is not None:
@@ -224,6 +241,9 @@ class JobService:
             if job.user_id != user_id and not is_admin:
                 raise NotYours(f"Job #{job_id} belongs to someone else.")
             previous = await jobs_repo.cancel_job(session, job_id=job_id)
+            if previous == JobStatus.queued:
+                await session.refresh(job)
+                await self._notify("on_ended", session, job)
         if previous is None:
             raise InvalidOption(f"Job #{job_id} is already {job.status}.")
         if previous == JobStatus.running and self.pool is not None:
@@ -279,6 +299,9 @@ class JobService:
                 message = user_message_for(error)
                 await jobs_repo.fail_job(session, job_id=job_id, error=message)
             job = await jobs_repo.get_job(session, job_id=job_id)
+            if job is not None:
+                await session.refresh(job)
+                await self._notify("on_ended", session, job)
         self._forget(job_id)
         if job is not None and self.delivery is not None:
             self._track(self._deliver_failure(job, message))
@@ -301,6 +324,7 @@ class JobService:
             return
         async with self.sessions.begin() as session:
             await jobs_repo.mark_delivered(session, job_id=job_id)
+            await self._notify("on_delivered", session, job)
             if message_id is not None and message_id != job.message_id:
                 await jobs_repo.set_message(session, job_id=job_id, message_id=message_id)
 
@@ -318,6 +342,10 @@ class JobService:
         """At start-up: re-queue interrupted jobs once, deliver what finished but never reached Discord."""
         async with self.sessions.begin() as session:
             requeued, failed = await jobs_repo.recover_interrupted(session)
+            for job_id in failed:
+                dead = await jobs_repo.get_job(session, job_id=job_id)
+                if dead is not None:
+                    await self._notify("on_ended", session, dead)
             pending = await jobs_repo.undelivered(session)
         if requeued or failed or pending:
             log.info("recovery: requeued %s, failed %s, delivering %s", requeued, failed, [j.id for j in pending])
@@ -329,6 +357,12 @@ class JobService:
         if requeued and self.pool is not None:
             self.pool.wake()
         return requeued, failed
+
+    async def _notify(self, hook: str, session: AsyncSession, job: Job, *args: Any) -> None:
+        for listener in self.listeners:
+            method = getattr(listener, hook, None)
+            if method is not None:
+                await method(session, job, *args)
 
     def _spawn(self, job_id: int, coro: Awaitable[None]) -> None:
         live = self._live.get(job_id)
