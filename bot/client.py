@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -29,28 +30,23 @@ from inference.pool import InferencePool, default_devices
 
 log = logging.getLogger(__name__)
 
-def extensions() -> list[str]:
-    """Every module in cogs/ that defines `setup(bot)`: adding a feature is adding a file."""
-    import importlib
+def extensions(package: str = "cogs") -> list[str]:
+    """Every module in cogs/ that defines `setup(bot)`: adding a feature is adding a file.
+
+    Found by file name, not by importing the package: core never imports a cog (load_extension does).
+    """
+    import importlib.util
     import pkgutil
 
-    import cogs
-
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the {package} package is missing")
     found = []
-    for info in pkgutil.iter_modules(cogs.__path__):
-        module = importlib.import_module(f"cogs.{info.name}")
-        if hasattr(module, "setup"):
-            found.append(module.__name__)
+    for info in pkgutil.iter_modules(spec.submodule_search_locations):
+        path = Path(info.module_finder.path) / f"{info.name}.py"  # type: ignore[union-attr]
+        if path.is_file() and "async def setup(" in path.read_text(encoding="utf-8"):
+            found.append(f"{package}.{info.name}")
     return sorted(found)
-
-
-def intents() -> discord.Intents:
-    # Slash commands need no privileged intents; reactions need the reaction intents.
-    value = discord.Intents.none()
-    value.guilds = True
-    value.guild_reactions = True
-    value.dm_reactions = True
-    return value
 
 
 class Atelier(commands.Bot):
