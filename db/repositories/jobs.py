@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, utcnow
@@ -27,33 +30,174 @@ async def get_job_by_message(session: AsyncSession, *, message_id: int) -> Job |
     return result.scalars().first()
 
 
+# ----- fair scheduling -----
+#
+# The next job is chosen by start-time fair queueing over guilds, then members: a guild that has been
+# served least goes first, and inside it the member whose virtual finish tag
+# (service received + the head job's cost) / priority is smallest; ties go to the oldest job. Each
+# member's own jobs stay in the order they were queued. "Service" is the estimated cost of a
+# member's jobs that ran at any moment since the newest competing head job was queued, so a
+# newcomer is compared from the moment it started competing (no back-credit, no catch-up burst),
+# and a member with 30 queued jobs cannot push another member's first job back by more than the
+# jobs already running. Nothing is stored: the tags are derived from the job table on each claim.
+
+# Cost unit: one 512x512 image, 20 steps, with classifier-free guidance (two UNet passes per step).
+_COST_UNIT = 512 * 512 * 20 * 2
+_MIN_PRIORITY, _MAX_PRIORITY = 0.1, 100.0
+
+
+def job_cost(params: dict[str, Any]) -> float:
+    """Estimated GPU work of a job in units of one 512x512 20-step CFG image (steps x pixels x count)."""
+    steps = float(params.get("steps") or 20)
+    pixels = float(params.get("width") or 512) * float(params.get("height") or 512)
+    count = float(params.get("count") or 1)
+    passes = 2.0 if float(params.get("guidance") or 0.0) > 1.0 else 1.0
+    return max(steps * pixels * count * passes / _COST_UNIT, 1e-3)
+
+
+def job_priority(params: dict[str, Any]) -> float:
+    """A tier's share weight from params["priority"] (default 1; 2 gets twice the share of 1)."""
+    try:
+        value = float(params.get("priority", 1.0))
+    except (TypeError, ValueError):
+        return 1.0
+    return min(max(value, _MIN_PRIORITY), _MAX_PRIORITY) if value == value else 1.0
+
+
+@dataclass(slots=True)
+class _Queued:
+    id: int
+    user_id: int
+    guild: tuple[str, int]
+    cost: float
+    weight: float
+
+
+def _guild_key(guild_id: int | None, user_id: int) -> tuple[str, int]:
+    # Direct messages have no guild: each member's DMs count as a guild of their own.
+    return ("g", guild_id) if guild_id is not None else ("u", user_id)
+
+
+def _fair_order(queued: Sequence[_Queued], user_service: dict[int, float], guild_service: dict[tuple[str, int], float],
+                *, until: int | None = None) -> list[int]:
+    """Job ids in the order the scheduler would start them (stops after ``until`` when given)."""
+    per_user: dict[int, deque[_Queued]] = {}
+    for job in sorted(queued, key=lambda j: j.id):
+        per_user.setdefault(job.user_id, deque()).append(job)
+    users = dict(user_service)
+    guilds = dict(guild_service)
+    heaps: dict[tuple[str, int], list[tuple[float, int, int]]] = {}
+
+    def push(user_id: int) -> None:
+        head = per_user[user_id][0]
+        tag = (users.get(user_id, 0.0) + head.cost) / head.weight
+        heapq.heappush(heaps.setdefault(head.guild, []), (tag, head.id, user_id))
+
+    for user_id in per_user:
+        push(user_id)
+    order: list[int] = []
+    while heaps:
+        guild = min(heaps, key=lambda g: (guilds.get(g, 0.0), heaps[g][0][:2]))
+        _, job_id, user_id = heapq.heappop(heaps[guild])
+        if not heaps[guild]:
+            del heaps[guild]
+        job = per_user[user_id].popleft()
+        order.append(job_id)
+        if job_id == until:
+            break
+        users[user_id] = users.get(user_id, 0.0) + job.cost
+        guilds[job.guild] = guilds.get(job.guild, 0.0) + job.cost
+        if per_user[user_id]:
+            push(user_id)
+    return order
+
+
+def _queued_row(row: Any) -> _Queued:
+    params = row.params or {}
+    return _Queued(row.id, row.user_id, _guild_key(row.guild_id, row.user_id), job_cost(params), job_priority(params))
+
+
+async def _service_since(session: AsyncSession, since: datetime | None) -> tuple[dict[int, float], dict[tuple[str, int], float]]:
+    """Estimated work each member and guild received: jobs running now or at any moment since ``since``."""
+    query = select(Job.user_id, Job.guild_id, Job.params).where(Job.status != JobStatus.queued)
+    if since is None:
+        query = query.where(Job.status == JobStatus.running)
+    else:
+        query = query.where(or_(Job.status == JobStatus.running, Job.started_at >= since, Job.finished_at >= since))
+    users: dict[int, float] = {}
+    guilds: dict[tuple[str, int], float] = {}
+    for row in (await session.execute(query)).all():
+        cost = job_cost(row.params or {})
+        users[row.user_id] = users.get(row.user_id, 0.0) + cost
+        guild = _guild_key(row.guild_id, row.user_id)
+        guilds[guild] = guilds.get(guild, 0.0) + cost
+    return users, guilds
+
+
+def _claimable(commands: Sequence[str] | None) -> list[Any]:
+    conditions: list[Any] = [Job.status == JobStatus.queued, Job.cancel_requested.is_(False)]
+    if commands:
+        conditions.append(Job.command.in_(commands))
+    return conditions
+
+
+async def _queued_heads(session: AsyncSession, commands: Sequence[str] | None) -> list[Any]:
+    """Each member's oldest claimable job (only heads compete; a member's jobs run in order)."""
+    heads = select(func.min(Job.id)).where(*_claimable(commands)).group_by(Job.user_id)
+    query = select(Job.id, Job.user_id, Job.guild_id, Job.params, Job.created_at).where(Job.id.in_(heads))
+    return list((await session.execute(query)).all())
+
+
+async def _serialise_claims(session: AsyncSession) -> None:
+    """Make concurrent claims take turns, so each one sees the previous claim's service.
+
+    SQLite already does (every transaction starts with BEGIN IMMEDIATE, see db/engine.py); on
+    PostgreSQL a transaction-scoped advisory lock does it (released at commit or rollback)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(7461636)"))  # arbitrary, fixed key
+
+
 async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequence[str] | None = None) -> Job | None:
-    """Move the oldest queued job to running, atomically (the UPDATE is guarded by status)."""
+    """Move the fairest next queued job to running, atomically (the UPDATE is guarded by status).
+
+    See the comment above ``job_cost`` for the order; with a single member it is plain FIFO."""
+    await _serialise_claims(session)
     for _ in range(5):
-        query = select(Job.id).where(Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
-        if commands:
-            query = query.where(Job.command.in_(commands))
-        job_id = (await session.execute(query.order_by(Job.id).limit(1))).scalar()
-        if job_id is None:
+        heads = await _queued_heads(session, commands)
+        if not heads:
             return None
+        if len(heads) == 1:
+            job_id = heads[0].id
+        else:
+            since = max(h.created_at for h in heads)
+            users, guilds = await _service_since(session, since)
+            job_id = _fair_order([_queued_row(h) for h in heads], users, guilds)[0]
         result = await session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.queued)
             .values(status=JobStatus.running, started_at=utcnow(), worker=worker, attempts=Job.attempts + 1)
         )
         if result.rowcount == 1:
-            job = await session.get(Job, job_id, populate_existing=True)
-            return job
+            return await session.get(Job, job_id, populate_existing=True)
     return None
 
 
 async def queue_position(session: AsyncSession, *, job: Job) -> tuple[int, int]:
-    """(1-based position among queued jobs, number of queued jobs)."""
-    ahead = await session.scalar(
-        select(func.count()).select_from(Job).where(Job.status == JobStatus.queued, Job.id < job.id)
-    )
-    total = await session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.queued))
-    return int(ahead or 0) + 1, int(total or 0)
+    """(1-based position in the order the scheduler will start queued jobs, number of queued jobs)."""
+    rows = (await session.execute(
+        select(Job.id, Job.user_id, Job.guild_id, Job.params, Job.created_at)
+        .where(*_claimable(None)).order_by(Job.id)
+    )).all()
+    total = int(await session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.queued)) or 0)
+    if not any(r.id == job.id for r in rows):
+        return total + 1, total
+    heads: dict[int, Any] = {}
+    for row in rows:
+        heads.setdefault(row.user_id, row)
+    since = max(h.created_at for h in heads.values())
+    users, guilds = await _service_since(session, since)
+    order = _fair_order([_queued_row(r) for r in rows], users, guilds, until=job.id)
+    return len(order), total
 
 
 async def count_active(session: AsyncSession, *, user_id: int | None = None) -> int:
