@@ -1,0 +1,327 @@
+"""Accounts: what a job costs, who may spend what, and what we keep about a member (and for how long).
+
+Cost model (credits, computed from the job's parameters before it runs):
+
+    credits = ceil(count x frames x (width x height / 512²) x steps / 5)
+
+so one 512x512 image at 25 steps costs 5 credits, an SDXL 1024x1024 image at 30 steps 24, a
+4-step SDXL-Lightning image 4 and a 1-step SDXL-Turbo image 1; never less than 1. Credits grow
+linearly with pixels, steps, frames (animations) and images, which is roughly GPU time.
+
+Allowance per member per UTC day, first match wins: the member's override in that guild; the best
+of their roles' tiers; the guild's default; the owner's global default (ATELIER_DEFAULT_DAILY_CREDITS).
+A negative allowance means unlimited. Credits are reserved when a job is queued, charged when it is
+delivered and refunded when it fails or is canceled; a job refused while queuing (moderation, queue
+caps) rolls back with its reservation. Jobs started by a button or reaction belong to whoever pressed.
+
+No discord import: the cogs hand in role ids through `roles_of`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import InvalidOption, QuotaExceeded, UnknownJob
+from bot.jobs import JobService, Origin, Ticket
+from db.models import Job, JobStatus
+from db.models_accounts import NO_GUILD, QuotaScope
+from db.repositories import accounts as repo
+from db.repositories import jobs as jobs_repo
+
+log = logging.getLogger(__name__)
+
+REFERENCE_PIXELS = 512 * 512
+STEPS_PER_CREDIT = 5
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"Invalid setting {name}: must be a whole number") from None
+
+
+def job_cost(params: dict[str, Any]) -> int:
+    """The documented cost model (see the module docstring)."""
+    pixels = int(params.get("width", 512)) * int(params.get("height", 512))
+    units = (int(params.get("count", 1)) * int(params.get("frames", 1)) * pixels / REFERENCE_PIXELS
+             * int(params.get("steps", 1)) / STEPS_PER_CREDIT)
+    return max(1, math.ceil(round(units, 6)))
+
+
+def day_of(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def next_reset(when: datetime) -> datetime:
+    start = when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start + timedelta(days=1)
+
+
+@dataclass(slots=True)
+class QuotaStatus:
+    allowance: int | None  # None: unlimited
+    used: int
+    source: str            # which rule set the allowance, in words
+    resets_at: datetime
+
+    @property
+    def left(self) -> int | None:
+        return None if self.allowance is None else max(self.allowance - self.used, 0)
+
+
+@dataclass(slots=True)
+class QueueEntry:
+    job: Job
+    position: int | None  # 1-based among queued jobs; None while running
+    eta_seconds: float | None
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    jobs: list[Job]
+    page: int
+    pages: int
+    total: int
+
+
+class AccountService:
+    """Quota policy and the ledger listener; history, export, forget and retention."""
+
+    def __init__(self, jobs: JobService, *, default_daily: int | None = None,
+                 roles_of: Callable[[int, int], Iterable[int]] | None = None,
+                 default_retention_days: int | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.jobs = jobs
+        self.sessions = jobs.sessions
+        # ATELIER_DEFAULT_DAILY_CREDITS: the owner's global default (negative: unlimited).
+        self.default_daily = default_daily if default_daily is not None else _env_int(
+            "ATELIER_DEFAULT_DAILY_CREDITS", 250)
+        # ATELIER_RETENTION_DAYS: history kept where a guild set nothing (0 or unset: forever).
+        self.default_retention_days = default_retention_days if default_retention_days is not None else _env_int(
+            "ATELIER_RETENTION_DAYS", 90)
+        self.roles_of = roles_of or (lambda guild_id, user_id: ())
+        self.clock = clock
+
+    # ----- policy -----
+
+    async def _allowance(self, session: AsyncSession, guild_id: int | None, user_id: int) -> tuple[int | None, str]:
+        def norm(value: int | None) -> int | None:
+            return None if value is None or value < 0 else value
+
+        if guild_id is not None:
+            settings = await repo.quota_settings(session, guild_id=guild_id)
+            member = [s for s in settings if s.scope == QuotaScope.member and s.target_id == user_id]
+            if member:
+                return norm(member[0].daily_credits), "your personal allowance"
+            roles = set(self.roles_of(guild_id, user_id))
+            tiers = [s.daily_credits for s in settings if s.scope == QuotaScope.role and s.target_id in roles]
+            if tiers:
+                best = None if any(t < 0 for t in tiers) else max(tiers)
+                return best, "your role's tier"
+            default = [s for s in settings if s.scope == QuotaScope.guild]
+            if default:
+                return norm(default[0].daily_credits), "this server's default"
+        return norm(self.default_daily), "the bot's default"
+
+    async def status(self, *, user_id: int, guild_id: int | None) -> QuotaStatus:
+        now = self.clock()
+        async with self.sessions() as session:
+            allowance, source = await self._allowance(session, guild_id, user_id)
+            used = await repo.used_today(session, user_id=user_id, guild_id=guild_id or NO_GUILD, day=day_of(now))
+        return QuotaStatus(allowance, used, source, next_reset(now))
+
+    # ----- JobService listener (runs inside the job's transaction) -----
+
+    async def before_submit(self, session: AsyncSession, job: Job, origin: Origin) -> None:
+        cost = job_cost(job.params)
+        now = self.clock()
+        allowance, source = await self._allowance(session, job.guild_id, job.user_id)
+        guild_key = job.guild_id or NO_GUILD
+        ok = await repo.reserve(session, job_id=job.id, user_id=job.user_id, guild_id=guild_key,  # type: ignore[arg-type]
+                                day=day_of(now), credits=cost, allowance=allowance)
+        if not ok:
+            used = await repo.used_today(session, user_id=job.user_id, guild_id=guild_key, day=day_of(now))
+            left = max((allowance or 0) - used, 0)
+            reset = int(next_reset(now).timestamp())
+            raise QuotaExceeded(f"This job costs {cost} credits and you have {left} of {allowance} left today "
+                                f"({source}). Credits reset <t:{reset}:R>; fewer steps, a smaller size or "
+                                "fewer images cost less.")
+        job.params = {**job.params, "credits": cost}
+
+    async def on_delivered(self, session: AsyncSession, job: Job) -> None:
+        await repo.charge(session, job_id=job.id)  # type: ignore[arg-type]
+
+    async def on_ended(self, session: AsyncSession, job: Job) -> None:
+        await repo.refund(session, job_id=job.id)  # type: ignore[arg-type]
+
+    # ----- admin -----
+
+    async def set_quota(self, *, guild_id: int, scope: QuotaScope, target_id: int, credits: int | None) -> None:
+        if credits is not None and credits > 1_000_000:
+            raise InvalidOption("Allowances are capped at 1,000,000 credits a day; use -1 for unlimited.")
+        async with self.sessions.begin() as session:
+            await repo.set_quota(session, guild_id=guild_id, scope=scope, target_id=target_id, daily_credits=credits)
+
+    async def set_retention(self, *, guild_id: int, days: int | None) -> None:
+        if days is not None and not 1 <= days <= 3650:
+            raise InvalidOption(f"Retention must be 1-3650 days; you gave {days}.")
+        async with self.sessions.begin() as session:
+            await repo.set_retention(session, guild_id=guild_id, days=days)
+
+    async def retention_for(self, guild_id: int | None) -> int | None:
+        async with self.sessions() as session:
+            per_guild = await repo.retention_days(session)
+        days = per_guild.get(guild_id) if guild_id is not None else None
+        days = days if days is not None else self.default_retention_days
+        return days if days and days > 0 else None
+
+    async def stats(self, *, guild_id: int, days: int = 7) -> dict[str, Any]:
+        async with self.sessions() as session:
+            return await repo.job_stats(session, guild_id=guild_id, since=self.clock() - timedelta(days=days))
+
+    # ----- queue -----
+
+    async def queue(self, *, user_id: int) -> list[QueueEntry]:
+        async with self.sessions() as session:
+            rows = await repo.active_jobs(session, user_id=user_id)
+            per_model: dict[str, float | None] = {}
+            running = await jobs_repo.count_running(session)
+            for job, _ in rows:
+                if job.model not in per_model:
+                    per_model[job.model] = await jobs_repo.average_run_seconds(session, model=job.model)
+        workers = max(self.jobs.pool.size if self.jobs.pool is not None else 1, 1)
+        entries = []
+        for job, ahead in rows:
+            if job.status == JobStatus.running:
+                entries.append(QueueEntry(job, None, None))
+                continue
+            per_job = per_model.get(job.model)
+            eta = None if per_job is None else per_job * (ahead + min(running, workers)) / workers
+            entries.append(QueueEntry(job, ahead + 1, eta))
+        return entries
+
+    async def cancel(self, *, user_id: int, job_id: int | None, is_admin: bool = False) -> tuple[int, str]:
+        """Cancel the given job, or the member's newest active one; returns (job id, previous status)."""
+        if job_id is None:
+            async with self.sessions() as session:
+                job = await repo.latest_active_job(session, user_id=user_id)
+            if job is None:
+                raise UnknownJob("You have no queued or running jobs.")
+            job_id = job.id
+        previous = await self.jobs.cancel(job_id=job_id, user_id=user_id, is_admin=is_admin)  # type: ignore[arg-type]
+        return job_id, previous  # type: ignore[return-value]
+
+    # ----- history -----
+
+    async def history(self, *, user_id: int, command: str | None = None, page: int = 1,
+                      per_page: int = 5) -> HistoryPage:
+        page = max(page, 1)
+        async with self.sessions() as session:
+            jobs, total = await repo.history(session, user_id=user_id, command=command,
+                                             offset=(page - 1) * per_page, limit=per_page)
+        pages = max(math.ceil(total / per_page), 1)
+        if page > pages and total:
+            return await self.history(user_id=user_id, command=command, page=pages, per_page=per_page)
+        return HistoryPage(jobs, page, pages, total)
+
+    async def finished_job(self, job_id: int) -> Job:
+        job = await self.jobs.get_job(job_id)
+        if job is None:
+            raise UnknownJob(f"There is no job #{job_id} (it may have been forgotten or pruned).")
+        if job.status != JobStatus.completed:
+            raise InvalidOption(f"Job #{job_id} is {job.status}; only finished images can be shown.")
+        return job
+
+    async def outputs(self, job_id: int) -> list[Any]:
+        async with self.sessions() as session:
+            return await jobs_repo.get_outputs(session, job_id=job_id)
+
+    async def rerun(self, *, job_id: int, origin: Origin) -> Ticket:
+        """The same job again, same seed, for (and charged to) whoever asked."""
+        parent = await self.jobs.get_job(job_id)
+        if parent is None:
+            raise UnknownJob(f"Job #{job_id} no longer exists (it may have been forgotten or pruned).")
+        if parent.model not in self.jobs.registry.names():
+            raise InvalidOption(f"The model {parent.model!r} of job #{job_id} is no longer installed.")
+        params = {k: v for k, v in parent.params.items() if k != "credits"}
+        return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=parent.id)
+
+    # ----- privacy -----
+
+    async def export(self, *, user_id: int) -> bytes:
+        """Everything stored about the member, as JSON (images are linked, not embedded)."""
+        async with self.sessions() as session:
+            jobs = await repo.all_user_jobs(session, user_id=user_id)
+            ledger = await repo.ledger_entries(session, user_id=user_id)
+        data = {
+            "user_id": str(user_id),
+            "exported_at": self.clock().isoformat(),
+            "jobs": [{
+                "id": j.id, "command": j.command, "status": j.status, "prompt": j.prompt, "model": j.model,
+                "seed": j.seed, "params": j.params, "guild_id": _s(j.guild_id), "channel_id": _s(j.channel_id),
+                "message_id": _s(j.message_id), "link": message_link(j),
+                "created_at": _iso(j.created_at), "finished_at": _iso(j.finished_at), "error": j.error,
+            } for j in jobs],
+            "credits": [{"job_id": e.job_id, "kind": e.kind, "credits": e.credits, "day": e.day,
+                         "guild_id": _s(e.guild_id or None)} for e in ledger],
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False).encode()
+
+    async def forget(self, *, user_id: int) -> dict[str, int]:
+        """Delete everything about the member. Their active jobs are canceled first (and refunded)."""
+        async with self.sessions() as session:
+            active = await repo.active_jobs(session, user_id=user_id)
+        for job, _ in active:
+            try:
+                await self.jobs.cancel(job_id=job.id, user_id=user_id)  # type: ignore[arg-type]
+            except Exception:  # already finished meanwhile: it is deleted below anyway
+                log.debug("job %s ended before /forget could cancel it", job.id)
+        async with self.sessions.begin() as session:
+            deleted = await repo.forget_user(session, user_id=user_id)
+        log.info("forgot user %s: %s", user_id, deleted)
+        return deleted
+
+    async def prune(self) -> int:
+        """Apply each guild's retention; returns the number of jobs deleted."""
+        now = self.clock()
+        async with self.sessions() as session:
+            per_guild = await repo.retention_days(session)
+            guilds = await repo.guild_ids_with_jobs(session)
+        removed = 0
+        for guild_id in guilds:
+            days = per_guild.get(guild_id) if guild_id is not None else None
+            days = days if days is not None else self.default_retention_days
+            if not days or days <= 0:
+                continue
+            async with self.sessions.begin() as session:
+                removed += await repo.prune(session, guild_id=guild_id, before=now - timedelta(days=days))
+        if removed:
+            log.info("retention: deleted %d old jobs", removed)
+        return removed
+
+
+def message_link(job: Job) -> str | None:
+    if job.message_id is None or job.channel_id is None:
+        return None
+    return f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{job.message_id}"
+
+
+def _s(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

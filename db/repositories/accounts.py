@@ -1,0 +1,261 @@
+"""Quota, ledger, history and privacy queries. Keyword-only, take the caller's session, never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, User, load_all_tables, utcnow
+from db.models_accounts import AccountGuildSettings, CreditEntry, LedgerKind, QuotaSetting, QuotaUsage
+
+# ----- quota settings -----
+
+
+async def quota_settings(session: AsyncSession, *, guild_id: int) -> list[QuotaSetting]:
+    result = await session.execute(select(QuotaSetting).where(QuotaSetting.guild_id == guild_id))
+    return list(result.scalars().all())
+
+
+async def set_quota(session: AsyncSession, *, guild_id: int, scope: str, target_id: int,
+                    daily_credits: int | None) -> None:
+    """Set (or, with None, remove) one allowance."""
+    row = (await session.execute(select(QuotaSetting).where(
+        QuotaSetting.guild_id == guild_id, QuotaSetting.scope == scope, QuotaSetting.target_id == target_id,
+    ))).scalars().first()
+    if daily_credits is None:
+        if row is not None:
+            await session.delete(row)
+    elif row is None:
+        session.add(QuotaSetting(guild_id=guild_id, scope=scope, target_id=target_id, daily_credits=daily_credits))
+    else:
+        row.daily_credits = daily_credits
+        row.updated_at = utcnow()
+    await session.flush()
+
+
+# ----- usage and ledger -----
+
+
+async def used_today(session: AsyncSession, *, user_id: int, guild_id: int, day: str) -> int:
+    value = await session.scalar(select(QuotaUsage.used).where(
+        QuotaUsage.user_id == user_id, QuotaUsage.guild_id == guild_id, QuotaUsage.day == day))
+    return int(value or 0)
+
+
+async def _ensure_usage_row(session: AsyncSession, *, user_id: int, guild_id: int, day: str) -> None:
+    values = {"user_id": user_id, "guild_id": guild_id, "day": day, "used": 0}
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        await session.execute(pg_insert(QuotaUsage).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        await session.execute(sqlite_insert(QuotaUsage).values(**values).on_conflict_do_nothing())
+
+
+async def reserve(session: AsyncSession, *, job_id: int, user_id: int, guild_id: int, day: str, credits: int,
+                  allowance: int | None) -> bool:
+    """Hold `credits` for a job if the day's usage stays within `allowance` (None: unlimited).
+
+    One guarded UPDATE decides, so concurrent reservations can never overspend."""
+    await _ensure_usage_row(session, user_id=user_id, guild_id=guild_id, day=day)
+    query = update(QuotaUsage).where(
+        QuotaUsage.user_id == user_id, QuotaUsage.guild_id == guild_id, QuotaUsage.day == day)
+    if allowance is not None:
+        query = query.where(QuotaUsage.used + credits <= allowance)
+    result = await session.execute(query.values(used=QuotaUsage.used + credits))
+    if result.rowcount != 1:
+        return False
+    session.add(CreditEntry(job_id=job_id, user_id=user_id, guild_id=guild_id, day=day,
+                            kind=LedgerKind.reserve, credits=credits))
+    await session.flush()
+    return True
+
+
+async def _open_reservation(session: AsyncSession, *, job_id: int) -> CreditEntry | None:
+    """The job's reservation, if it was neither charged nor refunded yet."""
+    entries = (await session.execute(select(CreditEntry).where(CreditEntry.job_id == job_id))).scalars().all()
+    kinds = {e.kind for e in entries}
+    if LedgerKind.charge in kinds or LedgerKind.refund in kinds:
+        return None
+    return next((e for e in entries if e.kind == LedgerKind.reserve), None)
+
+
+async def charge(session: AsyncSession, *, job_id: int) -> int:
+    """Turn the job's reservation into a charge; returns the credits charged (0 if nothing was open)."""
+    held = await _open_reservation(session, job_id=job_id)
+    if held is None:
+        return 0
+    session.add(CreditEntry(job_id=job_id, user_id=held.user_id, guild_id=held.guild_id, day=held.day,
+                            kind=LedgerKind.charge, credits=held.credits))
+    await session.flush()
+    return held.credits
+
+
+async def refund(session: AsyncSession, *, job_id: int) -> int:
+    """Give the job's reservation back to the day it was taken from; returns the credits refunded."""
+    held = await _open_reservation(session, job_id=job_id)
+    if held is None:
+        return 0
+    session.add(CreditEntry(job_id=job_id, user_id=held.user_id, guild_id=held.guild_id, day=held.day,
+                            kind=LedgerKind.refund, credits=held.credits))
+    await session.execute(update(QuotaUsage).where(
+        QuotaUsage.user_id == held.user_id, QuotaUsage.guild_id == held.guild_id, QuotaUsage.day == held.day,
+    ).values(used=QuotaUsage.used - held.credits))
+    await session.flush()
+    return held.credits
+
+
+async def ledger_totals(session: AsyncSession, *, user_id: int | None = None) -> dict[str, int]:
+    query = select(CreditEntry.kind, func.coalesce(func.sum(CreditEntry.credits), 0)).group_by(CreditEntry.kind)
+    if user_id is not None:
+        query = query.where(CreditEntry.user_id == user_id)
+    totals = {k.value: 0 for k in LedgerKind}
+    for kind, total in (await session.execute(query)).all():
+        totals[kind] = int(total)
+    return totals
+
+
+async def ledger_entries(session: AsyncSession, *, user_id: int) -> list[CreditEntry]:
+    result = await session.execute(select(CreditEntry).where(CreditEntry.user_id == user_id).order_by(CreditEntry.id))
+    return list(result.scalars().all())
+
+
+async def total_usage(session: AsyncSession, *, user_id: int | None = None) -> int:
+    query = select(func.coalesce(func.sum(QuotaUsage.used), 0))
+    if user_id is not None:
+        query = query.where(QuotaUsage.user_id == user_id)
+    return int(await session.scalar(query) or 0)
+
+
+# ----- queue and history -----
+
+
+async def active_jobs(session: AsyncSession, *, user_id: int) -> list[tuple[Job, int]]:
+    """The member's queued and running jobs, oldest first, each with the number of queued jobs ahead of it."""
+    jobs = (await session.execute(select(Job).where(
+        Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id))).scalars().all()
+    out = []
+    for job in jobs:
+        ahead = 0
+        if job.status == JobStatus.queued:
+            ahead = int(await session.scalar(select(func.count()).select_from(Job).where(
+                Job.status == JobStatus.queued, Job.id < job.id)) or 0)
+        out.append((job, ahead))
+    return out
+
+
+async def latest_active_job(session: AsyncSession, *, user_id: int) -> Job | None:
+    result = await session.execute(select(Job).where(
+        Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id.desc()).limit(1))
+    return result.scalars().first()
+
+
+async def history(session: AsyncSession, *, user_id: int, command: str | None, offset: int,
+                  limit: int) -> tuple[list[Job], int]:
+    """The member's finished generations, newest first, and how many there are."""
+    where = [Job.user_id == user_id, Job.status == JobStatus.completed]
+    if command:
+        where.append(Job.command == command)
+    total = int(await session.scalar(select(func.count()).select_from(Job).where(*where)) or 0)
+    result = await session.execute(select(Job).where(*where).order_by(Job.id.desc()).offset(offset).limit(limit))
+    return list(result.scalars().all()), total
+
+
+async def all_user_jobs(session: AsyncSession, *, user_id: int) -> list[Job]:
+    result = await session.execute(select(Job).where(Job.user_id == user_id).order_by(Job.id))
+    return list(result.scalars().all())
+
+
+# ----- privacy -----
+
+
+def _user_columns() -> list[tuple[Any, Any]]:
+    """(table, column) for every column in any table that holds a user id by name."""
+    load_all_tables()
+    found = []
+    for table in SQLModel.metadata.sorted_tables:
+        for column in table.columns:
+            if isinstance(column.type, BigInteger | Integer) and (
+                    column.name.endswith("user_id") or column.name in ("member_id", "author_id", "moderator_id")):
+                found.append((table, column))
+    return found
+
+
+async def forget_user(session: AsyncSession, *, user_id: int) -> dict[str, int]:
+    """Delete every row about the member: jobs and outputs, ledger, usage, overrides, and any other
+    table's rows whose *user_id column names them; finally the user row. Returns rows deleted per table."""
+    deleted: dict[str, int] = {}
+    ids = select(Job.id).where(Job.user_id == user_id)
+    deleted["outputs"] = (await session.execute(delete(Output).where(Output.job_id.in_(ids)))).rowcount or 0
+    deleted["credit_ledger"] = (await session.execute(
+        delete(CreditEntry).where(CreditEntry.user_id == user_id))).rowcount or 0
+    deleted["quota_settings"] = (await session.execute(delete(QuotaSetting).where(
+        QuotaSetting.scope == "member", QuotaSetting.target_id == user_id))).rowcount or 0
+    for table, column in _user_columns():
+        if table.name in ("users",):
+            continue
+        count = (await session.execute(delete(table).where(column == user_id))).rowcount or 0
+        if count:
+            deleted[table.name] = deleted.get(table.name, 0) + count
+    deleted["users"] = (await session.execute(delete(User).where(User.id == user_id))).rowcount or 0
+    return {k: v for k, v in deleted.items() if v}
+
+
+async def retention_days(session: AsyncSession) -> dict[int, int | None]:
+    rows = (await session.execute(select(AccountGuildSettings))).scalars().all()
+    return {r.guild_id: r.retention_days for r in rows}
+
+
+async def set_retention(session: AsyncSession, *, guild_id: int, days: int | None) -> None:
+    row = await session.get(AccountGuildSettings, guild_id)
+    if row is None:
+        session.add(AccountGuildSettings(guild_id=guild_id, retention_days=days))
+    else:
+        row.retention_days = days
+        row.updated_at = utcnow()
+    await session.flush()
+
+
+async def guild_ids_with_jobs(session: AsyncSession) -> list[int | None]:
+    return list((await session.execute(select(Job.guild_id).distinct())).scalars().all())
+
+
+async def prune(session: AsyncSession, *, guild_id: int | None, before: datetime) -> int:
+    """Delete one guild's finished jobs (with outputs) created before `before`, and its ledger entries
+    from those days. Active jobs are never pruned. Returns the number of jobs deleted."""
+    where = [Job.created_at < before, Job.status.not_in(ACTIVE_STATUSES), Job.delivered.is_(True)]
+    where.append(Job.guild_id.is_(None) if guild_id is None else Job.guild_id == guild_id)
+    ids = select(Job.id).where(*where)
+    await session.execute(delete(Output).where(Output.job_id.in_(ids)))
+    count = (await session.execute(delete(Job).where(*where))).rowcount or 0
+    day = before.strftime("%Y-%m-%d")
+    guild_key = 0 if guild_id is None else guild_id
+    await session.execute(delete(CreditEntry).where(CreditEntry.guild_id == guild_key, CreditEntry.day < day))
+    await session.execute(delete(QuotaUsage).where(QuotaUsage.guild_id == guild_key, QuotaUsage.day < day))
+    return count
+
+
+# ----- stats -----
+
+
+async def job_stats(session: AsyncSession, *, guild_id: int, since: datetime) -> dict[str, Any]:
+    where = [Job.guild_id == guild_id, Job.created_at >= since]
+    by_status = dict((await session.execute(
+        select(Job.status, func.count()).where(*where).group_by(Job.status))).all())
+    gpu = await session.scalar(select(func.coalesce(func.sum(Job.run_seconds), 0.0)).where(*where))
+    models = (await session.execute(select(Job.model, func.count()).where(*where).group_by(Job.model)
+                                    .order_by(func.count().desc()).limit(3))).all()
+    created = (await session.execute(select(Job.created_at).where(*where))).scalars().all()
+    per_day: dict[str, int] = {}
+    for ts in created:
+        key = ts.strftime("%Y-%m-%d")
+        per_day[key] = per_day.get(key, 0) + 1
+    members = int(await session.scalar(select(func.count(func.distinct(Job.user_id))).where(*where)) or 0)
+    return {"by_status": {str(k): int(v) for k, v in by_status.items()}, "gpu_seconds": float(gpu or 0.0),
+            "top_models": [(m, int(n)) for m, n in models], "per_day": per_day, "members": members}

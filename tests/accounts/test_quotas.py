@@ -1,0 +1,154 @@
+"""Cost model, allowance rules and the credit ledger, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from bot.accounts import AccountService, job_cost, next_reset
+from bot.errors import QuotaExceeded, Refused
+from bot.jobs import ImagineOptions, Origin
+from db.models import Job, JobStatus
+from db.models_accounts import QuotaScope
+from db.repositories import accounts as repo
+from db.repositories import users as users_repo
+from tests.accounts.helpers import result_for, service
+
+GUILD = 1_000_000_000_000_000_001
+USER = 1_000_000_000_000_000_002
+
+
+def test_cost_model_grows_with_pixels_steps_frames_and_count() -> None:
+    base = {"width": 512, "height": 512, "steps": 25, "count": 1}
+    assert job_cost(base) == 5
+    assert job_cost({**base, "width": 1024, "height": 1024, "steps": 30}) == 24   # SDXL
+    assert job_cost({**base, "width": 1024, "height": 1024, "steps": 4}) == 4     # Lightning 4-step
+    assert job_cost({**base, "steps": 1}) == 1                                    # Turbo: never below 1
+    assert job_cost({**base, "count": 4}) == 20
+    assert job_cost({**base, "frames": 16}) == 80
+    assert job_cost({**base, "steps": 50}) == 2 * job_cost(base)
+    assert job_cost({**base, "width": 1024}) == 2 * job_cost(base)
+
+
+def test_reset_is_next_utc_midnight() -> None:
+    assert next_reset(datetime(2026, 3, 1, 23, 59, tzinfo=UTC)) == datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def _origin(user_id: int = USER, guild_id: int | None = GUILD) -> Origin:
+    return Origin(user_id=user_id, user_name="someone", guild_id=guild_id, channel_id=5)
+
+
+async def test_allowance_rules_member_then_best_role_then_guild_then_owner(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    roles = {USER: [11, 12]}
+    accounts = AccountService(service(sessions, tmp_path), default_daily=7,
+                              roles_of=lambda g, u: roles.get(u, []))
+    assert (await accounts.status(user_id=USER, guild_id=GUILD)).allowance == 7
+    await accounts.set_quota(guild_id=GUILD, scope=QuotaScope.guild, target_id=GUILD, credits=20)
+    assert (await accounts.status(user_id=USER, guild_id=GUILD)).allowance == 20
+    assert (await accounts.status(user_id=USER, guild_id=None)).allowance == 7  # DMs: the owner's default
+    await accounts.set_quota(guild_id=GUILD, scope=QuotaScope.role, target_id=11, credits=50)
+    await accounts.set_quota(guild_id=GUILD, scope=QuotaScope.role, target_id=12, credits=80)
+    await accounts.set_quota(guild_id=GUILD, scope=QuotaScope.role, target_id=13, credits=500)  # not theirs
+    status = await accounts.status(user_id=USER, guild_id=GUILD)
+    assert (status.allowance, status.source) == (80, "your role's tier")
+    await accounts.set_quota(guild_id=GUILD, scope=QuotaScope.member, target_id=USER, credits=3)
+    assert (await accounts.status(user_id=USER, guild_id=GUILD)).allowance == 3
+    await accounts.set_quota(guild_id=GUILD, scope=QuotaScope.member, target_id=USER, credits=-1)
+    assert (await accounts.status(user_id=USER, guild_id=GUILD)).allowance is None  # unlimited
+    await accounts.set_quota(guild_id=GUILD, scope=QuotaScope.member, target_id=USER, credits=None)
+    assert (await accounts.status(user_id=USER, guild_id=GUILD)).allowance == 80
+
+
+async def test_fifty_concurrent_submissions_against_a_quota_of_ten(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    jobs = service(sessions, tmp_path)
+    accounts = AccountService(jobs, default_daily=10)
+    jobs.listeners.append(accounts)
+    params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
+    assert job_cost(params) == 1
+    # The member exists already: users_repo.ensure_user is not yet safe against concurrent first
+    # inserts on PostgreSQL (a separate fix); this test is about the quota.
+    async with sessions.begin() as s:
+        await users_repo.ensure_user(s, user_id=USER, name="someone")
+
+    async def one(n: int):  # type: ignore[no-untyped-def]
+        return await jobs.submit(command="imagine", params=dict(params), origin=_origin())
+
+    results = await asyncio.gather(*(one(n) for n in range(50)), return_exceptions=True)
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert len(accepted) == 10 and len(refused) == 40, [r for r in results if isinstance(r, BaseException)
+                                                        and not isinstance(r, QuotaExceeded)][:3]
+    assert "you have 0 of 10 left today" in refused[0].message and "<t:" in refused[0].message
+
+    # Half are delivered (charged), the other half fail or are canceled (refunded).
+    ids = sorted(t.job.id for t in accepted)
+    for job_id in ids[:5]:
+        request = await jobs.claim("w")
+        assert request is not None and request.job_id == job_id
+        await jobs.finished(result_for(job_id))
+    await jobs.drain()
+    request = await jobs.claim("w")
+    await jobs.failed(request.job_id, RuntimeError("boom"))
+    for job_id in ids[6:]:
+        await jobs.cancel(job_id=job_id, user_id=USER)
+    await jobs.drain()
+
+    async with sessions() as s:
+        totals = await repo.ledger_totals(s)
+        assert totals == {"reserve": 10, "charge": 5, "refund": 5}
+        assert totals["reserve"] == totals["charge"] + totals["refund"]
+        assert await repo.total_usage(s, user_id=USER) == 5
+        statuses = [j.status for j in (await s.execute(select(Job).order_by(Job.id))).scalars()]
+    assert sorted(statuses) == sorted([JobStatus.completed] * 5 + [JobStatus.failed] + [JobStatus.canceled] * 4)
+    status = await accounts.status(user_id=USER, guild_id=GUILD)
+    assert (status.used, status.left) == (5, 5)
+
+
+async def test_charge_and_refund_happen_once_each(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    jobs = service(sessions, tmp_path)
+    accounts = AccountService(jobs, default_daily=100)
+    jobs.listeners.append(accounts)
+    params = {**jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1, count=4)), "width": 512, "height": 512}
+    ticket = await jobs.submit(command="imagine", params=params, origin=_origin())
+    assert ticket.job.params["credits"] == job_cost(params) == 4  # 4 images x 512² x 4 steps / 5
+    await jobs.claim("w")
+    await jobs.finished(result_for(ticket.job.id))
+    await jobs.drain()
+    await jobs.deliver(ticket.job.id)  # a second delivery attempt must not charge again
+    async with sessions.begin() as s:
+        assert await repo.refund(s, job_id=ticket.job.id) == 0  # nothing open to refund after the charge
+        assert await repo.ledger_totals(s) == {"reserve": 4, "charge": 4, "refund": 0}
+        assert await repo.total_usage(s) == 4
+
+
+async def test_a_refusal_after_the_reservation_rolls_it_back(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    class Moderation:
+        async def before_submit(self, session, job, origin):  # type: ignore[no-untyped-def]
+            raise Refused("no", categories=["test"])
+
+    jobs = service(sessions, tmp_path)
+    jobs.listeners += [AccountService(jobs, default_daily=10), Moderation()]
+    with pytest.raises(Refused):
+        await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="x")),
+                          origin=_origin())
+    async with sessions() as s:
+        assert await repo.ledger_totals(s) == {"reserve": 0, "charge": 0, "refund": 0}
+        assert await repo.total_usage(s) == 0
+        assert (await s.execute(select(Job))).scalars().first() is None
+
+
+async def test_reroll_and_rerun_are_charged_to_whoever_pressed(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other = USER + 1
+    jobs = service(sessions, tmp_path)
+    accounts = AccountService(jobs, default_daily=10)
+    jobs.listeners.append(accounts)
+    first = await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="x", seed=3)),
+                              origin=_origin())
+    rerolled = await jobs.reroll(job_id=first.job.id, origin=_origin(other))
+    rerun = await accounts.rerun(job_id=first.job.id, origin=_origin(other))
+    assert rerun.job.seed == first.job.seed and rerolled.job.user_id == rerun.job.user_id == other
+    assert (await accounts.status(user_id=USER, guild_id=GUILD)).used == 1
+    assert (await accounts.status(user_id=other, guild_id=GUILD)).used == 2
