@@ -195,22 +195,19 @@ class AccountService:
     # ----- queue -----
 
     async def queue(self, *, user_id: int) -> list[QueueEntry]:
-        async with self.sessions() as session:
-            rows = await repo.active_jobs(session, user_id=user_id)
-            per_model: dict[str, float | None] = {}
-            running = await jobs_repo.count_running(session)
-            for job, _ in rows:
-                if job.model not in per_model:
-                    per_model[job.model] = await jobs_repo.average_run_seconds(session, model=job.model)
+        """The member's active jobs with their place in the scheduler's order and a start estimate."""
         workers = max(self.jobs.pool.size if self.jobs.pool is not None else 1, 1)
         entries = []
-        for job, ahead in rows:
-            if job.status == JobStatus.running:
-                entries.append(QueueEntry(job, None, None))
-                continue
-            per_job = per_model.get(job.model)
-            eta = None if per_job is None else per_job * (ahead + min(running, workers)) / workers
-            entries.append(QueueEntry(job, ahead + 1, eta))
+        async with self.sessions() as session:
+            running = await jobs_repo.count_running(session)
+            for job in await repo.active_jobs(session, user_id=user_id):
+                if job.status == JobStatus.running:
+                    entries.append(QueueEntry(job, None, None))
+                    continue
+                position, _ = await jobs_repo.queue_position(session, job=job)
+                per_job = await jobs_repo.average_run_seconds(session, model=job.model)
+                eta = None if per_job is None else per_job * (position - 1 + min(running, workers)) / workers
+                entries.append(QueueEntry(job, position, eta))
         return entries
 
     async def cancel(self, *, user_id: int, job_id: int | None, is_admin: bool = False) -> tuple[int, str]:
@@ -284,7 +281,7 @@ class AccountService:
         """Delete everything about the member. Their active jobs are canceled first (and refunded)."""
         async with self.sessions() as session:
             active = await repo.active_jobs(session, user_id=user_id)
-        for job, _ in active:
+        for job in active:
             try:
                 await self.jobs.cancel(job_id=job.id, user_id=user_id)  # type: ignore[arg-type]
             except Exception:  # already finished meanwhile: it is deleted below anyway

@@ -18,7 +18,6 @@ as Pillow's process-wide ImageFile.LOAD_TRUNCATED_IMAGES stays False (its defaul
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import logging
 import warnings
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.errors import InvalidOption
+from inference.media import encode_job_image
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,11 @@ def fit_within(image: Image.Image, max_pixels: int) -> Image.Image:
 
 
 def encode_for_job(image: Image.Image) -> str:
-    """A job's input image as text for its stored parameters: lossless WebP, base64.
+    """A job's input image as text for its stored parameters (lossless WebP, base64).
 
     Jobs are stored as JSON, so an input image travels inside them and survives a restart. The
-    callers cap the pixel count first (img2img inputs are resized to the model's size, upscale
+    callers cap the pixel count first (img2img inputs are fitted to the model's size, upscale
     inputs to the upscaler's limit), which bounds a row to a few MB at most. Lossless, because an
     upscaler must see the member's pixels, not a second generation of compression artefacts.
     """
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="WEBP", lossless=True, quality=25, method=0)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return encode_job_image(image)

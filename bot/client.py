@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import DiscordDelivery
 from bot.jobs import JobService
+from bot.moderation import ModerationService
 from bot.settings import Settings
 from bot.tree import AtelierTree
 from db import migrate
@@ -49,6 +50,15 @@ def extensions(package: str = "cogs") -> list[str]:
     return sorted(found)
 
 
+def intents() -> discord.Intents:
+    # Slash commands need no privileged intents; reactions need the reaction intents.
+    value = discord.Intents.none()
+    value.guilds = True
+    value.guild_reactions = True
+    value.dm_reactions = True
+    return value
+
+
 class Atelier(commands.Bot):
     def __init__(self, settings: Settings, *, engine_factory: Callable[[str], Any] | None = None,
                  **options: Any) -> None:
@@ -61,6 +71,7 @@ class Atelier(commands.Bot):
         self.pool: InferencePool
         self.registry: ModelRegistry
         self.synced: bool = False
+        self.moderation: ModerationService
 
     async def setup_hook(self) -> None:
         self.db = create_engine(self.settings.database_url)
@@ -69,6 +80,12 @@ class Atelier(commands.Bot):
         self.registry = ModelRegistry.load(self.settings.models)
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval)
         self.service.delivery = DiscordDelivery(self)
+        self.moderation = build_moderation(self.settings, sessions)
+        self.service.listeners.append(self.moderation)
+        self.service.image_check = lambda job, pngs: self.moderation.check_images(
+            job, pngs, nsfw_channel=bool(job.params.get("nsfw_channel")))
+        # Load the moderation models off the loop now, not on the first member's prompt.
+        self._warmup = asyncio.create_task(asyncio.to_thread(self.moderation.moderator.warmup))
         devices = self.settings.device_list or await asyncio.to_thread(default_devices)
         factory = self._engine_factory or _default_engine_factory(self.registry)
         self.pool = InferencePool(self.service, factory, devices)
@@ -107,6 +124,15 @@ class Atelier(commands.Bot):
         await super().close()
         if self.db is not None:
             await self.db.dispose()
+
+
+def build_moderation(settings: Settings, sessions: Any) -> ModerationService:
+    from moderation import Moderator, default_moderator
+    from moderation.images import ImageChecker
+
+    moderator = default_moderator() if settings.moderation_semantic else Moderator(semantic=False)
+    images = ImageChecker() if settings.nsfw_image_check else None
+    return ModerationService(sessions, moderator=moderator, images=images)
 
 
 def _default_engine_factory(registry: ModelRegistry) -> Callable[[str], Any]:

@@ -11,16 +11,20 @@ import discord
 from db.models import Job
 
 PREFIX = "atelier"
-TEMPLATE = PREFIX + r":(?P<action>{actions}):(?P<job_id>[0-9]+)"
+# The optional index names one image of a multi-image job (U2 and V2 carry 1); ids without one,
+# such as every button posted before it existed, mean image 0.
+TEMPLATE = PREFIX + r":(?P<action>{actions}):(?P<job_id>[0-9]+)(?::(?P<index>[0-9]))?"
 
 
-def custom_id(action: str, job_id: int) -> str:
-    return f"{PREFIX}:{action}:{job_id}"
+def custom_id(action: str, job_id: int, index: int | None = None) -> str:
+    return f"{PREFIX}:{action}:{job_id}" + (f":{index}" if index is not None else "")
 
 
-def _button(label: str, action: str, job_id: int, *, emoji: str | None = None,
-            style: discord.ButtonStyle = discord.ButtonStyle.secondary) -> discord.ui.Button[discord.ui.View]:
-    return discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id(action, job_id))
+def _button(label: str, action: str, job_id: int, *, emoji: str | None = None, index: int | None = None,
+            style: discord.ButtonStyle = discord.ButtonStyle.secondary, row: int | None = None,
+            ) -> discord.ui.Button[discord.ui.View]:
+    return discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id(action, job_id, index),
+                             row=row)
 
 
 def queued_view(job: Job) -> discord.ui.View:
@@ -30,6 +34,12 @@ def queued_view(job: Job) -> discord.ui.View:
 
 
 def result_view(job: Job) -> discord.ui.View:
+    """Midjourney's layout: a grid gets Reroll and V1-V4 (one per image, "vary"), a single image Reroll."""
     view = discord.ui.View(timeout=None)
-    view.add_item(_button("Reroll", "reroll", job.id or 0, emoji="🔄", style=discord.ButtonStyle.primary))
+    job_id = job.id or 0
+    view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary, row=0))
+    count = int(job.params.get("count", 1)) if job.command == "imagine" else 1
+    if count > 1:
+        for i in range(count):
+            view.add_item(_button(f"V{i + 1}", "vary", job_id, index=i, row=1))
     return view

@@ -128,6 +128,8 @@ class JobService:
         self.delivery: Delivery | None = None
         self.pool: PoolLike | None = None
         self.listeners: list[Any] = []
+        # Scores finished images; returns why they must not be posted, or None (see bot/moderation.py).
+        self.image_check: Callable[[Job, list[bytes]], Awaitable[str | None]] | None = None
         self._clock = clock
         self._live: dict[int, _Live] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -187,6 +189,7 @@ class JobService:
             everyone = await jobs_repo.count_active(session)
             if everyone >= self.max_queue:
                 raise QueueFull(f"The queue is full ({everyone} jobs). Try again in a few minutes.")
+            params = {**params, "nsfw_channel": origin.nsfw_channel}
             job = await jobs_repo.create_job(session, job=Job(
                 command=command, user_id=origin.user_id, guild_id=origin.guild_id, channel_id=origin.channel_id,
                 application_id=origin.application_id, interaction_token=origin.interaction_token,
@@ -277,6 +280,13 @@ class JobService:
             self._spawn(event.job_id, self.delivery.show_progress(job, event.step, event.total))
 
     async def finished(self, result: GenerationResult) -> None:
+        if self.image_check is not None:
+            job = await self.get_job(result.job_id)
+            if job is not None:
+                reason = await self.image_check(job, [img.png for img in result.images])
+                if reason is not None:
+                    await self.failed(result.job_id, Withheld(reason))
+                    return
         outputs = [_output(result.job_id, i, img) for i, img in enumerate(result.images)]
         if result.grid_png is not None:
             first = result.images[0]
@@ -404,8 +414,14 @@ def _output(job_id: int, index: int, image: GeneratedImage) -> Output:
     return Output(job_id=job_id, index=index, seed=image.seed, width=image.width, height=image.height, data=image.png)
 
 
+class Withheld(Exception):
+    """The result exists but policy forbids posting it here; the message says why."""
+
+
 def user_message_for(error: BaseException) -> str:
     """Turn a runner failure into one sentence a member can act on (never a stack trace)."""
+    if isinstance(error, Withheld):
+        return str(error)
     name = type(error).__name__
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if "out of memory" in text.lower():

@@ -21,6 +21,8 @@ ENV_NAMES = {
     "log_level": "ATELIER_LOG_LEVEL",
     "progress_interval": "ATELIER_PROGRESS_INTERVAL",
     "owner_ids": "ATELIER_OWNER_IDS",
+    "moderation_semantic": "ATELIER_MODERATION_SEMANTIC",
+    "nsfw_image_check": "ATELIER_NSFW_IMAGE_CHECK",
 }
 
 
@@ -44,6 +46,10 @@ class Settings(BaseSettings):
     # Seconds between two progress edits of one message (Discord rate-limits edits; peers use 3-5 s).
     progress_interval: float = Field(default=1.5, ge=0.0)
     owner_ids: str = ""
+    # The MiniLM paraphrase/name layer (~20 ms a prompt, ~500 MB); off leaves the rule layers only.
+    moderation_semantic: bool = True
+    # The opennsfw image classifier on every generated image.
+    nsfw_image_check: bool = True
 
     @field_validator("log_level")
     @classmethod

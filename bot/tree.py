@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.errors import UserFacingError
+from bot.components import custom_id
+from bot.errors import Refused, UserFacingError
 
 if TYPE_CHECKING:
-    pass
+    from bot.client import Atelier
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +27,66 @@ def error_embed(title: str, message: str) -> discord.Embed:
 
 
 class AtelierTree(app_commands.CommandTree["Atelier"]):
+    async def interaction_check(self, interaction: discord.Interaction[Atelier], /) -> bool:
+        """Global checks for every command: bans, then moderation of any prompt, before the cog runs.
+
+        Refusals are answered here, ephemerally, before the command is deferred, so nothing is queued
+        and nobody else sees the refused prompt.
+        """
+        if interaction.type is not discord.InteractionType.application_command:
+            return True
+        moderation = getattr(interaction.client, "moderation", None)
+        if moderation is None:
+            return True
+        try:
+            await moderation.ensure_not_banned(interaction.guild_id, interaction.user.id)
+            options = command_options(interaction.data or {})
+            prompt = options.get("prompt")
+            if isinstance(prompt, str) and prompt.strip():
+                negative = options.get("negative")
+                await moderation.precheck(
+                    prompt, negative if isinstance(negative, str) else "", user_id=interaction.user.id,
+                    guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+                    nsfw_channel=is_nsfw(interaction.channel))
+        except UserFacingError as exc:
+            await report_error(interaction, exc)
+            return False
+        return True
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await report_error(interaction, error)
+
+
+def command_options(data: dict) -> dict[str, object]:  # type: ignore[type-arg]
+    """Flatten a command's options (through subcommand groups) into name -> value."""
+    found: dict[str, object] = {}
+    stack = list(data.get("options", []))
+    while stack:
+        option = stack.pop()
+        if "options" in option:
+            stack.extend(option["options"])
+        elif "value" in option:
+            found[option["name"]] = option["value"]
+    return found
+
+
+def is_nsfw(channel: object) -> bool:
+    checker = getattr(channel, "is_nsfw", None)
+    return bool(checker()) if callable(checker) else False
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
     """Reply to a failed command or button with one short, specific ephemeral message."""
     original = getattr(error, "original", error)
-    if isinstance(original, UserFacingError):
+    view = None
+    if isinstance(original, Refused):
+        embed = error_embed(original.title, original.message)
+        if original.case_id is not None:
+            embed.set_footer(text=f"Case #{original.case_id} · If this is a mistake, ask the moderators to review it.")
+            view = discord.ui.View(timeout=None)
+            view.add_item(discord.ui.Button(label="Request review", style=discord.ButtonStyle.secondary,
+                                            custom_id=custom_id("review", original.case_id)))
+    elif isinstance(original, UserFacingError):
         embed = error_embed(original.title, original.message)
     elif isinstance(original, app_commands.CheckFailure):
         embed = error_embed("Not allowed", str(original) or "You can't use this command here.")
@@ -42,15 +95,16 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
     else:
         log.error("unhandled error in %s by %s", _what(interaction), interaction.user.id, exc_info=original)
         embed = error_embed("Something went wrong", "That failed on our side and has been logged. Please try again.")
-    await reply(interaction, embed=embed)
+    await reply(interaction, embed=embed, view=view)
 
 
-async def reply(interaction: discord.Interaction, *, embed: discord.Embed) -> None:
+async def reply(interaction: discord.Interaction, *, embed: discord.Embed, view: discord.ui.View | None = None) -> None:
+    extra = {"view": view} if view is not None else {}
     try:
         if not interaction.response.is_done():
-            await interaction.response.send_message(embed=embed, ephemeral=True)
+            await interaction.response.send_message(embed=embed, ephemeral=True, **extra)
         else:
-            await interaction.followup.send(embed=embed, ephemeral=True)
+            await interaction.followup.send(embed=embed, ephemeral=True, **extra)
         return
     except discord.HTTPException as exc:
         if exc.status not in (401, 404):

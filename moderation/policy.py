@@ -24,7 +24,8 @@ NSFW_CATEGORIES = frozenset({"sexual", "gore"})
 LAYERS = ("rules", "semantic", "combination", "guild-terms", "image")
 
 # Appended to the negative prompt where policy asks for it (ordinary channels by default).
-SAFETY_NEGATIVE = "nsfw, nude, naked, nudity, explicit, sexual, gore, blood, child, minor"
+# Not "child" or "minor": that would erase the children from "a mother with 3 kids".
+SAFETY_NEGATIVE = "nsfw, nude, naked, nudity, explicit, sexual, gore, blood"
 
 
 class Action(StrEnum):

@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from db.models import load_all_tables
 from db.engine import create_engine
+from db.models import load_all_tables
 
 config = context.config
 load_all_tables()

@@ -136,18 +136,11 @@ async def total_usage(session: AsyncSession, *, user_id: int | None = None) -> i
 # ----- queue and history -----
 
 
-async def active_jobs(session: AsyncSession, *, user_id: int) -> list[tuple[Job, int]]:
-    """The member's queued and running jobs, oldest first, each with the number of queued jobs ahead of it."""
-    jobs = (await session.execute(select(Job).where(
-        Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id))).scalars().all()
-    out = []
-    for job in jobs:
-        ahead = 0
-        if job.status == JobStatus.queued:
-            ahead = int(await session.scalar(select(func.count()).select_from(Job).where(
-                Job.status == JobStatus.queued, Job.id < job.id)) or 0)
-        out.append((job, ahead))
-    return out
+async def active_jobs(session: AsyncSession, *, user_id: int) -> list[Job]:
+    """The member's queued and running jobs, oldest first."""
+    result = await session.execute(select(Job).where(
+        Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id))
+    return list(result.scalars().all())
 
 
 async def latest_active_job(session: AsyncSession, *, user_id: int) -> Job | None:

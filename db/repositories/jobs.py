@@ -39,7 +39,8 @@ async def get_job_by_message(session: AsyncSession, *, message_id: int) -> Job |
 # member's jobs that ran at any moment since the newest competing head job was queued, so a
 # newcomer is compared from the moment it started competing (no back-credit, no catch-up burst),
 # and a member with 30 queued jobs cannot push another member's first job back by more than the
-# jobs already running. Nothing is stored: the tags are derived from the job table on each claim.
+# jobs already running. Equal tags go to the member served least recently (round-robin), then to
+# the oldest job. Nothing is stored: the tags are derived from the job table on each claim.
 
 # Cost unit: one 512x512 image, 20 steps, with classifier-free guidance (two UNet passes per step).
 _COST_UNIT = 512 * 512 * 20 * 2
@@ -79,26 +80,28 @@ def _guild_key(guild_id: int | None, user_id: int) -> tuple[str, int]:
 
 
 def _fair_order(queued: Sequence[_Queued], user_service: dict[int, float], guild_service: dict[tuple[str, int], float],
-                *, until: int | None = None) -> list[int]:
+                last_served: dict[int, float], *, until: int | None = None) -> list[int]:
     """Job ids in the order the scheduler would start them (stops after ``until`` when given)."""
     per_user: dict[int, deque[_Queued]] = {}
     for job in sorted(queued, key=lambda j: j.id):
         per_user.setdefault(job.user_id, deque()).append(job)
     users = dict(user_service)
     guilds = dict(guild_service)
-    heaps: dict[tuple[str, int], list[tuple[float, int, int]]] = {}
+    # (never served, 0) < (served at, timestamp) < (served by this simulation, pick number)
+    served: dict[int, tuple[int, float]] = {u: (0, t) for u, t in last_served.items()}
+    heaps: dict[tuple[str, int], list[tuple[float, tuple[int, float], int, int]]] = {}
 
     def push(user_id: int) -> None:
         head = per_user[user_id][0]
         tag = (users.get(user_id, 0.0) + head.cost) / head.weight
-        heapq.heappush(heaps.setdefault(head.guild, []), (tag, head.id, user_id))
+        heapq.heappush(heaps.setdefault(head.guild, []), (tag, served.get(user_id, (-1, 0.0)), head.id, user_id))
 
     for user_id in per_user:
         push(user_id)
     order: list[int] = []
     while heaps:
-        guild = min(heaps, key=lambda g: (guilds.get(g, 0.0), heaps[g][0][:2]))
-        _, job_id, user_id = heapq.heappop(heaps[guild])
+        guild = min(heaps, key=lambda g: (guilds.get(g, 0.0), heaps[g][0][:3]))
+        _, _, job_id, user_id = heapq.heappop(heaps[guild])
         if not heaps[guild]:
             del heaps[guild]
         job = per_user[user_id].popleft()
@@ -107,6 +110,7 @@ def _fair_order(queued: Sequence[_Queued], user_service: dict[int, float], guild
             break
         users[user_id] = users.get(user_id, 0.0) + job.cost
         guilds[job.guild] = guilds.get(job.guild, 0.0) + job.cost
+        served[user_id] = (1, float(len(order)))
         if per_user[user_id]:
             push(user_id)
     return order
@@ -132,6 +136,13 @@ async def _service_since(session: AsyncSession, since: datetime | None) -> tuple
         guild = _guild_key(row.guild_id, row.user_id)
         guilds[guild] = guilds.get(guild, 0.0) + cost
     return users, guilds
+
+
+async def _last_served(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, float]:
+    """When each member's latest job started (members never served are absent)."""
+    query = (select(Job.user_id, func.max(Job.started_at)).where(Job.user_id.in_(user_ids), Job.started_at.is_not(None))
+             .group_by(Job.user_id))
+    return {user_id: started.timestamp() for user_id, started in (await session.execute(query)).all()}
 
 
 def _claimable(commands: Sequence[str] | None) -> list[Any]:
@@ -171,7 +182,8 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
         else:
             since = max(h.created_at for h in heads)
             users, guilds = await _service_since(session, since)
-            job_id = _fair_order([_queued_row(h) for h in heads], users, guilds)[0]
+            served = await _last_served(session, [h.user_id for h in heads])
+            job_id = _fair_order([_queued_row(h) for h in heads], users, guilds, served)[0]
         result = await session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.queued)
@@ -196,7 +208,8 @@ async def queue_position(session: AsyncSession, *, job: Job) -> tuple[int, int]:
         heads.setdefault(row.user_id, row)
     since = max(h.created_at for h in heads.values())
     users, guilds = await _service_since(session, since)
-    order = _fair_order([_queued_row(r) for r in rows], users, guilds, until=job.id)
+    served = await _last_served(session, list(heads))
+    order = _fair_order([_queued_row(r) for r in rows], users, guilds, served, until=job.id)
     return len(order), total
 
 

@@ -30,7 +30,7 @@ def start_bot(fake: FakeDiscord, tiny_models: Path, db_url: str) -> BotStarter:
     async def start(**overrides: Any) -> AsyncIterator[Atelier]:
         settings = load_settings(**{
             "discord_token": "fake.bot.token", "database_url": db_url, "models": tiny_models, "devices": "cpu",
-            "progress_interval": 0.05, "sync_guild": fake.guild_id, **overrides,
+            "progress_interval": 0.05, "sync_guild": fake.guild_id, "moderation_semantic": False, **overrides,
         })
         engine_factory = overrides.pop("engine_factory", None)
         bot = Atelier(settings, engine_factory=engine_factory, guild_ready_timeout=0.05)

@@ -1,0 +1,185 @@
+"""ModerationService: the guild's policy applied to prompts, images and members, with a record of it.
+
+It runs in three places: the command tree's global check (so a refusal is an ephemeral reply
+before anything is queued), the job service's `before_submit` (every job, including rerolls by
+button or reaction), and on finished images before they are posted. No discord import: reports
+to a guild's moderation channel go through `reporter`, which the /mod cog provides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.errors import Banned, Refused
+from db.models import Job
+from db.models_moderation import ModerationCase
+from db.repositories import moderation as mod_repo
+from moderation import Action, Moderator, Policy, Verdict
+from moderation.images import ImageChecker
+
+log = logging.getLogger(__name__)
+
+CATEGORY_WORDS = {
+    "sexual": "sexual content", "minors": "minors", "gore": "gore", "copyright": "a copyrighted character",
+    "living-artist": "a living artist's style", "real-person": "a real person", "trademark": "a trademark",
+}
+
+Reporter = Callable[[ModerationCase], Awaitable[None]]
+
+
+class ModerationService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, moderator: Moderator,
+                 images: ImageChecker | None = None) -> None:
+        self.sessions = sessions
+        self.moderator = moderator
+        self.images = images
+        self.reporter: Reporter | None = None
+        self._policies: dict[int, Policy] = {}
+
+    # ----- policy -----
+
+    async def policy(self, guild_id: int | None) -> Policy:
+        if guild_id is None:
+            return Policy()
+        cached = self._policies.get(guild_id)
+        if cached is not None:
+            return cached
+        async with self.sessions() as session:
+            stored, _ = await mod_repo.get_policy(session, guild_id=guild_id)
+        policy = Policy.from_dict(stored) if stored else Policy()
+        self._policies[guild_id] = policy
+        return policy
+
+    async def save_policy(self, guild_id: int, policy: Policy) -> None:
+        async with self.sessions.begin() as session:
+            await mod_repo.save_policy(session, guild_id=guild_id, policy=policy.to_dict())
+        self._policies[guild_id] = policy
+
+    # ----- members -----
+
+    async def ensure_not_banned(self, guild_id: int | None, user_id: int, session: AsyncSession | None = None) -> None:
+        if guild_id is None:
+            return
+        if session is None:
+            async with self.sessions() as own:
+                ban = await mod_repo.active_ban(own, guild_id=guild_id, user_id=user_id)
+        else:
+            ban = await mod_repo.active_ban(session, guild_id=guild_id, user_id=user_id)
+        if ban is not None:
+            until = f" until <t:{int(ban.until.timestamp())}:f>" if ban.until else ""
+            reason = f" Reason: {ban.reason}" if ban.reason else ""
+            raise Banned(f"A moderator has barred you from Atelier in this server{until}.{reason}")
+
+    # ----- prompts -----
+
+    async def verdict(self, prompt: str, negative: str, *, guild_id: int | None, nsfw_channel: bool) -> Verdict:
+        policy = await self.policy(guild_id)
+        return await asyncio.to_thread(self.moderator.check, prompt, negative, nsfw_channel=nsfw_channel,
+                                       policy=policy)
+
+    async def precheck(self, prompt: str, negative: str, *, user_id: int, guild_id: int | None,
+                       channel_id: int | None, nsfw_channel: bool) -> Verdict:
+        """Before a command is acknowledged: refuse (and record) a blocked prompt."""
+        verdict = await self.verdict(prompt, negative, guild_id=guild_id, nsfw_channel=nsfw_channel)
+        if verdict.action is Action.BLOCK:
+            async with self.sessions.begin() as session:
+                case = await self._record(session, verdict, prompt=prompt, negative=negative, user_id=user_id,
+                                          guild_id=guild_id, channel_id=channel_id)
+            await self._report(case, verdict)
+            raise refusal(verdict, case.id)
+        return verdict
+
+    # JobService listener: every job, whatever started it.
+    async def before_submit(self, session: AsyncSession, job: Job, origin: Any) -> None:
+        await self.ensure_not_banned(job.guild_id, job.user_id, session)
+        params = job.params
+        verdict = await self.verdict(params["prompt"], params.get("negative_prompt", ""), guild_id=job.guild_id,
+                                     nsfw_channel=origin.nsfw_channel)
+        if verdict.action is Action.ALLOW and not verdict.categories:
+            self._apply_safety_negative(job, await self.policy(job.guild_id), origin.nsfw_channel)
+            return
+        case = await self._record(session, verdict, prompt=params["prompt"], negative=params.get("negative_prompt", ""),
+                                  user_id=job.user_id, guild_id=job.guild_id, channel_id=job.channel_id,
+                                  job_id=job.id if verdict.action is not Action.BLOCK else None)
+        if verdict.action is Action.BLOCK:
+            await self._report(case, verdict)
+            raise refusal(verdict, case.id)
+        job.notice = f"⚠️ {verdict.reason}"
+        self._apply_safety_negative(job, await self.policy(job.guild_id), origin.nsfw_channel)
+
+    @staticmethod
+    def _apply_safety_negative(job: Job, policy: Policy, nsfw_channel: bool) -> None:
+        addition = policy.negative_prompt_addition(nsfw_channel=nsfw_channel)
+        if not addition:
+            return
+        params = dict(job.params)
+        negative = params.get("negative_prompt", "")
+        params["negative_prompt"] = f"{negative}, {addition}" if negative else addition
+        params["safety_negative"] = True
+        job.params = params
+
+    # ----- images -----
+
+    async def check_images(self, job: Job, pngs: list[bytes], *, nsfw_channel: bool) -> str | None:
+        """Score finished images; the reason to withhold them, or None to post them."""
+        if self.images is None or not pngs:
+            return None
+        policy = await self.policy(job.guild_id)
+        verdicts = [await asyncio.to_thread(self.images.check, png, nsfw_channel=nsfw_channel,
+                                            policy=policy) for png in pngs]
+        worst = max(verdicts, key=lambda v: v.action.rank)
+        if worst.action is not Action.BLOCK:
+            return None
+        async with self.sessions.begin() as session:
+            case = await self._record(session, worst, prompt=job.prompt, negative=job.params.get("negative_prompt", ""),
+                                      user_id=job.user_id, guild_id=job.guild_id, channel_id=job.channel_id,
+                                      job_id=job.id)
+        return (f"The image was not posted: the NSFW image filter scored it {worst.score:.2f} "
+                f"(limit {policy.image_threshold:.2f}) and this channel is not age-restricted. Case #{case.id}.")
+
+    # ----- records -----
+
+    async def _record(self, session: AsyncSession, verdict: Verdict, *, prompt: str, negative: str, user_id: int,
+                      guild_id: int | None, channel_id: int | None, job_id: int | None = None) -> ModerationCase:
+        return await mod_repo.record_case(session, case=ModerationCase(
+            user_id=user_id, guild_id=guild_id, channel_id=channel_id, job_id=job_id, action=verdict.action.value,
+            categories=list(verdict.categories), layer=verdict.layer, score=verdict.score, prompt=prompt[:4000],
+            negative=negative[:2000], normalized=verdict.normalized[:4000], reason=verdict.reason,
+            reported=verdict.report, details={"matched": list(verdict.matched)[:20]},
+        ))
+
+    async def _report(self, case: ModerationCase, verdict: Verdict) -> None:
+        if verdict.report and self.reporter is not None:
+            try:
+                await self.reporter(case)
+            except Exception:
+                log.exception("could not report case %s to the moderation channel", case.id)
+
+    async def request_review(self, case_id: int, user_id: int) -> ModerationCase | None:
+        async with self.sessions.begin() as session:
+            case = await mod_repo.get_case(session, case_id=case_id)
+            if case is None or case.user_id != user_id:
+                return None
+            case.review_requested = True
+        return case
+
+    async def record_action(self, *, action: str, user_id: int, guild_id: int | None, moderator_id: int,
+                            reason: str = "", job_id: int | None = None, until: datetime | None = None) -> ModerationCase:
+        async with self.sessions.begin() as session:
+            return await mod_repo.record_case(session, case=ModerationCase(
+                user_id=user_id, guild_id=guild_id, action=action, moderator_id=moderator_id, reason=reason,
+                job_id=job_id, layer="moderator",
+                details={"until": until.isoformat() if until else None},
+            ))
+
+
+def refusal(verdict: Verdict, case_id: int | None) -> Refused:
+    words = ", ".join(CATEGORY_WORDS.get(c, c) for c in verdict.categories) or "a policy"
+    message = verdict.reason or f"This prompt was refused for {words}."
+    return Refused(message, categories=list(verdict.categories), case_id=case_id)

@@ -1,0 +1,119 @@
+"""Jobs made from images: /imagine with an attachment, and variations (V buttons) of a result.
+
+The input image travels inside the job's stored parameters (``init_image``, lossless WebP as
+base64; see bot/attachments.py), so a queued job keeps its input across a restart and a reroll of
+a variation varies the same image again. ``source`` records where it came from, for the embed.
+Trade-off: a parent output is copied into the child's parameters (a few hundred KB at SD sizes,
+~1-2 MB at SDXL sizes) rather than referenced; a reference would need the job service to resolve
+inputs when a worker claims the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageOps
+
+from bot.attachments import InputImage, encode_for_job
+from bot.errors import InvalidOption, UnknownJob
+from db.repositories import jobs as jobs_repo
+from inference.models import ModelSpec
+
+if TYPE_CHECKING:
+    from bot.jobs import ImagineOptions, JobService, Origin, Ticket
+
+MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
+DEFAULT_STRENGTH = 0.6
+# Midjourney's "Vary (Subtle)" and "Vary (Strong)": how far a variation may wander from its image.
+SUBTLE, STRONG = 0.35, 0.7
+# Commands whose results are images made by a diffusion model with a prompt (variations keep it).
+VARIABLE_COMMANDS = ("imagine",)
+# The longest side ratio an input may have; beyond it the model would be asked for strips.
+_MAX_ASPECT = 4.0
+_GRID = 64
+# Kinds the /imagine command may name (upscalers and video models live in the same registry).
+TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
+
+
+def check_strength(strength: float | None, *, has_image: bool) -> float:
+    if strength is None:
+        return DEFAULT_STRENGTH
+    if not has_image:
+        raise InvalidOption("`strength` only applies with an `image`: attach one, or leave strength out.")
+    if not (math.isfinite(strength) and MIN_STRENGTH <= strength <= MAX_STRENGTH):
+        raise InvalidOption(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {strength:g}.")
+    return float(strength)
+
+
+def check_text_to_image(spec: ModelSpec) -> None:
+    if spec.kind not in TEXT_TO_IMAGE_KINDS:
+        raise InvalidOption(f"{spec.name} is not an image model (it is a {spec.kind} model); "
+                            "pick one from the list.")
+
+
+def size_for_image(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
+    """The model's native pixel budget at the input's aspect ratio, in multiples of 64."""
+    ratio = width / height
+    if not 1 / _MAX_ASPECT <= ratio <= _MAX_ASPECT:
+        raise InvalidOption(f"The image is {width}×{height}; its sides can differ by at most {_MAX_ASPECT:g}×. "
+                            "Crop it and try again.")
+    budget = spec.width * spec.height
+    w = max(_GRID, round(math.sqrt(budget * ratio) / _GRID) * _GRID)
+    h = max(_GRID, round(math.sqrt(budget / ratio) / _GRID) * _GRID)
+    return w, h
+
+
+async def imagine_from_image(service: JobService, options: ImagineOptions, image: InputImage,
+                             strength: float) -> dict[str, Any]:
+    """/imagine parameters for image-to-image: the input's shape at the model's budget."""
+    params = service.prepare_imagine(options)
+    spec = service.model_spec(params["model"])
+    width, height = size_for_image(spec, *image.size)
+    fitted = await asyncio.to_thread(ImageOps.fit, image.image, (width, height), Image.Resampling.LANCZOS)
+    params.update(width=width, height=height, task="img2img", strength=strength,
+                  init_image=await asyncio.to_thread(encode_for_job, fitted),
+                  source={"attachment": image.filename[:100]})
+    params.pop("aspect", None)
+    return params
+
+
+async def variation(service: JobService, *, job_id: int, index: int, strength: float, origin: Origin) -> Ticket:
+    """Image-to-image from image ``index`` of job ``job_id``, same prompt and options, new seed."""
+    async with service.sessions() as session:
+        parent = await jobs_repo.get_job(session, job_id=job_id)
+        outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
+    if parent is None:
+        raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
+    if parent.command not in VARIABLE_COMMANDS:
+        raise InvalidOption(f"Job #{job_id} is a /{parent.command} result; only generated images can be varied.")
+    output = next((o for o in outputs if o.index == index), None)
+    if output is None:
+        raise InvalidOption(f"Job #{job_id} has no image {index + 1}.")
+    if parent.params.get("model") not in service.registry.names():
+        raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
+    params = dict(parent.params)
+    params.update(task="img2img", strength=strength, seed=secrets.randbelow(2**32),
+                  init_image=await asyncio.to_thread(_reencode, output.data),
+                  source={"job_id": job_id, "index": index})
+    return await service.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
+
+
+def _reencode(png: bytes) -> str:
+    with Image.open(io.BytesIO(png)) as image:
+        return encode_for_job(image.convert("RGB"))
+
+
+def describe_source(params: dict[str, Any]) -> str | None:
+    """Where an image job's input came from, in words for the embed; None for text-to-image."""
+    if params.get("task") != "img2img":
+        return None
+    source = params.get("source") or {}
+    strength = params.get("strength")
+    how = f" at strength {strength:g}" if isinstance(strength, int | float) else ""
+    if "job_id" in source:
+        return f"Variation of image {int(source.get('index', 0)) + 1} of job #{source['job_id']}{how}"
+    return f"From your image{how}"
