@@ -6,7 +6,7 @@ import heapq
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, text, update
@@ -41,6 +41,11 @@ async def get_job_by_message(session: AsyncSession, *, message_id: int) -> Job |
 # and a member with 30 queued jobs cannot push another member's first job back by more than the
 # jobs already running. Equal tags go to the member served least recently (round-robin), then to
 # the oldest job. Nothing is stored: the tags are derived from the job table on each claim.
+#
+# Fairness between members alone could keep one member's second job waiting while new members keep
+# arriving as fast as jobs finish; aging bounds that: a head job that has been next in its
+# member's line for longer than ``max_wait`` (since it was queued, or since the member's previous
+# job started) goes first, oldest such first.
 
 # Cost unit: one 512x512 image, 20 steps, with classifier-free guidance (two UNet passes per step).
 _COST_UNIT = 512 * 512 * 20 * 2
@@ -142,7 +147,20 @@ async def _last_served(session: AsyncSession, user_ids: Sequence[int]) -> dict[i
     """When each member's latest job started (members never served are absent)."""
     query = (select(Job.user_id, func.max(Job.started_at)).where(Job.user_id.in_(user_ids), Job.started_at.is_not(None))
              .group_by(Job.user_id))
-    return {user_id: started.timestamp() for user_id, started in (await session.execute(query)).all()}
+    return {user_id: _aware(started).timestamp() for user_id, started in (await session.execute(query)).all()}
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC (db.models.utcnow).
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _aged(heads: Sequence[Any], last_served: dict[int, float], max_wait: timedelta) -> int | None:
+    """The head job that has waited its turn longest, if that is longer than ``max_wait``."""
+    limit = (utcnow() - max_wait).timestamp()
+    waiting = [(max(_aware(h.created_at).timestamp(), last_served.get(h.user_id, 0.0)), h.id) for h in heads]
+    oldest = min(waiting)
+    return oldest[1] if oldest[0] < limit else None
 
 
 def _claimable(commands: Sequence[str] | None) -> list[Any]:
@@ -168,7 +186,11 @@ async def _serialise_claims(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(7461636)"))  # arbitrary, fixed key
 
 
-async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequence[str] | None = None) -> Job | None:
+MAX_WAIT = timedelta(minutes=10)
+
+
+async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequence[str] | None = None,
+                         max_wait: timedelta = MAX_WAIT) -> Job | None:
     """Move the fairest next queued job to running, atomically (the UPDATE is guarded by status).
 
     See the comment above ``job_cost`` for the order; with a single member it is plain FIFO."""
@@ -183,7 +205,7 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
             since = max(h.created_at for h in heads)
             users, guilds = await _service_since(session, since)
             served = await _last_served(session, [h.user_id for h in heads])
-            job_id = _fair_order([_queued_row(h) for h in heads], users, guilds, served)[0]
+            job_id = _aged(heads, served, max_wait) or _fair_order([_queued_row(h) for h in heads], users, guilds, served)[0]
         result = await session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.queued)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from db.models import Job
@@ -102,13 +103,25 @@ async def test_guilds_share_before_members(sessions) -> None:  # type: ignore[no
     assert by_guild == {GUILD: 3, GUILD + 1: 3, None: 2} or by_guild == {GUILD: 4, GUILD + 1: 3, None: 2}, by_guild
 
 
-async def test_no_starvation_under_a_stream_of_newcomers(sessions) -> None:  # type: ignore[no-untyped-def]
-    waiting = await _add(sessions, 1, 3)
-    started: list[int] = []
-    for newcomer in range(100, 112):
-        await _add(sessions, newcomer)
-        started.append((await _run_next(sessions)).id)
-    assert set(waiting) <= set(started), "member 1 never got a turn"
+async def test_aging_ends_starvation_under_a_stream_of_newcomers(sessions) -> None:  # type: ignore[no-untyped-def]
+    async def stream(first_newcomer: int, **claim: Any) -> list[int]:
+        started = []
+        for newcomer in range(first_newcomer, first_newcomer + 8):
+            await _add(sessions, newcomer)
+            await asyncio.sleep(0.03)
+            async with sessions.begin() as s:
+                job = await jobs_repo.claim_next_job(s, worker="w", **claim)
+                await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
+            started.append(job.user_id)
+        return started
+
+    await _add(sessions, 1, 3)
+    # Fair shares alone: every newcomer's first job beats member 1's second one, for as long as they come.
+    assert (await stream(100)).count(1) == 1
+    await _drain(sessions)
+    await _add(sessions, 1, 3)
+    # With aging, member 1's next job waits at most max_wait for its turn.
+    assert (await stream(200, max_wait=timedelta(milliseconds=20))).count(1) == 3
 
 
 async def test_queue_position_follows_the_fair_order(sessions) -> None:  # type: ignore[no-untyped-def]
