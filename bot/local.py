@@ -55,6 +55,13 @@ async def generate_once(settings: Settings, options: ImagineOptions, output: Pat
             delivery = FileDelivery(output, quiet=quiet)
             service.delivery = delivery
             params = service.prepare_imagine(options)
+            from bot.client import build_moderation
+
+            moderation = build_moderation(settings, service.sessions)
+            service.listeners.append(moderation)
+            service.image_check = lambda job, pngs: moderation.check_images(job, pngs, nsfw_channel=False)
+            await moderation.precheck(params["prompt"], params["negative_prompt"], user_id=0, guild_id=None,
+                                      channel_id=None, nsfw_channel=False)
             devices = settings.device_list or await asyncio.to_thread(default_devices)
 
             def factory(device: str):  # type: ignore[no-untyped-def]
