@@ -19,6 +19,7 @@ No discord import: the cogs hand in role ids through `roles_of`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ from db.models import Job, JobStatus
 from db.models_accounts import NO_GUILD, QuotaScope
 from db.repositories import accounts as repo
 from db.repositories import jobs as jobs_repo
+from inference.media import TooLarge, fit_to_limit
 
 log = logging.getLogger(__name__)
 
@@ -242,9 +244,18 @@ class AccountService:
             raise InvalidOption(f"Job #{job_id} is {job.status}; only finished images can be shown.")
         return job
 
-    async def outputs(self, job_id: int) -> list[Any]:
+    async def result_file(self, job_id: int, limit: int) -> tuple[bytes, str]:
+        """The job's posted image (the grid for several), re-encoded off the loop to fit `limit` bytes."""
         async with self.sessions() as session:
-            return await jobs_repo.get_outputs(session, job_id=job_id)
+            outputs = await jobs_repo.get_outputs(session, job_id=job_id)
+        if not outputs:
+            raise UnknownJob(f"The images of job #{job_id} are no longer stored.")
+        grid = [o for o in outputs if o.index == -1]
+        try:
+            return await asyncio.to_thread(fit_to_limit, (grid or outputs)[0].data, limit)
+        except TooLarge:
+            raise InvalidOption(f"Job #{job_id}'s image cannot be made smaller than this channel's upload "
+                                f"limit ({limit / 2**20:.1f} MiB).") from None
 
     async def rerun(self, *, job_id: int, origin: Origin) -> Ticket:
         """The same job again, same seed, for (and charged to) whoever asked."""
