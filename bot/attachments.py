@@ -68,9 +68,10 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-async def download(attachment: AttachmentLike, *, max_bytes: int = MAX_BYTES,
+async def download(attachment: AttachmentLike, *, max_bytes: int | None = None,
                    session: aiohttp.ClientSession | None = None) -> bytes:
-    """The attachment's bytes, refusing anything larger than ``max_bytes`` before and while reading."""
+    """The attachment's bytes, refusing anything larger than ``max_bytes`` (default MAX_BYTES) before and while reading."""
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     name = attachment.filename
     if attachment.size > max_bytes:
         raise InvalidOption(f"`{name}` is {_mib(attachment.size)}; images can be at most {_mib(max_bytes)}.")
@@ -162,7 +163,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return upright.convert("RGB")
 
 
-async def load(attachment: AttachmentLike, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+async def load(attachment: AttachmentLike, *, max_bytes: int | None = None, max_pixels: int = MAX_PIXELS,
                session: aiohttp.ClientSession | None = None) -> InputImage:
     """Download and decode an attachment; the decode runs off the event loop."""
     data = await download(attachment, max_bytes=max_bytes, session=session)

@@ -85,7 +85,7 @@ class Atelier(commands.Bot):
         self.service.image_check = lambda job, pngs: self.moderation.check_images(
             job, pngs, nsfw_channel=bool(job.params.get("nsfw_channel")))
         # Load the moderation models off the loop now, not on the first member's prompt.
-        self._warmup = asyncio.create_task(asyncio.to_thread(self.moderation.moderator.warmup))
+        self._warmup = asyncio.create_task(self.moderation.warmup())
         devices = self.settings.device_list or await asyncio.to_thread(default_devices)
         factory = self._engine_factory or _default_engine_factory(self.registry)
         self.pool = InferencePool(self.service, factory, devices)

@@ -59,6 +59,7 @@ async def generate_once(settings: Settings, options: ImagineOptions, output: Pat
 
             moderation = build_moderation(settings, service.sessions)
             service.listeners.append(moderation)
+            await moderation.warmup()
             service.image_check = lambda job, pngs: moderation.check_images(job, pngs, nsfw_channel=False)
             await moderation.precheck(params["prompt"], params["negative_prompt"], user_id=0, guild_id=None,
                                       channel_id=None, nsfw_channel=False)

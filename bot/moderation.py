@@ -41,6 +41,13 @@ class ModerationService:
         self.images = images
         self.reporter: Reporter | None = None
         self._policies: dict[int, Policy] = {}
+        # The semantic layer joins only once loaded: loading takes seconds, and a command must be
+        # acknowledged within 3 s, so until then prompts get the rule layers alone.
+        self.semantic_ready = False
+
+    async def warmup(self) -> bool:
+        self.semantic_ready = await asyncio.to_thread(self.moderator.warmup)
+        return self.semantic_ready
 
     # ----- policy -----
 
@@ -81,7 +88,7 @@ class ModerationService:
     async def verdict(self, prompt: str, negative: str, *, guild_id: int | None, nsfw_channel: bool) -> Verdict:
         policy = await self.policy(guild_id)
         return await asyncio.to_thread(self.moderator.check, prompt, negative, nsfw_channel=nsfw_channel,
-                                       policy=policy)
+                                       policy=policy, semantic=self.semantic_ready)
 
     async def precheck(self, prompt: str, negative: str, *, user_id: int, guild_id: int | None,
                        channel_id: int | None, nsfw_channel: bool) -> Verdict:

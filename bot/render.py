@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import discord
 
+from bot.studio import describe_source
 from db.models import Job, Output
 
 ACCENT = discord.Colour(0x7C5CFF)
@@ -62,6 +63,9 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
     embed.add_field(name="Size", value=f"{p.get('width')}×{p.get('height')}")
     if job.run_seconds is not None:
         embed.add_field(name="Time", value=f"{job.run_seconds:.1f} s")
+    source = describe_source(p)
+    if source:
+        embed.add_field(name="Image", value=source, inline=False)
     if job.notice:
         embed.add_field(name="Notice", value=shorten(job.notice, 1000), inline=False)
     embed.set_image(url=f"attachment://{filename}")
