@@ -229,7 +229,9 @@ async def prune(session: AsyncSession, *, guild_id: int | None, before: datetime
     count = (await session.execute(delete(Job).where(*where))).rowcount or 0
     day = before.strftime("%Y-%m-%d")
     guild_key = 0 if guild_id is None else guild_id
-    await session.execute(delete(CreditEntry).where(CreditEntry.guild_id == guild_key, CreditEntry.day < day))
+    active = select(Job.id).where(Job.status.in_(ACTIVE_STATUSES))
+    await session.execute(delete(CreditEntry).where(CreditEntry.guild_id == guild_key, CreditEntry.day < day,
+                                                    CreditEntry.job_id.not_in(active)))
     await session.execute(delete(QuotaUsage).where(QuotaUsage.guild_id == guild_key, QuotaUsage.day < day))
     return count
 

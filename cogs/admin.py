@@ -1,0 +1,126 @@
+"""/admin: pause and resume the queue, stats, quotas, retention, and (bot owners only) command sync.
+
+Discord hides the group from members without Manage Server (default_permissions), and every
+command checks it again on our side: server owners can change who sees commands, and clients lie.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.render import ACCENT
+from db.models_accounts import QuotaScope
+
+if TYPE_CHECKING:
+    from bot.client import Atelier
+
+log = logging.getLogger(__name__)
+
+
+def is_owner(interaction: discord.Interaction[Atelier]) -> bool:
+    return interaction.user.id in interaction.client.settings.owner_id_set
+
+
+def _credits(value: int | None) -> str:
+    if value is None:
+        return "removed (the next rule applies)"
+    return "unlimited" if value < 0 else f"{value} credits a day"
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelier on this server"):
+    def __init__(self, bot: Atelier) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Atelier]) -> bool:  # type: ignore[override]
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage("Admin commands work in a server, not in DMs.")
+        if not (interaction.permissions.manage_guild or is_owner(interaction)):
+            raise app_commands.CheckFailure("You need the Manage Server permission for /admin.")
+        return True
+
+    @app_commands.command(name="pause", description="Stop starting new jobs; queued jobs wait, nothing is lost")
+    async def pause(self, interaction: discord.Interaction[Atelier]) -> None:
+        was = self.bot.pool.paused
+        self.bot.pool.pause()
+        log.info("pool paused by %s in guild %s", interaction.user.id, interaction.guild_id)
+        text = "Already paused." if was else "Paused: running jobs finish, queued jobs wait. /admin resume to continue."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="resume", description="Start queued jobs again")
+    async def resume(self, interaction: discord.Interaction[Atelier]) -> None:
+        was = self.bot.pool.paused
+        self.bot.pool.resume()
+        log.info("pool resumed by %s in guild %s", interaction.user.id, interaction.guild_id)
+        await interaction.response.send_message("Resumed: queued jobs are starting." if was else "Not paused.",
+                                                ephemeral=True)
+
+    @app_commands.command(name="stats", description="Jobs, GPU time, failures and top models on this server")
+    @app_commands.describe(days="How many days back (default 7)")
+    async def stats(self, interaction: discord.Interaction[Atelier], days: app_commands.Range[int, 1, 90] = 7) -> None:
+        stats = await self.bot.accounts.stats(guild_id=interaction.guild_id, days=days)  # type: ignore[attr-defined]
+        by_status = stats["by_status"]
+        total = sum(by_status.values())
+        embed = discord.Embed(title=f"Atelier, last {days} day{'s' if days != 1 else ''}", colour=ACCENT)
+        embed.add_field(name="Jobs", value=f"{total} ({stats['members']} members)")
+        embed.add_field(name="Completed", value=str(by_status.get("completed", 0)))
+        embed.add_field(name="GPU time", value=f"{stats['gpu_seconds']:.1f} s")
+        embed.add_field(name="Failed", value=str(by_status.get("failed", 0)))
+        embed.add_field(name="Canceled", value=str(by_status.get("canceled", 0)))
+        embed.add_field(name="Waiting", value=str(by_status.get("queued", 0) + by_status.get("running", 0)))
+        top = "\n".join(f"`{m}`: {n}" for m, n in stats["top_models"]) or "none yet"
+        embed.add_field(name="Top models", value=top, inline=False)
+        per_day = "\n".join(f"{day}: {n}" for day, n in sorted(stats["per_day"].items())[-7:]) or "none yet"
+        embed.add_field(name="Jobs per day", value=per_day, inline=False)
+        embed.set_footer(text="Queue paused" if self.bot.pool.paused else "Queue running")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="quota", description="Set the daily credits for this server, a role or a member")
+    @app_commands.describe(credits="Credits a day (-1: unlimited; leave empty to remove the rule)",
+                           role="A role tier (members get the best of their roles)",
+                           member="A member's personal allowance (wins over roles)")
+    async def quota(self, interaction: discord.Interaction[Atelier], credits: int | None = None,
+                    role: discord.Role | None = None, member: discord.Member | None = None) -> None:
+        guild_id = interaction.guild_id
+        assert guild_id is not None
+        if role is not None and member is not None:
+            raise app_commands.CheckFailure("Pick a role or a member, not both.")
+        if member is not None:
+            scope, target, who = QuotaScope.member, member.id, member.mention
+        elif role is not None:
+            scope, target, who = QuotaScope.role, role.id, role.mention
+        else:
+            scope, target, who = QuotaScope.guild, guild_id, "Everyone on this server (default)"
+        await self.bot.accounts.set_quota(guild_id=guild_id, scope=scope, target_id=target,  # type: ignore[attr-defined]
+                                          credits=credits)
+        await interaction.response.send_message(f"{who}: {_credits(credits)}.", ephemeral=True,
+                                                allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="retention", description="Delete history older than N days on this server")
+    @app_commands.describe(days="Days to keep prompts and images (1-3650; empty: the bot's default)")
+    async def retention(self, interaction: discord.Interaction[Atelier], days: int | None = None) -> None:
+        accounts = self.bot.accounts  # type: ignore[attr-defined]
+        await accounts.set_retention(guild_id=interaction.guild_id, days=days)
+        effective = await accounts.retention_for(interaction.guild_id)
+        kept = f"{effective} days" if effective else "forever"
+        await interaction.response.send_message(f"History on this server is now kept for {kept}; older jobs "
+                                                "are deleted within 6 hours.", ephemeral=True)
+
+    @app_commands.command(name="sync", description="Bot owners: push the command list to Discord now")
+    async def sync(self, interaction: discord.Interaction[Atelier]) -> None:
+        if not is_owner(interaction):
+            raise app_commands.CheckFailure("Only the bot's owners (ATELIER_OWNER_IDS) can sync commands.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.sync_commands(force=True)
+        await interaction.followup.send("Commands synced.", ephemeral=True)
+
+
+async def setup(bot: Atelier) -> None:
+    await bot.add_cog(Admin(bot))
