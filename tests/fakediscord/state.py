@@ -150,6 +150,7 @@ class Interaction:
     created_at: float = 0.0
     responses: list[dict[str, Any]] = field(default_factory=list)
     acked: bool = False
+    acked_at: float | None = None  # clock.now() when the first response arrived (ack latency)
     ack_type: int | None = None
     ephemeral: bool = False
     deferred: bool = False

@@ -118,6 +118,7 @@ class InteractionRoutes:
             inter.modal = data
         inter.responses.append(payload)
         inter.acked, inter.ack_type = True, kind
+        inter.acked_at = self.fake.clock.now()
         inter.ephemeral = bool(message and message.ephemeral)
         if message is not None and kind in (MESSAGE, DEFERRED_MESSAGE):
             await self.fake.publish(message)
