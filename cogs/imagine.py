@@ -1,7 +1,12 @@
-"""/imagine, and what a member can do with its results: reroll by button or 🔄, cancel while queued."""
+"""/imagine, and what a member can do with its results: reroll by button or 🔄, vary (V1-V4), cancel.
+
+With an ``image`` attachment /imagine runs image-to-image at ``strength``. The attachment is
+fetched and checked (bot/attachments.py) before the job exists, so a bad file never leaves a job.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -9,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import attachments, studio
 from bot.errors import UserFacingError
 from bot.jobs import ImagineOptions, Origin, Ticket
 from bot.tree import error_embed
@@ -21,6 +27,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REROLL_EMOJI = "🔄"
+# How long an attachment may take to fetch and check before the interaction is deferred: errors
+# found within it are ephemeral; a slower download defers first (Discord allows 3 s) and goes on.
+ATTACHMENT_GRACE = 2.0
+
+
+async def load_attachment(interaction: discord.Interaction, attachment: discord.Attachment) -> attachments.InputImage:
+    """Fetch and check an attachment, deferring the interaction if that takes a while."""
+    task = asyncio.ensure_future(attachments.load(attachment))
+    done, _ = await asyncio.wait({task}, timeout=ATTACHMENT_GRACE)
+    if not done:
+        await interaction.response.defer(thinking=True)
+    return await task
 
 
 def origin_of(interaction: discord.Interaction) -> Origin:
@@ -55,17 +73,26 @@ class Imagine(commands.Cog):
         guidance="How closely to follow the prompt (CFG scale)",
         seed="Reuse a seed to reproduce an image",
         count="How many images (1-4; more than one is posted as a grid)",
+        image="Start from this image instead of noise (image-to-image)",
+        strength="With an image: how far to move away from it (0.05 subtle - 1.0 ignore it; default 0.6)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def imagine(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                       model: str | None = None, aspect: str | None = None, steps: int | None = None,
-                      guidance: float | None = None, seed: int | None = None, count: int = 1) -> None:
+                      guidance: float | None = None, seed: int | None = None, count: int = 1,
+                      image: discord.Attachment | None = None, strength: float | None = None) -> None:
         service = self.bot.service
         # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
-        params = service.prepare_imagine(ImagineOptions(
-            prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps, guidance=guidance,
-            seed=seed, count=count))
-        await interaction.response.defer(thinking=True)
+        options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
+                                 guidance=guidance, seed=seed, count=count)
+        params = service.prepare_imagine(options)
+        studio.check_text_to_image(service.model_spec(params["model"]))
+        strength = studio.check_strength(strength, has_image=image is not None)
+        if image is not None:
+            loaded = await load_attachment(interaction, image)
+            params = await studio.imagine_from_image(service, options, loaded, strength)
+        if not interaction.response.is_done():
+            await interaction.response.defer(thinking=True)
         ticket = await service.submit(command="imagine", params=params, origin=origin_of(interaction))
         await show_ticket(self.bot, ticket)
 
@@ -74,6 +101,8 @@ class Imagine(commands.Cog):
         current = current.lower().strip()
         choices = []
         for spec in self.bot.registry.specs():
+            if spec.kind not in studio.TEXT_TO_IMAGE_KINDS:
+                continue
             if current in spec.name.lower() or current in spec.kind.lower():
                 label = f"{spec.name} ({spec.kind})"
                 choices.append(app_commands.Choice(name=label[:100], value=spec.name))
@@ -102,14 +131,32 @@ class Imagine(commands.Cog):
 
 
 @handles("reroll")
-async def reroll_button(interaction: discord.Interaction[Atelier], job_id: int) -> None:
+async def reroll_button(interaction: discord.Interaction[Atelier], job_id: int, index: int = 0) -> None:
     await interaction.response.defer(thinking=True)
     ticket = await interaction.client.service.reroll(job_id=job_id, origin=origin_of(interaction))
     await show_ticket(interaction.client, ticket)
 
 
+@handles("vary")
+async def vary_button(interaction: discord.Interaction[Atelier], job_id: int, index: int = 0) -> None:
+    """V1-V4: a strong variation of that image, same prompt and options, new seed."""
+    await _vary(interaction, job_id, index, studio.STRONG)
+
+
+@handles("subtle")
+async def subtle_button(interaction: discord.Interaction[Atelier], job_id: int, index: int = 0) -> None:
+    await _vary(interaction, job_id, index, studio.SUBTLE)
+
+
+async def _vary(interaction: discord.Interaction[Atelier], job_id: int, index: int, strength: float) -> None:
+    await interaction.response.defer(thinking=True)
+    ticket = await studio.variation(interaction.client.service, job_id=job_id, index=index, strength=strength,
+                                    origin=origin_of(interaction))
+    await show_ticket(interaction.client, ticket)
+
+
 @handles("cancel")
-async def cancel_button(interaction: discord.Interaction[Atelier], job_id: int) -> None:
+async def cancel_button(interaction: discord.Interaction[Atelier], job_id: int, index: int = 0) -> None:
     perms = interaction.permissions
     previous = await interaction.client.service.cancel(job_id=job_id, user_id=interaction.user.id,
                                                        is_admin=perms.manage_guild)

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Any  # async (interaction, job_id) -> None
+Handler = Any  # async (interaction, job_id, index) -> None
+
+# Every action a result button can carry; a handler registers itself for each with @handles.
+ACTIONS = ("reroll", "cancel", "vary", "subtle", "upscale", "animate")
 
 # action -> coroutine function, filled in by the cogs that own each action.
 HANDLERS: dict[str, Handler] = {}
@@ -31,16 +34,18 @@ def handles(action: str):  # type: ignore[no-untyped-def]
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
-                template=TEMPLATE.format(actions="reroll|cancel")):
-    def __init__(self, action: str, job_id: int) -> None:
-        super().__init__(discord.ui.Button(custom_id=custom_id(action, job_id), label=action.title()))
+                template=TEMPLATE.format(actions="|".join(ACTIONS))):
+    def __init__(self, action: str, job_id: int, index: int | None = None) -> None:
+        super().__init__(discord.ui.Button(custom_id=custom_id(action, job_id, index), label=action.title()))
         self.action = action
         self.job_id = job_id
+        self.index = index or 0
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str], /) -> JobButton:
-        return cls(match["action"], int(match["job_id"]))
+        index = match["index"]
+        return cls(match["action"], int(match["job_id"]), int(index) if index is not None else None)
 
     async def callback(self, interaction: discord.Interaction[Atelier]) -> None:  # type: ignore[override]
         handler = HANDLERS.get(self.action)
@@ -48,6 +53,6 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
             log.warning("no handler for button %s", self.action)
             return
         try:
-            await handler(interaction, self.job_id)
+            await handler(interaction, self.job_id, self.index)
         except Exception as exc:  # DynamicItem errors bypass the tree: report them the same way
             await report_error(interaction, exc)

@@ -20,7 +20,7 @@ from diffusers import DiffusionPipeline
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
-from inference.runners import txt2img
+from inference.runners import img2img, txt2img
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ RUNNERS: dict[str, Runner] = {
     "sdxl-lightning": txt2img.run,
     "sdxl-turbo": txt2img.run,
 }
+
+# Kinds whose text-to-image pipeline can also run image-to-image (derived with from_pipe).
+IMG2IMG_KINDS = frozenset({"sd15", "sdxl", "sdxl-lightning", "sdxl-turbo"})
+MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 
 
 class Engine:
@@ -53,6 +57,8 @@ class Engine:
         # False: one pipeline call per image, so every image is bit-identical to its seed run
         # alone (see runners/txt2img.py); True: one batched call, faster on big GPUs.
         self.batch_images = batch_images
+        # (model name) -> its img2img pipeline, sharing the resident pipeline's modules.
+        self._img2img: dict[str, tuple[DiffusionPipeline, DiffusionPipeline]] = {}
 
     def pipeline(self, spec: ModelSpec | str) -> DiffusionPipeline:
         """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
@@ -82,6 +88,8 @@ class Engine:
             raise JobCancelled(request.job_id, 0)
         pipe = self.pipeline(spec)
         runner = RUNNERS[spec.kind]
+        if request.task == "img2img":
+            runner = img2img.run
         run_spec = spec
         previous_scheduler = None
         if request.scheduler and request.scheduler != spec.scheduler:
@@ -91,6 +99,8 @@ class Engine:
 
         started = time.perf_counter()
         try:
+            if request.task == "img2img":
+                pipe = self._img2img_pipeline(spec, pipe)
             images = runner(
                 pipe,
                 request,
@@ -108,6 +118,16 @@ class Engine:
                 pipe.scheduler = previous_scheduler
         run_seconds = time.perf_counter() - started
         return self._result(run_spec, request, guidance, images, run_seconds)
+
+    def _img2img_pipeline(self, spec: ModelSpec, base: DiffusionPipeline) -> DiffusionPipeline:
+        """The img2img pipeline over ``base``'s modules, running ``base``'s current scheduler."""
+        cached = self._img2img.get(spec.name)
+        if cached is None or cached[0] is not base:
+            cached = (base, img2img.derive(base))
+            self._img2img[spec.name] = cached
+        derived = cached[1]
+        derived.scheduler = base.scheduler
+        return derived
 
     def _check(self, spec: ModelSpec, request: GenerationRequest) -> float:
         """Refuse what the model cannot do; returns the guidance the model will actually use.
@@ -127,7 +147,16 @@ class Engine:
             raise InvalidOption(
                 f"Unknown scheduler {request.scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}"
             )
-        if request.task != "txt2img":
+        if request.task == "img2img":
+            if spec.kind not in IMG2IMG_KINDS:
+                raise InvalidOption(f"{spec.name} cannot transform an image")
+            if not request.init_image:
+                raise InvalidOption("Image-to-image needs an input image")
+            if not MIN_STRENGTH <= request.strength <= MAX_STRENGTH:
+                raise InvalidOption(
+                    f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {request.strength:g}"
+                )
+        elif request.task != "txt2img":
             raise InvalidOption(f"Task {request.task!r} is not supported by {spec.name}")
         return 0.0 if spec.few_step else float(request.guidance)
 
@@ -139,7 +168,10 @@ class Engine:
         images: list[Any],
         run_seconds: float,
     ) -> GenerationResult:
-        extra = {"Schedule type": spec.schedule_type} if spec.schedule_type else None
+        extra: dict[str, Any] = {"Schedule type": spec.schedule_type} if spec.schedule_type else {}
+        if request.task == "img2img":
+            # A1111's key for img2img strength, so PNG Info and Civitai show it.
+            extra["Denoising strength"] = f"{request.strength:g}"
         generated: list[GeneratedImage] = []
         texts: list[str] = []
         for image, seed in zip(images, request.seeds(), strict=True):

@@ -8,6 +8,7 @@ type "trainedAlgorithmicMedia" in XMP (the marker platforms read to label AI-gen
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import math
@@ -188,6 +189,21 @@ def read_parameters(data: bytes) -> str | None:
     except (OSError, ValueError, SyntaxError):
         return None
     return _decode_user_comment(comment) if comment is not None else None
+
+
+def decode_job_image(text: str) -> Image.Image:
+    """A job's stored input image (base64 WebP/PNG, see GenerationRequest.init_image) as RGB."""
+    data = base64.b64decode(text, validate=True)
+    with Image.open(io.BytesIO(data), formats=("WEBP", "PNG")) as image:
+        image.load()
+        return image.convert("RGB")
+
+
+def encode_job_image(image: Image.Image) -> str:
+    """The inverse of decode_job_image: lossless WebP (fast setting), base64."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="WEBP", lossless=True, quality=25, method=0)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def make_grid(images: list[Image.Image]) -> Image.Image:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-TaskKind = Literal["txt2img"]
+# txt2img: from noise; img2img: from ``init_image`` at ``strength``; upscale: ``init_image`` through
+# an upscaler model by ``scale``.
+TaskKind = Literal["txt2img", "img2img", "upscale"]
 
 
 @dataclass(slots=True)
@@ -28,6 +30,13 @@ class GenerationRequest:
     count: int = 1
     task: TaskKind = "txt2img"
     scheduler: str | None = None
+    # The input image of img2img and upscale jobs: base64 of a lossless WebP or PNG (JSON-safe, so
+    # a queued job survives a restart with its input). None for txt2img.
+    init_image: str | None = None
+    # img2img: how far from the input the result may go (0.05 keeps it, 1.0 ignores it).
+    strength: float = 0.75
+    # upscale: the factor (2 or 4).
+    scale: int = 4
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

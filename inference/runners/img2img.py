@@ -1,0 +1,95 @@
+"""Image to image for the SD 1.5 and SDXL families: variations (V buttons) and /imagine with an image.
+
+The img2img pipeline is derived from the resident text-to-image one with ``from_pipe`` (same
+weights, no second copy in memory) and runs with that pipeline's current scheduler, so a
+per-request scheduler choice applies here too. The engine drives both from one thread.
+
+Steps follow diffusers (and AUTOMATIC1111): the schedule has ``steps`` points and only the last
+``int(steps * strength)`` are run. When that would be zero (a low strength with few steps), the
+schedule is lengthened just enough for one step, rather than failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
+from PIL import Image, ImageOps
+
+from inference.media import decode_job_image
+from inference.runners.txt2img import CancelCheck, StepCallback, StepsInterrupted, generators_for
+from inference.types import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+def derive(pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """The img2img pipeline sharing ``pipe``'s modules (no weights are copied)."""
+    derived = AutoPipelineForImage2Image.from_pipe(pipe)
+    derived.set_progress_bar_config(disable=True)
+    return derived
+
+
+def schedule(steps: int, strength: float) -> tuple[int, int]:
+    """(num_inference_steps to pass, denoising steps that will actually run)."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    num = max(steps, math.ceil(1 / strength))
+    return num, min(int(num * strength), num)
+
+
+def prepare_image(request: GenerationRequest) -> Image.Image:
+    """The stored input image at the request's size (centre-cropped, never stretched)."""
+    if not request.init_image:
+        raise ValueError("img2img needs an input image")
+    image = decode_job_image(request.init_image)
+    size = (request.width, request.height)
+    if image.size != size:
+        image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+    return image
+
+
+def run(
+    pipe: DiffusionPipeline,
+    request: GenerationRequest,
+    *,
+    guidance: float,
+    device: str,
+    on_step: StepCallback | None = None,
+    is_cancelled: CancelCheck | None = None,
+    batch: bool = False,
+) -> list[Image.Image]:
+    """``pipe`` is the img2img pipeline (see ``derive``). One call per image unless ``batch``."""
+    init = prepare_image(request)
+    num_steps, effective = schedule(request.steps, request.strength)
+    seeds = request.seeds()
+    groups = [seeds] if batch else [[seed] for seed in seeds]
+    total = effective * len(groups)
+    images: list[Image.Image] = []
+    for index, group in enumerate(groups):
+        offset = index * effective
+
+        def step_end(pipeline: Any, i: int, t: Any, tensors: dict[str, Any], offset: int = offset) -> dict[str, Any]:
+            done = offset + i + 1
+            if on_step is not None:
+                on_step(done, total)
+            if is_cancelled is not None and done < total and is_cancelled():
+                pipeline._interrupt = True
+                raise StepsInterrupted(done)
+            return tensors
+
+        output = pipe(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            image=[init] * len(group),
+            strength=request.strength,
+            num_inference_steps=num_steps,
+            guidance_scale=guidance,
+            generator=generators_for(group, device),
+            callback_on_step_end=step_end,
+            output_type="pil",
+        )
+        images.extend(output.images)
+    return images
