@@ -78,9 +78,11 @@ class Atelier(commands.Bot):
         await migrate.upgrade(self.db)
         sessions = create_sessionmaker(self.db)
         self.registry = ModelRegistry.load(self.settings.models)
-        self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval)
+        reads = create_sessionmaker(self.db, readonly=True)
+        self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
+                                  reads=reads)
         self.service.delivery = DiscordDelivery(self)
-        self.moderation = build_moderation(self.settings, sessions)
+        self.moderation = build_moderation(self.settings, sessions, reads)
         self.service.listeners.append(self.moderation)
         self.service.image_check = lambda job, pngs: self.moderation.check_images(
             job, pngs, nsfw_channel=bool(job.params.get("nsfw_channel")))
@@ -126,13 +128,13 @@ class Atelier(commands.Bot):
             await self.db.dispose()
 
 
-def build_moderation(settings: Settings, sessions: Any) -> ModerationService:
+def build_moderation(settings: Settings, sessions: Any, reads: Any = None) -> ModerationService:
     from moderation import Moderator, default_moderator
     from moderation.images import ImageChecker
 
     moderator = default_moderator() if settings.moderation_semantic else Moderator(semantic=False)
     images = ImageChecker() if settings.nsfw_image_check else None
-    return ModerationService(sessions, moderator=moderator, images=images)
+    return ModerationService(sessions, moderator=moderator, images=images, reads=reads)
 
 
 def _default_engine_factory(registry: ModelRegistry) -> Callable[[str], Any]:

@@ -119,8 +119,11 @@ class _Live:
 class JobService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: ModelRegistry, *,
                  progress_interval: float = 1.5, max_queued_per_user: int = 10, max_queue: int = 500,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 reads: async_sessionmaker[AsyncSession] | None = None) -> None:
         self.sessions = sessions
+        # Read-only lookups (never wait behind a writer on SQLite; see db/engine.py).
+        self.reads = reads or sessions
         self.registry = registry
         self.progress_interval = progress_interval
         self.max_queued_per_user = max_queued_per_user
@@ -214,7 +217,7 @@ class JobService:
 
     async def reroll(self, *, job_id: int, origin: Origin) -> Ticket:
         """Run a finished job again with a new seed, charged to whoever asked."""
-        async with self.sessions() as session:
+        async with self.reads() as session:
             parent = await jobs_repo.get_job(session, job_id=job_id)
         if parent is None:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
@@ -225,11 +228,11 @@ class JobService:
         return await self.submit(command=parent.command, params=params, origin=origin, parent_job_id=parent.id)
 
     async def job_for_message(self, message_id: int) -> Job | None:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             return await jobs_repo.get_job_by_message(session, message_id=message_id)
 
     async def get_job(self, job_id: int) -> Job | None:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             return await jobs_repo.get_job(session, job_id=job_id)
 
     async def attach_message(self, job_id: int, message_id: int, channel_id: int | None = None) -> None:

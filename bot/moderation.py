@@ -35,8 +35,10 @@ Reporter = Callable[[ModerationCase], Awaitable[None]]
 
 class ModerationService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, moderator: Moderator,
-                 images: ImageChecker | None = None) -> None:
+                 images: ImageChecker | None = None, reads: async_sessionmaker[AsyncSession] | None = None) -> None:
         self.sessions = sessions
+        # Lookups made before an interaction is acknowledged must never wait behind a writer.
+        self.reads = reads or sessions
         self.moderator = moderator
         self.images = images
         self.reporter: Reporter | None = None
@@ -57,7 +59,7 @@ class ModerationService:
         cached = self._policies.get(guild_id)
         if cached is not None:
             return cached
-        async with self.sessions() as session:
+        async with self.reads() as session:
             stored, _ = await mod_repo.get_policy(session, guild_id=guild_id)
         policy = Policy.from_dict(stored) if stored else Policy()
         self._policies[guild_id] = policy
@@ -74,7 +76,7 @@ class ModerationService:
         if guild_id is None:
             return
         if session is None:
-            async with self.sessions() as own:
+            async with self.reads() as own:
                 ban = await mod_repo.active_ban(own, guild_id=guild_id, user_id=user_id)
         else:
             ban = await mod_repo.active_ban(session, guild_id=guild_id, user_id=user_id)

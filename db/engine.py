@@ -26,8 +26,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead
-    # of one failing with "database is locked" when it upgrades a read transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # of one failing with "database is locked" when it upgrades a read transaction. Read-only
+    # sessions (create_sessionmaker(readonly=True)) begin deferred: under WAL they never wait for
+    # a writer, which keeps checks made before acknowledging an interaction fast.
+    if conn.get_execution_options().get("atelier_readonly"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def normalise_url(url: str) -> str:
@@ -48,5 +53,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(engine: AsyncEngine, *, readonly: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions for the data layer; readonly=True for lookups that never write (see _sqlite_begin)."""
+    if readonly:
+        engine = engine.execution_options(atelier_readonly=True)
     return async_sessionmaker(engine, expire_on_commit=False)
