@@ -63,8 +63,9 @@ async def test_queue_lists_positions_and_cancel_refunds(fake, start_bot) -> None
     async with start_bot(engine_factory=engine.factory) as bot:
         await _imagine(fake, "first")
         await fake.wait_for(lambda f: bot.pool.busy == 1, timeout=30)
-        await _imagine(fake, "second")
-        await _imagine(fake, "third")
+        waiting = [await _imagine(fake, "second"), await _imagine(fake, "third")]
+        # The reply is deferred before the job is stored: wait until both show their place.
+        await fake.wait_for(lambda f: all(i.original.embeds for i in waiting), timeout=30)
         inter = await _slash(fake, "queue")
         (embed,) = inter.original.embeds
         values = list(_fields(embed).values())
