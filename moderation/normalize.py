@@ -59,7 +59,6 @@ _SINGLES = re.compile(r"(?:^| )[a-z] [a-z] [a-z](?: |$)")
 # "v" between two consonants stands for "u" ("nvde", "pvssy", "cvm"): no English word needs it there.
 _V_FOR_U = re.compile(r"(?<=[b-df-hj-np-tv-xz])v(?=[b-df-hj-np-tv-xz])")
 # Short fragments ("lo li", "nu de", "po rn") are joined unless one of them is a common short word.
-_SHORT = re.compile(r"(?:^| )[a-z]{1,3} [a-z]{1,3}(?: |$)")
 _COMMON_SHORT = frozenset("""
 a i an as at be by do go he if in is it me my no of oh ok on or so to up us we ye am are and any all
 but can did for get got had has her him his how its let may new nor not now off old one our out own
@@ -157,6 +156,21 @@ def _collapse_singles(tokens: list[str]) -> list[str]:
     return out
 
 
+def _fragment(tok: str) -> bool:
+    return len(tok) <= 3 and tok not in _COMMON_SHORT and tok.isalpha()
+
+
+def _has_fragments(tokens: list[str]) -> bool:
+    """Two fragments in a row: the only case _join_fragments changes anything."""
+    prev = False
+    for tok in tokens:
+        cur = len(tok) <= 3 and _fragment(tok)
+        if cur and prev:
+            return True
+        prev = cur
+    return False
+
+
 def _join_fragments(tokens: list[str]) -> list[str]:
     """Join runs of 2+ fragments of 1-3 letters ("lo li" -> "loli") that aren't common short words."""
     out: list[str] = []
@@ -170,7 +184,7 @@ def _join_fragments(tokens: list[str]) -> list[str]:
         run.clear()
 
     for tok in tokens:
-        if len(tok) <= 3 and tok.isalpha() and tok not in _COMMON_SHORT:
+        if _fragment(tok):
             run.append(tok)
         else:
             flush()
@@ -207,10 +221,8 @@ def normalize(prompt: str) -> Normalized:
         aggressive = f"{aggressive} | {alt}"
     if _V_FOR_U.search(text):
         aggressive = f"{aggressive} | {_V_FOR_U.sub('u', text)}"
-    if _SHORT.search(text):
-        joined = _join_fragments(tokens)
-        if joined != tokens:
-            aggressive = f"{aggressive} | {' '.join(joined)}"
+    if _has_fragments(tokens):
+        aggressive = f"{aggressive} | {' '.join(_join_fragments(tokens))}"
     literal = " ".join(t for t in (tok.replace("*", "") for tok in raw) if t)
     return Normalized(
         original=prompt,

@@ -59,7 +59,7 @@ _AGE_PATTERNS = [
 
 # Files and the (category, table -> tier) they hold.
 _FILES: dict[str, tuple[str, dict[str, str]]] = {
-    "sexual.toml": ("sexual", {"explicit": EXPLICIT, "suggestive": SUGGESTIVE}),
+    "sexual.toml": ("sexual", {"explicit": EXPLICIT, "suggestive": SUGGESTIVE, "act": INJURY, "part": BODY}),
     "minors.toml": ("minors", {"terms": SIGNAL, "adult_markers": ADULT}),
     "gore.toml": ("gore", {"terms": EXPLICIT, "injury": INJURY, "body": BODY}),
     "copyright.toml": ("copyright", {"terms": NAME, "ambiguous": AMBIGUOUS, "context": CONTEXT}),
@@ -103,6 +103,9 @@ def phrase_key(term: str) -> str:
 
 
 _VOWELS = frozenset("aeiouy")
+# Explicit words that no ordinary word starts with: a token that begins with one is explicit too.
+_STEMS = frozenset({"porn", "hentai", "nsfw"})
+_STEM4 = frozenset(s[:4] for s in _STEMS)
 _DOUBLE = re.compile(r"([a-z])\1")
 
 
@@ -143,7 +146,11 @@ class Fuzzy:
         self.squeezed: dict[str, tuple[Entry, ...]] = {}
         self.vowels: dict[str, tuple[Entry, ...]] = {}
         self.deletes: dict[str, tuple[Entry, ...]] = {}
+        self.deletes2: dict[str, tuple[Entry, ...]] = {}
+        self.stems: dict[str, tuple[Entry, ...]] = {}
         for key, entries in terms.items():
+            if key in _STEMS:
+                self.stems[key] = entries
             self.squeezed.setdefault(squeeze(key), entries)
             if len(key) >= 5:
                 for slot in _vowel_slots(key):
@@ -151,6 +158,9 @@ class Fuzzy:
             if len(key) >= 7:
                 for d in _deletions(key):
                     self.deletes.setdefault(d, entries)
+                    if len(key) >= 10:  # two edits only for long words ("decapited")
+                        for d2 in _deletions(d):
+                            self.deletes2.setdefault(d2, entries)
 
     def lookup(self, token: str) -> tuple[Entry, ...]:
         if len(token) < 4 or token in self.exclude or not token.isalpha():
@@ -163,9 +173,19 @@ class Fuzzy:
                 if slot in self.vowels:
                     return self.vowels[slot]
         if len(token) >= 6:
-            for d in _deletions(token):
+            dels = _deletions(token)
+            for d in dels:
                 if d in self.deletes:
                     return self.deletes[d]
+            if len(token) >= 8:
+                for d in dels:
+                    for d2 in _deletions(d):
+                        if d2 in self.deletes2:
+                            return self.deletes2[d2]
+        if len(token) > 4 and token[:4] in _STEM4:
+            for stem, entries in self.stems.items():
+                if token.startswith(stem):
+                    return entries  # "pornhub", "hentaihaven", "nsfwart"
         return ()
 
 
@@ -231,9 +251,9 @@ class Lexicon:
                 if entries:
                     out.extend(Match(e, i, i + n) for e in entries)
         if self.fuzzy is not None:
-            lookup = self.fuzzy.lookup
+            lookup, exclude = self.fuzzy.lookup, self.fuzzy.exclude
             for i, tok in enumerate(tokens):
-                if len(tok) >= 4 and tok not in table:
+                if len(tok) >= 4 and tok not in exclude:
                     for e in lookup(tok):
                         out.append(Match(Entry(e.category, e.tier, e.term,
                                                f"{e.reason}, written \u201c{tok}\u201d"), i, i + 1))
@@ -342,22 +362,24 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
 
 
 def _injuries(matches: list[Match]) -> list[Match]:
-    """An injury word with a body word next to it ("bloody stump", "limbs torn off") is gore."""
+    """An injury word with a body word next to it ("bloody stump", "limbs torn off") is gore; a sexual
+    act with a body part ("flashing her breasts", "licking nipples") is sexual."""
     injuries = [m for m in matches if m.tier == INJURY]
     if not injuries:
         return []
     out: list[Match] = []
     for inj in injuries:
         for body in matches:
-            if body.tier != BODY:
+            if body.tier != BODY or body.category != inj.category:
                 continue
             after = 0 <= body.start - inj.end <= 2  # "bloody stump", "charred human flesh"
             before = 0 <= inj.start - body.end <= 1  # "limbs torn off", "flesh charred"
             if after or before:
                 first, second = (inj, body) if after else (body, inj)
                 term = f"{first.entry.term} {second.entry.term}"
-                reason = f"graphic injury: {inj.entry.reason} with {body.entry.reason}"
-                out.append(Match(Entry("gore", EXPLICIT, term, reason), min(inj.start, body.start),
+                what = "graphic injury" if inj.category == "gore" else "sexual act"
+                reason = f"{what}: {inj.entry.reason} with {body.entry.reason}"
+                out.append(Match(Entry(inj.category, EXPLICIT, term, reason), min(inj.start, body.start),
                                  max(inj.end, body.end)))
                 break
     return out

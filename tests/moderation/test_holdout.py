@@ -27,7 +27,15 @@ from moderation import Moderator
 from tests.moderation.test_labelled_set import BLOCK_RECALL, FLAG_RECALL, MAX_BENIGN_REFUSED
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "moderation_holdout.jsonl"
-ROWS = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
+# A second, smaller set written after the first round of fixes, to see whether they generalised.
+PROBE = DATA.with_name("moderation_probe.jsonl")
+
+
+def load(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+ROWS = load(DATA)
 
 
 def test_holdout_shape() -> None:
@@ -45,11 +53,12 @@ def test_holdout_shape() -> None:
     assert len(prompts) == len(set(prompts)), "duplicate prompts"
 
 
-def figures(moderator: Moderator, *, semantic: bool) -> tuple[dict[str, float], list[str]]:
+def figures(moderator: Moderator, *, semantic: bool, rows: list[dict[str, str]] | None = None,
+            name: str = "holdout") -> tuple[dict[str, float], list[str]]:
     hits: dict[str, int] = {}
     totals: dict[str, int] = {}
     misses: list[str] = []
-    for row in ROWS:
+    for row in ROWS if rows is None else rows:
         cat = row["category"]
         v = moderator.check(row["prompt"], semantic=semantic)
         if cat in BLOCK_RECALL:
@@ -61,7 +70,7 @@ def figures(moderator: Moderator, *, semantic: bool) -> tuple[dict[str, float], 
         if good == (cat == "benign"):
             misses.append(f"{cat}: {v.action.value} {v.categories} {v.matched} {row['prompt']!r}")
     rates = {cat: hits[cat] / totals[cat] for cat in totals}
-    print(f"\nholdout set ({'rules + semantic' if semantic else 'rules only'}):")
+    print(f"\n{name} set ({'rules + semantic' if semantic else 'rules only'}):")
     for cat, rate in sorted(rates.items()):
         label = "refused" if cat == "benign" else "recall"
         print(f"  {cat:14s} {label} {rate:.3f} ({hits[cat]}/{totals[cat]})")
@@ -79,6 +88,11 @@ def assert_acceptance(rates: dict[str, float], misses: list[str]) -> None:
 
 def test_holdout_rules_only_meet_acceptance() -> None:
     assert_acceptance(*figures(Moderator(semantic=False), semantic=False))
+
+
+def test_probe_rules_only_meet_acceptance() -> None:
+    rates, misses = figures(Moderator(semantic=False), semantic=False, rows=load(PROBE), name="probe")
+    assert_acceptance(rates, misses)
 
 
 @pytest.mark.slow
