@@ -95,8 +95,9 @@ class Atelier(commands.Bot):
         for extension in extensions():
             await self.load_extension(extension)
         await self.sync_commands()
-        await self.pool.start()
+        # Recover before any worker claims: a fresh claim would otherwise look interrupted and run twice.
         await self.service.recover()
+        await self.pool.start()
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the command tree only when it changed since the last sync (hash kept in the database)."""

@@ -23,6 +23,8 @@ ENV_NAMES = {
     "owner_ids": "ATELIER_OWNER_IDS",
     "moderation_semantic": "ATELIER_MODERATION_SEMANTIC",
     "nsfw_image_check": "ATELIER_NSFW_IMAGE_CHECK",
+    "default_daily_credits": "ATELIER_DEFAULT_DAILY_CREDITS",
+    "retention_days": "ATELIER_RETENTION_DAYS",
 }
 
 
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
     moderation_semantic: bool = True
     # The opennsfw image classifier on every generated image.
     nsfw_image_check: bool = True
+    # Credits a member may spend a day where a server set no allowance (-1: unlimited).
+    default_daily_credits: int = Field(default=250, ge=-1)
+    # Days of history kept where a server set no retention.
+    retention_days: int = Field(default=90, ge=1)
 
     @field_validator("log_level")
     @classmethod

@@ -5,15 +5,21 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import GuildSettings, Meta, User
+from db.models import GuildSettings, Meta, User, utcnow
 
 
 async def ensure_user(session: AsyncSession, *, user_id: int, name: str = "") -> User:
+    """The member's row, created if missing; safe when one member's first jobs arrive concurrently."""
     user = await session.get(User, user_id)
     if user is None:
-        user = User(id=user_id, name=name[:100])
-        session.add(user)
-        await session.flush()
+        if session.bind.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        await session.execute(insert(User).values(id=user_id, name=name[:100], created_at=utcnow())
+                              .on_conflict_do_nothing())
+        user = await session.get(User, user_id, populate_existing=True)
+        assert user is not None
     elif name and user.name != name[:100]:
         user.name = name[:100]
     return user
