@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     nsfw_image_check: bool = True
     # Credits a member may spend a day where a server set no allowance (-1: unlimited).
     default_daily_credits: int = Field(default=250, ge=-1)
-    # Days of history kept where a server set no retention.
-    retention_days: int = Field(default=90, ge=1)
+    # Days of history kept where a server set no retention (0: forever).
+    retention_days: int = Field(default=90, ge=0)
 
     @field_validator("log_level")
     @classmethod
