@@ -34,11 +34,17 @@ def queued_view(job: Job) -> discord.ui.View:
 
 
 def result_view(job: Job) -> discord.ui.View:
-    """Midjourney's layout: a grid gets Reroll and V1-V4 (one per image, "vary"), a single image Reroll."""
+    """Midjourney's layout: a grid gets U1-U4 (upscale that image) and Reroll, then V1-V4 (vary it);
+    a single image gets Reroll. Upscale results are final: no buttons."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
-    view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary, row=0))
+    if job.params.get("task") == "upscale":
+        return view
     count = int(job.params.get("count", 1)) if job.command == "imagine" else 1
+    if count > 1:
+        for i in range(count):
+            view.add_item(_button(f"U{i + 1}", "upscale", job_id, index=i, row=0))
+    view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary, row=0))
     if count > 1:
         for i in range(count):
             view.add_item(_button(f"V{i + 1}", "vary", job_id, index=i, row=1))

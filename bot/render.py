@@ -55,6 +55,15 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
     embed = discord.Embed(description=shorten(job.prompt, 4000), colour=ACCENT)
     if p.get("negative_prompt"):
         embed.add_field(name="Negative", value=shorten(p["negative_prompt"], 1000), inline=False)
+    if p.get("task") == "upscale":
+        embed.add_field(name="Upscaler", value=job.model)
+        embed.add_field(name="Size", value=f"{p.get('width')}×{p.get('height')}")
+        if job.run_seconds is not None:
+            embed.add_field(name="Time", value=f"{job.run_seconds:.1f} s")
+        embed.add_field(name="Image", value=describe_source(p) or "", inline=False)
+        embed.set_image(url=f"attachment://{filename}")
+        embed.set_footer(text=f"Job #{job.id} · AI-generated")
+        return embed
     embed.add_field(name="Model", value=job.model)
     seeds = [job.seed + i for i in range(p.get("count", 1))]
     embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(str(s % 2**32) for s in seeds))

@@ -102,6 +102,81 @@ async def variation(service: JobService, *, job_id: int, index: int, strength: f
     return await service.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
 
 
+UPSCALE_FACTORS = (2, 4)
+# Input pixel caps per factor (the engine enforces the same): the result stays at most 16.8 MP.
+UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
+
+
+def upscalers(service: JobService) -> list[ModelSpec]:
+    return [spec for spec in service.registry.specs() if spec.kind == "esrgan"]
+
+
+def upscaler_spec(service: JobService, name: str | None) -> ModelSpec:
+    available = upscalers(service)
+    if not available:
+        raise InvalidOption("No upscaler is installed on this bot; ask its admin to add one to models.toml.")
+    if name is None:
+        return available[0]
+    for spec in available:
+        if spec.name == name:
+            return spec
+    raise InvalidOption(f"Unknown upscaler {name!r}; choose one of {', '.join(s.name for s in available)}.")
+
+
+def check_scale(scale: int) -> int:
+    if scale not in UPSCALE_FACTORS:
+        raise InvalidOption(f"Scale must be 2 or 4; you asked for {scale}.")
+    return scale
+
+
+def _upscale_params(spec: ModelSpec, image: Image.Image, scale: int, *, prompt: str, seed: int,
+                    parameters: str | None, source: dict[str, Any]) -> dict[str, Any]:
+    limit = UPSCALE_MAX_INPUT[scale]
+    if image.width * image.height > limit:
+        raise InvalidOption(f"x{scale} upscaling takes images up to {limit / 1e6:.1f} MP; this one is "
+                            f"{image.width}×{image.height} ({image.width * image.height / 1e6:.1f} MP). "
+                            + ("Try scale 2." if scale == 4 else "Resize it first."))
+    return {"model": spec.name, "prompt": prompt, "negative_prompt": "", "task": "upscale", "scale": scale,
+            "seed": seed, "count": 1, "steps": 1, "guidance": 0.0, "width": image.width * scale,
+            "height": image.height * scale, "init_image": encode_for_job(image), "source": source,
+            "extra": {"parameters": parameters} if parameters else {}}
+
+
+async def upscale_attachment(service: JobService, image: InputImage, scale: int, upscaler: str | None
+                             ) -> dict[str, Any]:
+    spec = upscaler_spec(service, upscaler)
+    return await asyncio.to_thread(_upscale_params, spec, image.image, check_scale(scale),
+                                   prompt=f"Upscale of {image.filename[:200]}", seed=0, parameters=None,
+                                   source={"attachment": image.filename[:100]})
+
+
+async def upscale_output(service: JobService, *, job_id: int, index: int, scale: int, origin: Origin,
+                         upscaler: str | None = None) -> Ticket:
+    """Upscale image ``index`` of a finished job (U buttons, 🔍), keeping its parameters in the PNG."""
+    from inference.media import read_parameters
+
+    spec = upscaler_spec(service, upscaler)
+    async with service.sessions() as session:
+        parent = await jobs_repo.get_job(session, job_id=job_id)
+        outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
+    if parent is None:
+        raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
+    if parent.command == "upscale":
+        raise InvalidOption(f"Job #{job_id} is already an upscale.")
+    output = next((o for o in outputs if o.index == index), None)
+    if output is None:
+        raise InvalidOption(f"Job #{job_id} has no image {index + 1}.")
+
+    def build() -> dict[str, Any]:
+        with Image.open(io.BytesIO(output.data)) as opened:
+            image = opened.convert("RGB")
+        return _upscale_params(spec, image, check_scale(scale), prompt=parent.prompt, seed=output.seed,
+                               parameters=read_parameters(output.data), source={"job_id": job_id, "index": index})
+
+    params = await asyncio.to_thread(build)
+    return await service.submit(command="upscale", params=params, origin=origin, parent_job_id=job_id)
+
+
 def _reencode(png: bytes) -> str:
     with Image.open(io.BytesIO(png)) as image:
         return encode_for_job(image.convert("RGB"))
@@ -109,9 +184,13 @@ def _reencode(png: bytes) -> str:
 
 def describe_source(params: dict[str, Any]) -> str | None:
     """Where an image job's input came from, in words for the embed; None for text-to-image."""
+    source = params.get("source") or {}
+    if params.get("task") == "upscale":
+        what = (f"image {int(source.get('index', 0)) + 1} of job #{source['job_id']}" if "job_id" in source
+                else "your image")
+        return f"{what.capitalize()} upscaled x{params.get('scale')} with {params.get('model')}"
     if params.get("task") != "img2img":
         return None
-    source = params.get("source") or {}
     strength = params.get("strength")
     how = f" at strength {strength:g}" if isinstance(strength, int | float) else ""
     if "job_id" in source:

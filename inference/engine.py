@@ -12,15 +12,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline
 
 from inference.cache import ModelCache
-from inference.media import a1111_parameters, encode_png, make_grid
+from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
-from inference.runners import img2img, txt2img
+from inference.runners import img2img, txt2img, upscale
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ RUNNERS: dict[str, Runner] = {
 # Kinds whose text-to-image pipeline can also run image-to-image (derived with from_pipe).
 IMG2IMG_KINDS = frozenset({"sd15", "sdxl", "sdxl-lightning", "sdxl-turbo"})
 MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
+UPSCALE_FACTORS = (2, 4)
+# Input pixel caps per factor: x4 of 1024x1024 is a 16.8 MP result, x2 of 2048x2048 the same.
+UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
 
 
 class Engine:
@@ -57,6 +61,8 @@ class Engine:
         # False: one pipeline call per image, so every image is bit-identical to its seed run
         # alone (see runners/txt2img.py); True: one batched call, faster on big GPUs.
         self.batch_images = batch_images
+        # (model name) -> loaded upscaler network.
+        self._upscalers: dict[str, upscale.RRDBNet] = {}
         # (model name) -> its img2img pipeline, sharing the resident pipeline's modules.
         self._img2img: dict[str, tuple[DiffusionPipeline, DiffusionPipeline]] = {}
 
@@ -83,6 +89,8 @@ class Engine:
         Raises UnknownModel and InvalidOption for requests the model cannot serve.
         """
         spec = self.registry.get(request.model)
+        if request.task == "upscale" or spec.kind == "esrgan":
+            return self._upscale(spec, request, on_step, is_cancelled)
         guidance = self._check(spec, request)
         if is_cancelled is not None and is_cancelled():
             raise JobCancelled(request.job_id, 0)
@@ -118,6 +126,65 @@ class Engine:
                 pipe.scheduler = previous_scheduler
         run_seconds = time.perf_counter() - started
         return self._result(run_spec, request, guidance, images, run_seconds)
+
+    def upscaler(self, spec: ModelSpec) -> upscale.RRDBNet:
+        """The resident upscaler network for ``spec`` (loaded on first use, like pipelines)."""
+        model = self._upscalers.get(spec.name)
+        if model is None:
+            source = Path(spec.source)
+            if not source.is_file():
+                if not spec.extra.get("file"):
+                    raise InvalidOption(f"{spec.name}: source must be a .pth/.safetensors file or a hub repo with `file`")
+                from huggingface_hub import hf_hub_download
+
+                source = Path(hf_hub_download(spec.source, str(spec.extra["file"])))
+            model = upscale.load(source, self.device)
+            self._upscalers[spec.name] = model
+        return model
+
+    def _upscale(
+        self,
+        spec: ModelSpec,
+        request: GenerationRequest,
+        on_step: Callable[[int, int], None] | None,
+        is_cancelled: Callable[[], bool] | None,
+    ) -> GenerationResult:
+        if spec.kind != "esrgan" or request.task != "upscale":
+            raise InvalidOption(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
+        if request.scale not in UPSCALE_FACTORS:
+            raise InvalidOption(f"Scale must be 2 or 4; you asked for {request.scale}")
+        if not request.init_image:
+            raise InvalidOption("Upscaling needs an input image")
+        image = decode_job_image(request.init_image)
+        limit = int(spec.extra.get("max_input", UPSCALE_MAX_INPUT[request.scale]))
+        if image.width * image.height > limit:
+            raise InvalidOption(
+                f"x{request.scale} upscaling takes images up to {limit / 1e6:.1f} MP; this one is "
+                f"{image.width}x{image.height}"
+            )
+        if is_cancelled is not None and is_cancelled():
+            raise JobCancelled(request.job_id, 0)
+        model = self.upscaler(spec)
+        started = time.perf_counter()
+        try:
+            result = upscale.upscale(model, image, device=self.device, tile=int(spec.extra.get("tile", upscale.DEFAULT_TILE)),
+                                     on_tile=on_step, is_cancelled=is_cancelled)
+        except txt2img.StepsInterrupted as stop:
+            raise JobCancelled(request.job_id, stop.step) from None
+        result = upscale.fit_scale(result, model.scale, request.scale)
+        run_seconds = time.perf_counter() - started
+        # A1111's extras keys, after the source image's own parameters when the bot passed them.
+        base = str(request.extra.get("parameters") or "").strip()
+        line = f"Postprocess upscale by: {request.scale}, Postprocess upscaler: {spec.name}"
+        text = f"{base}, {line}" if base else line
+        png = encode_png(result, text)
+        return GenerationResult(
+            job_id=request.job_id,
+            images=[GeneratedImage(png, request.seed, result.width, result.height)],
+            grid_png=None,
+            run_seconds=run_seconds,
+            parameters=text,
+        )
 
     def _img2img_pipeline(self, spec: ModelSpec, base: DiffusionPipeline) -> DiffusionPipeline:
         """The img2img pipeline over ``base``'s modules, running ``base``'s current scheduler."""

@@ -22,7 +22,9 @@ ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
 
 # Pipeline families the engine can run today. Anything else in a TOML file is a typo or a model the
 # engine cannot serve yet, and is refused at load time rather than at the first job.
-KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
+KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan")
+# Kinds that draw from a prompt (the rest, e.g. upscalers, only transform images).
+TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
 
 # Scheduler name -> (sampler name as AUTOMATIC1111 writes it, schedule type or None). A1111 readers
 # (Civitai, the PNG Info tab) recognise these spellings; the diffusers side of the mapping lives in
@@ -258,6 +260,17 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "width": 1024,
         "height": 1024,
         "max_steps": 8,
+    },
+    # Real-ESRGAN-class upscalers: `source` is a .pth/.safetensors file (or a hub repo with `file`);
+    # width/height are unused; `max_input` caps the input's pixels (default 1024x1024 at x4).
+    "esrgan": {
+        "steps": 1,
+        "guidance": 0.0,
+        "scheduler": "default",
+        "width": 512,
+        "height": 512,
+        "max_steps": 1,
+        "max_count": 1,
     },
     "sdxl-turbo": {
         "steps": 1,

@@ -80,6 +80,9 @@ def make_tiny(dest: Path) -> Path:
         dest / "tiny-sdxl-turbo", safe_serialization=True
     )
 
+    # A Real-ESRGAN-architecture upscaler (RRDBNet, x4) with 8 features and one block.
+    write_tiny_esrgan(dest / "tiny-esrgan" / "tiny-esrgan-x4.safetensors", SEED + 4)
+
     toml_path = dest / "models.toml"
     toml_path.write_text(_TOML, encoding="utf-8")
     log.info("wrote tiny models to %s", dest)
@@ -139,7 +142,31 @@ width = 256
 height = 256
 max_steps = 4
 max_count = 4
+
+[models.tiny-esrgan]
+kind = "esrgan"
+source = "tiny-esrgan/tiny-esrgan-x4.safetensors"
+description = "Tiny Real-ESRGAN-architecture x4 upscaler (random weights, for tests)"
+tile = 96
 """
+
+
+def write_tiny_esrgan(path: Path, seed: int, *, scale: int = 4) -> Path:
+    """A random-weight RRDBNet file with Real-ESRGAN's key names (.safetensors, or .pth by suffix,
+    stored under ``params_ema`` as Real-ESRGAN's releases are)."""
+    import safetensors.torch
+
+    from inference.runners.upscale import RRDBNet
+
+    torch.manual_seed(seed)
+    model = RRDBNet(scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".pth":
+        torch.save({"params_ema": state}, str(path))
+    else:
+        safetensors.torch.save_file(state, str(path))
+    return path
 
 
 def _tokenizer(tmp: Path) -> CLIPTokenizer:

@@ -1,0 +1,100 @@
+"""/upscale, the U1-U4 buttons of a grid, and 🔍 on a result: Real-ESRGAN-class enlargement x2 or x4."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import studio
+from bot.errors import UserFacingError
+from bot.jobs import Origin
+from bot.tree import error_embed
+from cogs.imagine import load_attachment, origin_of, show_ticket
+from cogs.views import handles
+
+if TYPE_CHECKING:
+    from bot.client import Atelier
+
+log = logging.getLogger(__name__)
+
+UPSCALE_EMOJI = "🔍"
+# Buttons and reactions upscale x2: a 1024 px SDXL image becomes 2048 px, which fits the upload
+# limit once re-encoded; /upscale offers x4.
+BUTTON_SCALE = 2
+
+
+class Upscale(commands.Cog):
+    def __init__(self, bot: Atelier) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="upscale", description="Enlarge an image x2 or x4 with a Real-ESRGAN-class upscaler")
+    @app_commands.describe(image="The image to enlarge (PNG, JPEG, WebP, GIF or BMP)",
+                           scale="How much larger (x4 takes images up to 1 MP, x2 up to 4 MP)",
+                           upscaler="Which upscaler (default: the first installed)")
+    @app_commands.choices(scale=[app_commands.Choice(name="x2", value=2), app_commands.Choice(name="x4", value=4)])
+    async def upscale(self, interaction: discord.Interaction[Atelier], image: discord.Attachment, scale: int = 4,
+                      upscaler: str | None = None) -> None:
+        service = self.bot.service
+        studio.check_scale(scale)
+        studio.upscaler_spec(service, upscaler)
+        loaded = await load_attachment(interaction, image)
+        params = await studio.upscale_attachment(service, loaded, scale, upscaler)
+        if not interaction.response.is_done():
+            await interaction.response.defer(thinking=True)
+        ticket = await service.submit(command="upscale", params=params, origin=origin_of(interaction))
+        await show_ticket(self.bot, ticket)
+
+    @upscale.autocomplete("upscaler")
+    async def upscaler_autocomplete(self, interaction: discord.Interaction, current: str
+                                    ) -> list[app_commands.Choice[str]]:
+        current = current.lower().strip()
+        return [app_commands.Choice(name=spec.name, value=spec.name)
+                for spec in studio.upscalers(self.bot.service) if current in spec.name.lower()][:25]
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        if str(payload.emoji) != UPSCALE_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
+            return
+        job = await self.bot.service.job_for_message(payload.message_id)
+        if job is None or job.command != "imagine" or job.status != "completed":
+            return
+        channel = self.bot.get_channel(payload.channel_id) or await self.bot.fetch_channel(payload.channel_id)
+        mention = discord.AllowedMentions(users=[discord.Object(payload.user_id)])
+        if int(job.params.get("count", 1)) > 1:
+            await channel.send(  # type: ignore[union-attr]
+                content=f"<@{payload.user_id}> pick the image to upscale with U1-U{job.params['count']} "
+                        f"under job #{job.id}.", allowed_mentions=mention)
+            return
+        placeholder = await channel.send(  # type: ignore[union-attr]
+            content=f"{UPSCALE_EMOJI} Upscaling job #{job.id} for <@{payload.user_id}>…",
+            allowed_mentions=discord.AllowedMentions.none())
+        origin = studio_origin(payload, placeholder.id, channel)
+        try:
+            ticket = await studio.upscale_output(self.bot.service, job_id=job.id, index=0,  # type: ignore[arg-type]
+                                                 scale=BUTTON_SCALE, origin=origin)
+        except UserFacingError as exc:
+            await placeholder.edit(content=f"<@{payload.user_id}>", embed=error_embed(exc.title, exc.message),
+                                   allowed_mentions=mention)
+            return
+        await show_ticket(self.bot, ticket)
+
+
+def studio_origin(payload: discord.RawReactionActionEvent, message_id: int, channel: object) -> Origin:
+    return Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
+                  message_id=message_id, nsfw_channel=bool(getattr(channel, "nsfw", False)))
+
+
+@handles("upscale")
+async def upscale_button(interaction: discord.Interaction[Atelier], job_id: int, index: int = 0) -> None:
+    await interaction.response.defer(thinking=True)
+    ticket = await studio.upscale_output(interaction.client.service, job_id=job_id, index=index,
+                                         scale=BUTTON_SCALE, origin=origin_of(interaction))
+    await show_ticket(interaction.client, ticket)
+
+
+async def setup(bot: Atelier) -> None:
+    await bot.add_cog(Upscale(bot))
