@@ -35,7 +35,8 @@ def queued_view(job: Job) -> discord.ui.View:
 
 def result_view(job: Job) -> discord.ui.View:
     """Midjourney's layout: a grid gets U1-U4 (upscale that image) and Reroll, then V1-V4 (vary it);
-    a single image gets Reroll. Upscale results are final: no buttons."""
+    a single image gets Reroll, Upscale, Vary (Subtle) and Vary (Strong); both get Rerun (same seed).
+    Upscale results are final: no buttons."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
     if job.params.get("task") == "upscale":
@@ -48,4 +49,11 @@ def result_view(job: Job) -> discord.ui.View:
     if count > 1:
         for i in range(count):
             view.add_item(_button(f"V{i + 1}", "vary", job_id, index=i, row=1))
+    else:
+        view.add_item(_button("Upscale", "upscale", job_id, emoji="🔍", row=0))
+        view.add_item(_button("Vary (Subtle)", "subtle", job_id, row=0))
+        view.add_item(_button("Vary (Strong)", "vary", job_id, row=0))
+    # Handled by cogs/account.py: the same job again with the same seed.
+    view.add_item(discord.ui.Button(label="Rerun", style=discord.ButtonStyle.secondary,
+                                    custom_id=f"{PREFIX}:acct:rerun:{job_id}", row=1 if count > 1 else 0))
     return view

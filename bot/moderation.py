@@ -125,7 +125,7 @@ class ModerationService:
     @staticmethod
     def _apply_safety_negative(job: Job, policy: Policy, nsfw_channel: bool) -> None:
         addition = policy.negative_prompt_addition(nsfw_channel=nsfw_channel)
-        if not addition:
+        if not addition or job.params.get("safety_negative"):  # rerolls and reruns carry it already
             return
         params = dict(job.params)
         negative = params.get("negative_prompt", "")

@@ -40,7 +40,8 @@ async def test_happy_path(fake, start_bot) -> None:  # type: ignore[no-untyped-d
         assert embed["image"]["url"] == f"attachment://{attachment.filename}"
         ids = [c["custom_id"] for row in message.components for c in row["components"]]
         job = await _job(bot)
-        assert ids == [f"atelier:reroll:{job.id}"]
+        assert ids == [f"atelier:reroll:{job.id}", f"atelier:upscale:{job.id}", f"atelier:subtle:{job.id}",
+                       f"atelier:vary:{job.id}", f"atelier:acct:rerun:{job.id}"]
         await bot.service.drain()
         job = await _job(bot, job.id)
         assert job.status == JobStatus.completed and job.delivered and job.message_id == message.id
@@ -194,3 +195,25 @@ async def test_bad_options_get_specific_ephemeral_errors(fake, start_bot) -> Non
             assert needle in text, (options, text)
         async with bot.service.sessions() as s:
             assert (await s.execute(select(Job))).scalars().first() is None, "a refused command left a job"
+
+
+async def test_single_image_buttons_vary_upscale_and_rerun(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        first = await _result(fake, start_bot)
+        parent = await bot.service.job_for_message(first.id)
+
+        subtle = await fake.click(first.id, f"atelier:subtle:{parent.id}", user_id=fake.user_id)
+        await subtle.wait_for(lambda i: _has_image(i.original), timeout=60)
+        params = read_parameters(subtle.original.attachments[0].data)
+        assert params.startswith(parent.prompt) and "Denoising strength" in params
+
+        upscale = await fake.click(first.id, f"atelier:upscale:{parent.id}", user_id=fake.user_id)
+        await upscale.wait_for(lambda i: _has_image(i.original), timeout=60)
+        assert Image.open(io.BytesIO(upscale.original.attachments[0].data)).size == (1024, 1024)
+
+        rerun = await fake.click(first.id, f"atelier:acct:rerun:{parent.id}", user_id=fake.user_id)
+        await rerun.wait_for(lambda i: _has_image(i.original), timeout=60)
+        again = await bot.service.job_for_message(rerun.original.id)
+        assert again.seed == parent.seed and again.parent_job_id == parent.id
+        same = Image.open(io.BytesIO(rerun.original.attachments[0].data))
+        assert same.tobytes() == Image.open(io.BytesIO(first.attachments[0].data)).tobytes()
