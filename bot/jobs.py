@@ -26,7 +26,14 @@ from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
-from inference.models import ASPECTS, ModelRegistry, ModelSpec, UnknownAspect, UnknownModel
+from inference.models import (
+    ASPECTS,
+    TEXT_TO_IMAGE_KINDS,
+    ModelRegistry,
+    ModelSpec,
+    UnknownAspect,
+    UnknownModel,
+)
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
 
 log = logging.getLogger(__name__)
@@ -173,11 +180,23 @@ class JobService:
             "scheduler": spec.scheduler, "aspect": options.aspect or "1:1",
         }
 
-    def model_spec(self, name: str | None) -> ModelSpec:
+    def model_spec(self, name: str | None, *, kinds: tuple[str, ...] = TEXT_TO_IMAGE_KINDS) -> ModelSpec:
+        """The named model (or the default) among those of `kinds`; the error lists only those."""
+        valid = [spec.name for spec in self.registry.specs() if spec.kind in kinds]
+        if not name:
+            default = self.registry.default
+            if default.kind in kinds:
+                return default
+            if not valid:
+                raise InvalidOption("No model of that kind is installed; ask the bot's owner.")
+            return self.registry.get(valid[0])
         try:
-            return self.registry.get(name) if name else self.registry.default
-        except UnknownModel as exc:
-            raise InvalidOption(str(exc)) from None
+            spec = self.registry.get(name)
+        except UnknownModel:
+            spec = None
+        if spec is None or spec.kind not in kinds:
+            raise InvalidOption(f"Unknown model {name!r}; choose one of: {', '.join(valid)}.")
+        return spec
 
     # ----- submission -----
 

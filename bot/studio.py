@@ -36,9 +36,6 @@ VARIABLE_COMMANDS = ("imagine",)
 _MAX_ASPECT = 4.0
 _GRID = 64
 # Kinds the /imagine command may name (upscalers and video models live in the same registry).
-TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
-
-
 def check_strength(strength: float | None, *, has_image: bool) -> float:
     if strength is None:
         return DEFAULT_STRENGTH
@@ -47,12 +44,6 @@ def check_strength(strength: float | None, *, has_image: bool) -> float:
     if not (math.isfinite(strength) and MIN_STRENGTH <= strength <= MAX_STRENGTH):
         raise InvalidOption(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {strength:g}.")
     return float(strength)
-
-
-def check_text_to_image(spec: ModelSpec) -> None:
-    if spec.kind not in TEXT_TO_IMAGE_KINDS:
-        raise InvalidOption(f"{spec.name} is not an image model (it is a {spec.kind} model); "
-                            "pick one from the list.")
 
 
 def size_for_image(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from bot.errors import UserFacingError
 from bot.jobs import ImagineOptions, Origin, Ticket
 from bot.tree import error_embed
 from cogs.views import JobButton, handles
-from inference.models import ASPECTS
+from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -86,7 +86,6 @@ class Imagine(commands.Cog):
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
                                  guidance=guidance, seed=seed, count=count)
         params = service.prepare_imagine(options)
-        studio.check_text_to_image(service.model_spec(params["model"]))
         strength = studio.check_strength(strength, has_image=image is not None)
         if image is not None:
             loaded = await load_attachment(interaction, image)
@@ -101,7 +100,7 @@ class Imagine(commands.Cog):
         current = current.lower().strip()
         choices = []
         for spec in self.bot.registry.specs():
-            if spec.kind not in studio.TEXT_TO_IMAGE_KINDS:
+            if spec.kind not in TEXT_TO_IMAGE_KINDS:
                 continue
             if current in spec.name.lower() or current in spec.kind.lower():
                 label = f"{spec.name} ({spec.kind})"

@@ -44,7 +44,7 @@ async def test_grid_has_v_buttons_and_v2_varies_image_two(fake, start_bot) -> No
         grid = inter.original
         parent = await bot.service.job_for_message(grid.id)
         assert _ids(grid) == [[f"atelier:upscale:{parent.id}:{i}" for i in range(4)] + [f"atelier:reroll:{parent.id}"],
-                              [f"atelier:vary:{parent.id}:{i}" for i in range(4)]]
+                              [f"atelier:vary:{parent.id}:{i}" for i in range(4)] + [f"atelier:acct:rerun:{parent.id}"]]
 
         click = await fake.click(grid.id, f"atelier:vary:{parent.id}:1", user_id=fake.user_id)
         await click.wait_acked(3)
