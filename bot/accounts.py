@@ -147,6 +147,27 @@ class AccountService:
 
     # ----- JobService listener (runs inside the job's transaction) -----
 
+    async def before_acknowledge(self, params: dict[str, Any], origin: Origin) -> None:
+        """Before a command is acknowledged: refuse, ephemerally, a job the member can't afford.
+
+        A read only; the atomic reservation in before_submit still decides under concurrency."""
+        cost = job_cost(params)
+        now = self.clock()
+        async with self.jobs.reads() as session:
+            allowance, source = await self._allowance(session, origin.guild_id, origin.user_id)
+            if allowance is None:
+                return
+            used = await repo.used_today(session, user_id=origin.user_id, guild_id=origin.guild_id or NO_GUILD,
+                                         day=day_of(now))
+        if used + cost > allowance:
+            raise self._exceeded(cost, max(allowance - used, 0), allowance, source, now)
+
+    def _exceeded(self, cost: int, left: int, allowance: int | None, source: str, now: datetime) -> QuotaExceeded:
+        reset = int(next_reset(now).timestamp())
+        return QuotaExceeded(f"This job costs {cost} credits and you have {left} of {allowance} left today "
+                             f"({source}). Credits reset <t:{reset}:R>; fewer steps, a smaller size or "
+                             "fewer images cost less.")
+
     async def before_submit(self, session: AsyncSession, job: Job, origin: Origin) -> None:
         cost = job_cost(job.params)
         now = self.clock()
@@ -156,11 +177,7 @@ class AccountService:
                                 day=day_of(now), credits=cost, allowance=allowance)
         if not ok:
             used = await repo.used_today(session, user_id=job.user_id, guild_id=guild_key, day=day_of(now))
-            left = max((allowance or 0) - used, 0)
-            reset = int(next_reset(now).timestamp())
-            raise QuotaExceeded(f"This job costs {cost} credits and you have {left} of {allowance} left today "
-                                f"({source}). Credits reset <t:{reset}:R>; fewer steps, a smaller size or "
-                                "fewer images cost less.")
+            raise self._exceeded(cost, max((allowance or 0) - used, 0), allowance, source, now)
         job.params = {**job.params, "credits": cost}
 
     async def on_delivered(self, session: AsyncSession, job: Job) -> None:

@@ -200,6 +200,13 @@ class JobService:
 
     # ----- submission -----
 
+    async def precheck(self, params: dict[str, Any], origin: Origin) -> None:
+        """Fast read-only checks (e.g. quota) a command runs before it acknowledges, so refusals stay private."""
+        for listener in self.listeners:
+            check = getattr(listener, "before_acknowledge", None)
+            if check is not None:
+                await check(params, origin)
+
     async def submit(self, *, command: str, params: dict[str, Any], origin: Origin,
                      parent_job_id: int | None = None) -> Ticket:
         async with self.sessions.begin() as session:

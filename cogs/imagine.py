@@ -90,9 +90,11 @@ class Imagine(commands.Cog):
         if image is not None:
             loaded = await load_attachment(interaction, image)
             params = await studio.imagine_from_image(service, options, loaded, strength)
+        origin = origin_of(interaction)
+        await service.precheck(params, origin)
         if not interaction.response.is_done():
             await interaction.response.defer(thinking=True)
-        ticket = await service.submit(command="imagine", params=params, origin=origin_of(interaction))
+        ticket = await service.submit(command="imagine", params=params, origin=origin)
         await show_ticket(self.bot, ticket)
 
     @imagine.autocomplete("model")
