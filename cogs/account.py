@@ -24,6 +24,7 @@ from bot.jobs import ImagineOptions
 from bot.render import ACCENT, relative_time, result_embed, result_file, shorten
 from bot.tree import report_error
 from cogs.imagine import origin_of, show_ticket
+from inference.models import TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -188,6 +189,8 @@ class Account(commands.Cog):
         status = await self.bot.accounts.status(user_id=interaction.user.id, guild_id=interaction.guild_id)
         costs = []
         for spec in self.bot.registry.specs():
+            if spec.kind not in TEXT_TO_IMAGE_KINDS:
+                continue
             params = self.bot.service.prepare_imagine(ImagineOptions(prompt="x", model=spec.name, seed=0))
             costs.append((spec.name, job_cost(params), f"{params['width']}×{params['height']}, {params['steps']} steps"))
         await interaction.response.send_message(embed=quota_embed(status, costs), ephemeral=True)
