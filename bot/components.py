@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import discord
 
+from bot.studio import VARIABLE_COMMANDS
 from db.models import Job
 
 PREFIX = "atelier"
@@ -41,7 +42,7 @@ def result_view(job: Job) -> discord.ui.View:
     job_id = job.id or 0
     if job.params.get("task") == "upscale":
         return view
-    count = int(job.params.get("count", 1)) if job.command == "imagine" else 1
+    count = int(job.params.get("count", 1)) if job.command in VARIABLE_COMMANDS else 1
     if count > 1:
         for i in range(count):
             view.add_item(_button(f"U{i + 1}", "upscale", job_id, index=i, row=0))

@@ -74,6 +74,11 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
     embed.add_field(name="Size", value=f"{p.get('width')}×{p.get('height')}")
     if job.run_seconds is not None:
         embed.add_field(name="Time", value=f"{job.run_seconds:.1f} s")
+    anime = p.get("anime")
+    if isinstance(anime, dict) and (anime.get("reordered") or anime.get("added_quality")):
+        done = [what for what, flag in (("tags reordered for Animagine", anime.get("reordered")),
+                                        ("quality tags added", anime.get("added_quality"))) if flag]
+        embed.add_field(name="Prompt", value=f"As used above: {' and '.join(done)}", inline=False)
     source = describe_source(p)
     if source:
         embed.add_field(name="Image", value=source, inline=False)

@@ -30,8 +30,9 @@ MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 DEFAULT_STRENGTH = 0.6
 # Midjourney's "Vary (Subtle)" and "Vary (Strong)": how far a variation may wander from its image.
 SUBTLE, STRONG = 0.35, 0.7
-# Commands whose results are images made by a diffusion model with a prompt (variations keep it).
-VARIABLE_COMMANDS = ("imagine",)
+# Commands whose results are images made by a diffusion model with a prompt (variations keep it;
+# reroll, upscale and animate reactions accept them).
+VARIABLE_COMMANDS = ("imagine", "anime", "pose")
 # The longest side ratio an input may have; beyond it the model would be asked for strips.
 _MAX_ASPECT = 4.0
 _GRID = 64

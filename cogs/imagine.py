@@ -114,7 +114,7 @@ class Imagine(commands.Cog):
         if str(payload.emoji) != REROLL_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
             return
         job = await self.bot.service.job_for_message(payload.message_id)
-        if job is None or job.command != "imagine":
+        if job is None or job.command not in studio.VARIABLE_COMMANDS:
             return
         channel = self.bot.get_channel(payload.channel_id) or await self.bot.fetch_channel(payload.channel_id)
         placeholder = await channel.send(  # type: ignore[union-attr]

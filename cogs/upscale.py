@@ -60,7 +60,7 @@ class Upscale(commands.Cog):
         if str(payload.emoji) != UPSCALE_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
             return
         job = await self.bot.service.job_for_message(payload.message_id)
-        if job is None or job.command != "imagine" or job.status != "completed":
+        if job is None or job.command not in studio.VARIABLE_COMMANDS or job.status != "completed":
             return
         channel = self.bot.get_channel(payload.channel_id) or await self.bot.fetch_channel(payload.channel_id)
         mention = discord.AllowedMentions(users=[discord.Object(payload.user_id)])

@@ -143,6 +143,20 @@ height = 256
 max_steps = 4
 max_count = 4
 
+# Shares the tiny SDXL folder, as Animagine XL shares the SDXL architecture.
+[models.tiny-animagine]
+kind = "sdxl"
+source = "tiny-sdxl"
+style = "anime"
+description = "Tiny Animagine-style SDXL (random weights, for tests)"
+steps = 4
+guidance = 7.0
+scheduler = "euler-a"
+width = 256
+height = 256
+max_steps = 50
+max_count = 4
+
 [models.tiny-esrgan]
 kind = "esrgan"
 source = "tiny-esrgan/tiny-esrgan-x4.safetensors"

@@ -27,7 +27,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_packaged_registry_names_real_hub_models() -> None:
     registry = ModelRegistry.load(None)
-    assert registry.names() == ["sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "realesrgan-x4plus"]
+    assert registry.names() == ["sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "animagine-xl-3.1",
+                                "realesrgan-x4plus"]
     assert registry.default.name == "sd15"
     sd15 = registry.get("sd15")
     assert sd15.source == "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -41,6 +42,10 @@ def test_packaged_registry_names_real_hub_models() -> None:
     turbo = registry.get("sdxl-turbo")
     assert (turbo.steps, turbo.guidance, turbo.width, turbo.height) == (1, 0.0, 512, 512)
     assert registry.get("sdxl").width == 1024
+    animagine = registry.get("animagine-xl-3.1")
+    assert animagine.source == "cagliostrolab/animagine-xl-3.1" and animagine.kind == "sdxl"
+    assert (animagine.steps, animagine.guidance, animagine.sampler) == (28, 7.0, "Euler a")
+    assert animagine.extra["style"] == "anime"
 
 
 def test_models_and_media_do_not_import_torch() -> None:

@@ -1,0 +1,48 @@
+"""/anime: Animagine XL from Danbooru tags, reordered the way the model was trained (bot/anime.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import anime
+from cogs.imagine import origin_of, show_ticket
+
+if TYPE_CHECKING:
+    from bot.client import Atelier
+
+log = logging.getLogger(__name__)
+
+_ASPECT_CHOICES = [
+    app_commands.Choice(name=f"{aspect} ({w}×{h})", value=aspect) for aspect, (w, h) in anime.RESOLUTIONS.items()
+]
+
+
+class Anime(commands.Cog):
+    def __init__(self, bot: Atelier) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="anime", description="Anime art from Danbooru tags with Animagine XL")
+    @app_commands.describe(
+        prompt="Comma-separated tags, e.g. 1girl, hatsune miku, vocaloid, smile, night sky",
+        negative="Tags to keep out (default: Animagine's recommended negative prompt)",
+        aspect="Shape: Animagine's recommended resolutions",
+        seed="Reuse a seed to reproduce an image",
+        count="How many images (1-4; more than one is posted as a grid)",
+    )
+    @app_commands.choices(aspect=_ASPECT_CHOICES)
+    async def anime(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
+                    aspect: str | None = None, seed: int | None = None, count: int = 1) -> None:
+        service = self.bot.service
+        params = anime.prepare(service, prompt=prompt, negative=negative, aspect=aspect, seed=seed, count=count)
+        await interaction.response.defer(thinking=True)
+        ticket = await service.submit(command="anime", params=params, origin=origin_of(interaction))
+        await show_ticket(self.bot, ticket)
+
+
+async def setup(bot: Atelier) -> None:
+    await bot.add_cog(Anime(bot))
