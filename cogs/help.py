@@ -1,0 +1,112 @@
+"""/help: short pages of prompt craft, paged with buttons that keep working after a restart."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.render import ACCENT
+
+if TYPE_CHECKING:
+    from bot.client import Atelier
+
+log = logging.getLogger(__name__)
+
+# (title, body). Short on purpose: one idea a page, with an example to copy.
+PAGES: tuple[tuple[str, str], ...] = (
+    ("Write the picture you see",
+     "Be detailed and specific: the model only knows what you write. Layer the prompt:\n"
+     "1. **Setting**: where and when (*a rainy Tokyo side street at night*)\n"
+     "2. **Subject**: who or what (*an old ramen cook*)\n"
+     "3. **Details**: pose, clothes, light, colours (*steam rising, neon reflections on wet asphalt*)\n"
+     "4. **Style**: medium and look (*35 mm photo, shallow depth of field*)\n\n"
+     "`/imagine prompt: a rainy Tokyo side street at night, an old ramen cook behind the counter, "
+     "steam rising, neon reflections, 35 mm photo`"),
+    ("Negative prompts",
+     "`negative` lists what to keep out. Use it for the usual distortions rather than for the subject:\n"
+     "*extra fingers, deformed hands, fused fingers, distorted face, asymmetrical eyes, blurry, lowres, "
+     "watermark, text*.\n"
+     "Keep it short: every word pulls the image somewhere. Distilled models (Lightning, Turbo) ignore it."),
+    ("Seed, steps and guidance",
+     "**Seed**: the starting noise. Same prompt + same seed + same options = the same image; change one "
+     "word and keep the seed to compare.\n"
+     "**Steps**: how many times the image is refined. 20-30 is plenty for SD 1.5 and SDXL; more is "
+     "slower, rarely better.\n"
+     "**Guidance** (CFG): how strictly to follow the prompt. 5-8 is typical; too high burns colours and "
+     "contrast, too low drifts off the prompt."),
+    ("Why Lightning and Turbo need so few steps",
+     "SDXL-Lightning and SDXL-Turbo are *distilled*: a student model was trained to jump to what the "
+     "original reaches in 30-50 steps. Lightning's 4-step checkpoint is made for 4 steps, Turbo for 1-4, "
+     "both without guidance (CFG 0). Extra steps do not add detail; they were never trained for. Use "
+     "them for quick drafts, then the full SDXL model for the final."),
+    ("Anime: tag order matters",
+     "`/anime` uses Animagine XL, trained on Danbooru tags in a fixed order:\n"
+     "**count** (1girl, 2boys, no humans) → **character** (hatsune miku) → **series** (vocaloid) → "
+     "**everything else** → **quality** (masterpiece, best quality, very aesthetic, absurdres).\n"
+     "Write tags separated by commas in any order: the bot reorders them, adds the quality tags unless "
+     "you wrote your own, and shows the prompt exactly as used. Characters can be written the Danbooru "
+     "way: `frieren (sousou no frieren)`."),
+    ("Copyright and artists' names",
+     "Characters and brands belong to their owners: images of them are for personal fun, not for sale. "
+     "Naming a living artist to copy their style takes their work without asking; describe the look "
+     "instead (*thick ink lines, muted watercolour, art nouveau frames*). Prompts naming characters, "
+     "brands or living artists are made with a notice under the image; some servers block them."),
+)
+
+TEMPLATE = r"atelier:help:(?P<page>[0-9]+)"
+
+
+def page_embed(page: int) -> discord.Embed:
+    title, body = PAGES[page]
+    embed = discord.Embed(title=title, description=body, colour=ACCENT)
+    embed.set_footer(text=f"Page {page + 1} of {len(PAGES)} · /help")
+    return embed
+
+
+def page_view(page: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(HelpPageButton(page - 1, "Previous", disabled=page == 0))
+    view.add_item(HelpPageButton(page + 1, "Next", disabled=page == len(PAGES) - 1))
+    return view
+
+
+class HelpPageButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]], template=TEMPLATE):
+    """Shows page ``target``; the page number lives in the custom_id, so a restart loses nothing."""
+
+    def __init__(self, target: int, label: str = "Go", *, disabled: bool = False) -> None:
+        # Clamped: the disabled Previous of page 1 points at page 1 itself, which keeps the two ids
+        # of a page distinct (p-1 and p+1, or p and p+1 at the ends).
+        target_id = max(0, min(target, len(PAGES) - 1))
+        super().__init__(discord.ui.Button(label=label, custom_id=f"atelier:help:{target_id}", disabled=disabled,
+                                           style=discord.ButtonStyle.secondary))
+        self.target = target_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> HelpPageButton:
+        return cls(int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        await interaction.response.edit_message(embed=page_embed(self.target), view=page_view(self.target))
+
+
+class Help(commands.Cog):
+    def __init__(self, bot: Atelier) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="help", description="Prompt craft: how to get the image you have in mind")
+    @app_commands.describe(page="Start at this page")
+    async def help(self, interaction: discord.Interaction[Atelier], page: app_commands.Range[int, 1, len(PAGES)] = 1
+                   ) -> None:
+        index = page - 1
+        await interaction.response.send_message(embed=page_embed(index), view=page_view(index), ephemeral=True)
+
+
+async def setup(bot: Atelier) -> None:
+    bot.add_dynamic_items(HelpPageButton)
+    await bot.add_cog(Help(bot))
