@@ -67,6 +67,7 @@ class Atelier(commands.Bot):
         self.settings = settings
         self._engine_factory = engine_factory
         self.db: AsyncEngine | None = None
+        self.read_db: AsyncEngine | None = None
         self.service: JobService
         self.pool: InferencePool
         self.registry: ModelRegistry
@@ -78,7 +79,11 @@ class Atelier(commands.Bot):
         await migrate.upgrade(self.db)
         sessions = create_sessionmaker(self.db)
         self.registry = ModelRegistry.load(self.settings.models)
-        reads = create_sessionmaker(self.db, readonly=True)
+        # SQLite: lookups get their own connection pool, so they never queue for a connection behind
+        # writers waiting for the write lock (checks made before acknowledging must stay fast).
+        if self.db.dialect.name == "sqlite":
+            self.read_db = create_engine(self.settings.database_url)
+        reads = create_sessionmaker(self.read_db or self.db, readonly=True)
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
                                   reads=reads)
         self.service.delivery = DiscordDelivery(self)
@@ -127,6 +132,8 @@ class Atelier(commands.Bot):
         await super().close()
         if self.db is not None:
             await self.db.dispose()
+        if self.read_db is not None:
+            await self.read_db.dispose()
 
 
 def build_moderation(settings: Settings, sessions: Any, reads: Any = None) -> ModerationService:

@@ -200,12 +200,20 @@ class JobService:
 
     # ----- submission -----
 
-    async def precheck(self, params: dict[str, Any], origin: Origin) -> None:
-        """Fast read-only checks (e.g. quota) a command runs before it acknowledges, so refusals stay private."""
-        for listener in self.listeners:
-            check = getattr(listener, "before_acknowledge", None)
-            if check is not None:
-                await check(params, origin)
+    async def precheck(self, params: dict[str, Any], origin: Origin, *, budget: float = 0.3) -> None:
+        """Fast read-only checks (e.g. quota) a command runs before it acknowledges, so refusals stay private.
+
+        Bounded by `budget` seconds: under a burst the acknowledgement matters more, and the same
+        rules are enforced again, atomically, when the job is submitted."""
+        checks = [c for c in (getattr(listener, "before_acknowledge", None) for listener in self.listeners) if c]
+        if not checks:
+            return
+        try:
+            async with asyncio.timeout(budget):
+                for check in checks:
+                    await check(params, origin)
+        except TimeoutError:
+            log.info("pre-acknowledgement checks took over %.1f s; they run again at submission", budget)
 
     async def submit(self, *, command: str, params: dict[str, Any], origin: Origin,
                      parent_job_id: int | None = None) -> Ticket:

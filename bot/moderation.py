@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import Banned, Refused
 from db.models import Job
-from db.models_moderation import ModerationCase
+from db.models_moderation import Ban, ModerationCase
 from db.repositories import moderation as mod_repo
 from moderation import Action, Moderator, Policy, Verdict
 from moderation.images import ImageChecker
@@ -31,6 +32,12 @@ CATEGORY_WORDS = {
 }
 
 Reporter = Callable[[ModerationCase], Awaitable[None]]
+BAN_CACHE_SECONDS = 30.0
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 class ModerationService:
@@ -43,6 +50,7 @@ class ModerationService:
         self.images = images
         self.reporter: Reporter | None = None
         self._policies: dict[int, Policy] = {}
+        self._bans: dict[int, tuple[float, dict[int, Ban]]] = {}
         # The semantic layer joins only once loaded: loading takes seconds, and a command must be
         # acknowledged within 3 s, so until then prompts get the rule layers alone.
         self.semantic_ready = False
@@ -73,29 +81,65 @@ class ModerationService:
     # ----- members -----
 
     async def ensure_not_banned(self, guild_id: int | None, user_id: int, session: AsyncSession | None = None) -> None:
+        """Raise Banned for a barred member. With a session: from the database (inside a job's
+        transaction); without: from a per-guild cache (checks before an acknowledgement must not
+        queue on the database), refreshed every BAN_CACHE_SECONDS and at once on /mod ban|unban."""
         if guild_id is None:
             return
         if session is None:
-            async with self.reads() as own:
-                ban = await mod_repo.active_ban(own, guild_id=guild_id, user_id=user_id)
+            ban = (await self._guild_bans(guild_id)).get(user_id)
         else:
             ban = await mod_repo.active_ban(session, guild_id=guild_id, user_id=user_id)
-        if ban is not None:
-            until = f" until <t:{int(ban.until.timestamp())}:f>" if ban.until else ""
-            reason = f" Reason: {ban.reason}" if ban.reason else ""
-            raise Banned(f"A moderator has barred you from Atelier in this server{until}.{reason}")
+        if ban is None:
+            return
+        until = _aware(ban.until)
+        if until is not None and until <= datetime.now(UTC):
+            return
+        when = f" until <t:{int(until.timestamp())}:f>" if until else ""
+        reason = f" Reason: {ban.reason}" if ban.reason else ""
+        raise Banned(f"A moderator has barred you from Atelier in this server{when}.{reason}")
+
+    async def _guild_bans(self, guild_id: int) -> dict[int, Ban]:
+        cached = self._bans.get(guild_id)
+        if cached is not None and time.monotonic() - cached[0] < BAN_CACHE_SECONDS:
+            return cached[1]
+        async with self.reads() as session:
+            bans = {ban.user_id: ban for ban in await mod_repo.list_bans(session, guild_id=guild_id)}
+        self._bans[guild_id] = (time.monotonic(), bans)
+        return bans
+
+    async def ban(self, *, guild_id: int, user_id: int, until: datetime | None, reason: str, moderator_id: int) -> None:
+        async with self.sessions.begin() as session:
+            await mod_repo.set_ban(session, guild_id=guild_id, user_id=user_id, until=until, reason=reason,
+                                   moderator_id=moderator_id)
+        self._bans.pop(guild_id, None)
+        await self.record_action(action="ban", user_id=user_id, guild_id=guild_id, moderator_id=moderator_id,
+                                 reason=reason, until=until)
+
+    async def unban(self, *, guild_id: int, user_id: int, moderator_id: int) -> bool:
+        async with self.sessions.begin() as session:
+            removed = await mod_repo.remove_ban(session, guild_id=guild_id, user_id=user_id)
+        self._bans.pop(guild_id, None)
+        if removed:
+            await self.record_action(action="unban", user_id=user_id, guild_id=guild_id, moderator_id=moderator_id)
+        return removed
 
     # ----- prompts -----
 
-    async def verdict(self, prompt: str, negative: str, *, guild_id: int | None, nsfw_channel: bool) -> Verdict:
+    async def verdict(self, prompt: str, negative: str, *, guild_id: int | None, nsfw_channel: bool,
+                      semantic: bool = True) -> Verdict:
         policy = await self.policy(guild_id)
         return await asyncio.to_thread(self.moderator.check, prompt, negative, nsfw_channel=nsfw_channel,
-                                       policy=policy, semantic=self.semantic_ready)
+                                       policy=policy, semantic=semantic and self.semantic_ready)
 
     async def precheck(self, prompt: str, negative: str, *, user_id: int, guild_id: int | None,
                        channel_id: int | None, nsfw_channel: bool) -> Verdict:
-        """Before a command is acknowledged: refuse (and record) a blocked prompt."""
-        verdict = await self.verdict(prompt, negative, guild_id=guild_id, nsfw_channel=nsfw_channel)
+        """Before a command is acknowledged: refuse (and record) a blocked prompt.
+
+        Rule layers only (well under a millisecond): the semantic layer costs ~20 ms of CPU a prompt,
+        which a burst of commands would turn into missed 3 s deadlines. It runs in before_submit,
+        after the acknowledgement, on every job."""
+        verdict = await self.verdict(prompt, negative, guild_id=guild_id, nsfw_channel=nsfw_channel, semantic=False)
         if verdict.action is Action.BLOCK:
             async with self.sessions.begin() as session:
                 case = await self._record(session, verdict, prompt=prompt, negative=negative, user_id=user_id,

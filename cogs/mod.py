@@ -224,11 +224,8 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
         assert interaction.guild_id is not None
         length = parse_duration(duration)
         until = datetime.now(UTC) + length if length else None
-        async with self.bot.service.sessions.begin() as session:
-            await mod_repo.set_ban(session, guild_id=interaction.guild_id, user_id=user.id, until=until,
-                                   reason=reason or "", moderator_id=interaction.user.id)
-        await self.moderation.record_action(action="ban", user_id=user.id, guild_id=interaction.guild_id,
-                                            moderator_id=interaction.user.id, reason=reason or "", until=until)
+        await self.moderation.ban(guild_id=interaction.guild_id, user_id=user.id, until=until, reason=reason or "",
+                                  moderator_id=interaction.user.id)
         when = f"until {discord.utils.format_dt(until, 'f')}" if until else "permanently"
         await interaction.response.send_message(f"{user.mention} can no longer use Atelier here, {when}.",
                                                 ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
@@ -236,12 +233,9 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
     @app_commands.command(name="unban", description="Let a member use Atelier again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        async with self.bot.service.sessions.begin() as session:
-            removed = await mod_repo.remove_ban(session, guild_id=interaction.guild_id, user_id=user.id)
-        if not removed:
+        if not await self.moderation.unban(guild_id=interaction.guild_id, user_id=user.id,
+                                           moderator_id=interaction.user.id):
             raise InvalidOption(f"{user} is not banned here.")
-        await self.moderation.record_action(action="unban", user_id=user.id, guild_id=interaction.guild_id,
-                                            moderator_id=interaction.user.id)
         await interaction.response.send_message(f"{user.mention} can use Atelier again.", ephemeral=True,
                                                 allowed_mentions=discord.AllowedMentions.none())
 

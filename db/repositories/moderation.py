@@ -46,6 +46,11 @@ async def active_ban(session: AsyncSession, *, guild_id: int, user_id: int, now:
     return ban
 
 
+async def list_bans(session: AsyncSession, *, guild_id: int) -> list[Ban]:
+    result = await session.execute(select(Ban).where(Ban.guild_id == guild_id))
+    return list(result.scalars().all())
+
+
 async def set_ban(session: AsyncSession, *, guild_id: int, user_id: int, until: datetime | None, reason: str,
                   moderator_id: int | None) -> Ban:
     ban = await session.get(Ban, (guild_id, user_id))
