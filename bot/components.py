@@ -36,11 +36,14 @@ def queued_view(job: Job) -> discord.ui.View:
 
 def result_view(job: Job) -> discord.ui.View:
     """Midjourney's layout: a grid gets U1-U4 (upscale that image) and Reroll, then V1-V4 (vary it);
-    a single image gets Reroll, Upscale, Vary (Subtle) and Vary (Strong); both get Rerun (same seed).
-    Upscale results are final: no buttons."""
+    a single image gets Reroll, Upscale, Vary (Subtle) and Vary (Strong), then Animate; both get Rerun
+    (same seed). Upscale results are final: no buttons; videos get Reroll only."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
     if job.params.get("task") == "upscale":
+        return view
+    if job.params.get("task") == "img2vid":
+        view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary))
         return view
     count = int(job.params.get("count", 1)) if job.command in VARIABLE_COMMANDS else 1
     if count > 1:
@@ -54,6 +57,7 @@ def result_view(job: Job) -> discord.ui.View:
         view.add_item(_button("Upscale", "upscale", job_id, emoji="🔍", row=0))
         view.add_item(_button("Vary (Subtle)", "subtle", job_id, row=0))
         view.add_item(_button("Vary (Strong)", "vary", job_id, row=0))
+        view.add_item(_button("Animate", "animate", job_id, emoji="🎬", row=1))
     # Handled by cogs/account.py: the same job again with the same seed.
     view.add_item(discord.ui.Button(label="Rerun", style=discord.ButtonStyle.secondary,
                                     custom_id=f"{PREFIX}:acct:rerun:{job_id}", row=1 if count > 1 else 0))

@@ -20,6 +20,7 @@ from bot import render
 from bot.components import queued_view, result_view
 from db.models import Job, Output
 from inference.media import TooLarge, fit_to_limit
+from inference.video import GIF, MP4, VideoTooLarge, fit_video, sniff_mime
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,16 @@ class DiscordDelivery:
         return message.id
 
     async def _result_kwargs(self, job: Job, output: Output, limit: int) -> dict[str, Any]:
+        mime = output.mime if output.mime != "image/png" else sniff_mime(output.data)
+        if mime in (MP4, GIF):
+            try:
+                data, extension = await asyncio.to_thread(fit_video, output.data, limit)
+            except VideoTooLarge:
+                embed = render.failure_embed(
+                    job, f"The video could not be made smaller than the upload limit ({limit / 2**20:.1f} MiB).")
+                return {"embed": embed, "view": result_view(job), "attachments": []}
+            file = render.result_file(job, data, extension)
+            return {"embed": render.result_embed(job, file.filename), "view": result_view(job), "attachments": [file]}
         try:
             data, extension = await asyncio.to_thread(fit_to_limit, output.data, limit)
         except TooLarge:

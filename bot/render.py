@@ -66,6 +66,8 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
         embed.set_image(url=f"attachment://{filename}")
         embed.set_footer(text=f"Job #{job.id} · AI-generated")
         return embed
+    if p.get("task") == "img2vid":
+        return _video_embed(job, filename)
     embed.add_field(name="Model", value=job.model)
     seeds = [job.seed + i for i in range(p.get("count", 1))]
     embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(str(s % 2**32) for s in seeds))
@@ -85,6 +87,26 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
     if job.notice:
         embed.add_field(name="Notice", value=shorten(job.notice, 1000), inline=False)
     embed.set_image(url=f"attachment://{filename}")
+    embed.set_footer(text=f"Job #{job.id} · AI-generated")
+    return embed
+
+
+def _video_embed(job: Job, filename: str) -> discord.Embed:
+    """Parameters live here for videos (an MP4 has no PNG chunk that A1111 readers know)."""
+    p = job.params
+    embed = discord.Embed(description=shorten(job.prompt, 4000), colour=ACCENT)
+    embed.add_field(name="Model", value=job.model)
+    embed.add_field(name="Seed", value=str(job.seed % 2**32))
+    embed.add_field(name="Frames", value=f"{p.get('frames')} at {p.get('fps')} fps "
+                                         f"({int(p.get('frames') or 0) / max(int(p.get('fps') or 1), 1):.1f} s)")
+    embed.add_field(name="Motion", value=str(p.get("motion")))
+    embed.add_field(name="Steps", value=str(p.get("steps")))
+    embed.add_field(name="Size", value=f"{p.get('width')}×{p.get('height')}")
+    if job.run_seconds is not None:
+        embed.add_field(name="Time", value=f"{job.run_seconds:.1f} s")
+    embed.add_field(name="Image", value=describe_source(p) or "", inline=False)
+    if filename.endswith(".gif"):
+        embed.set_image(url=f"attachment://{filename}")
     embed.set_footer(text=f"Job #{job.id} · AI-generated")
     return embed
 

@@ -181,6 +181,10 @@ def describe_source(params: dict[str, Any]) -> str | None:
         what = (f"image {int(source.get('index', 0)) + 1} of job #{source['job_id']}" if "job_id" in source
                 else "your image")
         return f"{what.capitalize()} upscaled x{params.get('scale')} with {params.get('model')}"
+    if params.get("task") == "img2vid":
+        what = (f"image {int(source.get('index', 0)) + 1} of job #{source['job_id']}" if "job_id" in source
+                else "your image")
+        return f"{what.capitalize()} animated with {params.get('model')}"
     if params.get("task") != "img2img":
         return None
     strength = params.get("strength")

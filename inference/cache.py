@@ -30,6 +30,7 @@ from diffusers import (
     PNDMScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
+    StableVideoDiffusionPipeline,
     UNet2DConditionModel,
 )
 
@@ -62,6 +63,7 @@ PIPELINE_CLASSES: dict[str, type[DiffusionPipeline]] = {
     "sdxl": StableDiffusionXLPipeline,
     "sdxl-lightning": StableDiffusionXLPipeline,
     "sdxl-turbo": StableDiffusionXLPipeline,
+    "svd": StableVideoDiffusionPipeline,
 }
 
 

@@ -21,8 +21,9 @@ from diffusers import DiffusionPipeline
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
-from inference.runners import img2img, txt2img, upscale
+from inference.runners import img2img, img2vid, txt2img, upscale
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
+from inference.video import encode_video
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,14 @@ MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 UPSCALE_FACTORS = (2, 4)
 # Input pixel caps per factor: x4 of 1024x1024 is a 16.8 MP result, x2 of 2048x2048 the same.
 UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
+FPS_RANGE = (3, 30)
+MOTION_RANGE = (1, 255)
+
+
+def frame_limits(spec: ModelSpec) -> tuple[int, int]:
+    """(default frames, most frames) of a video model: its trained count unless the registry says more."""
+    frames = int(spec.extra.get("frames", 14))
+    return frames, int(spec.extra.get("max_frames", frames))
 
 
 class Engine:
@@ -91,6 +100,8 @@ class Engine:
         spec = self.registry.get(request.model)
         if request.task == "upscale" or spec.kind == "esrgan":
             return self._upscale(spec, request, on_step, is_cancelled)
+        if request.task == "img2vid" or spec.kind == "svd":
+            return self._img2vid(spec, request, on_step, is_cancelled)
         guidance = self._check(spec, request)
         if is_cancelled is not None and is_cancelled():
             raise JobCancelled(request.job_id, 0)
@@ -181,6 +192,51 @@ class Engine:
         return GenerationResult(
             job_id=request.job_id,
             images=[GeneratedImage(png, request.seed, result.width, result.height)],
+            grid_png=None,
+            run_seconds=run_seconds,
+            parameters=text,
+        )
+
+    def _img2vid(
+        self,
+        spec: ModelSpec,
+        request: GenerationRequest,
+        on_step: Callable[[int, int], None] | None,
+        is_cancelled: Callable[[], bool] | None,
+    ) -> GenerationResult:
+        if spec.kind != "svd" or request.task != "img2vid":
+            raise InvalidOption(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
+        default_frames, max_frames = frame_limits(spec)
+        if request.frames == 0:
+            request = replace(request, frames=default_frames)
+        if not 2 <= request.frames <= max_frames:
+            raise InvalidOption(f"Frames must be 2-{max_frames} for {spec.name}; you asked for {request.frames}")
+        if not FPS_RANGE[0] <= request.fps <= FPS_RANGE[1]:
+            raise InvalidOption(f"FPS must be {FPS_RANGE[0]}-{FPS_RANGE[1]}; you asked for {request.fps}")
+        if not MOTION_RANGE[0] <= request.motion <= MOTION_RANGE[1]:
+            raise InvalidOption(f"Motion must be {MOTION_RANGE[0]}-{MOTION_RANGE[1]}; you asked for {request.motion}")
+        validate_request_options(spec, request.steps, 1, request.guidance)
+        if request.width % 8 or request.height % 8 or min(request.width, request.height) < 64:
+            raise InvalidOption(f"Width and height must be multiples of 8 and at least 64; you asked for "
+                                f"{request.width}x{request.height}")
+        if not request.init_image:
+            raise InvalidOption("Animating needs an input image")
+        if is_cancelled is not None and is_cancelled():
+            raise JobCancelled(request.job_id, 0)
+        pipe = self.pipeline(spec)
+        started = time.perf_counter()
+        try:
+            frames = img2vid.run(pipe, request, spec, device=self.device, on_step=on_step, is_cancelled=is_cancelled)
+        except txt2img.StepsInterrupted as stop:
+            raise JobCancelled(request.job_id, stop.step) from None
+        text = a1111_parameters(request.prompt, "", request.steps, spec.sampler, request.guidance, request.seed,
+                                request.width, request.height, spec.name,
+                                {"Frames": request.frames, "FPS": request.fps, "Motion bucket": request.motion})
+        data, mime = encode_video(frames, request.fps, comment=text)
+        run_seconds = time.perf_counter() - started
+        return GenerationResult(
+            job_id=request.job_id,
+            images=[GeneratedImage(data, request.seed, frames[0].width, frames[0].height, mime=mime)],
             grid_png=None,
             run_seconds=run_seconds,
             parameters=text,

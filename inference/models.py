@@ -22,7 +22,7 @@ ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
 
 # Pipeline families the engine can run today. Anything else in a TOML file is a typo or a model the
 # engine cannot serve yet, and is refused at load time rather than at the first job.
-KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan")
+KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan", "svd")
 # Kinds that draw from a prompt (the rest, e.g. upscalers, only transform images).
 TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
 
@@ -270,6 +270,18 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "width": 512,
         "height": 512,
         "max_steps": 1,
+        "max_count": 1,
+    },
+    # Stable Video Diffusion (image to video). `guidance` is the max of SVD's per-frame guidance ramp
+    # (1.0 on the first frame up to it on the last); extras: frames (trained count), max_frames,
+    # fps (default), motion (motion bucket id, default 127), decode_chunk_size (frames decoded at once).
+    "svd": {
+        "steps": 25,
+        "guidance": 3.0,
+        "scheduler": "default",
+        "width": 1024,
+        "height": 576,
+        "max_steps": 50,
         "max_count": 1,
     },
     "sdxl-turbo": {

@@ -21,14 +21,25 @@ import torch
 import transformers
 from diffusers import (
     AutoencoderKL,
+    AutoencoderKLTemporalDecoder,
     DDIMScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
+    StableVideoDiffusionPipeline,
     UNet2DConditionModel,
+    UNetSpatioTemporalConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +90,9 @@ def make_tiny(dest: Path) -> Path:
     _sdxl(SEED + 3, tokenizer, turbo_scheduler).save_pretrained(
         dest / "tiny-sdxl-turbo", safe_serialization=True
     )
+
+    # Stable Video Diffusion: image in, frames out (x8 temporal VAE, 224 px CLIP image encoder).
+    _svd(SEED + 5).save_pretrained(dest / "tiny-svd", safe_serialization=True)
 
     # A Real-ESRGAN-architecture upscaler (RRDBNet, x4) with 8 features and one block.
     write_tiny_esrgan(dest / "tiny-esrgan" / "tiny-esrgan-x4.safetensors", SEED + 4)
@@ -156,6 +170,21 @@ width = 256
 height = 256
 max_steps = 50
 max_count = 4
+
+# Trained (randomly) at 4 frames; the registry allows up to 8 so tests can ask for other counts.
+[models.tiny-svd]
+kind = "svd"
+source = "tiny-svd"
+description = "Tiny Stable Video Diffusion (random weights, for tests)"
+steps = 2
+guidance = 3.0
+width = 256
+height = 128
+max_steps = 10
+frames = 4
+max_frames = 8
+fps = 7
+decode_chunk_size = 2
 
 [models.tiny-esrgan]
 kind = "esrgan"
@@ -267,6 +296,47 @@ def _sd15(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionPipeline:
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
+    )
+
+
+def _svd(seed: int) -> StableVideoDiffusionPipeline:
+    """The tiny-models note's SVD: spatio-temporal UNet (32, 64), 32-group temporal VAE with four
+    blocks (x8, as the real one), a 224 px CLIP vision tower, v-prediction Euler with Karras sigmas."""
+    torch.manual_seed(seed)
+    unet = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        cross_attention_dim=32,
+        num_attention_heads=(2, 4),
+        num_frames=4,
+        projection_class_embeddings_input_dim=96,
+        addition_time_embed_dim=32,
+    )
+    vae = AutoencoderKLTemporalDecoder(
+        block_out_channels=(32, 32, 32, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+    )
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=224,
+        intermediate_size=37, patch_size=32,
+    ))
+    scheduler = EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, interpolation_type="linear",
+        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
+        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
+    )
+    return StableVideoDiffusionPipeline(
+        vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
+        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 # txt2img: from noise; img2img: from ``init_image`` at ``strength``; upscale: ``init_image`` through
 # an upscaler model by ``scale``.
-TaskKind = Literal["txt2img", "img2img", "upscale"]
+# img2vid: ``init_image`` animated into ``frames`` frames at ``fps`` with ``motion`` (Stable Video Diffusion).
+TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid"]
 
 
 @dataclass(slots=True)
@@ -37,6 +38,10 @@ class GenerationRequest:
     strength: float = 0.75
     # upscale: the factor (2 or 4).
     scale: int = 4
+    # img2vid: frame count (0 = the model's), playback rate, motion bucket (1-255, SVD's conditioning).
+    frames: int = 0
+    fps: int = 7
+    motion: int = 127
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,12 +58,14 @@ class GenerationRequest:
 
 @dataclass(slots=True)
 class GeneratedImage:
-    """One finished image: PNG bytes with the A1111 ``parameters`` chunk already written."""
+    """One finished file: PNG bytes with the A1111 ``parameters`` chunk already written, or, for
+    video jobs, the MP4 (GIF where ffmpeg is missing) named by ``mime``."""
 
     png: bytes
     seed: int
     width: int
     height: int
+    mime: str = "image/png"
 
 
 @dataclass(slots=True)

@@ -1,0 +1,126 @@
+"""Animate jobs: a still (an attachment or a finished result) into a short video with Stable Video Diffusion.
+
+The still travels in the job's parameters like an img2img input (lossless WebP, base64), sized to
+the video model's pixel budget at the still's aspect. Frames, fps and motion are checked here
+against the model's limits, so a member hears at once rather than when a worker claims the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageOps
+
+from bot.attachments import InputImage, encode_for_job
+from bot.errors import InvalidOption, UnknownJob
+from bot.studio import VARIABLE_COMMANDS, size_for_image
+from db.repositories import jobs as jobs_repo
+from inference.models import ModelSpec
+
+if TYPE_CHECKING:
+    from bot.jobs import JobService, Origin, Ticket
+
+FPS_RANGE = (3, 30)
+MOTION_RANGE = (1, 255)
+DEFAULT_MOTION = 127
+VIDEO_MIMES = ("video/mp4", "image/gif")
+
+
+def video_models(service: JobService) -> list[ModelSpec]:
+    return [spec for spec in service.registry.specs() if spec.kind == "svd"]
+
+
+def video_spec(service: JobService, name: str | None = None) -> ModelSpec:
+    available = video_models(service)
+    if not available:
+        raise InvalidOption("No video model is installed on this bot; ask its admin to add Stable Video Diffusion "
+                            "to models.toml.")
+    if name is None:
+        return available[0]
+    for spec in available:
+        if spec.name == name:
+            return spec
+    raise InvalidOption(f"Unknown video model {name!r}; choose one of {', '.join(s.name for s in available)}.")
+
+
+def frame_limits(spec: ModelSpec) -> tuple[int, int]:
+    frames = int(spec.extra.get("frames", 14))
+    return frames, int(spec.extra.get("max_frames", frames))
+
+
+def check_options(spec: ModelSpec, frames: int | None, fps: int | None, motion: int | None) -> tuple[int, int, int]:
+    default_frames, max_frames = frame_limits(spec)
+    frames = default_frames if frames is None else frames
+    if not 2 <= frames <= max_frames:
+        raise InvalidOption(f"Frames must be 2-{max_frames} for {spec.name}; you asked for {frames}.")
+    fps = int(spec.extra.get("fps", 7)) if fps is None else fps
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise InvalidOption(f"FPS must be {FPS_RANGE[0]}-{FPS_RANGE[1]}; you asked for {fps}.")
+    motion = int(spec.extra.get("motion", DEFAULT_MOTION)) if motion is None else motion
+    if not MOTION_RANGE[0] <= motion <= MOTION_RANGE[1]:
+        raise InvalidOption(f"Motion must be {MOTION_RANGE[0]}-{MOTION_RANGE[1]}; you asked for {motion}.")
+    return frames, fps, motion
+
+
+def check_seed(seed: int | None) -> int:
+    if seed is None or seed < 0:
+        return secrets.randbelow(2**32)
+    if seed >= 2**32:
+        raise InvalidOption(f"Seed must be between 0 and {2**32 - 1}; you gave {seed}.")
+    return seed
+
+
+def _params(spec: ModelSpec, image: Image.Image, *, prompt: str, frames: int, fps: int, motion: int, seed: int,
+            source: dict[str, Any]) -> dict[str, Any]:
+    width, height = size_for_image(spec, *image.size)
+    fitted = ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
+    return {"model": spec.name, "prompt": prompt, "negative_prompt": "", "task": "img2vid", "seed": seed,
+            "count": 1, "steps": spec.steps, "guidance": spec.guidance, "width": width, "height": height,
+            "frames": frames, "fps": fps, "motion": motion, "init_image": encode_for_job(fitted), "source": source}
+
+
+async def animate_attachment(service: JobService, image: InputImage, *, frames: int | None, fps: int | None,
+                             motion: int | None, seed: int | None, model: str | None = None) -> dict[str, Any]:
+    spec = video_spec(service, model)
+    frames, fps, motion = check_options(spec, frames, fps, motion)
+    return await asyncio.to_thread(_params, spec, image.image, prompt=f"Animation of {image.filename[:200]}",
+                                   frames=frames, fps=fps, motion=motion, seed=check_seed(seed),
+                                   source={"attachment": image.filename[:100]})
+
+
+async def animate_output(service: JobService, *, job_id: int, index: int, origin: Origin) -> Ticket:
+    """Animate image ``index`` of a finished job (Animate button, 🎬) with the model's defaults."""
+    spec = video_spec(service)
+    async with service.reads() as session:
+        parent = await jobs_repo.get_job(session, job_id=job_id)
+        outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
+    if parent is None:
+        raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
+    if parent.command not in (*VARIABLE_COMMANDS, "upscale"):
+        raise InvalidOption(f"Job #{job_id} is a /{parent.command} result; only images can be animated.")
+    output = next((o for o in outputs if o.index == index), None)
+    if output is None:
+        raise InvalidOption(f"Job #{job_id} has no image {index + 1}.")
+    frames, fps, motion = check_options(spec, None, None, None)
+
+    def build() -> dict[str, Any]:
+        with Image.open(io.BytesIO(output.data)) as opened:
+            image = opened.convert("RGB")
+        return _params(spec, image, prompt=parent.prompt, frames=frames, fps=fps, motion=motion,
+                       seed=check_seed(None), source={"job_id": job_id, "index": index})
+
+    params = await asyncio.to_thread(build)
+    return await service.submit(command="animate", params=params, origin=origin, parent_job_id=job_id)
+
+
+def stills_for_moderation(files: list[bytes]) -> list[bytes]:
+    """Videos become their first, middle and last frames (PNG) so the image check can score them."""
+    from inference.video import sample_frames_png, sniff_mime
+
+    stills: list[bytes] = []
+    for data in files:
+        stills.extend(sample_frames_png(data) if sniff_mime(data) in VIDEO_MIMES else [data])
+    return stills
