@@ -29,6 +29,8 @@ TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_TRACKED = 5000
+# Channel uploads refused with 413 are retried this many times, each at a quarter of the size.
+CHANNEL_ATTEMPTS = 5
 _QUEUED, _RUNNING, _DONE = 0, 1, 2
 # Codes meaning "this interaction token can no longer be used": invalid webhook token, unknown
 # webhook, unknown interaction.
@@ -90,6 +92,7 @@ class DiscordDelivery:
             raise ValueError(f"job {job.id} has no outputs to deliver")
         output = render.result_output(outputs)
         content = f"<@{job.user_id}>"
+        refused_at: int | None = None
         webhook = self._webhook(job)
         if webhook is not None:
             limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
@@ -99,6 +102,7 @@ class DiscordDelivery:
                 return message.id
             except discord.HTTPException as exc:
                 if exc.status == 413:
+                    refused_at = limit
                     log.warning("job %s: upload refused as too large; posting to the channel instead", job.id)
                 elif token_is_dead(exc):
                     self._dead_tokens.add(job.id)
@@ -107,16 +111,31 @@ class DiscordDelivery:
         channel = await self._channel(job)
         limit = getattr(getattr(channel, "guild", None), "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
         limit = min(limit, job.upload_limit or limit)
+        if refused_at is not None:
+            limit = min(limit, refused_at // 4)
+        for attempt in range(CHANNEL_ATTEMPTS):
+            try:
+                return await self._post_to_channel(job, channel, output, content, limit)
+            except discord.HTTPException as exc:
+                if exc.status != 413 or attempt == CHANNEL_ATTEMPTS - 1:
+                    raise
+                # The limit we assumed was wrong (e.g. a guild lost its boosts): aim lower and retry.
+                log.warning("job %s: a file under %d bytes was refused as too large; re-encoding smaller",
+                            job.id, limit)
+                limit //= 4
+        raise AssertionError("unreachable")
+
+    async def _post_to_channel(self, job: Job, channel: Any, output: Output, content: str, limit: int) -> int:
+        kwargs = await self._result_kwargs(job, output, limit)
         if job.interaction_token is None and job.message_id is not None:
             # A channel job (e.g. a 🔄 reroll) already has its message: turn it into the result.
-            kwargs = await self._result_kwargs(job, output, limit)
             try:
                 message = await channel.get_partial_message(job.message_id).edit(
                     content=content, allowed_mentions=_mention(job), **kwargs)
                 return message.id
             except discord.NotFound:
                 log.info("job %s: its message was deleted; posting a new one", job.id)
-        kwargs = await self._result_kwargs(job, output, limit)
+            kwargs = await self._result_kwargs(job, output, limit)  # files are consumed by a send
         if "attachments" in kwargs:
             kwargs["files"] = kwargs.pop("attachments")
         message = await channel.send(content=content, allowed_mentions=_mention(job), **kwargs)

@@ -448,7 +448,8 @@ def request_from_params(job_id: int, params: dict[str, Any]) -> GenerationReques
 
 
 def _output(job_id: int, index: int, image: GeneratedImage) -> Output:
-    return Output(job_id=job_id, index=index, seed=image.seed, width=image.width, height=image.height, data=image.png)
+    return Output(job_id=job_id, index=index, seed=image.seed, width=image.width, height=image.height, data=image.png,
+                  mime=image.mime)
 
 
 class Withheld(Exception):

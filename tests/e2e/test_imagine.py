@@ -217,3 +217,17 @@ async def test_single_image_buttons_vary_upscale_and_rerun(fake, start_bot) -> N
         assert again.seed == parent.seed and again.parent_job_id == parent.id
         same = Image.open(io.BytesIO(rerun.original.attachments[0].data))
         assert same.tobytes() == Image.open(io.BytesIO(first.attachments[0].data)).tobytes()
+
+
+async def test_channel_delivery_shrinks_until_discord_accepts(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    """A 🔄 reroll has no interaction to report the upload limit: the bot assumes the guild's,
+    and when Discord answers 413 it re-encodes smaller instead of losing the result."""
+    async with start_bot():
+        first = await _result(fake, start_bot)
+        fake.upload_limit = 120_000
+        await fake.react(first.id, "🔄", user_id=fake.user_id)
+        await fake.wait_for(lambda f: any(_has_image(m) and m.id != first.id
+                                          for m in f.channel_messages(fake.channel_id)), timeout=60)
+        message = next(m for m in fake.channel_messages(fake.channel_id) if _has_image(m) and m.id != first.id)
+        assert message.attachments[0].size <= 120_000
+        assert [r for r in fake.requests if r[2] == 413], "the fake should have refused the first upload"
