@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database tools").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply database migrations")
+
+    worker = sub.add_parser("worker", help="serve GPU jobs from a bot's Redis queue (run on a GPU host)")
+    worker.add_argument("--redis", required=True, help="Redis URL, e.g. rediss://:password@host:6379/0")
+    worker.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: every CUDA device, else cpu)")
+    worker.add_argument("--queue", default="atelier", help="queue name (the bot's ATELIER_REDIS_QUEUE)")
+    worker.add_argument("--engine", default=None, help=argparse.SUPPRESS)  # module:factory, for tests
+    worker.add_argument("--sweep-seconds", type=int, default=10, help=argparse.SUPPRESS)
     return parser
 
 
@@ -58,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return _models(settings, args)
         if args.command == "db":
             return _db(settings)
+        if args.command == "worker":
+            return _worker(settings, args)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -135,6 +144,40 @@ def _db(settings: Settings) -> int:
 
     asyncio.run(upgrade())
     print("database is up to date")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    """A GPU host: the same engine as `atelier run`, fed by the bot over Redis (inference/remote.py)."""
+    import importlib
+
+    from inference.remote_worker import run_worker
+
+    logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.engine:
+        module, _, name = args.engine.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+    else:
+        from inference.models import ModelRegistry
+
+        registry = ModelRegistry.load(settings.models)
+
+        def factory(device: str):  # type: ignore[no-untyped-def]
+            from inference.engine import Engine  # imports torch: on the device thread
+
+            return Engine(registry, device)
+
+    if args.devices:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    else:
+        from inference.pool import default_devices
+
+        devices = default_devices()
+    try:
+        asyncio.run(run_worker(args.redis, devices, factory, queue_name=args.queue, sweep_seconds=args.sweep_seconds))
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 

@@ -1,0 +1,383 @@
+"""GPU workers on other machines: the same engine behind a saq queue on Redis.
+
+The bot keeps the database as the queue (fair order, durability) and a `RemotePool` claims a job
+only when a remote device is free, then hands it to saq. `atelier worker --redis URL` runs
+`inference.remote_worker.run_worker`: one slot (thread + engine) per device, progress written back on the saq job (one
+writer per job, which doubles as the heartbeat), cancellation through saq's abort (checked between
+steps), and when a worker dies its job is swept and retried on another one. Results (PNG bytes,
+base64) live in Redis only for `result_ttl` seconds: the bot stores them in the database.
+
+Why `AtelierQueue` exists: saq's `job.update()` reads the status and then writes the whole job
+back, so a progress write racing with the worker's own finish (or with an abort, or with a sweep
+that gave the job to another worker) put a finished job back to "active" for ever. Here every
+write from a run is a compare-and-set on (status, attempts) in one Lua script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import asyncio as aioredis
+from saq.job import TERMINAL_STATUSES, Job, Status
+from saq.queue.redis import RedisQueue
+
+from inference.pool import JobSource
+from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
+
+log = logging.getLogger(__name__)
+
+FUNCTION = "atelier.generate"
+ABORT_RETRY_SECONDS = 1.0
+
+# Write the job only while this run still owns it: status active and the same attempt number.
+_TOUCH = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local job = cjson.decode(stored)
+if (job.status or 'new') ~= 'active' or (job.attempts or 0) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[1], 'active')
+return 1
+"""
+
+# Finish the job only if this run (or the sweeper acting for it) still owns it.
+_FINISH = """
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local job = cjson.decode(stored)
+  local status = job.status or 'new'
+  if (job.attempts or 0) ~= tonumber(ARGV[2]) or (status ~= 'active' and status ~= 'aborting') then return 0 end
+end
+redis.call('LREM', KEYS[2], 1, KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('SETEX', KEYS[1], ttl, ARGV[1])
+elseif ttl == 0 then redis.call('SET', KEYS[1], ARGV[1])
+else redis.call('DEL', KEYS[1]) end
+redis.call('PUBLISH', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class RemoteJobError(Exception):
+    """A job failed on a remote worker; ``kinds`` are the class names of the original error."""
+
+    def __init__(self, message: str, kinds: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.kinds = kinds or []
+
+
+def _remote_error(message: str, kinds: list[str]) -> Exception:
+    # Keep the error family so the job service can word it (ValueError, OSError) as it would locally.
+    for base in (ValueError, OSError):
+        if base.__name__ in kinds:
+            return type(f"Remote{base.__name__}", (RemoteJobError, base), {})(message, kinds)
+    return RemoteJobError(message, kinds)
+
+
+def encode_result(result: GenerationResult) -> dict[str, Any]:
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    return {
+        "job_id": result.job_id, "run_seconds": result.run_seconds, "parameters": result.parameters,
+        "grid_png": b64(result.grid_png) if result.grid_png is not None else None,
+        "images": [{"png": b64(i.png), "seed": i.seed, "width": i.width, "height": i.height} for i in result.images],
+    }
+
+
+def decode_result(data: dict[str, Any]) -> GenerationResult:
+    images = [GeneratedImage(base64.b64decode(i["png"]), i["seed"], i["width"], i["height"]) for i in data["images"]]
+    grid = base64.b64decode(data["grid_png"]) if data.get("grid_png") else None
+    return GenerationResult(data["job_id"], images, grid, data["run_seconds"], data.get("parameters", ""))
+
+
+class AtelierQueue(RedisQueue):
+    """saq's Redis queue with owner-checked writes (see the module docstring) and a configurable
+    sweep period (saq locks sweeps for 60 s by default), so a dead worker's job is retried within
+    about heartbeat + sweep seconds."""
+
+    def __init__(self, *args: Any, sweep_seconds: int = 10, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sweep_seconds = sweep_seconds
+        self._touch = self.redis.register_script(_TOUCH)
+        self._owned_finish = self.redis.register_script(_FINISH)
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        return await super().sweep(lock=max(1, self.sweep_seconds - 1), abort=1.0)
+
+    async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
+        if status is not None:  # saq's worker marking a dequeued job active
+            await super()._update(job, status=status, **kwargs)
+            return
+        job.status = Status.ACTIVE
+        if not await self._touch(keys=[job.id], args=[self.serialize(job), job.attempts]):
+            log.debug("job %s is no longer this run's (aborted, finished or swept): update dropped", job.key)
+
+    async def _finish(self, job: Job, status: Status, *, result: Any = None, error: str | None = None) -> None:
+        done = await self._owned_finish(
+            keys=[job.id, self._active, self._incomplete],
+            args=[self.serialize(job), job.attempts, job.ttl, status.value])
+        if not done:
+            log.info("job %s belongs to another run now: this run's %s was dropped", job.key, status.value)
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Wait for the event at most `seconds`. Not `asyncio.wait_for`: on Python 3.11 it can swallow a
+    cancellation that arrives as the event is set, and a loop built on it then never stops."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
+def job_key(job_id: int) -> str:
+    return f"atelier-job-{job_id}"
+
+
+def redacted(url: str) -> str:
+    """A Redis URL without its credentials, for logs."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+
+@dataclass
+class _InFlight:
+    job_id: int
+    key: str
+    step: int = 0
+    cancelled: bool = False
+    aborted_at: float = 0.0
+    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class RemotePool:
+    """Same face as InferencePool, but the work runs on `atelier worker` processes via saq.
+
+    Jobs are claimed from the source only while remote capacity is free (the sum of the devices the
+    live workers announced), so the database keeps deciding the order and a restart loses nothing.
+    Each job in flight is followed by reading its saq record whenever Redis pub/sub says it changed
+    (one subscription for the whole pool, on its own connection) and at least every `poll_interval`.
+    """
+
+    def __init__(self, source: JobSource, redis_url: str, *, queue_name: str = "atelier",
+                 job_timeout: int = 3600, heartbeat: int = 30, retries: int = 3, result_ttl: int = 120,
+                 poll_interval: float = 2.0, name: str = "remote") -> None:
+        self.source = source
+        self.redis_url = redis_url
+        self.queue_name = queue_name
+        self.job_timeout = job_timeout
+        self.heartbeat = heartbeat
+        self.retries = retries
+        self.result_ttl = result_ttl
+        self.poll_interval = poll_interval
+        self.name = name
+        self.queue: AtelierQueue | None = None
+        self._pubsub: Any = None
+        self._wake = asyncio.Event()
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._in_flight: dict[int, _InFlight] = {}
+        self._by_key: dict[str, _InFlight] = {}
+        self._capacity = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        # redis-py sends with asyncio.wait_for, which on Python 3.11 can swallow a task's cancellation;
+        # the loops below also check this flag so that stop() always ends them.
+        self._stopping = False
+
+    async def start(self) -> None:
+        self.queue = AtelierQueue(aioredis.from_url(self.redis_url), name=self.queue_name)
+        await self.queue.connect()
+        self._pubsub = aioredis.from_url(self.redis_url).pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.psubscribe(self.queue.job_id("*"))
+        self._tasks = [asyncio.create_task(self._dispatch_forever(), name="atelier-remote-dispatch"),
+                       asyncio.create_task(self._listen_forever(), name="atelier-remote-listen")]
+        log.info("remote pool started on queue %r at %s", self.queue_name, redacted(self.redis_url))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: int) -> None:
+        """Abort on the worker (between two steps); `_follow` repeats it until the job ends."""
+        flight = self._in_flight.get(job_id)
+        if flight is not None:
+            flight.cancelled = True
+            flight.changed.set()
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+        self.wake()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def size(self) -> int:
+        return max(self._capacity, 1)
+
+    @property
+    def in_flight(self) -> list[int]:
+        return list(self._in_flight)
+
+    async def warmup(self, models: list[str]) -> None:
+        """Remote workers load their models themselves."""
+
+    async def capacity(self) -> int:
+        """Devices announced by live workers (saq worker info, refreshed every few seconds)."""
+        assert self.queue is not None
+        info = await self.queue.info()
+        total = 0
+        for worker in info["workers"].values():
+            metadata = worker.get("metadata") or {}
+            total += int(metadata.get("devices", 1))
+        self._capacity = total
+        return total
+
+    async def _listen_forever(self) -> None:
+        assert self.queue is not None
+        while not self._stopping:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the polls in _follow carry on; redis-py resubscribes on reconnect
+                log.warning("remote pool lost its Redis subscription (%s); retrying", exc.__class__.__name__)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            if message is None:
+                continue
+            channel = message["channel"]
+            key = self.queue.job_key_from_id(channel.decode() if isinstance(channel, bytes) else channel)
+            flight = self._by_key.get(key)
+            if flight is not None:
+                flight.changed.set()
+
+    async def _dispatch_forever(self) -> None:
+        while not self._stopping:
+            await self._resume.wait()
+            try:
+                dispatched = await self._dispatch_some()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("remote pool could not dispatch")
+                dispatched = 0
+            if not dispatched:
+                self._wake.clear()
+                await wait_event(self._wake, self.poll_interval)
+
+    async def _dispatch_some(self) -> int:
+        free = await self.capacity() - len(self._in_flight)
+        sent = 0
+        while free > 0 and self._resume.is_set() and not self._stopping:
+            request = await self.source.claim(self.name)
+            if request is None:
+                break
+            await self._send(request)
+            free -= 1
+            sent += 1
+        return sent
+
+    async def _send(self, request: GenerationRequest) -> None:
+        assert self.queue is not None
+        flight = _InFlight(request.job_id, job_key(request.job_id))
+        self._in_flight[request.job_id] = flight
+        self._by_key[flight.key] = flight
+        job = Job(FUNCTION, kwargs={"request": request.to_dict()}, key=flight.key, timeout=self.job_timeout,
+                  heartbeat=self.heartbeat, retries=self.retries, ttl=self.result_ttl)
+        try:
+            if await self.queue.enqueue(job) is None:  # still in Redis (e.g. after a bot restart): follow it
+                log.info("job %s is already on the remote queue", request.job_id)
+        except BaseException:
+            self._forget(flight)
+            raise
+        flight.task = asyncio.create_task(self._follow(flight), name=f"atelier-remote-{request.job_id}")
+
+    def _forget(self, flight: _InFlight) -> None:
+        self._in_flight.pop(flight.job_id, None)
+        self._by_key.pop(flight.key, None)
+
+    async def _follow(self, flight: _InFlight) -> None:
+        assert self.queue is not None
+        job: Job | None = None
+        try:
+            while not self._stopping:
+                flight.changed.clear()  # before the read, so a change during it is not missed
+                job = await self.queue.job(flight.key)
+                if job is None or job.status in TERMINAL_STATUSES:
+                    break
+                await self._report(flight, job)
+                await wait_event(flight.changed, self.poll_interval)
+            else:
+                return  # stopping: the job stays on the queue and a restarted bot follows it again
+            await self._finish(flight, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("lost track of remote job %s", flight.job_id)
+            await self.source.failed(flight.job_id, RemoteJobError(f"lost track of the remote job: {exc}"))
+        finally:
+            self._forget(flight)
+            self.wake()
+
+    async def _report(self, flight: _InFlight, job: Job) -> None:
+        assert self.queue is not None
+        meta = job.meta or {}
+        step, total = meta.get("step"), meta.get("total")
+        if isinstance(step, int) and isinstance(total, int) and step > flight.step:
+            flight.step = step
+            await self.source.progress(Progress(flight.job_id, step, total))
+        # An abort can be lost (the worker marks the job active just after it); repeat it until the job ends.
+        if flight.cancelled and job.status in (Status.NEW, Status.QUEUED, Status.ACTIVE) \
+                and time.monotonic() - flight.aborted_at >= ABORT_RETRY_SECONDS:
+            flight.aborted_at = time.monotonic()
+            await self.queue.abort(job, error="cancelled")
+            flight.changed.set()
+
+    async def _finish(self, flight: _InFlight, job: Job | None) -> None:
+        if job is None:
+            await self.source.failed(flight.job_id, RemoteJobError("the remote job vanished from Redis"))
+        elif job.status == Status.COMPLETE and isinstance(job.result, dict) and "error" in job.result:
+            error = job.result["error"]
+            await self.source.failed(flight.job_id, _remote_error(error.get("message", ""), error.get("kinds", [])))
+        elif job.status == Status.COMPLETE:
+            await self.source.finished(decode_result(job.result))
+        elif flight.cancelled:
+            await self.source.failed(flight.job_id, JobCancelled(flight.job_id, flight.step))
+        else:
+            await self.source.failed(flight.job_id, RemoteJobError(f"remote worker failed: {job.error or job.status}"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._resume.set()
+        self._wake.set()
+        tasks = [t for t in [*self._tasks, *(f.task for f in self._in_flight.values())] if t is not None]
+        for task in tasks:
+            for flight in self._in_flight.values():
+                flight.changed.set()
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            if self._pubsub is not None:
+                await asyncio.wait_for(self._pubsub.aclose(), 5)
+        if self.queue is not None:
+            try:
+                await asyncio.wait_for(self.queue.disconnect(), 5)
+            except TimeoutError:
+                log.warning("the Redis connection did not close within 5 s")
