@@ -58,7 +58,9 @@ async def end_to_end(fake: FakeDiscord, users: list[int], jobs: int) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--no-moderation", action="store_true",
+                        help="turn off the semantic prompt layer and the NSFW image filter (pure plumbing)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,15 +74,22 @@ async def main() -> None:
         fake.patch_discord()
         users = [int(fake.add_member(70_000 + n, f"bench{n}")["user"]["id"]) for n in range(args.jobs)]
         settings = load_settings(discord_token="bench", database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
-                                 models=toml, devices="cpu", sync_guild=fake.guild_id)
+                                 models=toml, devices="cpu", sync_guild=fake.guild_id,
+                                 moderation_semantic=not args.no_moderation,
+                                 nsfw_image_check=not args.no_moderation)
         bot = Atelier(settings, engine_factory=lambda device: engine, guild_ready_timeout=0.05)
-        direct_times, e2e_times = [], []
+        direct_times, e2e_times, direct_cpu, e2e_cpu = [], [], [], []
         try:
             async with running(bot, fake, timeout=60):
+                await bot.moderation.warmup()
                 await end_to_end(fake, users, 1)  # warm the whole path once
                 for _ in range(args.rounds):
+                    cpu = time.process_time()
                     direct_times.append(await asyncio.to_thread(direct, engine, model, args.jobs))
+                    direct_cpu.append(time.process_time() - cpu)
+                    cpu = time.process_time()
                     e2e_times.append(await end_to_end(fake, users, args.jobs))
+                    e2e_cpu.append(time.process_time() - cpu)
         finally:
             await fake.stop()
     spec = registry.get(model)
@@ -90,8 +99,12 @@ async def main() -> None:
           f"rounds {', '.join(f'{t:.2f}' for t in direct_times)})")
     print(f"end to end via Discord: {best_e2e:7.2f} s  ({best_e2e / args.jobs * 1000:.0f} ms/job; "
           f"rounds {', '.join(f'{t:.2f}' for t in e2e_times)})")
+    pairs = [e / d for e, d in zip(e2e_times, direct_times, strict=True)]
+    print(f"moderation: {'off' if args.no_moderation else 'on (semantic prompt layer + NSFW image filter)'}")
     print(f"ratio (best e2e / best direct): {best_e2e / best_direct:.3f}x   "
-          f"median ratio: {statistics.median(e2e_times) / statistics.median(direct_times):.3f}x")
+          f"median of per-round ratios: {statistics.median(pairs):.3f}x  ({', '.join(f'{r:.3f}' for r in pairs)})")
+    print(f"process CPU time: direct {statistics.median(direct_cpu):.2f} s, e2e {statistics.median(e2e_cpu):.2f} s "
+          f"(ratio {statistics.median(e2e_cpu) / statistics.median(direct_cpu):.3f}x; includes the fake Discord)")
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ class Ticket:
 
 @dataclass
 class _Live:
+    job: Job
     last_progress: float = 0.0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -299,7 +300,7 @@ class JobService:
             job = await jobs_repo.claim_next_job(session, worker=worker)
         if job is None:
             return None
-        self._live[job.id] = _Live()
+        self._live[job.id] = _Live(job)
         return request_from_params(job.id, job.params)
 
     async def progress(self, event: Progress) -> None:
@@ -312,9 +313,8 @@ class JobService:
         live.last_progress = now
         async with self.sessions.begin() as session:
             await jobs_repo.set_progress(session, job_id=event.job_id, step=event.step, total=event.total)
-            job = await jobs_repo.get_job(session, job_id=event.job_id)
-        if job is not None and job.status == JobStatus.running:
-            self._spawn(event.job_id, self.delivery.show_progress(job, event.step, event.total))
+        # The job as claimed: its prompt, model and ids are all a progress edit needs.
+        self._spawn(event.job_id, self.delivery.show_progress(live.job, event.step, event.total))
 
     async def finished(self, result: GenerationResult) -> None:
         if self.image_check is not None:
