@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 def _setup_logging(level: str) -> None:
     import discord
 
+    from bot import logs
+
     discord.utils.setup_logging(level=getattr(logging, level, logging.INFO), root=True)
+    logs.install()  # records name their job (" job=N") where one is known
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,10 +154,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     """A GPU host: the same engine as `atelier run`, fed by the bot over Redis (inference/remote.py)."""
     import importlib
 
+    from bot import logs
     from inference.remote_worker import run_worker
 
-    logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
+    logs.install()
     if args.engine:
         module, _, name = args.engine.partition(":")
         factory = getattr(importlib.import_module(module), name)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import DiscordDelivery
 from bot.jobs import JobService
+from bot.metrics import Metrics
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from bot.tree import AtelierTree
@@ -28,6 +29,8 @@ from db.engine import create_engine, create_sessionmaker
 from db.repositories import users as users_repo
 from inference.models import ModelRegistry
 from inference.pool import InferencePool, default_devices
+from inference.remote import RemotePool
+from inference.telemetry import gpu_memory
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,8 @@ class Atelier(commands.Bot):
         self.db: AsyncEngine | None = None
         self.read_db: AsyncEngine | None = None
         self.service: JobService
-        self.pool: InferencePool
+        self.pool: InferencePool | RemotePool
+        self.metrics: Metrics | None = None
         self.registry: ModelRegistry
         self.synced: bool = False
         self.moderation: ModerationService
@@ -93,9 +97,16 @@ class Atelier(commands.Bot):
             job, pngs, nsfw_channel=bool(job.params.get("nsfw_channel")))
         # Load the moderation models off the loop now, not on the first member's prompt.
         self._warmup = asyncio.create_task(self.moderation.warmup())
-        devices = self.settings.device_list or await asyncio.to_thread(default_devices)
-        factory = self._engine_factory or _default_engine_factory(self.registry)
-        self.pool = InferencePool(self.service, factory, devices)
+        self.metrics = Metrics(gpu_memory=gpu_memory)
+        self.service.listeners.append(self.metrics)
+        source = self.metrics.source(self.service)
+        if self.settings.redis_url is not None:  # GPU workers elsewhere (`atelier worker`), fed over Redis
+            self.pool = RemotePool(source, self.settings.redis_url.get_secret_value(),
+                                   queue_name=self.settings.redis_queue)
+        else:  # the embedded default: this process's devices
+            devices = self.settings.device_list or await asyncio.to_thread(default_devices)
+            factory = self._engine_factory or _default_engine_factory(self.registry)
+            self.pool = InferencePool(source, factory, devices)
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)
@@ -103,6 +114,7 @@ class Atelier(commands.Bot):
         # Recover before any worker claims: a fresh claim would otherwise look interrupted and run twice.
         await self.service.recover()
         await self.pool.start()
+        self.metrics.start(sessions, port=self.settings.metrics_port)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the command tree only when it changed since the last sync (hash kept in the database)."""
@@ -126,6 +138,8 @@ class Atelier(commands.Bot):
         pool = getattr(self, "pool", None)
         if pool is not None:
             await pool.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         service = getattr(self, "service", None)
         if service is not None:
             await service.drain(timeout=5)

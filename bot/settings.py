@@ -25,6 +25,9 @@ ENV_NAMES = {
     "nsfw_image_check": "ATELIER_NSFW_IMAGE_CHECK",
     "default_daily_credits": "ATELIER_DEFAULT_DAILY_CREDITS",
     "retention_days": "ATELIER_RETENTION_DAYS",
+    "redis_url": "ATELIER_REDIS_URL",
+    "redis_queue": "ATELIER_REDIS_QUEUE",
+    "metrics_port": "ATELIER_METRICS_PORT",
 }
 
 
@@ -56,6 +59,13 @@ class Settings(BaseSettings):
     default_daily_credits: int = Field(default=250, ge=-1)
     # Days of history kept where a server set no retention (0: forever).
     retention_days: int = Field(default=90, ge=0)
+    # Redis of the remote GPU workers (`atelier worker`); unset runs inference in this process.
+    # A secret: it usually holds a password, and is never logged.
+    redis_url: SecretStr | None = None
+    # The saq queue name shared with the workers' --queue.
+    redis_queue: str = Field(default="atelier", min_length=1)
+    # Port of the Prometheus endpoint (/metrics); unset: no endpoint.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("log_level")
     @classmethod
@@ -70,6 +80,15 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         if "://" not in value:
             raise ValueError("must be an SQLAlchemy URL such as sqlite+aiosqlite:///atelier.db")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")  # never echo it: it holds a password
         return value
 
     @field_validator("models")

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -20,8 +19,8 @@ import pytest
 
 from inference.remote import FUNCTION, AtelierQueue, RemoteJobError, RemotePool, redacted
 from inference.types import GenerationRequest, GenerationResult, JobCancelled, Progress
+from tests.scale.conftest import REDIS_URL
 
-REDIS_URL = os.environ.get("ATELIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -57,24 +56,6 @@ class RecordingSource:
                 await self.changed.wait()
 
         await asyncio.wait_for(wait(), timeout)
-
-
-@pytest.fixture
-async def redis_queue() -> AsyncIterator[str]:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        await asyncio.wait_for(client.ping(), 3)
-    except (OSError, TimeoutError, aioredis.RedisError) as exc:
-        await client.aclose()
-        pytest.skip(f"no Redis server at {REDIS_URL} ({exc.__class__.__name__}); set ATELIER_TEST_REDIS_URL")
-    name = f"atelier-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    keys = [k async for k in client.scan_iter(match=f"*{name}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 class Workers:
