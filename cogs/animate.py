@@ -14,11 +14,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import animate, studio
-from bot.errors import UserFacingError
-from bot.tree import error_embed
-from cogs.imagine import load_attachment, origin_of, show_ticket
-from cogs.upscale import studio_origin
+from bot import animate
+from cogs.imagine import act_on_reaction, load_attachment, origin_of, show_ticket
 from cogs.views import handles
 
 if TYPE_CHECKING:
@@ -63,30 +60,12 @@ class Animate(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        if str(payload.emoji) != ANIMATE_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
-            return
-        job = await self.bot.service.job_for_message(payload.message_id)
-        if job is None or job.command not in studio.VARIABLE_COMMANDS or job.status != "completed":
-            return
-        channel = self.bot.get_channel(payload.channel_id) or await self.bot.fetch_channel(payload.channel_id)
-        mention = discord.AllowedMentions(users=[discord.Object(payload.user_id)])
-        if int(job.params.get("count", 1)) > 1:
-            await channel.send(  # type: ignore[union-attr]
-                content=f"<@{payload.user_id}> {ANIMATE_EMOJI} animates single images: upscale or vary one of "
-                        f"job #{job.id} first, then react on that result.", allowed_mentions=mention)
-            return
-        placeholder = await channel.send(  # type: ignore[union-attr]
-            content=f"{ANIMATE_EMOJI} Animating job #{job.id} for <@{payload.user_id}>…",
-            allowed_mentions=discord.AllowedMentions.none())
-        origin = studio_origin(payload, placeholder.id, channel)
-        try:
-            ticket = await animate.animate_output(self.bot.service, job_id=job.id, index=0,  # type: ignore[arg-type]
-                                                  origin=origin)
-        except UserFacingError as exc:
-            await placeholder.edit(content=f"<@{payload.user_id}>", embed=error_embed(exc.title, exc.message),
-                                   allowed_mentions=mention)
-            return
-        await show_ticket(self.bot, ticket)
+        await act_on_reaction(
+            self.bot, payload, emoji=ANIMATE_EMOJI, verb="Animating",
+            single_only=f"{ANIMATE_EMOJI} animates single images: upscale or vary one of job #{{job.id}} first, "
+                        "then react on that result.",
+            start=lambda job, origin: animate.animate_output(self.bot.service, job_id=job.id, index=0,  # type: ignore[arg-type]
+                                                             origin=origin))
 
 
 @handles("animate")

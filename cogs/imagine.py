@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -23,6 +24,7 @@ from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
+    from db.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,41 @@ async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
                                                         ticket.eta_seconds)
     if message_id is not None and ticket.job.message_id != message_id:
         await bot.service.attach_message(ticket.job.id, message_id)  # type: ignore[arg-type]
+
+
+async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent, *, emoji: str, verb: str,
+                          start: Callable[[Job, Origin], Awaitable[Ticket]], completed_only: bool = True,
+                          single_only: str | None = None) -> None:
+    """The shared path of the result reactions (🔄, 🔍, 🎬): find the job behind the message, post a
+    placeholder that the new job turns into its result (a reaction has no interaction to answer),
+    start the job for whoever reacted, or say in the placeholder why not.
+
+    `single_only`: the reply for a grid, where the action needs one image (named by a button)."""
+    if str(payload.emoji) != emoji or bot.user is None or payload.user_id == bot.user.id:
+        return
+    job = await bot.service.job_for_message(payload.message_id)
+    if job is None or job.command not in studio.VARIABLE_COMMANDS:
+        return
+    if completed_only and job.status != "completed":
+        return
+    channel = bot.get_channel(payload.channel_id) or await bot.fetch_channel(payload.channel_id)
+    mention = discord.AllowedMentions(users=[discord.Object(payload.user_id)])
+    if single_only is not None and int(job.params.get("count", 1)) > 1:
+        await channel.send(content=f"<@{payload.user_id}> {single_only.format(job=job, count=job.params['count'])}",  # type: ignore[union-attr]
+                           allowed_mentions=mention)
+        return
+    placeholder = await channel.send(  # type: ignore[union-attr]
+        content=f"{emoji} {verb} job #{job.id} for <@{payload.user_id}>…",
+        allowed_mentions=discord.AllowedMentions.none())
+    origin = Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
+                    message_id=placeholder.id, nsfw_channel=bool(getattr(channel, "nsfw", False)))
+    try:
+        ticket = await start(job, origin)
+    except UserFacingError as exc:
+        await placeholder.edit(content=f"<@{payload.user_id}>", embed=error_embed(exc.title, exc.message),
+                               allowed_mentions=mention)
+        return
+    await show_ticket(bot, ticket)
 
 
 class Imagine(commands.Cog):
@@ -111,24 +148,8 @@ class Imagine(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        if str(payload.emoji) != REROLL_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
-            return
-        job = await self.bot.service.job_for_message(payload.message_id)
-        if job is None or job.command not in studio.VARIABLE_COMMANDS:
-            return
-        channel = self.bot.get_channel(payload.channel_id) or await self.bot.fetch_channel(payload.channel_id)
-        placeholder = await channel.send(  # type: ignore[union-attr]
-            content=f"{REROLL_EMOJI} Rerolling job #{job.id} for <@{payload.user_id}>…",
-            allowed_mentions=discord.AllowedMentions.none())
-        origin = Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
-                        message_id=placeholder.id, nsfw_channel=bool(getattr(channel, "nsfw", False)))
-        try:
-            ticket = await self.bot.service.reroll(job_id=job.id, origin=origin)  # type: ignore[arg-type]
-        except UserFacingError as exc:
-            await placeholder.edit(content=f"<@{payload.user_id}>", embed=error_embed(exc.title, exc.message),
-                                   allowed_mentions=discord.AllowedMentions(users=True))
-            return
-        await show_ticket(self.bot, ticket)
+        await act_on_reaction(self.bot, payload, emoji=REROLL_EMOJI, verb="Rerolling", completed_only=False,
+                              start=lambda job, origin: self.bot.service.reroll(job_id=job.id, origin=origin))  # type: ignore[arg-type]
 
 
 @handles("reroll")

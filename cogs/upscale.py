@@ -10,10 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import studio
-from bot.errors import UserFacingError
-from bot.jobs import Origin
-from bot.tree import error_embed
-from cogs.imagine import load_attachment, origin_of, show_ticket
+from cogs.imagine import act_on_reaction, load_attachment, origin_of, show_ticket
 from cogs.views import handles
 
 if TYPE_CHECKING:
@@ -57,35 +54,11 @@ class Upscale(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        if str(payload.emoji) != UPSCALE_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
-            return
-        job = await self.bot.service.job_for_message(payload.message_id)
-        if job is None or job.command not in studio.VARIABLE_COMMANDS or job.status != "completed":
-            return
-        channel = self.bot.get_channel(payload.channel_id) or await self.bot.fetch_channel(payload.channel_id)
-        mention = discord.AllowedMentions(users=[discord.Object(payload.user_id)])
-        if int(job.params.get("count", 1)) > 1:
-            await channel.send(  # type: ignore[union-attr]
-                content=f"<@{payload.user_id}> pick the image to upscale with U1-U{job.params['count']} "
-                        f"under job #{job.id}.", allowed_mentions=mention)
-            return
-        placeholder = await channel.send(  # type: ignore[union-attr]
-            content=f"{UPSCALE_EMOJI} Upscaling job #{job.id} for <@{payload.user_id}>…",
-            allowed_mentions=discord.AllowedMentions.none())
-        origin = studio_origin(payload, placeholder.id, channel)
-        try:
-            ticket = await studio.upscale_output(self.bot.service, job_id=job.id, index=0,  # type: ignore[arg-type]
-                                                 scale=BUTTON_SCALE, origin=origin)
-        except UserFacingError as exc:
-            await placeholder.edit(content=f"<@{payload.user_id}>", embed=error_embed(exc.title, exc.message),
-                                   allowed_mentions=mention)
-            return
-        await show_ticket(self.bot, ticket)
-
-
-def studio_origin(payload: discord.RawReactionActionEvent, message_id: int, channel: object) -> Origin:
-    return Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
-                  message_id=message_id, nsfw_channel=bool(getattr(channel, "nsfw", False)))
+        await act_on_reaction(
+            self.bot, payload, emoji=UPSCALE_EMOJI, verb="Upscaling",
+            single_only="pick the image to upscale with U1-U{count} under job #{job.id}.",
+            start=lambda job, origin: studio.upscale_output(self.bot.service, job_id=job.id, index=0,  # type: ignore[arg-type]
+                                                            scale=BUTTON_SCALE, origin=origin))
 
 
 @handles("upscale")
