@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
 from PIL import Image, ImageOps
 
 from inference.media import decode_job_image
-from inference.runners.txt2img import CancelCheck, StepCallback, StepsInterrupted, generators_for
+from inference.runners.txt2img import CancelCheck, StepCallback, generators_for, step_callback
 from inference.types import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -71,15 +70,6 @@ def run(
     for index, group in enumerate(groups):
         offset = index * effective
 
-        def step_end(pipeline: Any, i: int, t: Any, tensors: dict[str, Any], offset: int = offset) -> dict[str, Any]:
-            done = offset + i + 1
-            if on_step is not None:
-                on_step(done, total)
-            if is_cancelled is not None and done < total and is_cancelled():
-                pipeline._interrupt = True
-                raise StepsInterrupted(done)
-            return tensors
-
         output = pipe(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
@@ -88,7 +78,7 @@ def run(
             num_inference_steps=num_steps,
             guidance_scale=guidance,
             generator=generators_for(group, device),
-            callback_on_step_end=step_end,
+            callback_on_step_end=step_callback(offset, total, on_step, is_cancelled),
             output_type="pil",
         )
         images.extend(output.images)

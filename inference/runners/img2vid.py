@@ -10,14 +10,13 @@ GPU out of memory on 25 frames, so the registry bounds it per model.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from diffusers import DiffusionPipeline
 from PIL import Image, ImageOps
 
 from inference.media import decode_job_image
 from inference.models import ModelSpec
-from inference.runners.txt2img import CancelCheck, StepCallback, StepsInterrupted, generators_for
+from inference.runners.txt2img import CancelCheck, StepCallback, generators_for, step_callback
 from inference.types import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -44,15 +43,6 @@ def run(
         image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
     total = request.steps
 
-    def step_end(pipeline: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        done = i + 1
-        if on_step is not None:
-            on_step(done, total)
-        if is_cancelled is not None and done < total and is_cancelled():
-            pipeline._interrupt = True
-            raise StepsInterrupted(done)
-        return tensors
-
     output = pipe(
         image,
         height=request.height,
@@ -66,7 +56,7 @@ def run(
         noise_aug_strength=NOISE_AUG_STRENGTH,
         decode_chunk_size=int(spec.extra.get("decode_chunk_size", DEFAULT_DECODE_CHUNK)),
         generator=generators_for([request.seed], device)[0],
-        callback_on_step_end=step_end,
+        callback_on_step_end=step_callback(0, total, on_step, is_cancelled),
         output_type="pil",
     )
     return list(output.frames[0])

@@ -35,6 +35,23 @@ class StepsInterrupted(Exception):
         self.step = step
 
 
+def step_callback(offset: int, total: int, on_step: StepCallback | None,
+                  is_cancelled: CancelCheck | None) -> Callable[..., dict[str, Any]]:
+    """A `callback_on_step_end` that reports progress (step offset + i + 1 of total) and stops a
+    cancelled job between two steps; every runner's pipeline call uses one."""
+
+    def step_end(pipeline: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        done = offset + i + 1
+        if on_step is not None:
+            on_step(done, total)
+        if is_cancelled is not None and done < total and is_cancelled():
+            pipeline._interrupt = True
+            raise StepsInterrupted(done)
+        return tensors
+
+    return step_end
+
+
 def generators_for(seeds: list[int], device: str) -> list[torch.Generator]:
     """One generator per image, so each image's initial latents (and ancestral noise) come from its seed."""
     return [torch.Generator(device).manual_seed(seed) for seed in seeds]
@@ -65,17 +82,6 @@ def run(
     for index, group in enumerate(groups):
         offset = index * request.steps
 
-        def step_end(
-            pipeline: Any, i: int, t: Any, tensors: dict[str, Any], offset: int = offset
-        ) -> dict[str, Any]:
-            done = offset + i + 1
-            if on_step is not None:
-                on_step(done, total)
-            if is_cancelled is not None and done < total and is_cancelled():
-                pipeline._interrupt = True
-                raise StepsInterrupted(done)
-            return tensors
-
         output = pipe(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
@@ -85,7 +91,7 @@ def run(
             guidance_scale=guidance,
             num_images_per_prompt=len(group),
             generator=generators_for(group, device),
-            callback_on_step_end=step_end,
+            callback_on_step_end=step_callback(offset, total, on_step, is_cancelled),
             output_type="pil",
         )
         images.extend(output.images)
