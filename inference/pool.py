@@ -39,7 +39,29 @@ def default_devices() -> list[str]:
     return ["cpu"]
 
 
-class InferencePool:
+class Pausable:
+    """Pause and resume shared by the embedded and the remote pool: queued jobs wait, nothing is lost.
+
+    Subclasses set `self._resume` (an Event, set while running) and define wake()."""
+
+    _resume: asyncio.Event
+
+    def wake(self) -> None:
+        raise NotImplementedError
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+        self.wake()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+
+class InferencePool(Pausable):
     def __init__(self, source: JobSource, engine_factory: Callable[[str], EngineLike], devices: list[str],
                  *, poll_interval: float = 2.0) -> None:
         if not devices:
@@ -67,17 +89,6 @@ class InferencePool:
     def cancel(self, job_id: int) -> None:
         """Ask the runner to stop the job between two denoising steps."""
         self._cancelled.add(job_id)
-
-    def pause(self) -> None:
-        self._resume.clear()
-
-    def resume(self) -> None:
-        self._resume.set()
-        self.wake()
-
-    @property
-    def paused(self) -> bool:
-        return not self._resume.is_set()
 
     @property
     def busy(self) -> int:

@@ -27,7 +27,7 @@ from redis import asyncio as aioredis
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
-from inference.pool import JobSource
+from inference.pool import JobSource, Pausable
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class _InFlight:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
-class RemotePool:
+class RemotePool(Pausable):
     """Same face as InferencePool, but the work runs on `atelier worker` processes via saq.
 
     Jobs are claimed from the source only while remote capacity is free (the sum of the devices the
@@ -209,17 +209,6 @@ class RemotePool:
         if flight is not None:
             flight.cancelled = True
             flight.changed.set()
-
-    def pause(self) -> None:
-        self._resume.clear()
-
-    def resume(self) -> None:
-        self._resume.set()
-        self.wake()
-
-    @property
-    def paused(self) -> bool:
-        return not self._resume.is_set()
 
     @property
     def busy(self) -> int:
