@@ -21,7 +21,7 @@ from diffusers import DiffusionPipeline
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
-from inference.runners import img2img, img2vid, txt2img, upscale
+from inference.runners import HANDLERS, img2img, img2vid, txt2img, upscale
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
 from inference.video import encode_video
 
@@ -98,6 +98,9 @@ class Engine:
         Raises UnknownModel and InvalidOption for requests the model cannot serve.
         """
         spec = self.registry.get(request.model)
+        handler = HANDLERS.get(spec.kind)
+        if handler is not None:
+            return handler(self, spec, request, on_step, is_cancelled)
         if request.task == "upscale" or spec.kind == "esrgan":
             return self._upscale(spec, request, on_step, is_cancelled)
         if request.task == "img2vid" or spec.kind == "svd":

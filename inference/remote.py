@@ -88,14 +88,18 @@ def encode_result(result: GenerationResult) -> dict[str, Any]:
     return {
         "job_id": result.job_id, "run_seconds": result.run_seconds, "parameters": result.parameters,
         "grid_png": b64(result.grid_png) if result.grid_png is not None else None,
-        "images": [{"png": b64(i.png), "seed": i.seed, "width": i.width, "height": i.height} for i in result.images],
+        "images": [{"png": b64(i.png), "seed": i.seed, "width": i.width, "height": i.height, "mime": i.mime}
+                   for i in result.images],
+        "notes": list(result.notes),
     }
 
 
 def decode_result(data: dict[str, Any]) -> GenerationResult:
-    images = [GeneratedImage(base64.b64decode(i["png"]), i["seed"], i["width"], i["height"]) for i in data["images"]]
+    images = [GeneratedImage(base64.b64decode(i["png"]), i["seed"], i["width"], i["height"], i.get("mime", "image/png"))
+              for i in data["images"]]
     grid = base64.b64decode(data["grid_png"]) if data.get("grid_png") else None
-    return GenerationResult(data["job_id"], images, grid, data["run_seconds"], data.get("parameters", ""))
+    return GenerationResult(data["job_id"], images, grid, data["run_seconds"], data.get("parameters", ""),
+                            list(data.get("notes", [])))
 
 
 class AtelierQueue(RedisQueue):

@@ -12,7 +12,8 @@ from typing import Any, Literal
 # txt2img: from noise; img2img: from ``init_image`` at ``strength``; upscale: ``init_image`` through
 # an upscaler model by ``scale``.
 # img2vid: ``init_image`` animated into ``frames`` frames at ``fps`` with ``motion`` (Stable Video Diffusion).
-TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid"]
+# pose: text to image guided by ``control_image`` (an OpenPose skeleton) at ``control_scale``.
+TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose"]
 
 
 @dataclass(slots=True)
@@ -42,6 +43,11 @@ class GenerationRequest:
     frames: int = 0
     fps: int = 7
     motion: int = 127
+    # pose: the control image (base64 PNG/WebP, like init_image) and the ControlNet conditioning scale.
+    control_image: str | None = None
+    control_scale: float = 1.0
+    # LoRAs to apply for this job only: [name, weight] pairs, names as listed in ATELIER_LORA_DIR.
+    loras: list[tuple[str, float]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +84,8 @@ class GenerationResult:
     run_seconds: float
     # The A1111 parameters text of the first image (embedded in every PNG too).
     parameters: str = ""
+    # Things the member should be told about the result (e.g. part of a long prompt was dropped).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
