@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,11 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    IFPipeline,
     PNDMScheduler,
+    StableDiffusion3Pipeline,
     StableDiffusionPipeline,
+    StableDiffusionUpscalePipeline,
     StableDiffusionXLPipeline,
     StableVideoDiffusionPipeline,
     UNet2DConditionModel,
@@ -64,7 +67,15 @@ PIPELINE_CLASSES: dict[str, type[DiffusionPipeline]] = {
     "sdxl-lightning": StableDiffusionXLPipeline,
     "sdxl-turbo": StableDiffusionXLPipeline,
     "svd": StableVideoDiffusionPipeline,
+    "sd2": StableDiffusionPipeline,
+    "sd3": StableDiffusion3Pipeline,
+    "sd-x4": StableDiffusionUpscalePipeline,
+    # Stage I only; stage II (and the x4 stage III) are loaded by inference/runners/deepfloyd.py.
+    "deepfloyd-if": IFPipeline,
 }
+# Kinds whose repos may carry a bundled safety checker: image moderation is the moderation
+# package's job, and the checker would cost ~1.2 GB and black out images without saying why.
+_NO_SAFETY_CHECKER = ("sd15", "sd2", "deepfloyd-if")
 
 
 class ModelLoadError(RuntimeError):
@@ -87,7 +98,7 @@ def dtype_for(spec: ModelSpec, device: str) -> torch.dtype:
         return getattr(torch, str(override))
     if torch.device(device).type == "cpu":
         return torch.float32
-    return torch.float16 if spec.kind == "sd15" else torch.bfloat16
+    return torch.bfloat16 if spec.kind.startswith("sdxl") else torch.float16
 
 
 def make_scheduler(spec: ModelSpec, base_config: Any) -> Any:
@@ -118,6 +129,8 @@ class ModelCache:
         self._scheduler_configs: dict[tuple[str, str], Any] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        # (name, device) -> (the resident pipeline it was built over, the companion); see companion().
+        self._companions: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def get(self, spec: ModelSpec, device: str) -> DiffusionPipeline:
         """The pipeline for ``spec`` on ``device``, loading it on first use."""
@@ -152,6 +165,10 @@ class ModelCache:
                 del self._pipelines[key]
                 del self._sources[key]
                 del self._scheduler_configs[key]
+            companions = [k for k in self._companions if k[0] == name and (device is None or k[1] == device)]
+            for key in companions:
+                del self._companions[key]
+            keys += [k for k in companions if k not in keys]
         if keys and torch.cuda.is_available():
             torch.cuda.empty_cache()
         return len(keys)
@@ -161,14 +178,55 @@ class ModelCache:
         self.get(spec, device)
         return make_scheduler(spec, self._scheduler_configs[(spec.name, device)])
 
+    def scheduler_config(self, spec: ModelSpec, device: str) -> Any:
+        """The scheduler config a loaded model's folder ships (its training noise schedule)."""
+        self.get(spec, device)
+        return self._scheduler_configs[(spec.name, device)]
+
+    def companion(self, key: tuple[str, str], base: Any, build: Callable[[], Any]) -> Any:
+        """A pipeline built over a resident one (ControlNet over SD, IF stage II beside stage I), kept
+        while ``base`` stays resident and rebuilt when it was reloaded.
+
+        ``build`` runs once per base under the key's lock; it should share ``base``'s modules
+        (``from_pipe``) so the companion costs only what it adds (a ControlNet, a second stage).
+        """
+        cached = self._companions.get(key)
+        if cached is not None and cached[0] is base:
+            return cached[1]
+        with self._guard:
+            lock = self._locks.setdefault((f"companion:{key[0]}", key[1]), threading.Lock())
+        with lock:
+            cached = self._companions.get(key)
+            if cached is None or cached[0] is not base:
+                started = time.perf_counter()
+                cached = (base, build())
+                with self._guard:
+                    self._companions[key] = cached
+                log.info("built %s on %s in %.2f s", key[0], key[1], time.perf_counter() - started)
+            return cached[1]
+
+    def load_part(self, cls: Any, name: str, source: str, device: str, dtype: torch.dtype, **kwargs: Any) -> Any:
+        """One model or pipeline folder (a ControlNet, a second stage) onto ``device``; load failures
+        become a ModelLoadError that names the model and what to do."""
+        try:
+            part = cls.from_pretrained(source, dtype=dtype, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(name, _explain(source, exc)) from exc
+        part = part.to(device)
+        if hasattr(part, "set_progress_bar_config"):
+            part.set_progress_bar_config(disable=True)
+        return part
+
     def _load(self, spec: ModelSpec, device: str) -> tuple[DiffusionPipeline, Any]:
+        if spec.kind not in PIPELINE_CLASSES:
+            raise ModelLoadError(spec.name, f"a {spec.kind} model is not a pipeline of its own; its runner builds it")
         cls = PIPELINE_CLASSES[spec.kind]
         dtype = dtype_for(spec, device)
         components: dict[str, Any] = {}
-        if spec.kind == "sd15":
-            # Image moderation is the moderation package's job; the bundled checker would cost
-            # ~1.2 GB and black out images without saying why.
+        if spec.kind in _NO_SAFETY_CHECKER:
             components.update(safety_checker=None, requires_safety_checker=False)
+        if spec.kind == "deepfloyd-if":
+            components.update(watermarker=None, feature_extractor=None)
         if spec.extra.get("unet_file"):
             components["unet"] = self._load_unet(spec, device, dtype)
 
@@ -230,7 +288,9 @@ class ModelCache:
                 pipe = cls.from_pretrained(spec.source, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(spec.name, _explain(spec.source, exc)) from exc
-        if pipe.unet.device != target and not (target.index is None and pipe.unet.device.type == target.type):
+        # The denoiser: a UNet for most kinds, an MMDiT transformer for SD 3.
+        denoiser = pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+        if denoiser.device != target and not (target.index is None and denoiser.device.type == target.type):
             if getattr(pipe, "hf_device_map", None) is not None:
                 pipe.reset_device_map()
             pipe.to(target)

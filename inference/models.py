@@ -22,9 +22,14 @@ ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
 
 # Pipeline families the engine can run today. Anything else in a TOML file is a typo or a model the
 # engine cannot serve yet, and is refused at load time rather than at the first job.
-KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan", "svd")
+KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan", "svd", "controlnet", "sd-x4", "sd2", "sd3",
+         "deepfloyd-if")
 # Kinds that draw from a prompt (the rest, e.g. upscalers, only transform images).
-TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
+TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "sd2", "sd3", "deepfloyd-if")
+# Kinds a ``controlnet`` entry's ``base`` may name: UNet pipelines diffusers has ControlNet variants of.
+CONTROLNET_BASE_KINDS = ("sd15", "sd2", "sdxl", "sdxl-lightning", "sdxl-turbo")
+# Diffusion upscalers (x4, prompt-guided) that /upscale offers beside the Real-ESRGAN kind.
+UPSCALER_KINDS = ("esrgan", "sd-x4")
 
 # Scheduler name -> (sampler name as AUTOMATIC1111 writes it, schedule type or None). A1111 readers
 # (Civitai, the PNG Info tab) recognise these spellings; the diffusers side of the mapping lives in
@@ -108,6 +113,12 @@ class ModelSpec:
         return SAMPLER_NAMES.get(self.scheduler, (self.scheduler, None))[1]
 
     @property
+    def base(self) -> str | None:
+        """The registry model a ``controlnet`` entry draws with (it shares that pipeline's weights)."""
+        base = self.extra.get("base")
+        return str(base) if base else None
+
+    @property
     def few_step(self) -> bool:
         """Distilled models (Lightning, Turbo) are trained without classifier-free guidance."""
         return self.kind in ("sdxl-lightning", "sdxl-turbo")
@@ -131,6 +142,29 @@ class ModelSpec:
 
 def _round_to_grid(value: float) -> int:
     return max(_GRID, math.floor(value / _GRID + 0.5) * _GRID)
+
+
+def detector_problem(spec: ModelSpec) -> str | None:
+    """Why ``spec`` cannot turn photos into poses, in words an operator can act on; None when it can.
+
+    Pose detection is optional: controlnet_aux (and its OpenPose annotator weights, ~200 MB) is not a
+    dependency, so this checks without importing anything (``find_spec``), for the bot to answer at once.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("controlnet_aux") is None:
+        return ("Pose detection from photos is not enabled on this bot: its admin can `pip install controlnet-aux` "
+                "and set `detector` on the pose model in models.toml to a folder holding `body_pose_model.pth` "
+                "(from lllyasviel/Annotators). Meanwhile, pick a `pose` preset or attach an OpenPose skeleton.")
+    folder = spec.extra.get("detector")
+    if not folder:
+        return (f"Pose detection from photos is not configured for {spec.name}: its admin can set `detector` in "
+                "models.toml to a folder holding `body_pose_model.pth` (from lllyasviel/Annotators). Meanwhile, "
+                "pick a `pose` preset or attach an OpenPose skeleton.")
+    if not (Path(str(folder)) / "body_pose_model.pth").is_file():
+        return (f"Pose detection for {spec.name} is misconfigured: {folder} has no `body_pose_model.pth`. "
+                "Meanwhile, pick a `pose` preset or attach an OpenPose skeleton.")
+    return None
 
 
 def validate_request_options(
@@ -184,7 +218,13 @@ class ModelRegistry:
         models = data.get("models")
         if not isinstance(models, dict) or not models:
             raise RegistryError(f"{toml_path}: key 'models' must hold at least one [models.NAME] table")
-        specs = [_parse_spec(toml_path, name, table) for name, table in models.items()]
+        # ControlNet entries inherit their base model's defaults, so the bases are parsed first.
+        plain = {n: t for n, t in models.items() if not (isinstance(t, dict) and t.get("kind") == "controlnet")}
+        parsed = {name: _parse_spec(toml_path, name, table) for name, table in plain.items()}
+        for name, table in models.items():
+            if name not in parsed:
+                parsed[name] = _parse_spec(toml_path, name, table, _controlnet_defaults(toml_path, name, table, parsed))
+        specs = [parsed[name] for name in models]
         default = data.get("default", specs[0].name)
         if not isinstance(default, str):
             raise RegistryError(f"{toml_path}: key 'default' must be a model name")
@@ -292,11 +332,71 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "height": 512,
         "max_steps": 4,
     },
+    # Stable Diffusion x4 upscaler: prompt-guided latent diffusion, x4 only; `max_input` caps the
+    # input's pixels (default 256x256: its UNet runs at the input's size and is heavy above that).
+    "sd-x4": {
+        "steps": 20,
+        "guidance": 9.0,
+        "scheduler": "default",
+        "width": 512,
+        "height": 512,
+        "max_steps": 75,
+        "max_count": 1,
+    },
+    # Stable Diffusion 2.x (768-v): v-prediction, which the model's own scheduler config declares.
+    "sd2": {
+        "steps": 25,
+        "guidance": 7.0,
+        "scheduler": "dpmpp-2m-karras",
+        "width": 768,
+        "height": 768,
+        "max_steps": 60,
+    },
+    # Stable Diffusion 3 Medium: MMDiT with flow matching; the card runs 28 steps at CFG 7.
+    "sd3": {
+        "steps": 28,
+        "guidance": 7.0,
+        "scheduler": "default",
+        "width": 1024,
+        "height": 1024,
+        "max_steps": 60,
+    },
+    # DeepFloyd IF: pixel diffusion in stages (64 px, then 256 px, then optionally the x4 upscaler).
+    # width/height are the final size; extras: stage_2 (source), stage_3 (an sd-x4 registry name).
+    "deepfloyd-if": {
+        "steps": 50,
+        "guidance": 7.0,
+        "scheduler": "default",
+        "width": 1024,
+        "height": 1024,
+        "max_steps": 100,
+    },
+    # A `controlnet` entry takes its base model's values (see `_controlnet_defaults`); this table
+    # only exists so every kind has one.
+    "controlnet": {},
 }
 _SPACINGS = ("leading", "trailing", "linspace")
 
 
-def _parse_spec(path: Path, name: str, table: Any) -> ModelSpec:
+def _controlnet_defaults(path: Path, name: str, table: dict[str, Any], parsed: dict[str, ModelSpec]
+                         ) -> dict[str, Any]:
+    """A ControlNet entry's defaults are its base model's: same size, steps, guidance and sampler."""
+    where = f"{path}: models.{name}"
+    base = table.get("base")
+    if not isinstance(base, str) or not base:
+        raise RegistryError(f"{where}.base is missing (the text-to-image model this ControlNet draws with)")
+    spec = parsed.get(base)
+    if spec is None:
+        raise RegistryError(f"{where}.base = {base!r} is not a model in this file")
+    if spec.kind not in CONTROLNET_BASE_KINDS:
+        raise RegistryError(f"{where}.base = {base!r} is a {spec.kind} model; a ControlNet needs one of "
+                            f"{', '.join(CONTROLNET_BASE_KINDS)}")
+    return {"steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler, "width": spec.width,
+            "height": spec.height, "max_steps": spec.max_steps, "max_count": spec.max_count,
+            "timestep_spacing": spec.timestep_spacing}
+
+
+def _parse_spec(path: Path, name: str, table: Any, defaults: dict[str, Any] | None = None) -> ModelSpec:
     """Turn one ``[models.NAME]`` table into a spec, failing with the file and key in one line."""
     where = f"{path}: models.{name}"
     if not isinstance(table, dict):
@@ -308,7 +408,7 @@ def _parse_spec(path: Path, name: str, table: Any) -> ModelSpec:
     if kind not in KINDS:
         raise RegistryError(f"{where}.kind = {kind!r} is not one of {', '.join(KINDS)}")
     values: dict[str, Any] = {"max_count": 4, "description": "", "timestep_spacing": None}
-    values |= _KIND_DEFAULTS[kind]
+    values |= defaults if defaults is not None else _KIND_DEFAULTS[kind]
     extra: dict[str, Any] = {}
     for key, value in table.items():
         expected = _FIELDS.get(key)
@@ -333,9 +433,13 @@ def _parse_spec(path: Path, name: str, table: Any) -> ModelSpec:
         )
     if values["timestep_spacing"] is not None and values["timestep_spacing"] not in _SPACINGS:
         raise RegistryError(f"{where}.timestep_spacing must be one of {', '.join(_SPACINGS)}")
+    if kind == "sd3" and values["scheduler"] != "default":
+        # SD 3 is a rectified-flow model: only its own flow-matching scheduler fits it.
+        raise RegistryError(f"{where}.scheduler must be \"default\" for sd3 (its flow-matching Euler)")
     values["source"] = _resolve_source(path, values["source"])
-    if isinstance(extra.get("unet_repo"), str):
-        extra["unet_repo"] = _resolve_source(path, extra["unet_repo"])
+    for key in ("unet_repo", "stage_2", "detector"):
+        if isinstance(extra.get(key), str):
+            extra[key] = _resolve_source(path, extra[key])
     return ModelSpec(name=name, extra=extra, **values)
 
 

@@ -22,10 +22,18 @@ import transformers
 from diffusers import (
     AutoencoderKL,
     AutoencoderKLTemporalDecoder,
+    ControlNetModel,
     DDIMScheduler,
+    DDPMScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    IFPipeline,
+    IFSuperResolutionPipeline,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
     StableDiffusionPipeline,
+    StableDiffusionUpscalePipeline,
     StableDiffusionXLPipeline,
     StableVideoDiffusionPipeline,
     UNet2DConditionModel,
@@ -39,6 +47,10 @@ from transformers import (
     CLIPTokenizer,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5EncoderModel,
+    T5TokenizerFast,
 )
 
 log = logging.getLogger(__name__)
@@ -96,6 +108,23 @@ def make_tiny(dest: Path) -> Path:
 
     # A Real-ESRGAN-architecture upscaler (RRDBNet, x4) with 8 features and one block.
     write_tiny_esrgan(dest / "tiny-esrgan" / "tiny-esrgan-x4.safetensors", SEED + 4)
+
+    # OpenPose ControlNets for /pose: copies of each base UNet's encoder (ControlNetModel.from_unet),
+    # as the real ones were initialised, saved as the standalone folders the hub ships.
+    torch.manual_seed(SEED + 6)
+    _controlnet(_sd15_unet()).save_pretrained(dest / "tiny-controlnet-sd15", safe_serialization=True)
+    torch.manual_seed(SEED + 7)
+    _controlnet(_sdxl_unet()).save_pretrained(dest / "tiny-controlnet-sdxl", safe_serialization=True)
+    # The Stable Diffusion x4 upscaler (also DeepFloyd IF's stage III).
+    _sd_x4(SEED + 8, tokenizer).save_pretrained(dest / "tiny-sd-x4", safe_serialization=True)
+    # SD 2.x: the SD pipeline with a linear-projection UNet and a v-prediction schedule.
+    _sd2(SEED + 9, tokenizer).save_pretrained(dest / "tiny-sd2", safe_serialization=True)
+    # SD 3: MMDiT, two CLIP encoders with projections and a T5 encoder, flow matching.
+    _sd3(SEED + 10, tokenizer).save_pretrained(dest / "tiny-sd3", safe_serialization=True)
+    # DeepFloyd IF: pixel-space stage I (T5-conditioned) and the stage II super-resolution UNet.
+    stage_1, stage_2 = _deepfloyd(SEED + 11)
+    stage_1.save_pretrained(dest / "tiny-if" / "stage-1", safe_serialization=True)
+    stage_2.save_pretrained(dest / "tiny-if" / "stage-2", safe_serialization=True)
 
     toml_path = dest / "models.toml"
     toml_path.write_text(_TOML, encoding="utf-8")
@@ -191,6 +220,64 @@ kind = "esrgan"
 source = "tiny-esrgan/tiny-esrgan-x4.safetensors"
 description = "Tiny Real-ESRGAN-architecture x4 upscaler (random weights, for tests)"
 tile = 96
+
+# OpenPose ControlNets drawing with the tiny SD 1.5 and SDXL pipelines (/pose).
+[models.tiny-sd15-openpose]
+kind = "controlnet"
+source = "tiny-controlnet-sd15"
+base = "tiny-sd15"
+description = "Tiny SD 1.5 OpenPose ControlNet (random weights, for tests)"
+
+[models.tiny-sdxl-openpose]
+kind = "controlnet"
+source = "tiny-controlnet-sdxl"
+base = "tiny-sdxl"
+description = "Tiny SDXL OpenPose ControlNet (random weights, for tests)"
+
+[models.tiny-sd-x4]
+kind = "sd-x4"
+source = "tiny-sd-x4"
+description = "Tiny Stable Diffusion x4 upscaler (random weights, for tests)"
+steps = 2
+guidance = 9.0
+max_input = 16384
+
+[models.tiny-sd2]
+kind = "sd2"
+source = "tiny-sd2"
+description = "Tiny SD 2.x, v-prediction (random weights, for tests)"
+steps = 2
+guidance = 7.0
+scheduler = "euler"
+width = 256
+height = 256
+max_steps = 50
+max_count = 4
+
+[models.tiny-sd3]
+kind = "sd3"
+source = "tiny-sd3"
+description = "Tiny SD 3 (random weights, for tests)"
+steps = 2
+guidance = 7.0
+width = 128
+height = 128
+max_steps = 50
+max_count = 4
+
+# Stage I at 32 px, stage II x4 to 128 px, then the tiny x4 upscaler to 512 px.
+[models.tiny-if]
+kind = "deepfloyd-if"
+source = "tiny-if/stage-1"
+stage_2 = "tiny-if/stage-2"
+stage_3 = "tiny-sd-x4"
+description = "Tiny DeepFloyd IF, three stages (random weights, for tests)"
+steps = 2
+guidance = 7.0
+width = 512
+height = 512
+max_steps = 50
+max_count = 2
 """
 
 
@@ -270,20 +357,37 @@ def _vae() -> AutoencoderKL:
     )
 
 
+def _sd15_unet(**changes: Any) -> UNet2DConditionModel:
+    config: dict[str, Any] = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "cross_attention_dim": 32,
+        "attention_head_dim": 8,
+        "norm_num_groups": 8,
+    }
+    return UNet2DConditionModel(**(config | changes))
+
+
+def _controlnet(unet: UNet2DConditionModel) -> ControlNetModel:
+    """A ControlNet over ``unet``; its zero convolutions (the output ones and the last layer of the
+    conditioning embedding) get random weights, because zeros, as ``from_unet`` leaves them, would
+    make the control image change nothing a test could see."""
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 32, 32))
+    with torch.no_grad():
+        for conv in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                     controlnet.controlnet_cond_embedding.conv_out]:
+            conv.weight.normal_(0.0, 0.3)
+    return controlnet
+
+
 def _sd15(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionPipeline:
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
+    unet = _sd15_unet()
     vae = _vae()
     text_encoder = CLIPTextModel(_text_config())
     scheduler = DDIMScheduler(**_SCHEDULE, clip_sample=False, set_alpha_to_one=False)
@@ -375,3 +479,107 @@ def _sdxl(seed: int, tokenizer: CLIPTokenizer, scheduler: Any) -> StableDiffusio
         unet=unet,
         scheduler=scheduler,
     )
+
+
+def _sd_x4(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionUpscalePipeline:
+    """The x4 upscaler as the tiny-models note measured it: a UNet over 4 latent + 3 image channels
+    with noise-level class embeddings, a three-block (x4) VAE, DDIM v-prediction, max noise 350."""
+    torch.manual_seed(seed)
+    unet = _sd15_unet(in_channels=7, num_class_embeds=1000, attention_head_dim=(2, 4), use_linear_projection=True)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16, 32), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
+        scaling_factor=0.08333,
+    )
+    return StableDiffusionUpscalePipeline(
+        vae=vae, text_encoder=CLIPTextModel(_text_config()), tokenizer=tokenizer, unet=unet,
+        low_res_scheduler=DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.0001, beta_end=0.02),
+        scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+                                prediction_type="v_prediction", set_alpha_to_one=False, steps_offset=1),
+        max_noise_level=350,
+    )
+
+
+def _sd2(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionPipeline:
+    """SD 2.x's shape: linear projections and per-block heads in the UNet, v-prediction in the scheduler
+    config (the engine keeps the folder's config, so every sampler predicts v)."""
+    torch.manual_seed(seed)
+    unet = _sd15_unet(attention_head_dim=(2, 4), use_linear_projection=True)
+    scheduler = DDIMScheduler(**_SCHEDULE, clip_sample=False, set_alpha_to_one=False, prediction_type="v_prediction")
+    return StableDiffusionPipeline(
+        vae=_vae(), text_encoder=CLIPTextModel(_text_config()), tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def _t5(d_model: int) -> tuple[T5EncoderModel, PreTrainedTokenizerFast]:
+    """A 2-layer T5 encoder and a character-level T5 tokenizer (a tokenizer.json, no sentencepiece)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
+    pieces += [(chr(c), -2.0) for c in range(33, 127)]
+    backend = Tokenizer(models.Unigram(pieces, unk_id=2))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer = T5TokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                                extra_ids=0, model_max_length=512)
+    config = T5Config(vocab_size=len(pieces), d_model=d_model, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                      relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    return T5EncoderModel(config), tokenizer
+
+
+def _sd3(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusion3Pipeline:
+    """SD 3's MMDiT over an x8 VAE with SD 3's latent shift and scale; joint attention over CLIP-L +
+    CLIP-G hidden states (32 + 32, zero-padded) and T5 (64), pooled projections 32 + 32."""
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(
+        sample_size=16, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=4,
+        caption_projection_dim=32, joint_attention_dim=64, pooled_projection_dim=64, out_channels=4,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16, 32, 32), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, layers_per_block=1, norm_num_groups=8,
+        sample_size=64, shift_factor=0.0609, scaling_factor=1.5035,
+    )
+    text_encoder_3, tokenizer_3 = _t5(64)
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=CLIPTextModelWithProjection(_text_config()), tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(_text_config()), tokenizer_2=tokenizer,
+        text_encoder_3=text_encoder_3, tokenizer_3=tokenizer_3,
+    )
+
+
+def _deepfloyd(seed: int) -> tuple[IFPipeline, IFSuperResolutionPipeline]:
+    """IF's stage I (3 -> 6 channels: noise and learned variance) and stage II (the low-res image as
+    3 more input channels, noise level as a timestep class embedding), both T5-conditioned, as in
+    diffusers' own IF tests. Stage II ships without a text encoder: stage I's embeddings are passed on."""
+    torch.manual_seed(seed)
+    text_encoder, tokenizer = _t5(32)
+    unet_args: dict[str, Any] = {
+        "layers_per_block": 1, "block_out_channels": (32, 64),
+        "down_block_types": ("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
+        "up_block_types": ("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        "out_channels": 6, "cross_attention_dim": 32, "encoder_hid_dim": 32, "attention_head_dim": 8,
+        "addition_embed_type": "text", "addition_embed_type_num_heads": 2, "cross_attention_norm": "group_norm",
+        "resnet_time_scale_shift": "scale_shift", "act_fn": "gelu", "norm_num_groups": 8,
+    }
+    schedule: dict[str, Any] = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+                                "beta_start": 0.0001, "beta_end": 0.02}
+    scheduler = DDPMScheduler(**schedule, thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=1.0,
+                              prediction_type="epsilon", variance_type="learned_range")
+    stage_1 = IFPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, unet=UNet2DConditionModel(sample_size=32, in_channels=3,
+                                                                                  **unet_args),
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, watermarker=None,
+        requires_safety_checker=False,
+    )
+    stage_2_unet = UNet2DConditionModel(sample_size=128, in_channels=6, class_embed_type="timestep",
+                                        mid_block_scale_factor=1.414, time_embedding_act_fn="gelu",
+                                        time_embedding_dim=32, **unet_args)
+    stage_2 = IFSuperResolutionPipeline(
+        tokenizer=None, text_encoder=None, unet=stage_2_unet, scheduler=DDPMScheduler.from_config(scheduler.config),
+        image_noising_scheduler=DDPMScheduler(**schedule), safety_checker=None, feature_extractor=None,
+        watermarker=None, requires_safety_checker=False,
+    )
+    return stage_1, stage_2

@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from inference.runners import controlnet
+
 # kind -> handler(engine, spec, request, on_step, is_cancelled) -> GenerationResult
 Handler = Callable[..., Any]
-HANDLERS: dict[str, Handler] = {}
+HANDLERS: dict[str, Handler] = {
+    "controlnet": controlnet.handle,
+}
