@@ -9,6 +9,7 @@ picks the runner for the model's kind, and turns the images into the files users
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
+from inference import lora, prompts
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
@@ -63,6 +65,7 @@ class Engine:
         cache: ModelCache | None = None,
         *,
         batch_images: bool = False,
+        lora_dir: Path | str | None = None,
     ) -> None:
         self.registry = registry
         self.device = device
@@ -74,6 +77,10 @@ class Engine:
         self._upscalers: dict[str, upscale.RRDBNet] = {}
         # (model name) -> its img2img pipeline, sharing the resident pipeline's modules.
         self._img2img: dict[str, tuple[DiffusionPipeline, DiffusionPipeline]] = {}
+        # The LoRA folder of this machine (a remote worker has its own): the argument, else
+        # ATELIER_LORA_DIR; None turns LoRAs off and jobs naming one fail with that reason.
+        folder = lora_dir if lora_dir is not None else os.environ.get("ATELIER_LORA_DIR") or None
+        self.loras = lora.LoraLibrary(folder) if folder else None
 
     def pipeline(self, spec: ModelSpec | str) -> DiffusionPipeline:
         """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
@@ -109,6 +116,8 @@ class Engine:
         if is_cancelled is not None and is_cancelled():
             raise JobCancelled(request.job_id, 0)
         pipe = self.pipeline(spec)
+        job_loras = lora.prepare(self.loras, request.loras, kind=spec.kind, model=spec.name,
+                                 model_width=int(pipe.unet.config.cross_attention_dim))
         runner = RUNNERS[spec.kind]
         if request.task == "img2img":
             runner = img2img.run
@@ -121,17 +130,23 @@ class Engine:
 
         started = time.perf_counter()
         try:
-            if request.task == "img2img":
-                pipe = self._img2img_pipeline(spec, pipe)
-            images = runner(
-                pipe,
-                request,
-                guidance=guidance,
-                device=self.device,
-                on_step=on_step,
-                is_cancelled=is_cancelled,
-                batch=self.batch_images,
-            )
+            # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
+            # encoders): applied for this job only, removed before the next one starts.
+            with lora.applied(pipe, job_loras, model=spec.name):
+                # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
+                encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
+                                         device=self.device)
+                run_pipe = self._img2img_pipeline(spec, pipe) if request.task == "img2img" else pipe
+                images = runner(
+                    run_pipe,
+                    request,
+                    guidance=guidance,
+                    device=self.device,
+                    on_step=on_step,
+                    is_cancelled=is_cancelled,
+                    batch=self.batch_images,
+                    prompt=encoded.kwargs,
+                )
         except txt2img.StepsInterrupted as stop:
             log.info("job %s cancelled after step %d", request.job_id, stop.step)
             raise JobCancelled(request.job_id, stop.step) from None
@@ -139,7 +154,8 @@ class Engine:
             if previous_scheduler is not None:
                 pipe.scheduler = previous_scheduler
         run_seconds = time.perf_counter() - started
-        return self._result(run_spec, request, guidance, images, run_seconds)
+        return self._result(run_spec, request, guidance, images, run_seconds, loras=job_loras,
+                            notes=encoded.notes)
 
     def upscaler(self, spec: ModelSpec) -> upscale.RRDBNet:
         """The resident upscaler network for ``spec`` (loaded on first use, like pipelines)."""
@@ -293,16 +309,25 @@ class Engine:
         guidance: float,
         images: list[Any],
         run_seconds: float,
+        *,
+        loras: list[lora.JobLora] | None = None,
+        notes: list[str] | None = None,
     ) -> GenerationResult:
         extra: dict[str, Any] = {"Schedule type": spec.schedule_type} if spec.schedule_type else {}
         if request.task == "img2img":
             # A1111's key for img2img strength, so PNG Info and Civitai show it.
             extra["Denoising strength"] = f"{request.strength:g}"
+        prompt = request.prompt
+        if loras:
+            # A1111 names LoRAs in the prompt (<lora:name:weight>) and lists their hashes, which
+            # Civitai matches to its resources (AutoV3).
+            prompt += "".join(f" <lora:{item.name}:{item.weight:g}>" for item in loras)
+            extra["Lora hashes"] = ", ".join(f"{item.name}: {lora.short_hash(item.file.path)}" for item in loras)
         generated: list[GeneratedImage] = []
         texts: list[str] = []
         for image, seed in zip(images, request.seeds(), strict=True):
             text = a1111_parameters(
-                request.prompt,
+                prompt,
                 request.negative_prompt,
                 request.steps,
                 spec.sampler,
@@ -322,6 +347,7 @@ class Engine:
             grid_png=grid,
             run_seconds=run_seconds,
             parameters=texts[0],
+            notes=list(notes or []),
         )
 
 

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
 from PIL import Image, ImageOps
 
 from inference.media import decode_job_image
-from inference.runners.txt2img import CancelCheck, StepCallback, generators_for, step_callback
+from inference.runners.txt2img import (
+    CancelCheck,
+    StepCallback,
+    generators_for,
+    prompt_arguments,
+    step_callback,
+)
 from inference.types import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,7 @@ def run(
     on_step: StepCallback | None = None,
     is_cancelled: CancelCheck | None = None,
     batch: bool = False,
+    prompt: Mapping[str, Any] | None = None,
 ) -> list[Image.Image]:
     """``pipe`` is the img2img pipeline (see ``derive``). One call per image unless ``batch``."""
     init = prepare_image(request)
@@ -71,8 +80,7 @@ def run(
         offset = index * effective
 
         output = pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
+            **prompt_arguments(request, prompt),
             image=[init] * len(group),
             strength=request.strength,
             num_inference_steps=num_steps,

@@ -8,7 +8,7 @@ arguments gets its own file beside this one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -57,6 +57,14 @@ def generators_for(seeds: list[int], device: str) -> list[torch.Generator]:
     return [torch.Generator(device).manual_seed(seed) for seed in seeds]
 
 
+def prompt_arguments(request: GenerationRequest, prompt: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The prompt part of a pipeline call: what inference.prompts.encode made (strings, or
+    embeddings for weighted and long prompts), else the request's strings as they are."""
+    if prompt is not None:
+        return dict(prompt)
+    return {"prompt": request.prompt, "negative_prompt": request.negative_prompt or None}
+
+
 def run(
     pipe: DiffusionPipeline,
     request: GenerationRequest,
@@ -66,6 +74,7 @@ def run(
     on_step: StepCallback | None = None,
     is_cancelled: CancelCheck | None = None,
     batch: bool = False,
+    prompt: Mapping[str, Any] | None = None,
 ) -> list[Image.Image]:
     """Run a text-to-image job; raises StepsInterrupted when ``is_cancelled`` turns true.
 
@@ -73,7 +82,8 @@ def run(
     round differently from single ones (off by one in a few pixels on CPU), and the product
     promises that image i of a job is, bit for bit, what seed + i gives alone. ``batch=True``
     trades that for throughput: one call, one generator per image. Progress counts the steps of
-    all calls: ``on_step(k, steps * calls)``.
+    all calls: ``on_step(k, steps * calls)``. ``prompt`` is the job's encoded prompt
+    (inference.prompts.encode), computed once for all the calls.
     """
     seeds = request.seeds()
     groups = [seeds] if batch else [[seed] for seed in seeds]
@@ -83,8 +93,7 @@ def run(
         offset = index * request.steps
 
         output = pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
+            **prompt_arguments(request, prompt),
             width=request.width,
             height=request.height,
             num_inference_steps=request.steps,

@@ -1,0 +1,280 @@
+"""LoRAs from the operator's folder (ATELIER_LORA_DIR): listing, safe name resolution, base-model
+checks, A1111/Civitai hashes, and applying them to one job only.
+
+Names are what members type: the path of a ``.safetensors`` file relative to the folder, without the
+extension (``styles/watercolor``). A name is only ever looked up in the index of files found inside
+the folder, never joined onto a path, so ``../`` and absolute paths cannot reach anything else; a
+symlink whose target lies outside the folder is not listed either.
+
+Both layouts members download load through diffusers' ``load_lora_weights``: diffusers/PEFT keys
+(``unet.….lora_A.weight``) and kohya/Civitai keys (``lora_unet_…​.lora_down.weight`` + ``.alpha``).
+
+A LoRA is loaded for one job under a fresh adapter name and unloaded afterwards (PEFT layers
+removed, the original modules back in place), so nothing of it can reach the next member's job,
+even on pipelines that share text encoders (SDXL and SDXL-Lightning). The weights stay unfused:
+fusing and unfusing does not restore the base weights bit for bit.
+
+Only the standard library at import: the bot imports this module to list and check names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.models import InvalidOption
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".safetensors"
+# The kinds whose pipelines take LoRAs here (diffusers' SD and SDXL loaders).
+LORA_KINDS = frozenset({"sd15", "sdxl", "sdxl-lightning", "sdxl-turbo"})
+# The weight a LoRA applies at when the member names none: the strength its author trained it at.
+DEFAULT_WEIGHT = 1.0
+MIN_WEIGHT, MAX_WEIGHT = 0.0, 2.0
+# How long a folder listing is reused (autocomplete asks on every keystroke).
+LIST_TTL = 10.0
+_MAX_HEADER = 100 * 1024 * 1024
+# Cross-attention width of a UNet -> the family members know it by.
+FAMILIES = {768: "SD 1.5", 1024: "SD 2.x", 2048: "SDXL"}
+
+
+class LoraError(InvalidOption):
+    """A LoRA cannot be used for this job; the message says which one and why."""
+
+
+class UnknownLora(LoraError):
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else " Pick one from the list as you type."
+        super().__init__(f"Unknown LoRA {name!r}.{hint}")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class LoraFile:
+    name: str
+    path: Path
+
+
+class LoraLibrary:
+    """The LoRA files of one folder, re-listed at most every ``ttl`` seconds."""
+
+    def __init__(self, root: Path | str, *, ttl: float = LIST_TTL) -> None:
+        self.root = Path(root)
+        self.ttl = ttl
+        self._index: dict[str, Path] = {}
+        self._listed_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """Every LoRA name, sorted case-insensitively."""
+        return sorted(self._current(), key=str.lower)
+
+    def search(self, text: str, limit: int = 25) -> list[str]:
+        """Names containing ``text`` (case-insensitive), those starting with it first."""
+        needle = text.strip().lower()
+        names = [n for n in self.names() if needle in n.lower()]
+        names.sort(key=lambda n: (not n.lower().startswith(needle) and not n.lower().split("/")[-1].startswith(needle)))
+        return names[:limit]
+
+    def resolve(self, name: str) -> LoraFile:
+        """The file behind a listed name; UnknownLora for anything else (including any path trick)."""
+        path = self._current().get(name)
+        if path is None:
+            path = self._current(refresh=True).get(name)  # added since the last listing
+        if path is None:
+            needle = name.strip().lower().removesuffix(SUFFIX)
+            close = [n for n in self.names() if needle and (needle in n.lower() or n.lower().split("/")[-1] in needle)]
+            raise UnknownLora(name, close[:5])
+        if not _inside(path, self.root):  # replaced by an escaping symlink since it was listed
+            raise UnknownLora(name, [])
+        return LoraFile(name, path)
+
+    def _current(self, *, refresh: bool = False) -> dict[str, Path]:
+        with self._lock:
+            if refresh or time.monotonic() - self._listed_at > self.ttl:
+                self._index = scan(self.root)
+                self._listed_at = time.monotonic()
+            return self._index
+
+
+def scan(root: Path) -> dict[str, Path]:
+    """name -> file for every ``.safetensors`` under ``root`` (recursively) that really lies inside it."""
+    index: dict[str, Path] = {}
+    if not root.is_dir():
+        log.warning("LoRA folder %s does not exist", root)
+        return index
+    base = root.resolve()
+    for folder, dirs, files in os.walk(base, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for filename in files:
+            if not filename.lower().endswith(SUFFIX) or filename.startswith("."):
+                continue
+            path = Path(folder) / filename
+            if not _inside(path, base) or not path.is_file():
+                continue
+            name = path.relative_to(base).as_posix()[: -len(SUFFIX)]
+            index[name] = path
+    return index
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
+def check_weight(weight: float) -> float:
+    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+        raise LoraError(f"LoRA weight must be {MIN_WEIGHT:g}-{MAX_WEIGHT:g}; you asked for {weight:g}")
+    return float(weight)
+
+
+# ----- what a file says about itself (safetensors header: 8-byte length, then JSON) -----
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        raw = handle.read(8)
+        if len(raw) != 8:
+            raise ValueError("not a safetensors file (too short)")
+        (length,) = struct.unpack("<Q", raw)
+        if length > _MAX_HEADER:
+            raise ValueError("not a safetensors file (header too large)")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("not a safetensors file (bad header)")
+    return header
+
+
+def cross_attention_width(header: dict[str, Any]) -> int | None:
+    """The text width the LoRA's UNet cross-attention expects (768 SD 1.5, 1024 SD 2, 2048 SDXL), if it says.
+
+    Read from the input side of a cross-attention key projection (``attn2.to_k``), which every UNet
+    LoRA layout has when it trains cross-attention.
+    """
+    for key, info in header.items():
+        if key == "__metadata__" or not isinstance(info, dict):
+            continue
+        lowered = key.lower()
+        if "attn2" not in lowered or "to_k" not in lowered or "text" in lowered:
+            continue
+        if any(marker in lowered for marker in ("lora_down", "lora_a.", "lora.down", "_lora.down")):
+            shape = info.get("shape") or []
+            if len(shape) == 2:
+                return int(shape[1])
+    return None
+
+
+def family_label(width: int) -> str:
+    known = FAMILIES.get(width)
+    return f"{known} (cross-attention width {width})" if known else f"a base model with cross-attention width {width}"
+
+
+def check_family(lora: LoraFile, header: dict[str, Any], *, model: str, model_width: int) -> None:
+    """Refuse a LoRA made for another base model family, when the file shows which it was made for."""
+    width = cross_attention_width(header)
+    if width is not None and width != model_width:
+        raise LoraError(f"LoRA {lora.name!r} was made for {family_label(width)}; {model} is "
+                        f"{family_label(model_width)}. Choose a LoRA made for that family, or another model.")
+
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def short_hash(path: Path) -> str:
+    """A1111's LoRA hash ("Lora hashes" in PNG parameters, Civitai's AutoV3): the first 12 hex digits
+    of the SHA-256 of the tensor data after the safetensors header. Cached per (path, size, mtime)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    cached = _hash_cache.get(key)
+    if cached is None:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            handle.seek(8 + length)
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        cached = _hash_cache[key] = digest.hexdigest()[:12]
+    return cached
+
+
+# ----- one job's LoRAs on a pipeline -----
+
+
+@dataclass(frozen=True, slots=True)
+class JobLora:
+    """A resolved, checked LoRA for one job."""
+
+    file: LoraFile
+    weight: float
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+
+def prepare(library: LoraLibrary | None, requested: list[tuple[str, float]] | list[list[Any]], *, kind: str,
+            model: str, model_width: int) -> list[JobLora]:
+    """Resolve and check a request's [name, weight] pairs before anything is loaded."""
+    if not requested:
+        return []
+    if library is None:
+        raise LoraError("LoRAs are turned off on this worker: ATELIER_LORA_DIR is not set.")
+    if kind not in LORA_KINDS:
+        raise LoraError(f"{model} ({kind}) does not take LoRAs; use an SD 1.5 or SDXL model.")
+    chosen: list[JobLora] = []
+    for name, weight in requested:
+        file = library.resolve(str(name))
+        if any(other.name == file.name for other in chosen):
+            raise LoraError(f"LoRA {file.name!r} is named twice")
+        try:
+            header = read_header(file.path)
+        except (OSError, ValueError) as exc:
+            raise LoraError(f"LoRA {file.name!r} is not a readable .safetensors file ({exc})") from None
+        check_family(file, header, model=model, model_width=model_width)
+        chosen.append(JobLora(file, check_weight(float(weight))))
+    return chosen
+
+
+@contextlib.contextmanager
+def applied(pipe: Any, loras: list[JobLora], *, model: str) -> Iterator[None]:
+    """``pipe`` with ``loras`` active at their weights inside the block, and exactly as before after it.
+
+    Modules shared with other pipelines (from_pipe, img2img) see the LoRA while the block runs; the
+    engine runs one job per device at a time, so no other job can be inside it meanwhile.
+    """
+    if not loras:
+        yield
+        return
+    adapters: list[str] = []
+    try:
+        for index, lora in enumerate(loras):
+            adapter = f"atelier_job_{index}"
+            try:
+                with warnings.catch_warnings():
+                    # PEFT warns on every second adapter in a model; several per job is the point here.
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                    pipe.load_lora_weights(str(lora.file.path.parent), weight_name=lora.file.path.name,
+                                           adapter_name=adapter)
+            except (ValueError, KeyError, RuntimeError, OSError) as exc:
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise LoraError(f"LoRA {lora.name!r} could not be applied to {model}: {first}") from exc
+            adapters.append(adapter)
+        pipe.set_adapters(adapters, adapter_weights=[lora.weight for lora in loras])
+        yield
+    finally:
+        # Also after a load that failed half way: it may have wrapped some layers already.
+        pipe.unload_lora_weights()
