@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from bot.attachments import InputImage, encode_for_job
 from bot.errors import InvalidOption, UnknownJob
 from db.repositories import jobs as jobs_repo
-from inference.models import ModelSpec
+from inference.models import UPSCALER_KINDS, ModelSpec
 
 if TYPE_CHECKING:
     from bot.jobs import ImagineOptions, JobService, Origin, Ticket
@@ -97,10 +97,16 @@ async def variation(service: JobService, *, job_id: int, index: int, strength: f
 UPSCALE_FACTORS = (2, 4)
 # Input pixel caps per factor (the engine enforces the same): the result stays at most 16.8 MP.
 UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
+# The Stable Diffusion x4 upscaler redraws at 4x with a UNet at the input's size: small inputs only
+# (its registry entry's `max_input`, default 256x256), x4 only. Kept in step with
+# inference/runners/sd_upscale.py, which enforces the same.
+SD_X4_MAX_INPUT = 256 * 256
 
 
 def upscalers(service: JobService) -> list[ModelSpec]:
-    return [spec for spec in service.registry.specs() if spec.kind == "esrgan"]
+    """Installed upscalers, Real-ESRGAN ones first: the first is the default of /upscale, U and 🔍."""
+    found = [spec for spec in service.registry.specs() if spec.kind in UPSCALER_KINDS]
+    return sorted(found, key=lambda spec: spec.kind != "esrgan")
 
 
 def upscaler_spec(service: JobService, name: str | None) -> ModelSpec:
@@ -122,16 +128,28 @@ def check_scale(scale: int) -> int:
 
 
 def _upscale_params(spec: ModelSpec, image: Image.Image, scale: int, *, prompt: str, seed: int,
-                    parameters: str | None, source: dict[str, Any]) -> dict[str, Any]:
+                    parameters: str | None, source: dict[str, Any], guide: str = "") -> dict[str, Any]:
+    extra: dict[str, Any] = {"parameters": parameters} if parameters else {}
+    steps, guidance = 1, 0.0
+    if spec.kind == "sd-x4":
+        if scale != 4:
+            raise InvalidOption(f"{spec.name} enlarges x4 only; choose scale x4, or another upscaler for x2.")
+        limit = int(spec.extra.get("max_input", SD_X4_MAX_INPUT))
+        if image.width * image.height > limit:
+            side = int(limit**0.5)
+            raise InvalidOption(f"{spec.name} is for small images, up to {limit:,} pixels (e.g. {side}×{side}); "
+                                f"this one is {image.width}×{image.height}. Use the default upscaler instead.")
+        steps, guidance = spec.steps, spec.guidance
+        extra["guide"] = guide[:2000]
     limit = UPSCALE_MAX_INPUT[scale]
     if image.width * image.height > limit:
         raise InvalidOption(f"x{scale} upscaling takes images up to {limit / 1e6:.1f} MP; this one is "
                             f"{image.width}×{image.height} ({image.width * image.height / 1e6:.1f} MP). "
                             + ("Try scale 2." if scale == 4 else "Resize it first."))
     return {"model": spec.name, "prompt": prompt, "negative_prompt": "", "task": "upscale", "scale": scale,
-            "seed": seed, "count": 1, "steps": 1, "guidance": 0.0, "width": image.width * scale,
+            "seed": seed, "count": 1, "steps": steps, "guidance": guidance, "width": image.width * scale,
             "height": image.height * scale, "init_image": encode_for_job(image), "source": source,
-            "extra": {"parameters": parameters} if parameters else {}}
+            "extra": extra}
 
 
 async def upscale_attachment(service: JobService, image: InputImage, scale: int, upscaler: str | None
@@ -163,7 +181,8 @@ async def upscale_output(service: JobService, *, job_id: int, index: int, scale:
         with Image.open(io.BytesIO(output.data)) as opened:
             image = opened.convert("RGB")
         return _upscale_params(spec, image, check_scale(scale), prompt=parent.prompt, seed=output.seed,
-                               parameters=read_parameters(output.data), source={"job_id": job_id, "index": index})
+                               parameters=read_parameters(output.data), source={"job_id": job_id, "index": index},
+                               guide=parent.prompt)
 
     params = await asyncio.to_thread(build)
     return await service.submit(command="upscale", params=params, origin=origin, parent_job_id=job_id)

@@ -1,4 +1,5 @@
-"""/upscale, the U1-U4 buttons of a grid, and 🔍 on a result: Real-ESRGAN-class enlargement x2 or x4."""
+"""/upscale, the U1-U4 buttons of a grid, and 🔍 on a result: Real-ESRGAN-class enlargement x2 or x4, or,
+with ``upscaler:`` naming one, the Stable Diffusion x4 upscaler for small images."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ class Upscale(commands.Cog):
     def __init__(self, bot: Atelier) -> None:
         self.bot = bot
 
-    @app_commands.command(name="upscale", description="Enlarge an image x2 or x4 with a Real-ESRGAN-class upscaler")
+    @app_commands.command(name="upscale", description="Enlarge an image x2 or x4 (Real-ESRGAN, or SD x4 for small images)")
     @app_commands.describe(image="The image to enlarge (PNG, JPEG, WebP, GIF or BMP)",
                            scale="How much larger (x4 takes images up to 1 MP, x2 up to 4 MP)",
-                           upscaler="Which upscaler (default: the first installed)")
+                           upscaler="Which upscaler (default: Real-ESRGAN; SD x4 redraws small images, x4 only)")
     @app_commands.choices(scale=[app_commands.Choice(name="x2", value=2), app_commands.Choice(name="x4", value=4)])
     async def upscale(self, interaction: discord.Interaction[Atelier], image: discord.Attachment, scale: int = 4,
                       upscaler: str | None = None) -> None:
@@ -49,7 +50,7 @@ class Upscale(commands.Cog):
     async def upscaler_autocomplete(self, interaction: discord.Interaction, current: str
                                     ) -> list[app_commands.Choice[str]]:
         current = current.lower().strip()
-        return [app_commands.Choice(name=spec.name, value=spec.name)
+        return [app_commands.Choice(name=f"{spec.name} ({spec.kind})"[:100], value=spec.name)
                 for spec in studio.upscalers(self.bot.service) if current in spec.name.lower()][:25]
 
     @commands.Cog.listener()

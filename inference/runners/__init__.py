@@ -13,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from inference.runners import controlnet
+from inference.runners import controlnet, deepfloyd, sd2, sd3, sd_upscale
 
 # kind -> handler(engine, spec, request, on_step, is_cancelled) -> GenerationResult
 Handler = Callable[..., Any]
 HANDLERS: dict[str, Handler] = {
     "controlnet": controlnet.handle,
+    "sd-x4": sd_upscale.handle,
+    "sd2": sd2.handle,
+    "sd3": sd3.handle,
+    "deepfloyd-if": deepfloyd.handle,
 }
