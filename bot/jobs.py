@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from PIL import Image
@@ -26,6 +27,7 @@ from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
+from inference import lora as loras
 from inference.models import (
     ASPECTS,
     TEXT_TO_IMAGE_KINDS,
@@ -107,6 +109,11 @@ class ImagineOptions:
     guidance: float | None = None
     seed: int | None = None
     count: int = 1
+    # A LoRA name from the bot's LoRA folder and its weight (default loras.DEFAULT_WEIGHT).
+    lora: str | None = None
+    lora_weight: float | None = None
+    # That folder (settings.lora_dir); None: LoRAs are off and naming one is refused.
+    lora_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -175,11 +182,15 @@ class JobService:
             seed = secrets.randbelow(2**32)
         elif seed >= 2**32:
             raise InvalidOption(f"Seed must be between 0 and {2**32 - 1}; you gave {seed}.")
-        return {
+        params: dict[str, Any] = {
             "model": spec.name, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
             "scheduler": spec.scheduler, "aspect": options.aspect or "1:1",
         }
+        chosen = _lora_choice(options, spec)
+        if chosen:
+            params["loras"] = chosen
+        return params
 
     def model_spec(self, name: str | None, *, kinds: tuple[str, ...] = TEXT_TO_IMAGE_KINDS) -> ModelSpec:
         """The named model (or the default) among those of `kinds`; the error lists only those."""
@@ -437,6 +448,37 @@ class JobService:
         if self._background:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*list(self._background), return_exceptions=True), timeout)
+
+
+def _lora_choice(options: ImagineOptions, spec: ModelSpec) -> list[list[Any]]:
+    """The job's [[name, weight]] LoRA list, checked against the folder and the model's family.
+
+    The worker checks again (its folder may differ, and it knows the model's exact width); this
+    check is what lets a wrong name or family be refused privately, before a job exists."""
+    name = (options.lora or "").strip()
+    if not name:
+        if options.lora_weight is not None:
+            raise InvalidOption("You set a LoRA weight but no LoRA; pick one in the `lora` option.")
+        return []
+    if options.lora_dir is None:
+        raise InvalidOption("LoRAs are turned off on this bot (its owner has not set ATELIER_LORA_DIR).")
+    if spec.kind not in loras.LORA_KINDS:
+        raise InvalidOption(f"{spec.name} does not take LoRAs; choose an SD 1.5 or SDXL model.")
+    weight = loras.DEFAULT_WEIGHT if options.lora_weight is None else float(options.lora_weight)
+    try:
+        found = loras.library(str(options.lora_dir)).resolve(name)
+        loras.check_weight(weight)
+        made_for = loras.family_hint(loras.read_header(found.path))
+    except loras.LoraError as exc:
+        raise InvalidOption(str(exc)) from None
+    except (OSError, ValueError):
+        raise InvalidOption(f"LoRA {name!r} is not a readable .safetensors file; tell the bot's owner.") from None
+    family = loras.kind_family(spec.kind)
+    if made_for is not None and family is not None and made_for != family:
+        raise InvalidOption(f"LoRA {name!r} is made for {loras.FAMILY_NAMES[made_for]} models and {spec.name} is "
+                            f"{loras.FAMILY_NAMES[family]}; choose a {loras.FAMILY_NAMES[made_for]} model or "
+                            "another LoRA.")
+    return [[found.name, weight]]
 
 
 _REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationRequest)) - {"job_id"}

@@ -81,6 +81,10 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
         done = [what for what, flag in (("tags reordered for Animagine", anime.get("reordered")),
                                         ("quality tags added", anime.get("added_quality"))) if flag]
         embed.add_field(name="Prompt", value=f"As used above: {' and '.join(done)}", inline=False)
+    chosen = p.get("loras")
+    if isinstance(chosen, list) and chosen:
+        embed.add_field(name="LoRA", value=shorten(", ".join(f"{name} ({float(weight):g})" for name, weight in chosen),
+                                                    1000))
     source = describe_source(p)
     if source:
         embed.add_field(name="Image", value=source, inline=False)

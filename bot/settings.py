@@ -28,6 +28,7 @@ ENV_NAMES = {
     "redis_url": "ATELIER_REDIS_URL",
     "redis_queue": "ATELIER_REDIS_QUEUE",
     "metrics_port": "ATELIER_METRICS_PORT",
+    "lora_dir": "ATELIER_LORA_DIR",
 }
 
 
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     redis_queue: str = Field(default="atelier", min_length=1)
     # Port of the Prometheus endpoint (/metrics); unset: no endpoint.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # A folder of LoRA .safetensors files members may pick in /imagine (subfolders too); unset: no
+    # LoRAs. In-process workers read the same variable; remote workers read their own machine's.
+    lora_dir: Path | None = None
 
     @field_validator("log_level")
     @classmethod
@@ -96,6 +100,15 @@ class Settings(BaseSettings):
     def _models(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("lora_dir", mode="before")
+    @classmethod
+    def _lora_dir(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not Path(str(value)).is_dir():
+            raise ValueError(f"no such folder: {value}")
         return value
 
     @field_validator("devices")

@@ -1,6 +1,7 @@
 """/imagine, and what a member can do with its results: reroll by button or 🔄, vary (V1-V4), cancel.
 
-With an ``image`` attachment /imagine runs image-to-image at ``strength``. The attachment is
+With an ``image`` attachment /imagine runs image-to-image at ``strength``. ``lora`` picks a LoRA
+from the owner's folder (ATELIER_LORA_DIR; autocompleted) at ``lora_weight``. The attachment is
 fetched and checked (bot/attachments.py) before the job exists, so a bad file never leaves a job.
 """
 
@@ -20,6 +21,7 @@ from bot.errors import UserFacingError
 from bot.jobs import ImagineOptions, Origin, Ticket
 from bot.tree import error_embed
 from cogs.views import JobButton, handles
+from inference import lora as loras
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -112,16 +114,22 @@ class Imagine(commands.Cog):
         count="How many images (1-4; more than one is posted as a grid)",
         image="Start from this image instead of noise (image-to-image)",
         strength="With an image: how far to move away from it (0.05 subtle - 1.0 ignore it; default 0.6)",
+        lora="A style or character add-on (LoRA) from the bot's collection; off unless the owner set one up",
+        lora_weight=f"How strongly the LoRA applies (0-2; default {loras.DEFAULT_WEIGHT:g})",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def imagine(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                       model: str | None = None, aspect: str | None = None, steps: int | None = None,
                       guidance: float | None = None, seed: int | None = None, count: int = 1,
-                      image: discord.Attachment | None = None, strength: float | None = None) -> None:
+                      image: discord.Attachment | None = None, strength: float | None = None,
+                      lora: str | None = None,
+                      lora_weight: app_commands.Range[float, loras.MIN_WEIGHT, loras.MAX_WEIGHT] | None = None,
+                      ) -> None:
         service = self.bot.service
         # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
-                                 guidance=guidance, seed=seed, count=count)
+                                 guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
+                                 lora_dir=self.bot.settings.lora_dir)
         params = service.prepare_imagine(options)
         strength = studio.check_strength(strength, has_image=image is not None)
         if image is not None:
@@ -145,6 +153,16 @@ class Imagine(commands.Cog):
                 label = f"{spec.name} ({spec.kind})"
                 choices.append(app_commands.Choice(name=label[:100], value=spec.name))
         return choices[:25]
+
+    @imagine.autocomplete("lora")
+    async def lora_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The folder's LoRAs matching what was typed; nothing when LoRAs are off (the option says so)."""
+        folder = self.bot.settings.lora_dir
+        if folder is None:
+            return []
+        # A listing walks the folder (cached for a few seconds): off the event loop.
+        names = await asyncio.to_thread(loras.library(str(folder)).search, current, 25)
+        return [app_commands.Choice(name=name[:100], value=name) for name in names if len(name) <= 100]
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -20,6 +20,7 @@ Only the standard library at import: the bot imports this module to list and che
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -109,6 +110,12 @@ class LoraLibrary:
             return self._index
 
 
+@functools.lru_cache(maxsize=8)
+def library(root: str) -> LoraLibrary:
+    """One shared library per folder, so the bot's listings are cached across commands."""
+    return LoraLibrary(root)
+
+
 def scan(root: Path) -> dict[str, Path]:
     """name -> file for every ``.safetensors`` under ``root`` (recursively) that really lies inside it."""
     index: dict[str, Path] = {}
@@ -157,6 +164,38 @@ def read_header(path: Path) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ValueError("not a safetensors file (bad header)")
     return header
+
+
+def family_hint(header: dict[str, Any]) -> str | None:
+    """"sdxl" or "sd1" when the file says which base it was trained on, else None.
+
+    From kohya's metadata (``ss_base_model_version``, ``modelspec.architecture``), an SDXL second
+    text encoder's keys, kohya's SD 1.x text-encoder prefix, or a known cross-attention width.
+    Cheap enough for the bot to check before a job is queued; the engine checks the exact width.
+    """
+    meta = header.get("__metadata__") or {}
+    base = str(meta.get("ss_base_model_version", "")).lower()
+    arch = str(meta.get("modelspec.architecture", "")).lower()
+    if base.startswith("sdxl") or arch.startswith("stable-diffusion-xl"):
+        return "sdxl"
+    if base.startswith("sd_v1") or arch.startswith("stable-diffusion-v1"):
+        return "sd1"
+    keys = [key for key in header if key != "__metadata__"]
+    if any(key.startswith(("lora_te2_", "text_encoder_2.", "te2.")) for key in keys):
+        return "sdxl"
+    width = cross_attention_width(header)
+    if width == 2048:
+        return "sdxl"
+    if width == 768 or any(key.startswith("lora_te_") for key in keys):
+        return "sd1"
+    return None
+
+
+def kind_family(kind: str) -> str | None:
+    return "sdxl" if kind.startswith("sdxl") else "sd1" if kind == "sd15" else None
+
+
+FAMILY_NAMES = {"sdxl": "SDXL", "sd1": "SD 1.5"}
 
 
 def cross_attention_width(header: dict[str, Any]) -> int | None:

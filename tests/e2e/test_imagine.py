@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from db.models import Job, JobStatus
 from inference.media import read_parameters
+from tests.lora_files import tiny_loras  # noqa: F401  (fixture)
 
 
 async def _job(bot, job_id: int | None = None) -> Job:  # type: ignore[no-untyped-def]
@@ -231,3 +232,77 @@ async def test_channel_delivery_shrinks_until_discord_accepts(fake, start_bot) -
         message = next(m for m in fake.channel_messages(fake.channel_id) if _has_image(m) and m.id != first.id)
         assert message.attachments[0].size <= 120_000
         assert [r for r in fake.requests if r[2] == 413], "the fake should have refused the first upload"
+
+
+# ----- LoRAs (ATELIER_LORA_DIR) -----
+
+
+def _error_text(inter) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(e.get("description", "") for e in inter.original.embeds)
+
+
+async def test_lora_autocomplete_and_a_job_with_a_lora(fake, start_bot, tiny_loras, monkeypatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    monkeypatch.setenv("ATELIER_LORA_DIR", str(tiny_loras))
+    async with start_bot() as bot:
+        typed = await fake.autocomplete("imagine", {"prompt": "x", "lora": "kohya"}, focused="lora")
+        await typed.wait_acked(3)
+        assert [c["value"] for c in typed.choices] == ["sd15/kohya-style", "sdxl/kohya-style"]
+        everything = await fake.autocomplete("imagine", {"prompt": "x", "lora": ""}, focused="lora")
+        await everything.wait_acked(3)
+        assert len(everything.choices) == 4
+
+        inter = await _imagine(fake, prompt="a (lighthouse:1.3) at dusk", seed=5, steps=2,
+                               lora="sd15/kohya-style", lora_weight=0.8)
+        await inter.wait_for(lambda i: _has_image(i.original), timeout=60)
+        (attachment,) = inter.original.attachments
+        params = read_parameters(attachment.data)
+        assert params.splitlines()[0] == "a (lighthouse:1.3) at dusk <lora:sd15/kohya-style:0.8>"
+        assert 'Lora hashes: "sd15/kohya-style: ' in params
+        assert _field(inter.original.embeds[0], "LoRA") == "sd15/kohya-style (0.8)"
+        job = await _job(bot)
+        assert job.params["loras"] == [["sd15/kohya-style", 0.8]]
+
+        # The next member's job on the same worker, without the LoRA, is untouched by it.
+        plain = await _imagine(fake, prompt="a (lighthouse:1.3) at dusk", seed=5, steps=2)
+        await plain.wait_for(lambda i: _has_image(i.original), timeout=60)
+        again = await _imagine(fake, prompt="a (lighthouse:1.3) at dusk", seed=5, steps=2)
+        await again.wait_for(lambda i: _has_image(i.original), timeout=60)
+        assert plain.original.attachments[0].data == again.original.attachments[0].data
+        assert plain.original.attachments[0].data != attachment.data
+        assert "LoRA" not in {f["name"] for f in plain.original.embeds[0]["fields"]}
+
+
+async def test_lora_refusals_are_specific_and_private(fake, start_bot, tiny_loras, monkeypatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    monkeypatch.setenv("ATELIER_LORA_DIR", str(tiny_loras))
+    cases = [
+        ({"lora": "nope"}, "Unknown LoRA 'nope'"),
+        ({"lora": "../sd15/kohya-style"}, "Unknown LoRA '../sd15/kohya-style'"),
+        ({"lora": "sdxl/kohya-style"}, "LoRA 'sdxl/kohya-style' is made for SDXL models and tiny-sd15 is SD 1.5"),
+        ({"lora_weight": 0.5}, "You set a LoRA weight but no LoRA"),
+    ]
+    async with start_bot() as bot:
+        for options, needle in cases:
+            inter = await _imagine(fake, prompt="a cat", **options)
+            assert inter.ephemeral, options
+            assert needle in _error_text(inter), (options, _error_text(inter))
+        async with bot.service.sessions() as s:
+            assert (await s.execute(select(Job))).scalars().first() is None, "a refused command left a job"
+
+
+async def test_loras_off_without_a_folder(fake, start_bot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("ATELIER_LORA_DIR", raising=False)
+    async with start_bot():
+        typed = await fake.autocomplete("imagine", {"prompt": "x", "lora": "s"}, focused="lora")
+        await typed.wait_acked(3)
+        assert typed.choices == []
+        inter = await _imagine(fake, prompt="a cat", lora="sd15/kohya-style")
+        assert inter.ephemeral
+        assert "LoRAs are turned off on this bot (its owner has not set ATELIER_LORA_DIR)" in _error_text(inter)
+
+
+async def test_a_long_prompt_runs_whole(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    prompt = ", ".join(["a lighthouse on a cliff at dusk"] * 8)  # ~250 tokens on the tiny tokenizer
+    async with start_bot():
+        inter = await _imagine(fake, prompt=prompt, seed=1, steps=2)
+        await inter.wait_for(lambda i: _has_image(i.original), timeout=60)
+        assert read_parameters(inter.original.attachments[0].data).startswith(prompt + "\n")
