@@ -194,3 +194,26 @@ def test_folder_comes_from_the_environment(tiny_registry: ModelRegistry, tiny_lo
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATELIER_LORA_DIR", str(tiny_loras))
     assert Engine(tiny_registry, device="cpu").loras.root == tiny_loras  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("header", "family"), [
+    ({"__metadata__": {"ss_base_model_version": "sdxl_base_v1-0"}}, "sdxl"),
+    ({"__metadata__": {"modelspec.architecture": "stable-diffusion-v1/lora"}}, "sd1"),
+    ({"lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": {"shape": [4, 1280]}}, "sdxl"),
+    ({"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight": {"shape": [4, 2048]}}, "sdxl"),
+    ({"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": {"shape": [8, 768]}},
+     "sd1"),
+    ({"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": {"shape": [4, 768]}}, "sd1"),
+    ({"unet.mid_block.attentions.0.proj_in.lora_A.weight": {"shape": [4, 320]}}, None),
+])
+def test_family_hint_for_the_bot(header: dict, family: str | None) -> None:
+    assert lora.family_hint(header) == family
+
+
+def test_settings_lora_dir(tmp_path: Path) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    assert load_settings(lora_dir=tmp_path).lora_dir == tmp_path
+    assert load_settings(lora_dir="").lora_dir is None
+    with pytest.raises(SettingsError, match=r"Invalid setting ATELIER_LORA_DIR: .*no such folder"):
+        load_settings(lora_dir=tmp_path / "missing")
