@@ -120,3 +120,17 @@ def test_deepfloyd_if_cancels_between_stages(engine: Engine) -> None:
         engine.run(request("tiny-if", width=512, height=512), on_step=lambda s, t: seen.append(s),
                    is_cancelled=lambda: len(seen) >= 3)
     assert info.value.step == 3
+
+
+def test_packaged_registry_entries_for_the_new_kinds() -> None:
+    from inference.models import ModelRegistry
+
+    registry = ModelRegistry.load(None)
+    pose = registry.get("sd15-openpose")
+    assert (pose.kind, pose.source, pose.base) == ("controlnet", "lllyasviel/control_v11p_sd15_openpose", "sd15")
+    assert (pose.width, pose.steps, pose.scheduler) == (512, 25, "dpmpp-2m-karras")  # the base's
+    assert registry.get("sdxl-openpose").width == 1024
+    assert registry.get("sd21").kind == "sd2" and registry.get("sd21").width == 768
+    assert registry.get("sd3-medium").scheduler == "default"
+    assert registry.get("deepfloyd-if").extra["stage_3"] == "sd-x4-upscaler"
+    assert registry.get("sd-x4-upscaler").extra["max_input"] == 256 * 256
