@@ -43,6 +43,14 @@ log = logging.getLogger(__name__)
 
 REFERENCE_PIXELS = 512 * 512
 STEPS_PER_CREDIT = 5
+# The pre-acknowledgement quota check answers from a snapshot of the member's allowance and usage
+# this young; an older or missing one is read from the database for at most PRECHECK_BUDGET
+# seconds while the bot is quiet, PRECHECK_BUDGET_BURST while other checks are waiting too (a
+# burst: the acknowledgements matter more). The read goes on in the background either way and
+# fills the snapshot for the member's next command.
+SNAPSHOT_SECONDS = 30.0
+PRECHECK_BUDGET = 0.2
+PRECHECK_BUDGET_BURST = 0.02
 
 
 def _env_int(name: str, default: int | None) -> int | None:
@@ -85,6 +93,17 @@ class QuotaStatus:
 
 
 @dataclass(slots=True)
+class _Snapshot:
+    """What the pre-acknowledgement check needs to know about one member in one guild today."""
+
+    allowance: int | None
+    source: str
+    used: int
+    day: str
+    taken: float  # loop time
+
+
+@dataclass(slots=True)
 class QueueEntry:
     job: Job
     position: int | None  # 1-based among queued jobs; None while running
@@ -116,6 +135,10 @@ class AccountService:
             "ATELIER_RETENTION_DAYS", 90)
         self.roles_of = roles_of or (lambda guild_id, user_id: ())
         self.clock = clock
+        # (guild key, user id) -> snapshot, and the reads filling them (one per key at a time).
+        self._snapshots: dict[tuple[int, int], _Snapshot] = {}
+        self._loading: dict[tuple[int, int], asyncio.Task[_Snapshot]] = {}
+        self._waiting = 0  # pre-acknowledgement checks waiting for a snapshot right now
 
     # ----- policy -----
 
@@ -150,17 +173,50 @@ class AccountService:
     async def before_acknowledge(self, params: dict[str, Any], origin: Origin) -> None:
         """Before a command is acknowledged: refuse, ephemerally, a job the member can't afford.
 
-        A read only; the atomic reservation in before_submit still decides under concurrency."""
+        Answers from an in-memory snapshot (see SNAPSHOT_SECONDS) so that a burst of commands is
+        acknowledged at once rather than queueing on the database; a member without a fresh
+        snapshot waits at most PRECHECK_BUDGET for it. Only a courtesy: the atomic reservation in
+        before_submit decides, and its refusal is private too (bot.tree.reply)."""
         cost = job_cost(params)
-        now = self.clock()
-        async with self.jobs.reads() as session:
-            allowance, source = await self._allowance(session, origin.guild_id, origin.user_id)
-            if allowance is None:
+        today = day_of(self.clock())
+        key = (origin.guild_id or NO_GUILD, origin.user_id)
+        loop = asyncio.get_running_loop()
+        snap = self._snapshots.get(key)
+        if snap is None or snap.day != today or loop.time() - snap.taken > SNAPSHOT_SECONDS:
+            task = self._loading.get(key)
+            if task is None:
+                task = loop.create_task(self._snapshot(key, origin.guild_id, origin.user_id, today))
+                self._loading[key] = task
+                task.add_done_callback(lambda _t: self._loading.pop(key, None))
+            budget = PRECHECK_BUDGET if self._waiting == 0 else PRECHECK_BUDGET_BURST
+            self._waiting += 1
+            try:
+                snap = await asyncio.wait_for(asyncio.shield(task), budget)
+            except TimeoutError:
+                log.debug("quota snapshot for %s not ready in %.2f s; checked at submission", key, budget)
                 return
-            used = await repo.used_today(session, user_id=origin.user_id, guild_id=origin.guild_id or NO_GUILD,
-                                         day=day_of(now))
-        if used + cost > allowance:
-            raise self._exceeded(cost, max(allowance - used, 0), allowance, source, now)
+            finally:
+                self._waiting -= 1
+        if snap.allowance is not None and snap.used + cost > snap.allowance:
+            raise self._exceeded(cost, max(snap.allowance - snap.used, 0), snap.allowance, snap.source, self.clock())
+
+    async def _snapshot(self, key: tuple[int, int], guild_id: int | None, user_id: int, day: str) -> _Snapshot:
+        async with self.jobs.reads() as session:
+            allowance, source = await self._allowance(session, guild_id, user_id)
+            used = 0 if allowance is None else await repo.used_today(session, user_id=user_id, guild_id=key[0], day=day)
+        now = asyncio.get_running_loop().time()
+        snap = _Snapshot(allowance, source, used, day, now)
+        if len(self._snapshots) >= 10_000:  # bounded: drop the stale ones first
+            for stale in [k for k, v in self._snapshots.items() if now - v.taken > SNAPSHOT_SECONDS]:
+                del self._snapshots[stale]
+        self._snapshots[key] = snap
+        return snap
+
+    def _forget_snapshots(self, *, guild_id: int | None = None, user_id: int | None = None) -> None:
+        """Usage or allowances changed: drop the snapshots they could have made wrong."""
+        for key in [k for k in self._snapshots if (guild_id is None or k[0] == guild_id)
+                    and (user_id is None or k[1] == user_id)]:
+            del self._snapshots[key]
 
     def _exceeded(self, cost: int, left: int, allowance: int | None, source: str, now: datetime) -> QuotaExceeded:
         reset = int(next_reset(now).timestamp())
@@ -179,12 +235,14 @@ class AccountService:
             used = await repo.used_today(session, user_id=job.user_id, guild_id=guild_key, day=day_of(now))
             raise self._exceeded(cost, max((allowance or 0) - used, 0), allowance, source, now)
         job.params = {**job.params, "credits": cost}
+        self._forget_snapshots(guild_id=guild_key, user_id=job.user_id)
 
     async def on_delivered(self, session: AsyncSession, job: Job) -> None:
         await repo.charge(session, job_id=job.id)  # type: ignore[arg-type]
 
     async def on_ended(self, session: AsyncSession, job: Job) -> None:
         await repo.refund(session, job_id=job.id)  # type: ignore[arg-type]
+        self._forget_snapshots(guild_id=job.guild_id or NO_GUILD, user_id=job.user_id)
 
     # ----- admin -----
 
@@ -193,6 +251,7 @@ class AccountService:
             raise InvalidOption("Allowances are capped at 1,000,000 credits a day; use -1 for unlimited.")
         async with self.sessions.begin() as session:
             await repo.set_quota(session, guild_id=guild_id, scope=scope, target_id=target_id, daily_credits=credits)
+        self._forget_snapshots(guild_id=guild_id)
 
     async def set_retention(self, *, guild_id: int, days: int | None) -> None:
         if days is not None and not 1 <= days <= 3650:
@@ -316,6 +375,7 @@ class AccountService:
                 log.debug("job %s ended before /forget could cancel it", job.id)
         async with self.sessions.begin() as session:
             deleted = await repo.forget_user(session, user_id=user_id)
+        self._forget_snapshots(user_id=user_id)
         log.info("forgot user %s: %s", user_id, deleted)
         return deleted
 

@@ -51,6 +51,7 @@ class ModerationService:
         self.reporter: Reporter | None = None
         self._policies: dict[int, Policy] = {}
         self._bans: dict[int, tuple[float, dict[int, Ban]]] = {}
+        self._ban_loads: dict[int, asyncio.Task[dict[int, Ban]]] = {}
         # The semantic layer joins only once loaded: loading takes seconds, and a command must be
         # acknowledged within 3 s, so until then prompts get the rule layers alone.
         self.semantic_ready = False
@@ -100,26 +101,48 @@ class ModerationService:
         raise Banned(f"A moderator has barred you from Atelier in this server{when}.{reason}")
 
     async def _guild_bans(self, guild_id: int) -> dict[int, Ban]:
+        """The guild's bans from the cache. A stale list is served while one refresh runs in the
+        background; only a guild with no list yet waits, and a burst of commands shares one read."""
         cached = self._bans.get(guild_id)
         if cached is not None and time.monotonic() - cached[0] < BAN_CACHE_SECONDS:
             return cached[1]
-        async with self.reads() as session:
-            bans = {ban.user_id: ban for ban in await mod_repo.list_bans(session, guild_id=guild_id)}
-        self._bans[guild_id] = (time.monotonic(), bans)
+        task = self._ban_loads.get(guild_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load_bans(guild_id))
+            self._ban_loads[guild_id] = task
+        if cached is not None:
+            return cached[1]
+        return await asyncio.shield(task)
+
+    async def _load_bans(self, guild_id: int) -> dict[int, Ban]:
+        me = asyncio.current_task()
+        try:
+            async with self.reads() as session:
+                bans = {ban.user_id: ban for ban in await mod_repo.list_bans(session, guild_id=guild_id)}
+        finally:
+            current = self._ban_loads.get(guild_id) is me
+            if current:
+                del self._ban_loads[guild_id]
+        if current:  # a read overtaken by a ban or unban (see _bans_changed) is not cached
+            self._bans[guild_id] = (time.monotonic(), bans)
         return bans
+
+    def _bans_changed(self, guild_id: int) -> None:
+        self._bans.pop(guild_id, None)
+        self._ban_loads.pop(guild_id, None)
 
     async def ban(self, *, guild_id: int, user_id: int, until: datetime | None, reason: str, moderator_id: int) -> None:
         async with self.sessions.begin() as session:
             await mod_repo.set_ban(session, guild_id=guild_id, user_id=user_id, until=until, reason=reason,
                                    moderator_id=moderator_id)
-        self._bans.pop(guild_id, None)
+        self._bans_changed(guild_id)
         await self.record_action(action="ban", user_id=user_id, guild_id=guild_id, moderator_id=moderator_id,
                                  reason=reason, until=until)
 
     async def unban(self, *, guild_id: int, user_id: int, moderator_id: int) -> bool:
         async with self.sessions.begin() as session:
             removed = await mod_repo.remove_ban(session, guild_id=guild_id, user_id=user_id)
-        self._bans.pop(guild_id, None)
+        self._bans_changed(guild_id)
         if removed:
             await self.record_action(action="unban", user_id=user_id, guild_id=guild_id, moderator_id=moderator_id)
         return removed

@@ -104,6 +104,7 @@ async def reply(interaction: discord.Interaction, *, embed: discord.Embed, view:
         if not interaction.response.is_done():
             await interaction.response.send_message(embed=embed, ephemeral=True, **extra)
         else:
+            await _drop_public_placeholder(interaction)
             await interaction.followup.send(embed=embed, ephemeral=True, **extra)
         return
     except discord.HTTPException as exc:
@@ -118,6 +119,20 @@ async def reply(interaction: discord.Interaction, *, embed: discord.Embed, view:
                                allowed_mentions=discord.AllowedMentions(users=[interaction.user]))
         except discord.HTTPException:
             log.warning("could not report an error in channel %s", getattr(channel, "id", None))
+
+
+async def _drop_public_placeholder(interaction: discord.Interaction) -> None:
+    """A command deferred publicly ("thinking...") and then failed (say, a quota check that ran
+    after the acknowledgement): the first followup would replace the public placeholder, showing
+    the refusal to the channel. Delete the placeholder first so the reply is a private message."""
+    if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
+        return
+    try:
+        original = await interaction.original_response()
+        if original.flags.loading and not original.flags.ephemeral:
+            await original.delete()
+    except discord.HTTPException as exc:
+        log.debug("could not remove the deferred placeholder of %s: %s", _what(interaction), exc)
 
 
 def _what(interaction: discord.Interaction) -> str:

@@ -147,7 +147,10 @@ class InteractionRoutes:
         inter = self._by_token(request)
         payload, files = await read_payload(request, self.fake.upload_limit)
         placeholder = inter.original
-        if inter.ack_type == DEFERRED_MESSAGE and placeholder is not None and placeholder.loading:
+        # Discord: the first followup after a defer replaces "thinking..." (keeping the defer's flags);
+        # once the placeholder is deleted, a followup is a new message with flags of its own.
+        if inter.ack_type == DEFERRED_MESSAGE and placeholder is not None and placeholder.loading \
+                and not placeholder.deleted:
             apply_payload(self.fake, placeholder, payload, files, creating=False)
             placeholder.edits -= 1  # replacing "thinking..." is the response, not an edit
             msg = placeholder
