@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -88,13 +90,26 @@ def _run(settings: Settings) -> int:
             await bot.start(token)
 
     try:
-        asyncio.run(runner())
+        with asyncio.Runner(loop_factory=_loop_factory()) as run:
+            run.run(runner())
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN was rejected by Discord (check the token in the developer portal)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _loop_factory() -> Any:
+    """uvloop where it is installed (Linux, macOS): about twice the throughput of the default loop for
+    the socket work a burst of interactions is made of. ATELIER_UVLOOP=0 keeps asyncio's own loop."""
+    if os.environ.get("ATELIER_UVLOOP", "1") == "0":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:

@@ -45,12 +45,12 @@ REFERENCE_PIXELS = 512 * 512
 STEPS_PER_CREDIT = 5
 # The pre-acknowledgement quota check answers from a snapshot of the member's allowance and usage
 # this young; an older or missing one is read from the database for at most PRECHECK_BUDGET
-# seconds while the bot is quiet, PRECHECK_BUDGET_BURST while other checks are waiting too (a
-# burst: the acknowledgements matter more). The read goes on in the background either way and
+# seconds while the bot is quiet, PRECHECK_BUDGET_BURST while other commands are waiting for
+# their acknowledgement too (a burst: the acknowledgements matter more). The read goes on in the background either way and
 # fills the snapshot for the member's next command.
 SNAPSHOT_SECONDS = 30.0
 PRECHECK_BUDGET = 0.2
-PRECHECK_BUDGET_BURST = 0.02
+PRECHECK_BUDGET_BURST = 0.0
 
 
 def _env_int(name: str, default: int | None) -> int | None:
@@ -188,7 +188,9 @@ class AccountService:
                 task = loop.create_task(self._snapshot(key, origin.guild_id, origin.user_id, today))
                 self._loading[key] = task
                 task.add_done_callback(lambda _t: self._loading.pop(key, None))
-            budget = PRECHECK_BUDGET if self._waiting == 0 else PRECHECK_BUDGET_BURST
+            acks = self.jobs.acks
+            burst = self._waiting > 0 or (acks is not None and acks.unanswered() > 1)
+            budget = PRECHECK_BUDGET_BURST if burst else PRECHECK_BUDGET
             self._waiting += 1
             try:
                 snap = await asyncio.wait_for(asyncio.shield(task), budget)

@@ -91,6 +91,7 @@ class Atelier(commands.Bot):
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
                                   reads=reads)
         self.service.delivery = DiscordDelivery(self)
+        self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)
         self.service.listeners.append(self.moderation)
         self.service.image_check = lambda job, pngs: self.moderation.check_images(
@@ -105,7 +106,7 @@ class Atelier(commands.Bot):
                                    queue_name=self.settings.redis_queue)
         else:  # the embedded default: this process's devices
             devices = self.settings.device_list or await asyncio.to_thread(default_devices)
-            factory = self._engine_factory or _default_engine_factory(self.registry)
+            factory = self._engine_factory or _default_engine_factory(self.registry, self.settings.lora_dir)
             self.pool = InferencePool(source, factory, devices)
         self.service.pool = self.pool
         for extension in extensions():
@@ -159,10 +160,10 @@ def build_moderation(settings: Settings, sessions: Any, reads: Any = None) -> Mo
     return ModerationService(sessions, moderator=moderator, images=images, reads=reads)
 
 
-def _default_engine_factory(registry: ModelRegistry) -> Callable[[str], Any]:
+def _default_engine_factory(registry: ModelRegistry, lora_dir: Path | None = None) -> Callable[[str], Any]:
     def factory(device: str) -> Any:
         from inference.engine import Engine  # imports torch: only ever on a worker thread
 
-        return Engine(registry, device)
+        return Engine(registry, device, lora_dir=lora_dir)
 
     return factory

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.acks import AckGate
 from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
@@ -151,6 +152,8 @@ class JobService:
         self._clock = clock
         self._live: dict[int, _Live] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # Lets pending acknowledgements go first under a burst (bot/acks.py); the bot sets it.
+        self.acks: AckGate | None = None
 
     # ----- validation (pure, fast: runs before the interaction is deferred) -----
 
@@ -229,6 +232,8 @@ class JobService:
 
     async def submit(self, *, command: str, params: dict[str, Any], origin: Origin,
                      parent_job_id: int | None = None) -> Ticket:
+        if self.acks is not None:
+            await self.acks.quiet()
         async with self.sessions.begin() as session:
             await users_repo.ensure_user(session, user_id=origin.user_id, name=origin.user_name)
             mine = await jobs_repo.count_active(session, user_id=origin.user_id)
@@ -342,6 +347,10 @@ class JobService:
             outputs.append(Output(job_id=result.job_id, index=-1, seed=first.seed, width=w, height=h,
                                   data=result.grid_png))
         async with self.sessions.begin() as session:
+            if result.notes:  # e.g. part of a long prompt was dropped: the embed's Notice field says so
+                job = await jobs_repo.get_job(session, job_id=result.job_id)
+                await jobs_repo.set_notice(session, job_id=result.job_id, notice="\n".join(
+                    filter(None, [job.notice if job is not None else None, *result.notes])))
             stored = await jobs_repo.complete_job(session, job_id=result.job_id, outputs=outputs,
                                                   run_seconds=result.run_seconds)
         if stored:

@@ -58,6 +58,7 @@ class ModerationService:
 
     async def warmup(self) -> bool:
         self.semantic_ready = await asyncio.to_thread(self.moderator.warmup)
+        log.info("moderation ready (semantic layer %s)", "on" if self.semantic_ready else "off")
         return self.semantic_ready
 
     # ----- policy -----

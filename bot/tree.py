@@ -8,11 +8,12 @@ interaction can no longer be answered (expired token) the reply falls back to th
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
+from bot.acks import AckGate
 from bot.components import custom_id
 from bot.errors import Refused, UserFacingError
 
@@ -27,6 +28,22 @@ def error_embed(title: str, message: str) -> discord.Embed:
 
 
 class AtelierTree(app_commands.CommandTree["Atelier"]):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acks = AckGate()
+
+    def _from_interaction(self, interaction: discord.Interaction[Atelier]) -> None:
+        # Called synchronously as each INTERACTION_CREATE is parsed, before its task runs: the gate
+        # learns about a whole burst before any of it is processed.
+        self.acks.received(interaction)
+        super()._from_interaction(interaction)
+
+    async def _call(self, interaction: discord.Interaction[Atelier]) -> None:
+        try:
+            await super()._call(interaction)
+        finally:
+            self.acks.finished(interaction)
+
     async def interaction_check(self, interaction: discord.Interaction[Atelier], /) -> bool:
         """Global checks for every command: bans, then moderation of any prompt, before the cog runs.
 

@@ -133,6 +133,23 @@ class UserActions:
 
     async def _interact(self: FakeDiscord, type_: int, data: dict[str, Any], user_id: int | None,
                         channel_id: int, *, message: Message | None = None) -> Interaction:
+        record = self._prepare(type_, data, user_id, channel_id, message=message)
+        await self._send_interaction(record)
+        return record
+
+    async def slash_burst(self: FakeDiscord, calls: list[tuple[str, dict[str, Any], int]], *,
+                          channel_id: int | None = None) -> list[Interaction]:
+        """Many members run commands at the same instant: every (command, options, user_id) is built
+        first, then all are sent back to back, each stamped as it goes out (for latency benches)."""
+        channel_id = channel_id or self.channel_id
+        records = [self._prepare(APPLICATION_COMMAND, build_command_data(self, command, options, channel_id=channel_id),
+                                 user_id, channel_id) for command, options, user_id in calls]
+        for record in records:
+            await self._send_interaction(record)
+        return records
+
+    def _prepare(self: FakeDiscord, type_: int, data: dict[str, Any], user_id: int | None,
+                 channel_id: int, *, message: Message | None = None) -> Interaction:
         user_id = user_id or self.user_id
         if channel_id not in self.world.channels:
             raise LookupError(f"unknown channel {channel_id}")
@@ -142,16 +159,18 @@ class UserActions:
         token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48)
         payload = interaction_json(self, interaction_id=interaction_id, token=token, type_=type_, data=data,
                                    user_id=user_id, channel_id=channel_id, message=message)
-        record = Interaction(fake=self, id=interaction_id, token=token, type=type_, user_id=user_id,
-                             channel_id=channel_id, guild_id=None if self.world.is_dm(channel_id) else self.guild_id,
-                             payload=payload, created_at=self.clock.now(),
-                             message_id=message.id if message else None)
-        self.interactions[interaction_id] = record
-        self.interactions_by_token[token] = record
-        if not await self.gateway.dispatch("INTERACTION_CREATE", payload):
+        return Interaction(fake=self, id=interaction_id, token=token, type=type_, user_id=user_id,
+                           channel_id=channel_id, guild_id=None if self.world.is_dm(channel_id) else self.guild_id,
+                           payload=payload, created_at=self.clock.now(),
+                           message_id=message.id if message else None)
+
+    async def _send_interaction(self: FakeDiscord, record: Interaction) -> None:
+        self.interactions[record.id] = record
+        self.interactions_by_token[record.token] = record
+        record.created_at = self.clock.now()
+        if not await self.gateway.dispatch("INTERACTION_CREATE", record.payload):
             raise RuntimeError("no identified gateway session: start the bot and await fake.wait_identified()")
         self.changed()
-        return record
 
 
 def _submitted(components: list[dict[str, Any]], values: dict[str, str]) -> list[dict[str, Any]]:

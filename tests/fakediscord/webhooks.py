@@ -81,6 +81,7 @@ class InteractionRoutes:
 
     # -- callback -----------------------------------------------------------------------------
     async def callback(self, request: web.Request) -> web.Response:
+        arrived = self.fake.clock.now()  # Discord counts the deadline to the callback's arrival
         inter = self.fake.interactions.get(int(request.match_info["interaction_id"]))
         if inter is None or inter.token != request.match_info["token"]:
             raise DiscordError(404, 10062, "Unknown interaction")
@@ -118,7 +119,7 @@ class InteractionRoutes:
             inter.modal = data
         inter.responses.append(payload)
         inter.acked, inter.ack_type = True, kind
-        inter.acked_at = self.fake.clock.now()
+        inter.acked_at = arrived
         inter.ephemeral = bool(message and message.ephemeral)
         if message is not None and kind in (MESSAGE, DEFERRED_MESSAGE):
             await self.fake.publish(message)
