@@ -1,7 +1,11 @@
 """The Bot subclass: the only place that wires concrete objects together.
 
 Start-up order: database (migrated) -> model registry -> job service -> delivery -> inference
-pool -> cogs -> command sync (only when the commands changed) -> recovery of interrupted jobs.
+pool -> cogs -> command sync (only when the commands changed, and only in the process that runs
+shard 0) -> recovery of interrupted jobs.
+
+The bot is an AutoShardedBot: one process runs every shard (Discord's recommended count) unless
+ATELIER_SHARD_COUNT / ATELIER_SHARD_IDS split them over several processes sharing one database.
 """
 
 from __future__ import annotations
@@ -62,12 +66,21 @@ def intents() -> discord.Intents:
     return value
 
 
-class Atelier(commands.Bot):
+# Discord accepts one IDENTIFY per 5 s per rate-limit bucket (max_concurrency 1 for most bots):
+# https://discord.com/developers/docs/events/gateway#rate-limiting
+IDENTIFY_INTERVAL = 5.0
+
+
+class Atelier(commands.AutoShardedBot):
     def __init__(self, settings: Settings, *, engine_factory: Callable[[str], Any] | None = None,
-                 **options: Any) -> None:
+                 identify_interval: float = IDENTIFY_INTERVAL, **options: Any) -> None:
+        options.setdefault("shard_count", settings.shard_count)
+        options.setdefault("shard_ids", settings.shard_id_list)
         super().__init__(command_prefix=commands.when_mentioned, intents=intents(), tree_cls=AtelierTree,
                          help_command=None, **options)
         self.settings = settings
+        # Seconds between this process's IDENTIFYs after its first (tests pass 0: the fake has no limit).
+        self.identify_interval = identify_interval
         self._engine_factory = engine_factory
         self.db: AsyncEngine | None = None
         self.read_db: AsyncEngine | None = None
@@ -111,11 +124,22 @@ class Atelier(commands.Bot):
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)
-        await self.sync_commands()
+        if self.settings.runs_shard_zero:
+            await self.sync_commands()
+        else:  # two processes syncing at once (or two versions during a rolling restart) would fight
+            log.info("commands are synced by the process that runs shard 0; not syncing here")
         # Recover before any worker claims: a fresh claim would otherwise look interrupted and run twice.
         await self.service.recover()
         await self.pool.start()
         self.metrics.start(sessions, port=self.settings.metrics_port)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py sleeps 5 s before every IDENTIFY but the first; the interval is adjustable."""
+        if not initial and self.identify_interval > 0:
+            await asyncio.sleep(self.identify_interval)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("shard %d of %s ready", shard_id, self.shard_count)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the command tree only when it changed since the last sync (hash kept in the database)."""

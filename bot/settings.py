@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_NAMES = {
@@ -29,6 +29,8 @@ ENV_NAMES = {
     "redis_queue": "ATELIER_REDIS_QUEUE",
     "metrics_port": "ATELIER_METRICS_PORT",
     "lora_dir": "ATELIER_LORA_DIR",
+    "shard_count": "ATELIER_SHARD_COUNT",
+    "shard_ids": "ATELIER_SHARD_IDS",
 }
 
 
@@ -70,6 +72,11 @@ class Settings(BaseSettings):
     # A folder of LoRA .safetensors files members may pick in /imagine (subfolders too); unset: no
     # LoRAs. In-process workers read the same variable; remote workers read their own machine's.
     lora_dir: Path | None = None
+    # Discord shards in all (Discord requires one per 2,500 guilds); unset: Discord's recommendation
+    # (GET /gateway/bot). With ATELIER_SHARD_IDS, several processes split the shards between them.
+    shard_count: int | None = Field(default=None, ge=1)
+    # The shards this process runs, comma-separated (e.g. `0,1`); unset: all of them.
+    shard_ids: str | None = None
 
     @field_validator("log_level")
     @classmethod
@@ -111,6 +118,29 @@ class Settings(BaseSettings):
             raise ValueError(f"no such folder: {value}")
         return value
 
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _shard_count(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_ids(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        parts = [p.strip() for p in str(value).split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise ValueError("must be comma-separated shard numbers, e.g. 0,1")
+        count = info.data.get("shard_count")
+        if count is None:
+            raise ValueError("needs ATELIER_SHARD_COUNT (the total number of shards) to be set too")
+        ids = [int(p) for p in parts]
+        if len(set(ids)) != len(ids):
+            raise ValueError("names a shard twice")
+        if max(ids) >= count:
+            raise ValueError(f"shard ids run from 0 to {count - 1} with ATELIER_SHARD_COUNT={count}")
+        return ",".join(map(str, ids))
+
     @field_validator("devices")
     @classmethod
     def _devices(cls, value: str | None) -> str | None:
@@ -136,6 +166,16 @@ class Settings(BaseSettings):
         if self.devices is None:
             return None
         return [d.strip() for d in self.devices.split(",") if d.strip()]
+
+    @cached_property
+    def shard_id_list(self) -> list[int] | None:
+        """The shards this process runs, or None meaning all of them."""
+        return None if self.shard_ids is None else [int(p) for p in self.shard_ids.split(",")]
+
+    @property
+    def runs_shard_zero(self) -> bool:
+        """Shard 0's process is the one that syncs commands (and gets Discord's DMs)."""
+        return self.shard_id_list is None or 0 in self.shard_id_list
 
     @cached_property
     def owner_id_set(self) -> set[int]:

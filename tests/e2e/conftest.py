@@ -24,7 +24,8 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def start_bot(fake: FakeDiscord, tiny_models: Path, db_url: str) -> BotStarter:
-    """`async with start_bot() as bot:` runs a fresh bot; call it again for a restart on the same database."""
+    """`async with start_bot() as bot:` runs a fresh bot; call it again for a restart on the same database
+    (or nest two calls with their own ``shard_ids`` for two processes sharing the database)."""
 
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Atelier]:
@@ -33,7 +34,8 @@ def start_bot(fake: FakeDiscord, tiny_models: Path, db_url: str) -> BotStarter:
             "progress_interval": 0.05, "sync_guild": fake.guild_id, "moderation_semantic": False, **overrides,
         })
         engine_factory = overrides.pop("engine_factory", None)
-        bot = Atelier(settings, engine_factory=engine_factory, guild_ready_timeout=0.05)
+        # identify_interval=0: with several shards discord.py would wait 5 s before each IDENTIFY after the first.
+        bot = Atelier(settings, engine_factory=engine_factory, guild_ready_timeout=0.05, identify_interval=0.0)
         async with running(bot, fake, timeout=30) as ready:
             yield ready  # type: ignore[misc]
         assert fake.unknown_routes == [], f"the bot called routes the fake does not know: {fake.unknown_routes}"

@@ -129,14 +129,18 @@ def application_json(fake: FakeDiscord) -> dict[str, Any]:
     }
 
 
-def ready_json(fake: FakeDiscord, session_id: str) -> dict[str, Any]:
-    """READY; https://discord.com/developers/docs/events/gateway-events#ready"""
+def ready_json(fake: FakeDiscord, session_id: str, *, shard: tuple[int, int] | None = None,
+               guilds: list[int] | None = None) -> dict[str, Any]:
+    """READY; https://discord.com/developers/docs/events/gateway-events#ready
+
+    ``shard`` is echoed from IDENTIFY (absent there: [0, 1]); ``guilds`` are the ones on that shard."""
     world = fake.world
+    guild_ids = [world.guild_id] if guilds is None else guilds
     return {
         "v": 10, "user": {**world.users[world.bot_user_id], "verified": True, "mfa_enabled": False,
                           "email": None},
-        "guilds": [{"id": str(world.guild_id), "unavailable": True}],
-        "session_id": session_id, "resume_gateway_url": fake.gateway_url, "shard": [0, 1],
+        "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in guild_ids],
+        "session_id": session_id, "resume_gateway_url": fake.gateway_url, "shard": list(shard or (0, 1)),
         "application": {"id": str(world.app_id), "flags": 0}, "private_channels": [],
         "relationships": [], "user_settings": {}, "presences": [], "guild_join_requests": [],
         "geo_ordered_rtc_regions": [], "_trace": ["fakediscord"],

@@ -36,7 +36,10 @@ async def running(bot: discord.Client, fake: FakeDiscord, *, timeout: float = 5.
     """Start ``bot`` against ``fake``, wait until it is ready, and shut it down in the safe order:
     bot first, then its task; the fake is stopped by its own fixture afterwards.
 
-    Build the bot with ``guild_ready_timeout=0.05`` or start-up waits 2 s for more guilds.
+    Build the bot with ``guild_ready_timeout=0.05`` or start-up waits 2 s for more guilds. An
+    AutoShardedBot with several shards is ready once every shard is; discord.py waits 5 s before
+    each IDENTIFY after the first unless ``before_identify_hook`` says otherwise (Atelier takes
+    ``identify_interval=0``).
     """
     task = asyncio.create_task(bot.start(TOKEN), name="fakediscord-bot")
     try:

@@ -2,6 +2,10 @@
 
 https://discord.com/developers/docs/events/gateway#connection-lifecycle. Frames are plain JSON text:
 discord.py asks for zlib/zstd transport compression but only decompresses binary frames.
+
+Sharding (https://discord.com/developers/docs/events/gateway#sharding): a session that identified
+with ``shard: [id, count]`` gets only the events of guilds where ``(guild_id >> 22) % count == id``,
+and events without a guild (DMs) only on shard 0. A session without ``shard`` gets everything.
 """
 
 from __future__ import annotations
@@ -44,7 +48,16 @@ class GatewaySession:
         self.session_id: str | None = None
         self.intents = 0
         self.identified = False
+        self.shard: tuple[int, int] | None = None  # (shard id, shard count) from IDENTIFY
+        self.events: list[str] = []  # dispatched event names, in order
         self.lock = asyncio.Lock()
+
+    def receives(self, guild_id: int | None) -> bool:
+        """Whether this session's shard gets the events of ``guild_id`` (None: a DM)."""
+        if self.shard is None:
+            return True
+        shard_id, count = self.shard
+        return shard_id == (0 if guild_id is None else shard_for(guild_id, count))
 
     async def send(self, payload: dict[str, Any]) -> None:
         async with self.lock:
@@ -56,7 +69,13 @@ class GatewaySession:
             if self.ws.closed:
                 return
             self.seq += 1
+            self.events.append(event)
             await self.ws.send_str(json.dumps({"op": DISPATCH, "t": event, "s": self.seq, "d": data}))
+
+
+def shard_for(guild_id: int, shard_count: int) -> int:
+    """https://discord.com/developers/docs/events/gateway#sharding-sharding-formula"""
+    return (guild_id >> 22) % shard_count
 
 
 class Gateway:
@@ -69,6 +88,7 @@ class Gateway:
         self.heartbeats = 0
         self.identified = asyncio.Event()
         self._sequences: dict[str, int] = {}  # session id -> last seq, for RESUME
+        self._shards: dict[str, tuple[int, int] | None] = {}  # session id -> its shard, for RESUME
 
     @property
     def intents(self) -> int:
@@ -100,12 +120,22 @@ class Gateway:
             self.heartbeats += 1
             await session.send({"op": ACK, "d": None, "s": None, "t": None})
         elif op == IDENTIFY:
+            shard = d.get("shard")
+            if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+                await session.ws.close(code=4010)  # Invalid shard
+                return
             self.identifies.append(d)
             session.intents = int(d.get("intents", 0))
             session.session_id = secrets.token_hex(16)
-            await session.dispatch("READY", ready_json(self.fake, session.session_id))
-            guild = self.fake.world.guild_json(all_members=bool(session.intents & GUILD_MEMBERS))
-            await session.dispatch("GUILD_CREATE", guild)
+            session.shard = (int(shard[0]), int(shard[1])) if shard is not None else None
+            self._shards[session.session_id] = session.shard
+            guild_id = self.fake.world.guild_id
+            owns = session.receives(guild_id)
+            await session.dispatch("READY", ready_json(self.fake, session.session_id, shard=session.shard,
+                                                       guilds=[guild_id] if owns else []))
+            if owns:
+                guild = self.fake.world.guild_json(all_members=bool(session.intents & GUILD_MEMBERS))
+                await session.dispatch("GUILD_CREATE", guild)
             session.identified = True
             self.identified.set()
             self.fake.changed()
@@ -115,6 +145,7 @@ class Gateway:
                 await session.send({"op": INVALID_SESSION, "d": False, "s": None, "t": None})
                 return
             session.session_id = d["session_id"]
+            session.shard = self._shards.get(session.session_id)
             session.intents = self.intents
             session.seq = max(self._sequences[session.session_id], int(d.get("seq") or 0))
             await session.dispatch("RESUMED", {"_trace": ["fakediscord"]})
@@ -131,10 +162,12 @@ class Gateway:
             log.debug("fake gateway ignores op %s", op)
 
     async def dispatch(self, event: str, data: dict[str, Any], *, intent: int = 0) -> int:
-        """Send an event to every identified session that has ``intent`` (0: no intent needed)."""
+        """Send an event to every identified session that has ``intent`` (0: no intent needed) and
+        whose shard gets the event's guild (``data["guild_id"]``; none: shard 0). Returns how many."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
         sent = 0
         for session in list(self.sessions):
-            if session.identified and (intent == 0 or session.intents & intent):
+            if session.identified and (intent == 0 or session.intents & intent) and session.receives(guild_id):
                 await session.dispatch(event, data)
                 sent += 1
         return sent

@@ -106,8 +106,13 @@ class BotRoutes:
 
     # -- handlers -----------------------------------------------------------------------------
     async def gateway(self, request: web.Request) -> web.Response:
-        return json_response({"url": self.fake.gateway_url, "shards": 1, "session_start_limit": {
-            "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
+        """GET /gateway[/bot]; https://discord.com/developers/docs/events/gateway#get-gateway-bot
+        (``shards`` is the recommendation an AutoShardedBot without a shard_count follows)."""
+        body: dict[str, Any] = {"url": self.fake.gateway_url}
+        if request.path.endswith("/bot"):
+            body.update(shards=self.fake.recommended_shards, session_start_limit={
+                "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1})
+        return json_response(body)
 
     async def me(self, request: web.Request) -> web.Response:
         return json_response({**self.world.users[self.world.bot_user_id], "verified": True, "mfa_enabled": False})

@@ -28,6 +28,7 @@ from .gateway import (
     GUILD_MESSAGES,
     MESSAGE_CONTENT,
     Gateway,
+    shard_for,
 )
 from .options import store_attachment_factory
 from .rest import BotRoutes, json_response
@@ -50,9 +51,11 @@ class Fault:
 
 
 class FakeDiscord(UserActions):
-    def __init__(self, *, ack_deadline: float = 3.0, upload_limit: int = 10 * 1024 * 1024) -> None:
+    def __init__(self, *, ack_deadline: float = 3.0, upload_limit: int = 10 * 1024 * 1024,
+                 recommended_shards: int = 1) -> None:
         self.ack_deadline = ack_deadline
         self.upload_limit = upload_limit
+        self.recommended_shards = recommended_shards  # GET /gateway/bot's ``shards``
         self.snowflake = Snowflakes()
         self.clock = Clock()
         self.world = World(self.snowflake)
@@ -156,8 +159,14 @@ class FakeDiscord(UserActions):
             self._undo()
 
     async def wait_identified(self, timeout: float = 5.0) -> None:
-        """IDENTIFY arrived and READY + GUILD_CREATE were sent (call after launching bot.start)."""
+        """IDENTIFY arrived and READY (+ GUILD_CREATE on the guild's shard) was sent (call after
+        launching bot.start). With shards this is the first IDENTIFY; ``bot.wait_until_ready()``
+        waits for the rest."""
         await asyncio.wait_for(self.gateway.identified.wait(), timeout)
+
+    def shard_of_guild(self, shard_count: int) -> int:
+        """The shard that gets the guild's events with ``shard_count`` shards."""
+        return shard_for(self.world.guild_id, shard_count)
 
     # -- waiting --------------------------------------------------------------------------------
     def changed(self) -> None:
