@@ -39,6 +39,14 @@ PAGES: tuple[tuple[str, str], ...] = (
      "slower, rarely better.\n"
      "**Guidance** (CFG): how strictly to follow the prompt. 5-8 is typical; too high burns colours and "
      "contrast, too low drifts off the prompt."),
+    ("Weights, long prompts and LoRAs",
+     "**Weights**: `(word:1.3)` makes a word count more, `(word)` is x1.1, `[word]` is /1.1; brackets nest "
+     "and multiply, `\\(` is a plain bracket. Stay between 0.5 and 1.5: further out, images fall apart.\n"
+     "**Long prompts**: past 77 tokens (about 60 words) the prompt is read in chunks instead of cut off, up "
+     "to 600 tokens; the result says if anything was dropped. Put what matters most first anyway.\n"
+     "**LoRA**: `/imagine lora:` adds a style or character from the server's collection (it autocompletes); "
+     "`lora_weight` 0-2, default 1: lower it when the LoRA drowns the prompt. `<lora:...>` in the prompt "
+     "is read as plain words, not as a LoRA: use the option."),
     ("Why Lightning and Turbo need so few steps",
      "SDXL-Lightning and SDXL-Turbo are *distilled*: a student model was trained to jump to what the "
      "original reaches in 30-50 steps. Lightning's 4-step checkpoint is made for 4 steps, Turbo for 1-4, "
