@@ -204,6 +204,10 @@ def describe_source(params: dict[str, Any]) -> str | None:
         what = (f"image {int(source.get('index', 0)) + 1} of job #{source['job_id']}" if "job_id" in source
                 else "your image")
         return f"{what.capitalize()} animated with {params.get('model')}"
+    if params.get("task") == "pose":
+        pose = params.get("pose") or {}
+        what = f"preset “{pose['preset']}”" if "preset" in pose else f"your {pose.get('kind', 'image')}"
+        return f"Pose from {what} at strength {float(params.get('control_scale', 1)):g}"
     if params.get("task") != "img2img":
         return None
     strength = params.get("strength")
