@@ -319,6 +319,27 @@ class JobService:
         self._live[job.id] = _Live(job)
         return request_from_params(job.id, job.params)
 
+    async def claim_partners(self, worker: str, request: GenerationRequest, room: int) -> list[GenerationRequest]:
+        """Other members' next jobs that can share ``request``'s pipeline call (inference/batching.py)."""
+        key = request.batch_key()
+        if key is None:
+            return []
+
+        def compatible(params: dict[str, Any]) -> bool:
+            try:
+                return request_from_params(0, params).batch_key() == key
+            except (TypeError, ValueError):
+                return False
+
+        job = self._live.get(request.job_id)
+        user_id = job.job.user_id if job is not None else -1
+        async with self.sessions.begin() as session:
+            partners = await jobs_repo.claim_partners(session, worker=worker, job_id=request.job_id, user_id=user_id,
+                                                      compatible=compatible, room=room)
+        for partner in partners:
+            self._live[partner.id] = _Live(partner)  # type: ignore[index]
+        return [request_from_params(p.id, p.params) for p in partners]  # type: ignore[arg-type]
+
     async def progress(self, event: Progress) -> None:
         live = self._live.get(event.job_id)
         if live is None or self.delivery is None:

@@ -180,6 +180,17 @@ class _MeteredSource:
                 log.exception("could not time job %s", request.job_id, extra={"job_id": request.job_id})
         return request
 
+    async def claim_partners(self, worker: str, request: GenerationRequest, room: int) -> list[GenerationRequest]:
+        partners = await self.inner.claim_partners(worker, request, room)
+        for partner in partners:
+            try:
+                job = await self.inner.get_job(partner.job_id)
+                if job is not None:
+                    self.metrics.claimed(job)
+            except Exception:  # metrics never stop a job
+                log.exception("could not time job %s", partner.job_id, extra={"job_id": partner.job_id})
+        return list(partners)
+
     async def progress(self, event: Progress) -> None:
         with job_context(event.job_id):
             await self.inner.progress(event)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
-from inference import lora, prompts
+from inference import batching, lora, prompts
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
@@ -66,6 +66,7 @@ class Engine:
         *,
         batch_images: bool = False,
         lora_dir: Path | str | None = None,
+        batch_max: int = 4,
     ) -> None:
         self.registry = registry
         self.device = device
@@ -73,6 +74,10 @@ class Engine:
         # False: one pipeline call per image, so every image is bit-identical to its seed run
         # alone (see runners/txt2img.py); True: one batched call, faster on big GPUs.
         self.batch_images = batch_images
+        # Most images one pipeline call may carry for jobs batched together (run_batch); above 1
+        # the text-to-image pipelines are made batch-invariant (inference/batching.py), so a lone
+        # job and the same job in a batch give identical images.
+        self.batch_max = max(1, int(batch_max))
         # (model name) -> loaded upscaler network.
         self._upscalers: dict[str, upscale.RRDBNet] = {}
         # (model name) -> its img2img pipeline, sharing the resident pipeline's modules.
@@ -86,7 +91,10 @@ class Engine:
         """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
         if isinstance(spec, str):
             spec = self.registry.get(spec)
-        return self.cache.get(spec, self.device)
+        pipe = self.cache.get(spec, self.device)
+        if self.batch_max > 1 and spec.kind in RUNNERS:
+            batching.make_batch_invariant(pipe, self.device)
+        return pipe
 
     def preload(self, name: str) -> None:
         """Load a model before the first job needs it (workers call this at start-up)."""
@@ -156,6 +164,118 @@ class Engine:
         run_seconds = time.perf_counter() - started
         return self._result(run_spec, request, guidance, images, run_seconds, loras=job_loras,
                             notes=encoded.notes)
+
+    def run_batch(
+        self,
+        requests: list[GenerationRequest],
+        on_step: Callable[[int, int, int], None] | None = None,
+        is_cancelled: Callable[[int], bool] | None = None,
+    ) -> list[GenerationResult | BaseException]:
+        """Run compatible text-to-image jobs (equal ``batch_key()``) as few pipeline calls as possible.
+
+        Returns, per request and in order, its result or the exception it alone raised (bad options,
+        cancellation); the others are unaffected. Each image is bit for bit what its job gives alone
+        (inference/batching.py). Jobs whose prompts encode to different lengths (long prompts) go in
+        separate calls. ``on_step(job_id, step, total)``; ``is_cancelled(job_id)``: a cancelled job's
+        images are dropped, and the call stops early once every job in it is cancelled.
+        """
+        if len(requests) == 1:
+            request = requests[0]
+            try:
+                return [self.run(request, (lambda s, t: on_step(request.job_id, s, t)) if on_step else None,
+                                 (lambda: is_cancelled(request.job_id)) if is_cancelled else None)]
+            except Exception as exc:  # the worker reports it as this job's failure
+                return [exc]
+        keys = {request.batch_key() for request in requests}
+        if None in keys or len(keys) != 1:
+            raise ValueError(f"jobs {[r.job_id for r in requests]} cannot share a pipeline call")
+        outcome: dict[int, GenerationResult | BaseException] = {}
+        spec = self.registry.get(requests[0].model)
+        ready: list[tuple[GenerationRequest, float]] = []
+        for request in requests:
+            try:
+                ready.append((request, self._check(spec, request)))
+            except Exception as exc:
+                outcome[request.job_id] = exc
+        if ready:
+            self._run_batched(spec, ready, outcome, on_step, is_cancelled)
+        return [outcome[request.job_id] for request in requests]
+
+    def _run_batched(self, spec: ModelSpec, ready: list[tuple[GenerationRequest, float]],
+                     outcome: dict[int, GenerationResult | BaseException],
+                     on_step: Callable[[int, int, int], None] | None,
+                     is_cancelled: Callable[[int], bool] | None) -> None:
+        pipe = self.pipeline(spec)
+        first, guidance = ready[0]
+        run_spec = spec
+        previous_scheduler = None
+        if first.scheduler and first.scheduler != spec.scheduler:
+            run_spec = replace(spec, scheduler=first.scheduler)
+            previous_scheduler = pipe.scheduler
+            pipe.scheduler = self.cache.scheduler_for(run_spec, self.device)
+        try:
+            # Each job's prompt is encoded alone (as in a lone run), then grouped by embedding shape.
+            groups: dict[tuple[Any, ...], list[tuple[GenerationRequest, dict[str, Any], list[str]]]] = {}
+            for request, _ in ready:
+                encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
+                                         device=self.device)
+                rows = batching.prompt_rows(pipe, encoded.kwargs, guidance=guidance, device=self.device)
+                groups.setdefault(batching.shape_key(rows), []).append((request, rows, encoded.notes))
+            for members in groups.values():
+                self._batched_call(run_spec, pipe, guidance, members, outcome, on_step, is_cancelled)
+        finally:
+            if previous_scheduler is not None:
+                pipe.scheduler = previous_scheduler
+
+    def _batched_call(self, spec: ModelSpec, pipe: DiffusionPipeline, guidance: float,
+                      members: list[tuple[GenerationRequest, dict[str, Any], list[str]]],
+                      outcome: dict[int, GenerationResult | BaseException],
+                      on_step: Callable[[int, int, int], None] | None,
+                      is_cancelled: Callable[[int], bool] | None) -> None:
+        first = members[0][0]
+        ids = [request.job_id for request, _, _ in members]
+        cancelled = is_cancelled or (lambda _job_id: False)
+        per_image = [rows for request, rows, _ in members for _seed in request.seeds()]
+        seeds = [seed for request, _, _ in members for seed in request.seeds()]
+
+        def step_end(pipeline: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            for job_id in ids:
+                if on_step is not None:
+                    on_step(job_id, i + 1, first.steps)
+            if i + 1 < first.steps and all(cancelled(job_id) for job_id in ids):
+                pipeline._interrupt = True
+                raise txt2img.StepsInterrupted(i + 1)
+            return tensors
+
+        started = time.perf_counter()
+        try:
+            output = pipe(
+                **batching.stack(per_image),
+                width=first.width,
+                height=first.height,
+                num_inference_steps=first.steps,
+                guidance_scale=guidance,
+                num_images_per_prompt=1,
+                generator=txt2img.generators_for(seeds, self.device),
+                callback_on_step_end=step_end,
+                output_type="pil",
+            )
+        except txt2img.StepsInterrupted as stop:
+            for job_id in ids:
+                outcome[job_id] = JobCancelled(job_id, stop.step)
+            return
+        except Exception as exc:  # e.g. out of memory: every job of the call fails with it
+            for job_id in ids:
+                outcome[job_id] = exc
+            return
+        run_seconds = (time.perf_counter() - started) / len(members)
+        images = iter(output.images)
+        for request, _rows, notes in members:
+            mine = [next(images) for _ in range(request.count)]
+            if cancelled(request.job_id):
+                outcome[request.job_id] = JobCancelled(request.job_id, request.steps)
+                continue
+            outcome[request.job_id] = self._result(spec, request, guidance, mine, run_seconds, loras=[], notes=notes)
 
     def upscaler(self, spec: ModelSpec) -> upscale.RRDBNet:
         """The resident upscaler network for ``spec`` (loaded on first use, like pipelines)."""

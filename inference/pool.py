@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from inference.types import GenerationRequest, GenerationResult, Progress
-from inference.worker import EngineLike, Worker
+from inference.worker import Batching, EngineLike, Worker
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 class JobSource(Protocol):
     async def claim(self, worker: str) -> GenerationRequest | None:
         """Atomically take the next job for this worker, or None when nothing is queued."""
+
+    # Optional: async def claim_partners(worker, request, room) -> list[GenerationRequest]:
+    # other members' next jobs with request's batch_key(), at most `room` images, claimed.
 
     async def progress(self, event: Progress) -> None: ...
 
@@ -63,16 +67,19 @@ class Pausable:
 
 class InferencePool(Pausable):
     def __init__(self, source: JobSource, engine_factory: Callable[[str], EngineLike], devices: list[str],
-                 *, poll_interval: float = 2.0) -> None:
+                 *, poll_interval: float = 2.0, batch_window: float = 0.05) -> None:
         if not devices:
             raise ValueError("the pool needs at least one device")
         self._wake = asyncio.Event()
         self._resume = asyncio.Event()
         self._resume.set()
         self._cancelled: set[int] = set()
+        # Compatible jobs share a pipeline call when the source offers partners (claim_partners)
+        # and the engine can run them (run_batch, batch_max > 1); see inference/batching.py.
+        self.batching = Batching(window=batch_window)
         self.workers = [
             Worker(f"{device}#{n}", device, engine_factory, source, self._wake, self._resume,
-                   self._cancelled, poll_interval=poll_interval)
+                   self._cancelled, poll_interval=poll_interval, batching=self.batching)
             for n, device in enumerate(devices)
         ]
         self._tasks: list[asyncio.Task[None]] = []
@@ -84,6 +91,7 @@ class InferencePool(Pausable):
 
     def wake(self) -> None:
         """A job was queued: idle workers look for it at once instead of at the next poll."""
+        self.batching.last_submission = time.monotonic()
         self._wake.set()
 
     def cancel(self, job_id: int) -> None:

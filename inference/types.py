@@ -57,6 +57,14 @@ class GenerationRequest:
     def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
         return cls(**data)
 
+    def batch_key(self) -> tuple[Any, ...] | None:
+        """Jobs with equal keys can share one pipeline call (see inference/batching.py); None: never.
+
+        Text to image only, without LoRAs (their weights live in the shared modules)."""
+        if self.task != "txt2img" or self.loras or self.init_image or self.control_image:
+            return None
+        return (self.model, self.width, self.height, self.steps, self.scheduler or "", float(self.guidance))
+
     def seeds(self) -> list[int]:
         """Image i of a job uses seed + i, so any single image can be reproduced alone."""
         return [(self.seed + i) % 2**32 for i in range(self.count)]

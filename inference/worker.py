@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
@@ -27,9 +28,22 @@ class EngineLike(Protocol):
             is_cancelled: Callable[[], bool] | None = None) -> GenerationResult: ...
 
 
+class Batching:
+    """How a worker gathers compatible jobs into one pipeline call (see inference/batching.py).
+
+    ``window``: after claiming a job while submissions are arriving (one came in the last
+    ``window`` seconds), wait this long once for partners to be queued. With no recent
+    submission nobody waits: a quiet bot never pays the window."""
+
+    def __init__(self, *, window: float = 0.05) -> None:
+        self.window = window
+        self.last_submission = float("-inf")
+
+
 class Worker:
     def __init__(self, name: str, device: str, engine_factory: Callable[[str], EngineLike], source: JobSource,
-                 wake: asyncio.Event, resume: asyncio.Event, cancelled: set[int], *, poll_interval: float) -> None:
+                 wake: asyncio.Event, resume: asyncio.Event, cancelled: set[int], *, poll_interval: float,
+                 batching: Batching | None = None) -> None:
         self.name = name
         self.device = device
         self._factory = engine_factory
@@ -41,6 +55,8 @@ class Worker:
         self._poll = poll_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{device}")
         self.current: int | None = None
+        self.batching = batching
+        self.batches = 0  # pipeline calls that carried more than one job
 
     def _engine_now(self) -> EngineLike:
         # Built on the worker thread: the first build imports torch (seconds), never on the loop.
@@ -75,7 +91,62 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
                 continue
-            await self._run(request)
+            partners = await self._partners(request)
+            if partners:
+                await self._run_batch([request, *partners])
+            else:
+                await self._run(request)
+
+    async def _partners(self, request: GenerationRequest) -> list[GenerationRequest]:
+        """Other members' next jobs that can share this job's pipeline call, claimed; [] when none."""
+        engine = self._engine
+        claim = getattr(self._source, "claim_partners", None)
+        room = getattr(engine, "batch_max", 1) - request.count
+        if (self.batching is None or claim is None or room < 1 or request.batch_key() is None
+                or not hasattr(engine, "run_batch")):
+            return []
+        try:
+            partners = await claim(self.name, request, room)
+            if not partners and self.batching.window > 0 and \
+                    time.monotonic() - self.batching.last_submission < self.batching.window:
+                await asyncio.sleep(self.batching.window)
+                partners = await claim(self.name, request, room)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker %s could not look for batch partners of job %s", self.name, request.job_id)
+            return []
+        return list(partners)
+
+    async def _run_batch(self, requests: list[GenerationRequest]) -> None:
+        loop = asyncio.get_running_loop()
+        ids = [r.job_id for r in requests]
+        self.current = ids[0]
+        self.batches += 1
+        log.info("worker %s runs jobs %s as one batch", self.name, ids)
+
+        def on_step(job_id: int, step: int, total: int) -> None:
+            loop.call_soon_threadsafe(self._report, Progress(job_id, step, total))
+
+        try:
+            outcomes = await loop.run_in_executor(
+                self._thread, lambda: self._engine_now().run_batch(  # type: ignore[attr-defined]
+                    requests, on_step, lambda job_id: job_id in self._cancelled))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            outcomes = [exc] * len(requests)
+        try:
+            for request, outcome in zip(requests, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    log.info("job %s failed on %s: %r", request.job_id, self.name, outcome)
+                    await self._source.failed(request.job_id, outcome)
+                else:
+                    await self._source.finished(outcome)
+        finally:
+            self.current = None
+            for job_id in ids:
+                self._cancelled.discard(job_id)
 
     async def _run(self, request: GenerationRequest) -> None:
         loop = asyncio.get_running_loop()

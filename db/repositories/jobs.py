@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -214,6 +214,42 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
         if result.rowcount == 1:
             return await session.get(Job, job_id, populate_existing=True)
     return None
+
+
+async def claim_partners(session: AsyncSession, *, worker: str, job_id: int, user_id: int,
+                         compatible: Callable[[dict[str, Any]], bool], room: int) -> list[Job]:
+    """Claim other members' next jobs that can share job ``job_id``'s pipeline call.
+
+    Only heads compete (each member's oldest queued job, as for claim_next_job), never the same
+    member's, so a member with thirty jobs cannot ride along thirty times; candidates are taken in
+    the fair order while their images (``count``) fit in ``room``."""
+    await _serialise_claims(session)
+    heads = [h for h in await _queued_heads(session, None)
+             if h.user_id != user_id and h.id != job_id and compatible(h.params or {})]
+    if not heads:
+        return []
+    since = max(h.created_at for h in heads)
+    users, guilds = await _service_since(session, since)
+    served = await _last_served(session, [h.user_id for h in heads])
+    by_id = {h.id: h for h in heads}
+    claimed: list[Job] = []
+    for candidate in _fair_order([_queued_row(h) for h in heads], users, guilds, served):
+        count = int((by_id[candidate].params or {}).get("count", 1))
+        if count > room:
+            continue
+        result = await session.execute(
+            update(Job)
+            .where(Job.id == candidate, Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
+            .values(status=JobStatus.running, started_at=utcnow(), worker=worker, attempts=Job.attempts + 1)
+        )
+        if result.rowcount == 1:
+            job = await session.get(Job, candidate, populate_existing=True)
+            if job is not None:
+                claimed.append(job)
+                room -= count
+        if room < 1:
+            break
+    return claimed
 
 
 async def queue_position(session: AsyncSession, *, job: Job) -> tuple[int, int]:
