@@ -1,13 +1,14 @@
-"""Batching throughput: images/s at batch 1, 2, 4, 8 for compatible images, batched vs one by one.
+"""Batching throughput: images/s at batch 1, 2, 4, 8 for compatible jobs, batched vs one by one.
 
-    python bench/batching.py [--steps 4] [--size 512] [--rounds 3] [--threads N]
+    python bench/batching.py [--model tiny-sd15] [--steps 4] [--size 512] [--rounds 3] [--threads N]
 
-One tiny SD 1.5 pipeline (random weights, production VAE geometry), one request of N images with
-consecutive seeds. `Engine(batch_images=False)` makes N pipeline calls (each image bit-identical to
-its seed run alone); `Engine(batch_images=True)` makes one call with N per-image generators. Rounds
-alternate the two so machine noise hits both; the best round of each is kept. The tiny UNet is
-cheap, so on a CPU this mostly measures per-call overhead (text encoding, scheduler, VAE launch):
-the gain on a real GPU with a full-size UNet is in bench/gpu.py's batch-4 figures.
+N jobs of different members (different prompts and seeds, same model, size, steps and guidance)
+on the engine's real pipeline (tiny random weights, production geometry): `Engine.run` once per
+job (what a worker does without batching) against one `Engine.run_batch` call (what it does when
+it finds partners, inference/batching.py). Rounds alternate the two so machine noise hits both;
+the best round of each is kept. Every batched image is compared with its lone image, bit for bit.
+The tiny UNet is cheap, so on a CPU this mostly measures per-call overhead; on a GPU with a
+full-size UNet, bench/gpu.py's batch-4 rows are the figure that matters.
 """
 
 from __future__ import annotations
@@ -22,32 +23,44 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
 import torch
 
-from inference.engine import RUNNERS, Engine
+from inference.engine import Engine
 from inference.models import ModelRegistry
 from inference.tiny import make_tiny
-from inference.types import GenerationRequest
+from inference.types import GenerationRequest, GenerationResult
 
-PROMPT = "a lighthouse at dusk, oil painting"
+PROMPTS = ["a lighthouse at dusk, oil painting", "a red fox in fresh snow", "a busy market at noon, watercolor",
+           "an astronaut reading in a library", "a castle on a cliff at sunrise", "a bowl of ramen, macro photo",
+           "a sailing ship in a storm", "a quiet forest path in autumn"]
 
 
-def timed(engine: Engine, count: int, steps: int, size: int) -> tuple[float, list[bytes]]:
-    """One request of `count` images through the engine's runner (what Engine.run times as run_seconds;
-    without the PNG encoding and grid, which Engine.run caps at 4 images)."""
-    spec = engine.registry.get("tiny-sd15")
-    request = GenerationRequest(job_id=1, model=spec.name, prompt=PROMPT, steps=steps, seed=1234,
-                                width=size, height=size, count=count, guidance=spec.guidance)
-    pipe = engine.pipeline(spec)
+def jobs(model: str, n: int, steps: int, size: int, guidance: float) -> list[GenerationRequest]:
+    return [GenerationRequest(job_id=i + 1, model=model, prompt=PROMPTS[i % len(PROMPTS)], steps=steps,
+                              seed=1000 + 17 * i, width=size, height=size, guidance=guidance) for i in range(n)]
+
+
+def one_by_one(engine: Engine, requests: list[GenerationRequest]) -> tuple[float, list[bytes]]:
     started = time.perf_counter()
-    images = RUNNERS[spec.kind](pipe, request, guidance=spec.guidance, device=engine.device,
-                                batch=engine.batch_images)
-    return time.perf_counter() - started, [np.asarray(image).tobytes() for image in images]
+    results = [engine.run(r) for r in requests]
+    return time.perf_counter() - started, [r.images[0].png for r in results]
+
+
+def batched(engine: Engine, requests: list[GenerationRequest]) -> tuple[float, list[bytes]]:
+    started = time.perf_counter()
+    results = engine.run_batch(requests)
+    elapsed = time.perf_counter() - started
+    out = []
+    for result in results:
+        if not isinstance(result, GenerationResult):
+            raise RuntimeError(f"a batched job failed: {result!r}")
+        out.append(result.images[0].png)
+    return elapsed, out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-sd15")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
@@ -56,24 +69,27 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    sizes = [int(b) for b in args.batches.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         registry = ModelRegistry.load(make_tiny(Path(tmp)))
-        one_by_one, batched = Engine(registry, "cpu"), Engine(registry, "cpu", batch_images=True)
-        batched.cache = one_by_one.cache  # the same pipeline object for both
-        timed(one_by_one, 1, args.steps, args.size)  # load and warm up
-        print(f"tiny-sd15 {args.size}x{args.size}, {args.steps} steps, cpu, {torch.get_num_threads()} threads, "
-              f"best of {args.rounds} rounds")
-        print(f"{'batch':>5} {'one by one img/s':>17} {'batched img/s':>14} {'gain':>6} {'same pixels':>12}")
-        for count in (int(b) for b in args.batches.split(",")):
-            best = {False: float("inf"), True: float("inf")}
-            pngs: dict[bool, list[bytes]] = {}
+        spec = registry.get(args.model)
+        engine = Engine(registry, "cpu", batch_max=max(sizes))
+        one_by_one(engine, jobs(spec.name, 1, args.steps, args.size, spec.guidance))  # load and warm up
+        print(f"{spec.name}, {args.size}x{args.size}, {args.steps} steps, guidance {spec.guidance:g}, "
+              f"{torch.get_num_threads()} CPU threads, best of {args.rounds} rounds")
+        print("| batch | one by one img/s | batched img/s | gain | same pixels |")
+        print("|---|---|---|---|---|")
+        for n in sizes:
+            requests = jobs(spec.name, n, args.steps, args.size, spec.guidance)
+            best_single = best_batch = float("inf")
+            same = True
             for _ in range(args.rounds):
-                for batch, engine in ((False, one_by_one), (True, batched)):
-                    seconds, pngs[batch] = timed(engine, count, args.steps, args.size)
-                    best[batch] = min(best[batch], seconds)
-            alone, together = count / best[False], count / best[True]
-            same = "yes" if pngs[False] == pngs[True] else "no"
-            print(f"{count:>5} {alone:>17.2f} {together:>14.2f} {together / alone:>5.2f}x {same:>12}")
+                t1, lone = one_by_one(engine, requests)
+                t2, together = batched(engine, requests)
+                best_single, best_batch = min(best_single, t1), min(best_batch, t2)
+                same &= lone == together
+            print(f"| {n} | {n / best_single:.2f} | {n / best_batch:.2f} | {best_single / best_batch:.2f}x | "
+                  f"{'yes' if same else 'NO'} |")
 
 
 if __name__ == "__main__":
