@@ -27,6 +27,9 @@ FPS_RANGE = (3, 30)
 MOTION_RANGE = (1, 255)
 DEFAULT_MOTION = 127
 VIDEO_MIMES = ("video/mp4", "image/gif")
+# Results that Animate / 🎬 take. Upscales too: U1-U4 is how one image of a grid becomes a result of
+# its own, and the video model fits any still to its own pixel budget (about 1 MP) anyway.
+ANIMATABLE_COMMANDS = (*VARIABLE_COMMANDS, "upscale")
 
 
 def video_models(service: JobService) -> list[ModelSpec]:
@@ -99,7 +102,7 @@ async def animate_output(service: JobService, *, job_id: int, index: int, origin
         outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
     if parent is None:
         raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
-    if parent.command not in (*VARIABLE_COMMANDS, "upscale"):
+    if parent.command not in ANIMATABLE_COMMANDS:
         raise InvalidOption(f"Job #{job_id} is a /{parent.command} result; only images can be animated.")
     output = next((o for o in outputs if o.index == index), None)
     if output is None:

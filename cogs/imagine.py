@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import attachments, studio
+from bot import animate, attachments, studio
 from bot.errors import UserFacingError
 from bot.jobs import ImagineOptions, Origin, Ticket
 from bot.tree import error_embed
@@ -65,16 +65,20 @@ async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
 
 async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent, *, emoji: str, verb: str,
                           start: Callable[[Job, Origin], Awaitable[Ticket]], completed_only: bool = True,
-                          single_only: str | None = None) -> None:
+                          single_only: str | None = None, accepts: tuple[str, ...] | None = None) -> None:
     """The shared path of the result reactions (🔄, 🔍, 🎬): find the job behind the message, post a
     placeholder that the new job turns into its result (a reaction has no interaction to answer),
     start the job for whoever reacted, or say in the placeholder why not.
 
-    `single_only`: the reply for a grid, where the action needs one image (named by a button)."""
+    `single_only`: the reply for a grid, where the action needs one image (named by a button).
+    `accepts`: the commands whose results the reaction acts on; by default the studio's, and for 🎬
+    upscales too (animate.ANIMATABLE_COMMANDS): other results, upscales for 🔄 and 🔍, are ignored."""
     if str(payload.emoji) != emoji or bot.user is None or payload.user_id == bot.user.id:
         return
+    if accepts is None:
+        accepts = animate.ANIMATABLE_COMMANDS if emoji == "🎬" else studio.VARIABLE_COMMANDS
     job = await bot.service.job_for_message(payload.message_id)
-    if job is None or job.command not in studio.VARIABLE_COMMANDS:
+    if job is None or job.command not in accepts:
         return
     if completed_only and job.status != "completed":
         return
