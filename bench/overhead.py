@@ -61,13 +61,16 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--no-moderation", action="store_true",
                         help="turn off the semantic prompt layer and the NSFW image filter (pure plumbing)")
+    parser.add_argument("--batch-max", type=int, default=1,
+                        help="images one pipeline call may carry for batched jobs (1: no batching, like the "
+                             "direct side; more measures batching as well as overhead)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:
         toml = make_tiny(Path(tmp) / "models")
         registry = ModelRegistry.load(toml)
         model = registry.default.name
-        engine = Engine(registry, "cpu")
+        engine = Engine(registry, "cpu", batch_max=args.batch_max)
         direct(engine, model, 1)  # load and warm up
         fake = FakeDiscord()
         await fake.start()
@@ -100,7 +103,8 @@ async def main() -> None:
     print(f"end to end via Discord: {best_e2e:7.2f} s  ({best_e2e / args.jobs * 1000:.0f} ms/job; "
           f"rounds {', '.join(f'{t:.2f}' for t in e2e_times)})")
     pairs = [e / d for e, d in zip(e2e_times, direct_times, strict=True)]
-    print(f"moderation: {'off' if args.no_moderation else 'on (semantic prompt layer + NSFW image filter)'}")
+    print(f"moderation: {'off' if args.no_moderation else 'on (semantic prompt layer + NSFW image filter)'}; "
+          f"batching: {'off' if args.batch_max <= 1 else f'up to {args.batch_max} images a call'}")
     print(f"ratio (best e2e / best direct): {best_e2e / best_direct:.3f}x   "
           f"median of per-round ratios: {statistics.median(pairs):.3f}x  ({', '.join(f'{r:.3f}' for r in pairs)})")
     print(f"process CPU time: direct {statistics.median(direct_cpu):.2f} s, e2e {statistics.median(e2e_cpu):.2f} s "

@@ -113,6 +113,9 @@ class InferencePool(Pausable):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        settling = [task for worker in self.workers for task in worker.settling]
+        if settling:  # results already made are stored before the pool goes
+            await asyncio.wait(settling, timeout=10)
         self._tasks.clear()
         for worker in self.workers:
             worker.close()

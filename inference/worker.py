@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,6 +57,7 @@ class Worker:
         self.current: int | None = None
         self.batching = batching
         self.batches = 0  # pipeline calls that carried more than one job
+        self.settling: set[asyncio.Future[None]] = set()  # outcomes still being reported
 
     def _engine_now(self) -> EngineLike:
         # Built on the worker thread: the first build imports torch (seconds), never on the loop.
@@ -140,9 +141,9 @@ class Worker:
             for request, outcome in zip(requests, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     log.info("job %s failed on %s: %r", request.job_id, self.name, outcome)
-                    await self._source.failed(request.job_id, outcome)
+                    self._settle(self._source.failed(request.job_id, outcome))
                 else:
-                    await self._source.finished(outcome)
+                    self._settle(self._source.finished(outcome))
         finally:
             self.current = None
             for job_id in ids:
@@ -167,12 +168,20 @@ class Worker:
             raise
         except BaseException as exc:  # the source turns every failure into a message for the member
             log.info("job %s failed on %s: %r", job_id, self.name, exc)
-            await self._source.failed(job_id, exc)
+            self._settle(self._source.failed(job_id, exc))
         else:
-            await self._source.finished(result)
+            self._settle(self._source.finished(result))
         finally:
             self.current = None
             self._cancelled.discard(job_id)
+
+    def _settle(self, report: Awaitable[None]) -> None:
+        """Report an outcome in the background: the device starts its next job meanwhile instead of
+        idling through the result's database write (pool.stop waits for these)."""
+        task = asyncio.ensure_future(report)
+        self.settling.add(task)
+        task.add_done_callback(self.settling.discard)
+        task.add_done_callback(_log_failure)
 
     def _report(self, event: Progress) -> None:
         task = asyncio.ensure_future(self._source.progress(event))
@@ -184,4 +193,4 @@ class Worker:
 
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("progress report failed", exc_info=task.exception())
+        log.error("reporting to the job source failed", exc_info=task.exception())
