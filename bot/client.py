@@ -119,8 +119,9 @@ class Atelier(commands.AutoShardedBot):
                                    queue_name=self.settings.redis_queue)
         else:  # the embedded default: this process's devices
             devices = self.settings.device_list or await asyncio.to_thread(default_devices)
-            factory = self._engine_factory or _default_engine_factory(self.registry, self.settings.lora_dir)
-            self.pool = InferencePool(source, factory, devices)
+            factory = self._engine_factory or _default_engine_factory(self.registry, self.settings.lora_dir,
+                                                                       self.settings.batch_max)
+            self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000)
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)
@@ -184,10 +185,11 @@ def build_moderation(settings: Settings, sessions: Any, reads: Any = None) -> Mo
     return ModerationService(sessions, moderator=moderator, images=images, reads=reads)
 
 
-def _default_engine_factory(registry: ModelRegistry, lora_dir: Path | None = None) -> Callable[[str], Any]:
+def _default_engine_factory(registry: ModelRegistry, lora_dir: Path | None = None,
+                            batch_max: int = 4) -> Callable[[str], Any]:
     def factory(device: str) -> Any:
         from inference.engine import Engine  # imports torch: only ever on a worker thread
 
-        return Engine(registry, device, lora_dir=lora_dir)
+        return Engine(registry, device, lora_dir=lora_dir, batch_max=batch_max)
 
     return factory

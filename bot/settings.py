@@ -31,6 +31,8 @@ ENV_NAMES = {
     "lora_dir": "ATELIER_LORA_DIR",
     "shard_count": "ATELIER_SHARD_COUNT",
     "shard_ids": "ATELIER_SHARD_IDS",
+    "batch_max": "ATELIER_BATCH_MAX",
+    "batch_window_ms": "ATELIER_BATCH_WINDOW_MS",
 }
 
 
@@ -77,6 +79,11 @@ class Settings(BaseSettings):
     shard_count: int | None = Field(default=None, ge=1)
     # The shards this process runs, comma-separated (e.g. `0,1`); unset: all of them.
     shard_ids: str | None = None
+    # Dynamic batching of in-process workers: the most images one pipeline call carries for other
+    # members' compatible queued jobs (1: off), and how long a worker waits for partners while
+    # commands are arriving (never when the bot is quiet). See inference/batching.py.
+    batch_max: int = Field(default=4, ge=1, le=16)
+    batch_window_ms: int = Field(default=50, ge=0, le=100)
 
     @field_validator("log_level")
     @classmethod
