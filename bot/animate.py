@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from bot.attachments import InputImage, encode_for_job
 from bot.errors import InvalidOption, UnknownJob
-from bot.studio import VARIABLE_COMMANDS, size_for_image
+from bot.studio import VARIABLE_COMMANDS, pick_model, size_for_image
 from db.repositories import jobs as jobs_repo
 from inference.models import ModelSpec
 
@@ -37,16 +37,9 @@ def video_models(service: JobService) -> list[ModelSpec]:
 
 
 def video_spec(service: JobService, name: str | None = None) -> ModelSpec:
-    available = video_models(service)
-    if not available:
-        raise InvalidOption("No video model is installed on this bot; ask its admin to add Stable Video Diffusion "
-                            "to models.toml.")
-    if name is None:
-        return available[0]
-    for spec in available:
-        if spec.name == name:
-            return spec
-    raise InvalidOption(f"Unknown video model {name!r}; choose one of {', '.join(s.name for s in available)}.")
+    return pick_model(video_models(service), name, what="video model",
+                      missing="No video model is installed on this bot; ask its admin to add Stable Video "
+                              "Diffusion to models.toml.")
 
 
 def frame_limits(spec: ModelSpec) -> tuple[int, int]:

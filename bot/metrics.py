@@ -172,24 +172,22 @@ class _MeteredSource:
     async def claim(self, worker: str) -> GenerationRequest | None:
         request = await self.inner.claim(worker)
         if request is not None:
-            try:
-                job = await self.inner.get_job(request.job_id)
-                if job is not None:
-                    self.metrics.claimed(job)
-            except Exception:  # metrics never stop a job
-                log.exception("could not time job %s", request.job_id, extra={"job_id": request.job_id})
+            await self._claimed(request)
         return request
 
     async def claim_partners(self, worker: str, request: GenerationRequest, room: int) -> list[GenerationRequest]:
-        partners = await self.inner.claim_partners(worker, request, room)
+        partners = list(await self.inner.claim_partners(worker, request, room))
         for partner in partners:
-            try:
-                job = await self.inner.get_job(partner.job_id)
-                if job is not None:
-                    self.metrics.claimed(job)
-            except Exception:  # metrics never stop a job
-                log.exception("could not time job %s", partner.job_id, extra={"job_id": partner.job_id})
-        return list(partners)
+            await self._claimed(partner)
+        return partners
+
+    async def _claimed(self, request: GenerationRequest) -> None:
+        try:
+            job = await self.inner.get_job(request.job_id)
+            if job is not None:
+                self.metrics.claimed(job)
+        except Exception:  # metrics never stop a job
+            log.exception("could not time job %s", request.job_id, extra={"job_id": request.job_id})
 
     async def progress(self, event: Progress) -> None:
         with job_context(event.job_id):

@@ -25,7 +25,7 @@ from bot import poses
 from bot.attachments import InputImage, encode_for_job
 from bot.errors import InvalidOption
 from bot.jobs import ImagineOptions
-from bot.studio import size_for_image
+from bot.studio import pick_model, size_for_image
 from inference.models import ModelSpec, detector_problem
 
 if TYPE_CHECKING:
@@ -46,16 +46,9 @@ def pose_models(service: JobService) -> list[ModelSpec]:
 
 
 def pose_spec(service: JobService, name: str | None) -> ModelSpec:
-    available = pose_models(service)
-    if not available:
-        raise InvalidOption("No pose model is installed on this bot; ask its admin to add an OpenPose ControlNet "
-                            "to models.toml.")
-    if name is None:
-        return available[0]
-    for spec in available:
-        if spec.name == name:
-            return spec
-    raise InvalidOption(f"Unknown pose model {name!r}; choose one of {', '.join(s.name for s in available)}.")
+    return pick_model(pose_models(service), name, what="pose model",
+                      missing="No pose model is installed on this bot; ask its admin to add an OpenPose "
+                              "ControlNet to models.toml.")
 
 
 def check_strength(strength: float | None) -> float:

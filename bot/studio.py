@@ -109,16 +109,22 @@ def upscalers(service: JobService) -> list[ModelSpec]:
     return sorted(found, key=lambda spec: spec.kind != "esrgan")
 
 
-def upscaler_spec(service: JobService, name: str | None) -> ModelSpec:
-    available = upscalers(service)
+def pick_model(available: list[ModelSpec], name: str | None, *, what: str, missing: str) -> ModelSpec:
+    """``name`` among the registry's models of one family (the first when None), or a specific refusal:
+    ``missing`` when the family has none, the valid names when ``name`` is not one of them."""
     if not available:
-        raise InvalidOption("No upscaler is installed on this bot; ask its admin to add one to models.toml.")
+        raise InvalidOption(missing)
     if name is None:
         return available[0]
     for spec in available:
         if spec.name == name:
             return spec
-    raise InvalidOption(f"Unknown upscaler {name!r}; choose one of {', '.join(s.name for s in available)}.")
+    raise InvalidOption(f"Unknown {what} {name!r}; choose one of {', '.join(s.name for s in available)}.")
+
+
+def upscaler_spec(service: JobService, name: str | None) -> ModelSpec:
+    return pick_model(upscalers(service), name, what="upscaler",
+                      missing="No upscaler is installed on this bot; ask its admin to add one to models.toml.")
 
 
 def check_scale(scale: int) -> int:

@@ -129,13 +129,7 @@ class Engine:
         runner = RUNNERS[spec.kind]
         if request.task == "img2img":
             runner = img2img.run
-        run_spec = spec
-        previous_scheduler = None
-        if request.scheduler and request.scheduler != spec.scheduler:
-            run_spec = replace(spec, scheduler=request.scheduler)
-            previous_scheduler = pipe.scheduler
-            pipe.scheduler = self.cache.scheduler_for(run_spec, self.device)
-
+        run_spec, previous_scheduler = self._use_scheduler(spec, pipe, request.scheduler)
         started = time.perf_counter()
         try:
             # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
@@ -207,12 +201,7 @@ class Engine:
                      is_cancelled: Callable[[int], bool] | None) -> None:
         pipe = self.pipeline(spec)
         first, guidance = ready[0]
-        run_spec = spec
-        previous_scheduler = None
-        if first.scheduler and first.scheduler != spec.scheduler:
-            run_spec = replace(spec, scheduler=first.scheduler)
-            previous_scheduler = pipe.scheduler
-            pipe.scheduler = self.cache.scheduler_for(run_spec, self.device)
+        run_spec, previous_scheduler = self._use_scheduler(spec, pipe, first.scheduler)
         try:
             # Each job's prompt is encoded alone (as in a lone run), then grouped by embedding shape.
             groups: dict[tuple[Any, ...], list[tuple[GenerationRequest, dict[str, Any], list[str]]]] = {}
@@ -226,6 +215,17 @@ class Engine:
         finally:
             if previous_scheduler is not None:
                 pipe.scheduler = previous_scheduler
+
+    def _use_scheduler(self, spec: ModelSpec, pipe: DiffusionPipeline, scheduler: str | None
+                       ) -> tuple[ModelSpec, Any]:
+        """Put the job's scheduler on ``pipe`` when it asks for another than the model's; returns the
+        spec as run and the scheduler to put back afterwards (None: nothing to restore)."""
+        if not scheduler or scheduler == spec.scheduler:
+            return spec, None
+        run_spec = replace(spec, scheduler=scheduler)
+        previous = pipe.scheduler
+        pipe.scheduler = self.cache.scheduler_for(run_spec, self.device)
+        return run_spec, previous
 
     def _batched_call(self, spec: ModelSpec, pipe: DiffusionPipeline, guidance: float,
                       members: list[tuple[GenerationRequest, dict[str, Any], list[str]]],
