@@ -35,6 +35,7 @@ from diffusers import (
 )
 from PIL import Image, ImageOps
 
+from inference import prompts
 from inference.cache import make_scheduler
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelSpec, detector_problem, validate_request_options
@@ -70,16 +71,21 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
         pipe.scheduler = make_scheduler(run_spec, engine.cache.scheduler_config(base, engine.device))
     started = time.perf_counter()
     try:
+        # A1111 emphasis and long prompts, as in /imagine (the ControlNet pipelines take the same
+        # text encoders and embeddings); plain prompts stay strings.
+        encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance, device=engine.device)
         if request.task == "img2img":
-            images = _img2img(engine, spec, pipe, request, control, guidance, on_step, is_cancelled)
+            images = _img2img(engine, spec, pipe, request, control, guidance, on_step, is_cancelled, encoded.kwargs)
         else:
-            images = _txt2img(pipe, request, control, guidance, engine.device, on_step, is_cancelled)
+            images = _txt2img(pipe, request, control, guidance, engine.device, on_step, is_cancelled, encoded.kwargs)
     except StepsInterrupted as stop:
         log.info("job %s cancelled after step %d", request.job_id, stop.step)
         raise JobCancelled(request.job_id, stop.step) from None
     finally:
         pipe.scheduler = previous
-    return result(run_spec, base, request, guidance, images, control, time.perf_counter() - started)
+    done = result(run_spec, base, request, guidance, images, control, time.perf_counter() - started)
+    done.notes = list(encoded.notes)
+    return done
 
 
 def check(spec: ModelSpec, base: ModelSpec, request: GenerationRequest) -> float:
@@ -165,15 +171,15 @@ def pipeline(engine: Any, spec: ModelSpec, base: ModelSpec) -> DiffusionPipeline
 
 
 def _txt2img(pipe: DiffusionPipeline, request: GenerationRequest, control: Image.Image, guidance: float, device: str,
-             on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> list[Image.Image]:
+             on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None,
+             prompt: dict[str, Any]) -> list[Image.Image]:
     """One call per image, as txt2img does: image i is what seed + i gives alone."""
     seeds = request.seeds()
     total = request.steps * len(seeds)
     images: list[Image.Image] = []
     for index, seed in enumerate(seeds):
         output = pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
+            **prompt,
             image=control,
             controlnet_conditioning_scale=float(request.control_scale),
             width=request.width,
@@ -190,7 +196,7 @@ def _txt2img(pipe: DiffusionPipeline, request: GenerationRequest, control: Image
 
 def _img2img(engine: Any, spec: ModelSpec, pipe: DiffusionPipeline, request: GenerationRequest,
              control: Image.Image, guidance: float, on_step: Callable[[int, int], None] | None,
-             is_cancelled: Callable[[], bool] | None) -> list[Image.Image]:
+             is_cancelled: Callable[[], bool] | None, prompt: dict[str, Any]) -> list[Image.Image]:
     """A variation of a pose result: ControlNet img2img, same skeleton, so the pose survives."""
 
     def build() -> DiffusionPipeline:
@@ -207,8 +213,7 @@ def _img2img(engine: Any, spec: ModelSpec, pipe: DiffusionPipeline, request: Gen
     images: list[Image.Image] = []
     for index, seed in enumerate(seeds):
         output = derived(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
+            **prompt,
             image=init,
             control_image=control,
             strength=request.strength,

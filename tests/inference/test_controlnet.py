@@ -163,3 +163,13 @@ def test_photo_goes_through_the_detector_when_installed(engine: Engine, tmp_path
     assert 'Module: openpose, Model: tiny-sd15-openpose' in read_parameters(result.images[0].png)
     shown = pixels(result.grid_png)[:, 64:]
     assert np.abs(shown.astype(int) - np.asarray(render("running", 64, 96).image).astype(int)).mean() < 8
+
+
+def test_pose_prompts_take_a1111_emphasis(engine: Engine) -> None:
+    """/pose reads `(word:1.5)` as a weight (through compel, as /imagine does), not as literal brackets."""
+    plain = engine.run(pose_request(prompt="a dancer on a stage"))
+    weighted = engine.run(pose_request(prompt="a (dancer:1.5) on a stage"))
+    literal = engine.run(pose_request(prompt="a dancer:1.5 on a stage"))
+    assert not np.array_equal(pixels(plain.images[0].png), pixels(weighted.images[0].png))
+    assert not np.array_equal(pixels(literal.images[0].png), pixels(weighted.images[0].png))
+    assert weighted.parameters.startswith("a (dancer:1.5) on a stage")
