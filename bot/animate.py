@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageOps
 
 from bot.attachments import InputImage, encode_for_job
-from bot.errors import InvalidOption, UnknownJob
-from bot.studio import VARIABLE_COMMANDS, pick_model, size_for_image
-from db.repositories import jobs as jobs_repo
+from bot.errors import InvalidOption
+from bot.studio import VARIABLE_COMMANDS, parent_output, pick_model, size_for_image
 from inference.models import ModelSpec
 
 if TYPE_CHECKING:
@@ -90,16 +89,9 @@ async def animate_attachment(service: JobService, image: InputImage, *, frames: 
 async def animate_output(service: JobService, *, job_id: int, index: int, origin: Origin) -> Ticket:
     """Animate image ``index`` of a finished job (Animate button, 🎬) with the model's defaults."""
     spec = video_spec(service)
-    async with service.reads() as session:
-        parent = await jobs_repo.get_job(session, job_id=job_id)
-        outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
-    if parent is None:
-        raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
-    if parent.command not in ANIMATABLE_COMMANDS:
-        raise InvalidOption(f"Job #{job_id} is a /{parent.command} result; only images can be animated.")
-    output = next((o for o in outputs if o.index == index), None)
-    if output is None:
-        raise InvalidOption(f"Job #{job_id} has no image {index + 1}.")
+    parent, output = await parent_output(
+        service, job_id, index, lambda job: None if job.command in ANIMATABLE_COMMANDS else
+        f"Job #{job_id} is a /{job.command} result; only images can be animated.")
     frames, fps, motion = check_options(spec, None, None, None)
 
     def build() -> dict[str, Any]:

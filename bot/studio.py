@@ -14,12 +14,14 @@ import asyncio
 import io
 import math
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
 from bot.attachments import InputImage, encode_for_job
 from bot.errors import InvalidOption, UnknownJob
+from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
 from inference.models import UPSCALER_KINDS, ModelSpec
 
@@ -73,18 +75,31 @@ async def imagine_from_image(service: JobService, options: ImagineOptions, image
     return params
 
 
-async def variation(service: JobService, *, job_id: int, index: int, strength: float, origin: Origin) -> Ticket:
-    """Image-to-image from image ``index`` of job ``job_id``, same prompt and options, new seed."""
-    async with service.sessions() as session:
+async def parent_output(service: JobService, job_id: int, index: int,
+                        refuse: Callable[[Job], str | None]) -> tuple[Job, Output]:
+    """Job ``job_id`` and its image ``index``, for work made from a result (vary, upscale, animate).
+
+    Refuses a deleted job, then whatever ``refuse`` names (the kind of result this work does not take),
+    then an image the job does not have."""
+    async with service.reads() as session:
         parent = await jobs_repo.get_job(session, job_id=job_id)
         outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
     if parent is None:
         raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
-    if parent.command not in VARIABLE_COMMANDS:
-        raise InvalidOption(f"Job #{job_id} is a /{parent.command} result; only generated images can be varied.")
+    refusal = refuse(parent)
+    if refusal is not None:
+        raise InvalidOption(refusal)
     output = next((o for o in outputs if o.index == index), None)
     if output is None:
         raise InvalidOption(f"Job #{job_id} has no image {index + 1}.")
+    return parent, output
+
+
+async def variation(service: JobService, *, job_id: int, index: int, strength: float, origin: Origin) -> Ticket:
+    """Image-to-image from image ``index`` of job ``job_id``, same prompt and options, new seed."""
+    parent, output = await parent_output(
+        service, job_id, index, lambda job: None if job.command in VARIABLE_COMMANDS else
+        f"Job #{job_id} is a /{job.command} result; only generated images can be varied.")
     if parent.params.get("model") not in service.registry.names():
         raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
     params = dict(parent.params)
@@ -172,16 +187,8 @@ async def upscale_output(service: JobService, *, job_id: int, index: int, scale:
     from inference.media import read_parameters
 
     spec = upscaler_spec(service, upscaler)
-    async with service.sessions() as session:
-        parent = await jobs_repo.get_job(session, job_id=job_id)
-        outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
-    if parent is None:
-        raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
-    if parent.command == "upscale":
-        raise InvalidOption(f"Job #{job_id} is already an upscale.")
-    output = next((o for o in outputs if o.index == index), None)
-    if output is None:
-        raise InvalidOption(f"Job #{job_id} has no image {index + 1}.")
+    parent, output = await parent_output(
+        service, job_id, index, lambda job: f"Job #{job_id} is already an upscale." if job.command == "upscale" else None)
 
     def build() -> dict[str, Any]:
         with Image.open(io.BytesIO(output.data)) as opened:
