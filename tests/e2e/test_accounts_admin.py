@@ -6,12 +6,9 @@ import asyncio
 
 from db.models import JobStatus
 from tests.accounts.engines import ScriptedEngine
+from tests.e2e.helpers import has_image as _has_image
 
 MANAGE_GUILD = 1 << 5
-
-
-def _has_image(message) -> bool:  # type: ignore[no-untyped-def]
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
 
 
 def _fields(embed: dict) -> dict[str, str]:

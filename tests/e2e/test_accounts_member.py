@@ -11,10 +11,7 @@ from sqlmodel import SQLModel
 from db.models import Job, JobStatus, load_all_tables
 from db.repositories import accounts as repo
 from tests.accounts.engines import ScriptedEngine
-
-
-def _has_image(message) -> bool:  # type: ignore[no-untyped-def]
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
+from tests.e2e.helpers import has_image as _has_image
 
 
 def _fields(embed: dict) -> dict[str, str]:

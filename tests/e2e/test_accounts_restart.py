@@ -14,6 +14,8 @@ from pathlib import Path
 import discord
 import pytest
 
+from tests.e2e.helpers import has_image as _has_image
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,10 +25,6 @@ def _query(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
-
-
-def _has_image(message) -> bool:  # type: ignore[no-untyped-def]
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
 
 
 class BotProcess:

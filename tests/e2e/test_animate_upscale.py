@@ -8,22 +8,16 @@ budget. 🔄 and 🔍 on an upscale stay ignored (upscales are final: no buttons
 from __future__ import annotations
 
 import asyncio
-import io
 
 from PIL import Image
 from sqlalchemy import func, select
 
 from db.models import Job, JobStatus
+from tests.e2e.helpers import png_bytes as _png
 
 
 def _has(message, *suffixes: str) -> bool:  # type: ignore[no-untyped-def]
     return message is not None and any(a.filename.endswith(suffixes) for a in message.attachments)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 async def _job_count(bot) -> int:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from db.models import Job, JobStatus
 from inference.media import read_parameters
+from tests.e2e.helpers import has_image as _has_image
 from tests.lora_files import tiny_loras  # noqa: F401  (fixture)
 
 
@@ -16,10 +17,6 @@ async def _job(bot, job_id: int | None = None) -> Job:  # type: ignore[no-untype
     async with bot.service.sessions() as s:
         query = select(Job).order_by(Job.id.desc()) if job_id is None else select(Job).where(Job.id == job_id)
         return (await s.execute(query)).scalars().first()
-
-
-def _has_image(message) -> bool:  # type: ignore[no-untyped-def]
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
 
 
 async def test_happy_path(fake, start_bot) -> None:  # type: ignore[no-untyped-def]

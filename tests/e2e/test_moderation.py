@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from db.models import Job, JobStatus
 from db.models_moderation import ModerationCase
 from moderation import Policy
+from tests.e2e.helpers import has_image as _has_image
 
 
 def _text(message) -> str:  # type: ignore[no-untyped-def]
@@ -21,10 +22,6 @@ def _text(message) -> str:  # type: ignore[no-untyped-def]
 async def _count(bot, model) -> int:  # type: ignore[no-untyped-def]
     async with bot.service.sessions() as s:
         return int(await s.scalar(select(func.count()).select_from(model)))
-
-
-def _has_image(message) -> bool:  # type: ignore[no-untyped-def]
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
 
 
 async def test_refusal_says_why_and_offers_review(fake, start_bot) -> None:  # type: ignore[no-untyped-def]

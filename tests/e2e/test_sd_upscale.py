@@ -9,16 +9,8 @@ from sqlalchemy import func, select
 
 from db.models import Job, JobStatus
 from inference.media import read_parameters
-
-
-def _has_image(message) -> bool:  # type: ignore[no-untyped-def]
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.e2e.helpers import has_image as _has_image
+from tests.e2e.helpers import png_bytes as _png
 
 
 async def test_sd_x4_through_the_upscaler_option(fake, start_bot) -> None:  # type: ignore[no-untyped-def]

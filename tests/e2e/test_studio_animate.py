@@ -10,12 +10,7 @@ from sqlalchemy import func, select
 
 from db.models import Job
 from inference import video
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.e2e.helpers import png_bytes as _png
 
 
 def _has(message, *suffixes: str) -> bool:  # type: ignore[no-untyped-def]

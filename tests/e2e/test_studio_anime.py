@@ -10,10 +10,7 @@ from sqlalchemy import func, select
 from bot.anime import DEFAULT_NEGATIVE
 from db.models import Job
 from inference.media import read_parameters
-
-
-def _has_image(message) -> bool:  # type: ignore[no-untyped-def]
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
+from tests.e2e.helpers import has_image as _has_image
 
 
 async def test_anime_orders_tags_and_uses_animagines_settings(fake, start_bot) -> None:  # type: ignore[no-untyped-def]

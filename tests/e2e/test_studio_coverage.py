@@ -22,12 +22,7 @@ from db.models import Job, JobStatus
 from db.repositories import jobs as jobs_repo
 from inference import video
 from inference.media import read_parameters
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.e2e.helpers import png_bytes as _png
 
 
 def _has(message, *suffixes: str) -> bool:  # type: ignore[no-untyped-def]

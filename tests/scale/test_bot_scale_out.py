@@ -23,13 +23,10 @@ from bot.client import Atelier
 from bot.settings import load_settings
 from inference.pool import InferencePool
 from inference.remote import RemotePool
+from tests.e2e.helpers import has_image as _has_image
 from tests.fakediscord.fixtures import running
 from tests.scale.conftest import REDIS_URL
 from tests.scale.test_remote import ROOT
-
-
-def _has_image(message: Any) -> bool:
-    return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
 
 
 def _free_port() -> int:

@@ -15,12 +15,7 @@ from PIL import Image
 
 from bot import attachments
 from bot.errors import InvalidOption
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.e2e.helpers import png_bytes as _png
 
 
 def _save(image: Image.Image, fmt: str, **options) -> bytes:  # type: ignore[no-untyped-def]
