@@ -102,7 +102,7 @@ class Atelier(commands.AutoShardedBot):
             self.read_db = create_engine(self.settings.database_url)
         reads = create_sessionmaker(self.read_db or self.db, readonly=True)
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
-                                  reads=reads)
+                                  reads=reads, owner=self.settings.instance)
         self.service.delivery = DiscordDelivery(self)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)
@@ -116,12 +116,13 @@ class Atelier(commands.AutoShardedBot):
         source = self.metrics.source(self.service)
         if self.settings.redis_url is not None:  # GPU workers elsewhere (`atelier worker`), fed over Redis
             self.pool = RemotePool(source, self.settings.redis_url.get_secret_value(),
-                                   queue_name=self.settings.redis_queue)
+                                   queue_name=self.settings.redis_queue, name=f"{self.settings.instance}/remote")
         else:  # the embedded default: this process's devices
             devices = self.settings.device_list or await asyncio.to_thread(default_devices)
             factory = self._engine_factory or _default_engine_factory(self.registry, self.settings.lora_dir,
                                                                        self.settings.batch_max)
-            self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000)
+            self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000,
+                                      owner=self.settings.instance)
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)
@@ -132,6 +133,7 @@ class Atelier(commands.AutoShardedBot):
         # Recover before any worker claims: a fresh claim would otherwise look interrupted and run twice.
         await self.service.recover()
         await self.pool.start()
+        self._heartbeat = asyncio.create_task(self.service.heartbeat_forever(), name="atelier-job-heartbeat")
         self.metrics.start(sessions, port=self.settings.metrics_port)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
@@ -161,6 +163,9 @@ class Atelier(commands.AutoShardedBot):
         return True
 
     async def close(self) -> None:
+        heartbeat = getattr(self, "_heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.cancel()
         pool = getattr(self, "pool", None)
         if pool is not None:
             await pool.stop()

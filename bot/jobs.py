@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,6 +42,10 @@ from inference.types import GeneratedImage, GenerationRequest, GenerationResult,
 log = logging.getLogger(__name__)
 
 MAX_PROMPT = 2000
+# Every HEARTBEAT_SECONDS a process marks its running jobs alive; a running job of another process
+# with no sign of life for STALE_AFTER is taken to be orphaned (that process died) and re-queued.
+HEARTBEAT_SECONDS = 20.0
+STALE_AFTER = timedelta(seconds=90)
 MAX_NEGATIVE = 1000
 
 
@@ -136,7 +140,7 @@ class JobService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: ModelRegistry, *,
                  progress_interval: float = 1.5, max_queued_per_user: int = 10, max_queue: int = 500,
                  clock: Callable[[], float] = time.monotonic,
-                 reads: async_sessionmaker[AsyncSession] | None = None) -> None:
+                 reads: async_sessionmaker[AsyncSession] | None = None, owner: str = "main") -> None:
         self.sessions = sessions
         # Read-only lookups (never wait behind a writer on SQLite; see db/engine.py).
         self.reads = reads or sessions
@@ -154,6 +158,9 @@ class JobService:
         self._background: set[asyncio.Task[Any]] = set()
         # Lets pending acknowledgements go first under a burst (bot/acks.py); the bot sets it.
         self.acks: AckGate | None = None
+        # This process's name among the bot processes sharing the database (Settings.instance): the
+        # prefix of its workers' names, so recovery and the heartbeat know which jobs are its own.
+        self.owner = owner
 
     # ----- validation (pure, fast: runs before the interaction is deferred) -----
 
@@ -426,22 +433,62 @@ class JobService:
         async with self.sessions.begin() as session:
             await jobs_repo.mark_delivered(session, job_id=job.id)
 
+    def _mine(self, job: Job) -> bool:
+        """Claimed by this process (or by a version that did not name processes)."""
+        return job.worker is None or "/" not in job.worker or job.worker.startswith(f"{self.owner}/")
+
+    def _fresh(self, job: Job) -> bool:
+        return jobs_repo.last_sign_of_life(job) > datetime.now(UTC) - STALE_AFTER
+
     async def recover(self) -> tuple[list[int], list[int]]:
-        """At start-up: re-queue interrupted jobs once, deliver what finished but never reached Discord."""
-        async with self.sessions.begin() as session:
-            requeued, failed = await jobs_repo.recover_interrupted(session)
-            for job_id in failed:
-                dead = await jobs_repo.get_job(session, job_id=job_id)
-                if dead is not None:
-                    await self._notify("on_ended", session, dead)
+        """At start-up: re-queue interrupted jobs once, deliver what finished but never reached Discord.
+
+        Interrupted means run by this process before it stopped, or by another whose heartbeat
+        lapsed; jobs other live processes are running (several bot processes on one database) are
+        left to them."""
+        requeued, failed = await self._requeue(lambda job: not self._mine(job) and self._fresh(job))
+        async with self.sessions() as session:
             pending = await jobs_repo.undelivered(session)
-        if requeued or failed or pending:
-            log.info("recovery: requeued %s, failed %s, delivering %s", requeued, failed, [j.id for j in pending])
+        if pending:
+            log.info("recovery: delivering %s", [j.id for j in pending])
         for job in pending:
             if job.status == JobStatus.completed:
                 self._track(self.deliver(job.id))
             else:
                 self._track(self._deliver_failure(job, job.error or "The job failed."))
+        return requeued, failed
+
+    async def sweep(self) -> tuple[list[int], list[int]]:
+        """Periodically: say this process's jobs are alive, and re-queue other processes' jobs whose
+        heartbeat lapsed (a process that died and did not come back)."""
+        async with self.sessions.begin() as session:
+            await jobs_repo.heartbeat(session, owner=self.owner)
+        requeued, failed = await self._requeue(lambda job: self._mine(job) or self._fresh(job))
+        for job_id in failed:
+            dead = await self.get_job(job_id)
+            if dead is not None and not dead.delivered:
+                self._track(self._deliver_failure(dead, dead.error or "The job failed."))
+        return requeued, failed
+
+    async def heartbeat_forever(self, interval: float = HEARTBEAT_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job heartbeat failed")
+
+    async def _requeue(self, alive: Callable[[Job], bool]) -> tuple[list[int], list[int]]:
+        async with self.sessions.begin() as session:
+            requeued, failed = await jobs_repo.recover_interrupted(session, alive=alive)
+            for job_id in failed:
+                dead = await jobs_repo.get_job(session, job_id=job_id)
+                if dead is not None:
+                    await self._notify("on_ended", session, dead)
+        if requeued or failed:
+            log.info("recovery: requeued %s, failed %s", requeued, failed)
         if requeued and self.pool is not None:
             self.pool.wake()
         return requeued, failed

@@ -180,6 +180,13 @@ class Settings(BaseSettings):
         return None if self.shard_ids is None else [int(p) for p in self.shard_ids.split(",")]
 
     @property
+    def instance(self) -> str:
+        """This process's name among the bot processes sharing one database: the same across its
+        restarts (so it recovers its own interrupted jobs at once) and different from the others'
+        (each runs different shards). Job rows carry it in their worker's name."""
+        return "main" if self.shard_ids is None else "shards-" + "-".join(str(i) for i in self.shard_id_list or [])
+
+    @property
     def runs_shard_zero(self) -> bool:
         """Shard 0's process is the one that syncs commands (and gets Discord's DMs)."""
         return self.shard_id_list is None or 0 in self.shard_id_list

@@ -86,7 +86,10 @@ class Job(SQLModel, table=True):
     progress_step: int = 0
     progress_total: int = 0
     attempts: int = 0
+    # "<process>/<device>#n" of whoever runs it (see bot.settings.Settings.instance), and when that
+    # process last confirmed it still does: start-up recovery and the sweep use both.
     worker: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    heartbeat_at: datetime | None = _ts(nullable=True)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     cancel_requested: bool = False
     delivered: bool = False

@@ -67,7 +67,7 @@ class Pausable:
 
 class InferencePool(Pausable):
     def __init__(self, source: JobSource, engine_factory: Callable[[str], EngineLike], devices: list[str],
-                 *, poll_interval: float = 2.0, batch_window: float = 0.05) -> None:
+                 *, poll_interval: float = 2.0, batch_window: float = 0.05, owner: str = "main") -> None:
         if not devices:
             raise ValueError("the pool needs at least one device")
         self._wake = asyncio.Event()
@@ -78,7 +78,8 @@ class InferencePool(Pausable):
         # and the engine can run them (run_batch, batch_max > 1); see inference/batching.py.
         self.batching = Batching(window=batch_window)
         self.workers = [
-            Worker(f"{device}#{n}", device, engine_factory, source, self._wake, self._resume,
+            # "<process>/<device>#n": the job rows name the process that runs them (bot/jobs.py recovery).
+            Worker(f"{owner}/{device}#{n}", device, engine_factory, source, self._wake, self._resume,
                    self._cancelled, poll_interval=poll_interval, batching=self.batching)
             for n, device in enumerate(devices)
         ]

@@ -209,7 +209,8 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
         result = await session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.queued)
-            .values(status=JobStatus.running, started_at=utcnow(), worker=worker, attempts=Job.attempts + 1)
+            .values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), worker=worker,
+                    attempts=Job.attempts + 1)
         )
         if result.rowcount == 1:
             return await session.get(Job, job_id, populate_existing=True)
@@ -240,7 +241,8 @@ async def claim_partners(session: AsyncSession, *, worker: str, job_id: int, use
         result = await session.execute(
             update(Job)
             .where(Job.id == candidate, Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
-            .values(status=JobStatus.running, started_at=utcnow(), worker=worker, attempts=Job.attempts + 1)
+            .values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), worker=worker,
+                    attempts=Job.attempts + 1)
         )
         if result.rowcount == 1:
             job = await session.get(Job, candidate, populate_existing=True)
@@ -360,13 +362,17 @@ async def set_notice(session: AsyncSession, *, job_id: int, notice: str | None) 
     await session.execute(update(Job).where(Job.id == job_id).values(notice=notice))
 
 
-async def recover_interrupted(session: AsyncSession, *, max_attempts: int = 2) -> tuple[list[int], list[int]]:
+async def recover_interrupted(session: AsyncSession, *, max_attempts: int = 2,
+                              alive: Callable[[Job], bool] | None = None) -> tuple[list[int], list[int]]:
     """After a crash: re-queue running jobs once; fail those that already died before.
 
-    Returns (requeued ids, failed ids)."""
+    ``alive(job)`` true leaves a running job alone (another process still runs it; see
+    bot.jobs.JobService.recover). Returns (requeued ids, failed ids)."""
     running = (await session.execute(select(Job).where(Job.status == JobStatus.running))).scalars().all()
     requeued, failed = [], []
     for job in running:
+        if alive is not None and alive(job):
+            continue
         if job.attempts >= max_attempts:
             job.status = JobStatus.failed
             job.finished_at = utcnow()
@@ -379,6 +385,20 @@ async def recover_interrupted(session: AsyncSession, *, max_attempts: int = 2) -
             requeued.append(job.id)
     await session.flush()
     return requeued, failed
+
+
+async def heartbeat(session: AsyncSession, *, owner: str) -> int:
+    """Mark the running jobs of process ``owner`` (workers named ``owner/...``) as alive now."""
+    result = await session.execute(
+        update(Job).where(Job.status == JobStatus.running, Job.worker.startswith(f"{owner}/", autoescape=True))
+        .values(heartbeat_at=utcnow()))
+    return int(result.rowcount or 0)
+
+
+def last_sign_of_life(job: Job) -> datetime:
+    """When the process running ``job`` last said so (its claim, when no heartbeat came since)."""
+    when = job.heartbeat_at or job.started_at or job.created_at
+    return _aware(when)
 
 
 async def undelivered(session: AsyncSession) -> list[Job]:

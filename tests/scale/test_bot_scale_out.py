@@ -72,7 +72,7 @@ async def test_with_a_redis_url_the_bot_dispatches_to_a_worker_process(  # type:
             await inter.wait_for(lambda i: _has_image(i.original), timeout=120)
             await bot.service.drain()
             job = await bot.service.get_job(1)
-            assert job is not None and job.status == "completed" and job.delivered and job.worker == "remote"
+            assert job is not None and job.status == "completed" and job.delivered and job.worker == "main/remote"
             assert worker.poll() is None
     finally:
         worker.terminate()

@@ -202,3 +202,46 @@ async def test_recovery_requeues_and_redelivers(env) -> None:  # type: ignore[no
     await service.drain()
     assert await service.recover() == ([], [])  # delivered: nothing left to redo
     assert len([e for e in recorder.events if e[0] == "deliver"]) == 1
+
+
+async def test_recovery_leaves_jobs_other_live_processes_run(env) -> None:  # type: ignore[no-untyped-def]
+    """Several bot processes on one database: at start-up a process re-queues its own interrupted
+    jobs, and another process's only once its heartbeat has lapsed (that process died for good)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from bot.jobs import STALE_AFTER
+    from db.models import Job
+
+    service, _recorder, _engine, pool = env
+    pool.pause()
+    ids = [(await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=u))).job.id
+           for u in (1, 2, 3)]
+    async with service.sessions.begin() as s:
+        for worker in ("main/cpu#0", "shards-1/cuda:0#0", "shards-2/cuda:0#0"):  # ids[0], ids[1], ids[2]
+            await jobs_repo.claim_next_job(s, worker=worker)
+        await s.execute(update(Job).where(Job.id == ids[2])
+                        .values(heartbeat_at=datetime.now(UTC) - STALE_AFTER - timedelta(seconds=5)))
+    requeued, failed = await service.recover()  # this process is "main"
+    assert sorted(requeued) == [ids[0], ids[2]] and failed == []
+    assert (await service.get_job(ids[1])).status == JobStatus.running
+
+    async with service.sessions.begin() as s:  # "shards-1" goes quiet too; the sweep notices
+        await s.execute(update(Job).where(Job.id == ids[1])
+                        .values(heartbeat_at=datetime.now(UTC) - STALE_AFTER - timedelta(seconds=5)))
+    assert await service.sweep() == ([ids[1]], [])
+
+
+async def test_heartbeat_keeps_this_process_jobs_alive(env) -> None:  # type: ignore[no-untyped-def]
+    service, _recorder, _engine, pool = env
+    pool.pause()
+    ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
+    async with service.sessions.begin() as s:
+        await jobs_repo.claim_next_job(s, worker="main/cpu#0")
+        before = (await jobs_repo.get_job(s, job_id=ticket.job.id)).heartbeat_at
+    assert before is not None, "a claim counts as a sign of life"
+    assert await service.sweep() == ([], [])  # its own running job is never re-queued by the sweep
+    job = await service.get_job(ticket.job.id)
+    assert job.status == JobStatus.running
+    assert job.heartbeat_at is not None and job.heartbeat_at >= before
