@@ -6,6 +6,7 @@ through environment variables and should never have to read a traceback to find 
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 
@@ -184,7 +185,13 @@ class Settings(BaseSettings):
         """This process's name among the bot processes sharing one database: the same across its
         restarts (so it recovers its own interrupted jobs at once) and different from the others'
         (each runs different shards). Job rows carry it in their worker's name."""
-        return "main" if self.shard_ids is None else "shards-" + "-".join(str(i) for i in self.shard_id_list or [])
+        if self.shard_ids is None:
+            return "main"
+        name = "shards-" + "-".join(str(i) for i in self.shard_id_list or [])
+        if len(name) > 40:  # job.worker holds 64 characters with the device name after it
+            ids = self.shard_id_list or []
+            name = f"shards-{ids[0]}-{ids[-1]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+        return name
 
     @property
     def runs_shard_zero(self) -> bool:

@@ -50,3 +50,13 @@ def test_malformed_shard_settings_are_one_line_naming_the_variable(
         load_settings()
     message = str(info.value)
     assert message.startswith(f"Invalid setting {variable}:") and words in message and "\n" not in message
+
+
+def test_the_process_name_is_stable_distinct_and_short() -> None:
+    from bot.settings import load_settings
+
+    assert load_settings(discord_token="x").instance == "main"
+    assert load_settings(discord_token="x", shard_count=4, shard_ids="0,1").instance == "shards-0-1"
+    assert load_settings(discord_token="x", shard_count=4, shard_ids="2,3").instance == "shards-2-3"
+    many = load_settings(discord_token="x", shard_count=100, shard_ids=",".join(map(str, range(0, 60, 2)))).instance
+    assert many.startswith("shards-0-58-") and len(many) <= 40
