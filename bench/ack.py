@@ -57,6 +57,13 @@ def running_jobs(db: Path) -> int:
         return 0
 
 
+def start_worker(env: dict[str, str], redis_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """`atelier worker` on this machine's CPU, serving the bot's queue (ATELIER_REDIS_QUEUE in env)."""
+    return subprocess.Popen([sys.executable, "-m", "bot", "worker", "--redis", redis_url,
+                             "--queue", env["ATELIER_REDIS_QUEUE"], "--devices", "cpu"],
+                            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
 class BotProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bot_process.py")], cwd=ROOT, env=env,
@@ -102,6 +109,9 @@ async def main() -> None:
     parser.add_argument("--busy", type=int, default=3, help="jobs queued first so the worker is busy")
     parser.add_argument("--engine", choices=("tiny", "sleep"), default="sleep")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--remote", metavar="REDIS_URL", default=None,
+                        help="run inference in an `atelier worker` process fed through this Redis instead of "
+                             "in the bot's process (with --engine tiny: the real pipeline, without sharing the GIL)")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="--engine tiny: intra-op threads of the worker (leave the loop a core)")
     args = parser.parse_args()
@@ -124,6 +134,11 @@ async def main() -> None:
                        "ATELIER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"), "BENCH_API_BASE": discord.http.Route.BASE,
                        "BENCH_GATEWAY": str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY),
                        "BENCH_ENGINE": args.engine, "OMP_NUM_THREADS": str(args.torch_threads)}
+                worker = None
+                if args.remote:
+                    env["ATELIER_REDIS_URL"] = args.remote
+                    env["ATELIER_REDIS_QUEUE"] = f"ack-bench-{os.getpid()}-{r}"
+                    worker = start_worker(env, args.remote, Path(tmp) / f"worker{r}.log")
                 proc = BotProcess(env, Path(tmp) / f"bot{r}.log")
                 try:
                     await fake.wait_for(lambda f, proc=proc: proc.alive() and any(s.identified for s in f.gateway.sessions),
@@ -137,6 +152,12 @@ async def main() -> None:
                           f"{time.perf_counter() - started:.2f} s")
                 finally:
                     proc.stop()
+                    if worker is not None:
+                        worker.send_signal(signal.SIGINT)
+                        try:
+                            worker.wait(20)
+                        except subprocess.TimeoutExpired:
+                            worker.kill()
                     await fake.wait_for(lambda f: not f.gateway.sessions, timeout=30, what="the bot to leave")
         finally:
             await fake.stop()
@@ -145,7 +166,8 @@ async def main() -> None:
         p50, p99 = percentile(ms, 50), percentile(ms, 99)
         late = sum(1 for m in ms if m == float("inf"))
         answered = [m for m in ms if m != float("inf")] or [float("inf")]
-        print(f"round {r + 1} ({args.engine} engine): ack p50 {p50:.0f} ms, p90 {percentile(ms, 90):.0f} ms, "
+        where = "remote worker" if args.remote else "in-process pool"
+        print(f"round {r + 1} ({args.engine} engine, {where}): ack p50 {p50:.0f} ms, p90 {percentile(ms, 90):.0f} ms, "
               f"p99 {p99:.0f} ms, max answered {max(answered):.0f} ms, mean answered {statistics.mean(answered):.0f} ms "
               f"(n={len(ms)}, {late} missed Discord's 3 s deadline)")
         ok &= p99 <= TARGET_P99_MS
