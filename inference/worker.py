@@ -121,38 +121,18 @@ class Worker:
 
     async def _run_batch(self, requests: list[GenerationRequest]) -> None:
         loop = asyncio.get_running_loop()
-        ids = [r.job_id for r in requests]
-        self.current = ids[0]
         self.batches += 1
-        log.info("worker %s runs jobs %s as one batch", self.name, ids)
+        log.info("worker %s runs jobs %s as one batch", self.name, [r.job_id for r in requests])
 
         def on_step(job_id: int, step: int, total: int) -> None:
             loop.call_soon_threadsafe(self._report, Progress(job_id, step, total))
 
-        try:
-            outcomes = await loop.run_in_executor(
-                self._thread, lambda: self._engine_now().run_batch(  # type: ignore[attr-defined]
-                    requests, on_step, lambda job_id: job_id in self._cancelled))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            outcomes = [exc] * len(requests)
-        try:
-            for request, outcome in zip(requests, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    log.info("job %s failed on %s: %r", request.job_id, self.name, outcome)
-                    self._settle(self._source.failed(request.job_id, outcome))
-                else:
-                    self._settle(self._source.finished(outcome))
-        finally:
-            self.current = None
-            for job_id in ids:
-                self._cancelled.discard(job_id)
+        await self._execute(requests, lambda: self._engine_now().run_batch(  # type: ignore[attr-defined]
+            requests, on_step, lambda job_id: job_id in self._cancelled))
 
     async def _run(self, request: GenerationRequest) -> None:
         loop = asyncio.get_running_loop()
         job_id = request.job_id
-        self.current = job_id
 
         def on_step(step: int, total: int) -> None:
             loop.call_soon_threadsafe(self._report, Progress(job_id, step, total))
@@ -160,20 +140,30 @@ class Worker:
         def is_cancelled() -> bool:
             return job_id in self._cancelled
 
+        await self._execute([request], lambda: [self._engine_now().run(request, on_step, is_cancelled)])
+
+    async def _execute(self, requests: list[GenerationRequest],
+                       work: Callable[[], list[GenerationResult | BaseException]]) -> None:
+        """Run ``work`` on the device thread and report each job's result or failure."""
+        ids = [r.job_id for r in requests]
+        self.current = ids[0]
         try:
-            result = await loop.run_in_executor(
-                self._thread, lambda: self._engine_now().run(request, on_step, is_cancelled)
-            )
+            outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, work)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the source turns every failure into a message for the member
-            log.info("job %s failed on %s: %r", job_id, self.name, exc)
-            self._settle(self._source.failed(job_id, exc))
-        else:
-            self._settle(self._source.finished(result))
+            outcomes = [exc] * len(requests)
+        try:
+            for job_id, outcome in zip(ids, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    log.info("job %s failed on %s: %r", job_id, self.name, outcome)
+                    self._settle(self._source.failed(job_id, outcome))
+                else:
+                    self._settle(self._source.finished(outcome))
         finally:
             self.current = None
-            self._cancelled.discard(job_id)
+            for job_id in ids:
+                self._cancelled.discard(job_id)
 
     def _settle(self, report: Awaitable[None]) -> None:
         """Report an outcome in the background: the device starts its next job meanwhile instead of
