@@ -46,8 +46,8 @@ STEPS_PER_CREDIT = 5
 # The pre-acknowledgement quota check answers from a snapshot of the member's allowance and usage
 # this young; an older or missing one is read from the database for at most PRECHECK_BUDGET
 # seconds while the bot is quiet, PRECHECK_BUDGET_BURST while other commands are waiting for
-# their acknowledgement too (a burst: the acknowledgements matter more). The read goes on in the background either way and
-# fills the snapshot for the member's next command.
+# their acknowledgement too (a burst: the acknowledgements matter more). The read goes on in the
+# background either way and fills the snapshot for the member's next command.
 SNAPSHOT_SECONDS = 30.0
 PRECHECK_BUDGET = 0.2
 PRECHECK_BUDGET_BURST = 0.0
