@@ -326,6 +326,20 @@ class JobService:
         self._live[job.id] = _Live(job)
         return request_from_params(job.id, job.params)
 
+    def running_job(self, job_id: int) -> Job | None:
+        """The row of a job this process claimed and has not finished, as claimed (no query)."""
+        live = self._live.get(job_id)
+        return live.job if live is not None else None
+
+    async def release(self, worker: str, job_ids: list[int]) -> None:
+        """Jobs ``worker`` claimed ahead but will not run (paused or stopping) go back to the queue."""
+        async with self.sessions.begin() as session:
+            released = await jobs_repo.release_claims(session, job_ids=job_ids, worker=worker)
+        for job_id in released:
+            self._forget(job_id)
+        if released:
+            log.info("worker %s put jobs %s back in the queue", worker, released)
+
     async def claim_partners(self, worker: str, request: GenerationRequest, room: int) -> list[GenerationRequest]:
         """Other members' next jobs that can share ``request``'s pipeline call (inference/batching.py)."""
         key = request.batch_key()
@@ -362,7 +376,7 @@ class JobService:
 
     async def finished(self, result: GenerationResult) -> None:
         if self.image_check is not None:
-            job = await self.get_job(result.job_id)
+            job = self.running_job(result.job_id) or await self.get_job(result.job_id)
             if job is not None:
                 reason = await self.image_check(job, [img.png for img in result.images])
                 if reason is not None:

@@ -113,6 +113,11 @@ class Metrics:
             self.run_seconds.labels(running.command).observe(self._clock() - running.claimed)
             self.in_flight.dec()
 
+    def unclaimed(self, job_id: int) -> None:
+        """A job claimed ahead went back to the queue unrun (its wait was observed already)."""
+        if self._running.pop(job_id, None) is not None:
+            self.in_flight.dec()
+
     # ----- queue depth -----
 
     async def refresh_queue(self, sessions: async_sessionmaker[AsyncSession], *, limit: int = 5000) -> None:
@@ -183,11 +188,19 @@ class _MeteredSource:
 
     async def _claimed(self, request: GenerationRequest) -> None:
         try:
-            job = await self.inner.get_job(request.job_id)
+            running = getattr(self.inner, "running_job", None)
+            job = running(request.job_id) if running is not None else None
+            if job is None:
+                job = await self.inner.get_job(request.job_id)
             if job is not None:
                 self.metrics.claimed(job)
         except Exception:  # metrics never stop a job
             log.exception("could not time job %s", request.job_id, extra={"job_id": request.job_id})
+
+    async def release(self, worker: str, job_ids: list[int]) -> None:
+        for job_id in job_ids:
+            self.metrics.unclaimed(job_id)
+        await self.inner.release(worker, job_ids)
 
     async def progress(self, event: Progress) -> None:
         with job_context(event.job_id):

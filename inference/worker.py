@@ -58,6 +58,8 @@ class Worker:
         self.batching = batching
         self.batches = 0  # pipeline calls that carried more than one job
         self.settling: set[asyncio.Future[None]] = set()  # outcomes still being reported
+        self._running: set[int] = set()  # jobs on the device now
+        self._ahead: asyncio.Future[list[GenerationRequest] | None] | None = None  # next claim, started early
 
     def _engine_now(self) -> EngineLike:
         # Built on the worker thread: the first build imports torch (seconds), never on the loop.
@@ -78,25 +80,71 @@ class Worker:
         await loop.run_in_executor(self._thread, _load)
 
     async def run_forever(self) -> None:
-        while True:
-            await self._resume.wait()
-            try:
-                request = await self._source.claim(self.name)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker %s could not claim a job", self.name)
-                request = None
-            if request is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                continue
-            partners = await self._partners(request)
-            if partners:
-                await self._run_batch([request, *partners])
-            else:
-                await self._run(request)
+        try:
+            while True:
+                if self._ahead is not None and not self._resume.is_set():
+                    await self._release_ahead()  # paused: jobs claimed ahead wait in the queue like the rest
+                await self._resume.wait()
+                claimed = await self._take_ahead() if self._ahead is not None else None
+                if claimed is None and self._resume.is_set():  # also when the early claim found nothing
+                    claimed = await self._claim()
+                if claimed is None:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._poll)
+                    continue
+                if len(claimed) > 1:
+                    await self._run_batch(claimed)
+                else:
+                    await self._run(claimed[0])
+        finally:
+            if self._ahead is not None:  # stopping: what was claimed ahead goes back to the queue
+                await self._release_ahead()
+
+    async def _claim(self) -> list[GenerationRequest] | None:
+        """The next job and its batch partners, claimed; None when nothing is queued."""
+        try:
+            request = await self._source.claim(self.name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker %s could not claim a job", self.name)
+            return None
+        if request is None:
+            return None
+        return [request, *await self._partners(request)]
+
+    def _look_ahead(self, event: Progress) -> None:
+        """The running job reported its last denoising step: claim the next job now, so the device
+        starts it the moment decoding and encoding are done instead of waiting for a round trip to
+        the database (the choice is made within a step of the old time, so the order stays fair)."""
+        if (self._ahead is None and event.step >= event.total and event.job_id in self._running
+                and self._resume.is_set()):
+            self._ahead = asyncio.ensure_future(self._claim())
+
+    async def _take_ahead(self) -> list[GenerationRequest] | None:
+        task, self._ahead = self._ahead, None
+        assert task is not None
+        return await task
+
+    async def _release_ahead(self) -> None:
+        task, self._ahead = self._ahead, None
+        assert task is not None
+        try:
+            claimed = await asyncio.shield(task)  # a claim half done would leave a job marked running
+        except BaseException:
+            return
+        if claimed:
+            await self._give_back(claimed)
+
+    async def _give_back(self, claimed: list[GenerationRequest]) -> None:
+        release = getattr(self._source, "release", None)
+        if release is None:
+            return
+        try:
+            await release(self.name, [r.job_id for r in claimed])
+        except Exception:  # the start-up recovery re-queues them
+            log.exception("worker %s could not put jobs %s back", self.name, [r.job_id for r in claimed])
 
     async def _partners(self, request: GenerationRequest) -> list[GenerationRequest]:
         """Other members' next jobs that can share this job's pipeline call, claimed; [] when none."""
@@ -147,6 +195,7 @@ class Worker:
         """Run ``work`` on the device thread and report each job's result or failure."""
         ids = [r.job_id for r in requests]
         self.current = ids[0]
+        self._running = set(ids)
         try:
             outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, work)
         except asyncio.CancelledError:
@@ -162,6 +211,7 @@ class Worker:
                     self._settle(self._source.finished(outcome))
         finally:
             self.current = None
+            self._running = set()
             for job_id in ids:
                 self._cancelled.discard(job_id)
 
@@ -174,6 +224,7 @@ class Worker:
         task.add_done_callback(_log_failure)
 
     def _report(self, event: Progress) -> None:
+        self._look_ahead(event)
         task = asyncio.ensure_future(self._source.progress(event))
         task.add_done_callback(_log_failure)
 

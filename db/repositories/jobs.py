@@ -346,6 +346,20 @@ async def cancel_job(session: AsyncSession, *, job_id: int) -> str | None:
     return previous
 
 
+async def release_claims(session: AsyncSession, *, job_ids: Sequence[int], worker: str) -> list[int]:
+    """Put jobs ``worker`` claimed but never started back in the queue as if never claimed (a worker
+    that claimed ahead and then was paused or stopped). Returns the ids released."""
+    released = []
+    for job_id in job_ids:
+        result = await session.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.running, Job.worker == worker)
+            .values(status=JobStatus.queued, worker=None, started_at=None, heartbeat_at=None, progress_step=0,
+                    attempts=Job.attempts - 1))
+        if result.rowcount == 1:
+            released.append(job_id)
+    return released
+
+
 async def mark_canceled(session: AsyncSession, *, job_id: int) -> None:
     await session.execute(
         update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))

@@ -46,6 +46,8 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.gate.set()
+        self.tail = threading.Event()  # held: the job sits after its last step (decoding, encoding)
+        self.tail.set()
         self.calls: list[GenerationRequest] = []
         self.fail_with: BaseException | None = None
 
@@ -57,6 +59,7 @@ class ScriptedEngine:
                 raise JobCancelled(request.job_id, i)
             if on_step:
                 on_step(i + 1, request.steps)
+        self.tail.wait(5)
         if self.fail_with is not None:
             raise self.fail_with
         images = [GeneratedImage(_png(), s, 8, 8) for s in request.seeds()]
@@ -245,3 +248,57 @@ async def test_heartbeat_keeps_this_process_jobs_alive(env) -> None:  # type: ig
     job = await service.get_job(ticket.job.id)
     assert job.status == JobStatus.running
     assert job.heartbeat_at is not None and job.heartbeat_at >= before
+
+
+async def _claimed_ahead(service: JobService, engine: ScriptedEngine) -> tuple[int, int]:
+    """Two members' jobs; the second is claimed while the first is past its last step."""
+    engine.tail.clear()
+    engine.gate.clear()  # both are queued before the first reaches its last step
+    first = await service.submit(command="imagine", params=_params(service, seed=1), origin=Origin(user_id=1))
+    second = await service.submit(command="imagine", params=_params(service, seed=2), origin=Origin(user_id=2))
+    engine.gate.set()
+    for _ in range(250):
+        if (await service.get_job(second.job.id)).status == JobStatus.running:
+            break
+        await asyncio.sleep(0.02)
+    assert (await service.get_job(second.job.id)).status == JobStatus.running
+    assert [r.job_id for r in engine.calls] == [first.job.id], "the second job must not start before the first ends"
+    return first.job.id, second.job.id
+
+
+async def test_next_job_is_claimed_during_the_last_step(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, engine, _ = env
+    first, second = await _claimed_ahead(service, engine)
+    engine.tail.set()
+    await recorder.wait(lambda ev: {e[1] for e in ev if e[0] == "deliver"} == {first, second})
+    assert [r.job_id for r in engine.calls] == [first, second]
+    job = await service.get_job(second)
+    assert job.status == JobStatus.completed and job.attempts == 1
+
+
+async def test_pause_puts_a_job_claimed_ahead_back(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, engine, pool = env
+    first, second = await _claimed_ahead(service, engine)
+    pool.pause()
+    engine.tail.set()
+    await recorder.wait(lambda ev: any(e[0] == "deliver" and e[1] == first for e in ev))
+    for _ in range(250):
+        job = await service.get_job(second)
+        if job.status == JobStatus.queued:
+            break
+        await asyncio.sleep(0.02)
+    assert (job.status, job.attempts, job.worker, job.started_at) == (JobStatus.queued, 0, None, None)
+    assert [r.job_id for r in engine.calls] == [first]
+    pool.resume()
+    await recorder.wait(lambda ev: any(e[0] == "deliver" and e[1] == second for e in ev))
+    assert (await service.get_job(second)).attempts == 1
+
+
+async def test_stopping_puts_a_job_claimed_ahead_back(env) -> None:  # type: ignore[no-untyped-def]
+    service, _, engine, pool = env
+    first, second = await _claimed_ahead(service, engine)
+    await pool.stop()
+    engine.tail.set()
+    job = await service.get_job(second)
+    assert (job.status, job.attempts) == (JobStatus.queued, 0)
+    assert (await service.get_job(first)).status == JobStatus.running  # interrupted: recovery re-queues it
