@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bot.__main__ import _loop_factory
 from bot.client import Atelier
 from bot.settings import load_settings
 from inference.engine import Engine
@@ -104,7 +105,8 @@ async def main() -> None:
           f"rounds {', '.join(f'{t:.2f}' for t in e2e_times)})")
     pairs = [e / d for e, d in zip(e2e_times, direct_times, strict=True)]
     print(f"moderation: {'off' if args.no_moderation else 'on (semantic prompt layer + NSFW image filter)'}; "
-          f"batching: {'off' if args.batch_max <= 1 else f'up to {args.batch_max} images a call'}")
+          f"batching: {'off' if args.batch_max <= 1 else f'up to {args.batch_max} images a call'}; "
+          f"event loop: {type(asyncio.get_running_loop()).__module__.split('.')[0]}")
     print(f"ratio (best e2e / best direct): {best_e2e / best_direct:.3f}x   "
           f"median of per-round ratios: {statistics.median(pairs):.3f}x  ({', '.join(f'{r:.3f}' for r in pairs)})")
     print(f"process CPU time: direct {statistics.median(direct_cpu):.2f} s, e2e {statistics.median(e2e_cpu):.2f} s "
@@ -112,4 +114,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The event loop `atelier run` uses (uvloop where installed; ATELIER_UVLOOP=0 for asyncio's own).
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(main())

@@ -259,6 +259,10 @@ class JobService:
                 seed=params["seed"], params=params,
             ))
             await self._notify("before_submit", session, job, origin)
+        # Read after the commit: in a burst of commands the next member's submission need not wait
+        # for this one's place in line to be worked out. The worker is woken after it, so the place
+        # is one in the queue, not a job already running.
+        async with self.reads() as session:
             position, total = await jobs_repo.queue_position(session, job=job)
             eta = await self._eta(session, job, position)
         if self.pool is not None:
