@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import sys
@@ -47,13 +48,41 @@ def direct(engine: Engine, model: str, jobs: int) -> float:
     return time.perf_counter() - started
 
 
-async def end_to_end(fake: FakeDiscord, users: list[int], jobs: int) -> float:
+class Spans:
+    """When each engine.run of the end-to-end side started and ended (wraps the shared engine)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.spans: list[tuple[float, float]] = []
+        run = engine.run
+
+        def timed(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            try:
+                return run(*args, **kwargs)  # type: ignore[arg-type]
+            finally:
+                self.spans.append((started, time.perf_counter()))
+
+        engine.run = timed  # type: ignore[method-assign]
+
+
+async def end_to_end(fake: FakeDiscord, users: list[int], jobs: int, spans: Spans) -> tuple[float, dict[str, float]]:
+    """Wall time of N members' /imagine until every result is posted, and where it went."""
+    spans.spans.clear()
     started = time.perf_counter()
     inters = await asyncio.gather(*(
         fake.slash("imagine", {"prompt": PROMPT, "seed": n}, user_id=users[n], channel_id=fake.channel_id)
         for n in range(jobs)))
     await fake.wait_for(lambda f: all(i.original is not None and i.original.attachments for i in inters), timeout=600)
-    return time.perf_counter() - started
+    ended = time.perf_counter()
+    runs = sorted(spans.spans)
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(runs)] or [0.0]
+    return ended - started, {
+        "busy": sum(b - a for a, b in runs) / (ended - started),
+        "run_ms": statistics.median(b - a for a, b in runs) * 1000,
+        "gap_ms": statistics.median(gaps) * 1000,
+        "first_ms": (runs[0][0] - started) * 1000,
+        "last_ms": (ended - runs[-1][1]) * 1000,
+    }
 
 
 async def main() -> None:
@@ -73,6 +102,7 @@ async def main() -> None:
         model = registry.default.name
         engine = Engine(registry, "cpu", batch_max=args.batch_max)
         direct(engine, model, 1)  # load and warm up
+        spans = Spans(engine)
         fake = FakeDiscord()
         await fake.start()
         fake.patch_discord()
@@ -83,16 +113,19 @@ async def main() -> None:
                                  nsfw_image_check=not args.no_moderation)
         bot = Atelier(settings, engine_factory=lambda device: engine, guild_ready_timeout=0.05)
         direct_times, e2e_times, direct_cpu, e2e_cpu = [], [], [], []
+        where: list[dict[str, float]] = []
         try:
             async with running(bot, fake, timeout=60):
                 await bot.moderation.warmup()
-                await end_to_end(fake, users, 1)  # warm the whole path once
+                await end_to_end(fake, users, 1, spans)  # warm the whole path once
                 for _ in range(args.rounds):
                     cpu = time.process_time()
                     direct_times.append(await asyncio.to_thread(direct, engine, model, args.jobs))
                     direct_cpu.append(time.process_time() - cpu)
                     cpu = time.process_time()
-                    e2e_times.append(await end_to_end(fake, users, args.jobs))
+                    took, parts = await end_to_end(fake, users, args.jobs, spans)
+                    e2e_times.append(took)
+                    where.append(parts)
                     e2e_cpu.append(time.process_time() - cpu)
         finally:
             await fake.stop()
@@ -109,6 +142,13 @@ async def main() -> None:
           f"event loop: {type(asyncio.get_running_loop()).__module__.split('.')[0]}")
     print(f"ratio (best e2e / best direct): {best_e2e / best_direct:.3f}x   "
           f"median of per-round ratios: {statistics.median(pairs):.3f}x  ({', '.join(f'{r:.3f}' for r in pairs)})")
+    print("where the end-to-end time went (median of rounds): engine.run busy "
+          f"{statistics.median(w['busy'] for w in where) * 100:.1f}% of it, "
+          f"{statistics.median(w['run_ms'] for w in where):.0f} ms a job (direct: "
+          f"{statistics.median(direct_times) / args.jobs * 1000:.0f} ms); idle between two jobs "
+          f"{statistics.median(w['gap_ms'] for w in where):.1f} ms; first job started "
+          f"{statistics.median(w['first_ms'] for w in where):.0f} ms after the burst; last result posted "
+          f"{statistics.median(w['last_ms'] for w in where):.0f} ms after its run")
     print(f"process CPU time: direct {statistics.median(direct_cpu):.2f} s, e2e {statistics.median(e2e_cpu):.2f} s "
           f"(ratio {statistics.median(e2e_cpu) / statistics.median(direct_cpu):.3f}x; includes the fake Discord)")
 
