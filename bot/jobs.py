@@ -68,6 +68,7 @@ class JobListener(Protocol):
 
     Each runs inside the transaction that made the change, so what it writes commits or rolls back
     with it. Every method is optional; before_submit may raise a UserFacingError to refuse the job.
+    ``screen(params, origin)`` runs before the job's write transaction opens (for slow work).
     """
 
     async def before_submit(self, session: AsyncSession, job: Job, origin: Origin) -> None: ...
@@ -241,6 +242,10 @@ class JobService:
                      parent_job_id: int | None = None) -> Ticket:
         if self.acks is not None:
             await self.acks.quiet()
+        for listener in self.listeners:  # slow checks (moderation's models) before the write lock
+            screen = getattr(listener, "screen", None)
+            if screen is not None:
+                await screen(params, origin)
         async with self.sessions.begin() as session:
             await users_repo.ensure_user(session, user_id=origin.user_id, name=origin.user_name)
             mine = await jobs_repo.count_active(session, user_id=origin.user_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,9 @@ def _aware(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
+SCREENED_KEPT = 256
+
+
 class ModerationService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, moderator: Moderator,
                  images: ImageChecker | None = None, reads: async_sessionmaker[AsyncSession] | None = None) -> None:
@@ -55,6 +59,8 @@ class ModerationService:
         # The semantic layer joins only once loaded: loading takes seconds, and a command must be
         # acknowledged within 3 s, so until then prompts get the rule layers alone.
         self.semantic_ready = False
+        # Verdicts worked out by screen() just before a job's write transaction, for before_submit.
+        self._screened: OrderedDict[tuple[str, str, int | None, bool], Verdict] = OrderedDict()
 
     async def warmup(self) -> bool:
         self.semantic_ready = await asyncio.to_thread(self.moderator.warmup)
@@ -173,11 +179,23 @@ class ModerationService:
         return verdict
 
     # JobService listener: every job, whatever started it.
+    async def screen(self, params: dict[str, Any], origin: Any) -> None:
+        """Called by JobService.submit before it opens the job's write transaction: the prompt's
+        verdict (the semantic model takes ~10 ms of CPU) is worked out here, so the database's write
+        lock is never held across it and a burst's submissions and the worker's claims do not queue
+        behind each other's model calls. before_submit takes it from here."""
+        key = (params["prompt"], params.get("negative_prompt", ""), origin.guild_id, bool(origin.nsfw_channel))
+        self._screened[key] = await self.verdict(key[0], key[1], guild_id=key[2], nsfw_channel=key[3])
+        while len(self._screened) > SCREENED_KEPT:  # submissions refused before before_submit ran
+            self._screened.popitem(last=False)
+
     async def before_submit(self, session: AsyncSession, job: Job, origin: Any) -> None:
         await self.ensure_not_banned(job.guild_id, job.user_id, session)
         params = job.params
-        verdict = await self.verdict(params["prompt"], params.get("negative_prompt", ""), guild_id=job.guild_id,
-                                     nsfw_channel=origin.nsfw_channel)
+        key = (params["prompt"], params.get("negative_prompt", ""), job.guild_id, bool(origin.nsfw_channel))
+        verdict = self._screened.pop(key, None)
+        if verdict is None:  # not screened (or a twin submission took it): decide here
+            verdict = await self.verdict(key[0], key[1], guild_id=job.guild_id, nsfw_channel=key[3])
         if verdict.action is Action.ALLOW and not verdict.categories:
             self._apply_safety_negative(job, await self.policy(job.guild_id), origin.nsfw_channel)
             return

@@ -1,0 +1,97 @@
+"""Moderation's verdict on a prompt is worked out before the job's write transaction opens."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from sqlalchemy import select
+
+from bot.errors import Refused
+from bot.jobs import ImagineOptions, Origin
+from bot.moderation import ModerationService
+from db.engine import create_sessionmaker
+from db.models import Job
+from moderation import Moderator
+from tests.accounts.helpers import service
+
+GUILD = 1_000_000_000_000_000_001
+
+
+def _origin(user_id: int) -> Origin:
+    return Origin(user_id=user_id, user_name="someone", guild_id=GUILD, channel_id=5)
+
+
+class Watched(ModerationService):
+    """Notes when the prompt checks run relative to the write transactions the database sees."""
+
+    def __init__(self, sessions, log: list[str]) -> None:  # type: ignore[no-untyped-def]
+        # as the bot wires it: lookups through read-only sessions (db/engine.py)
+        super().__init__(sessions, moderator=Moderator(semantic=False),
+                         reads=create_sessionmaker(sessions.kw["bind"], readonly=True))
+        self.log = log
+        self.verdict_hook = lambda: None
+
+    async def verdict(self, prompt, negative, **kw):  # type: ignore[no-untyped-def]
+        self.log.append(f"verdict {prompt}")
+        self.verdict_hook()
+        return await super().verdict(prompt, negative, **kw)
+
+
+class WriteFlag:
+    """The job service's sessionmaker, noting whether one of its write transactions is open."""
+
+    def __init__(self, sessions) -> None:  # type: ignore[no-untyped-def]
+        self.sessions = sessions
+        self.open = 0
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.sessions(*args, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def begin(self):  # type: ignore[no-untyped-def]
+        async with self.sessions.begin() as session:
+            self.open += 1
+            try:
+                yield session
+            finally:
+                self.open -= 1
+
+
+async def test_the_verdict_comes_before_the_write_transaction(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log: list[str] = []
+    jobs = service(sessions, tmp_path)
+    flag = jobs.sessions = WriteFlag(sessions)
+    moderation = Watched(sessions, log)
+    jobs.listeners.append(moderation)
+    moderation.verdict_hook = lambda: log.append(f"write transaction open: {bool(flag.open)}")
+    ticket = await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a red fox")),
+                               origin=_origin(1))
+    assert ticket.job.id is not None
+    assert log == ["verdict a red fox", "write transaction open: False"]
+
+
+async def test_a_screened_refusal_still_leaves_no_job(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    jobs = service(sessions, tmp_path)
+    moderation = Watched(sessions, [])
+    jobs.listeners.append(moderation)
+    with pytest.raises(Refused) as info:
+        await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a nude woman, nsfw")),
+                          origin=_origin(2))
+    assert "sexual" in str(info.value.categories)
+    async with sessions() as s:
+        assert (await s.execute(select(Job))).scalars().first() is None
+    assert not moderation._screened  # taken by before_submit, not left behind
+
+
+async def test_an_unscreened_submission_is_still_checked(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A listener list without screen() support (or a twin that took the verdict) decides inside."""
+    log: list[str] = []
+    jobs = service(sessions, tmp_path)
+    moderation = Watched(sessions, log)
+    jobs.listeners.append(moderation)
+    moderation.screen = None  # type: ignore[assignment,method-assign]
+    with pytest.raises(Refused):
+        await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a nude woman, nsfw")),
+                          origin=_origin(3))
+    assert log == ["verdict a nude woman, nsfw"]
