@@ -44,6 +44,11 @@ def _aware(when: datetime | None) -> datetime | None:
 SCREENED_KEPT = 256
 
 
+def _screen_key(params: dict[str, Any], origin: Any) -> tuple[str, str, int | None, bool]:
+    """What a prompt's verdict depends on: prompt, negative prompt, guild (its policy), channel kind."""
+    return params["prompt"], params.get("negative_prompt", ""), origin.guild_id, bool(origin.nsfw_channel)
+
+
 class ModerationService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, moderator: Moderator,
                  images: ImageChecker | None = None, reads: async_sessionmaker[AsyncSession] | None = None) -> None:
@@ -184,7 +189,7 @@ class ModerationService:
         verdict (the semantic model takes ~10 ms of CPU) is worked out here, so the database's write
         lock is never held across it and a burst's submissions and the worker's claims do not queue
         behind each other's model calls. before_submit takes it from here."""
-        key = (params["prompt"], params.get("negative_prompt", ""), origin.guild_id, bool(origin.nsfw_channel))
+        key = _screen_key(params, origin)
         self._screened[key] = await self.verdict(key[0], key[1], guild_id=key[2], nsfw_channel=key[3])
         while len(self._screened) > SCREENED_KEPT:  # submissions refused before before_submit ran
             self._screened.popitem(last=False)
@@ -192,7 +197,7 @@ class ModerationService:
     async def before_submit(self, session: AsyncSession, job: Job, origin: Any) -> None:
         await self.ensure_not_banned(job.guild_id, job.user_id, session)
         params = job.params
-        key = (params["prompt"], params.get("negative_prompt", ""), job.guild_id, bool(origin.nsfw_channel))
+        key = _screen_key(params, origin)  # job.guild_id is origin.guild_id
         verdict = self._screened.pop(key, None)
         if verdict is None:  # not screened (or a twin submission took it): decide here
             verdict = await self.verdict(key[0], key[1], guild_id=job.guild_id, nsfw_channel=key[3])

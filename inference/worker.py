@@ -54,12 +54,16 @@ class Worker:
         self._cancelled = cancelled
         self._poll = poll_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{device}")
-        self.current: int | None = None
         self.batching = batching
         self.batches = 0  # pipeline calls that carried more than one job
         self.settling: set[asyncio.Future[None]] = set()  # outcomes still being reported
-        self._running: set[int] = set()  # jobs on the device now
+        self._running: list[int] = []  # jobs on the device now, the first one leading
         self._ahead: asyncio.Future[list[GenerationRequest] | None] | None = None  # next claim, started early
+
+    @property
+    def current(self) -> int | None:
+        """The job on the device now (the first of a batch), or None when idle."""
+        return self._running[0] if self._running else None
 
     def _engine_now(self) -> EngineLike:
         # Built on the worker thread: the first build imports torch (seconds), never on the loop.
@@ -194,8 +198,7 @@ class Worker:
                        work: Callable[[], list[GenerationResult | BaseException]]) -> None:
         """Run ``work`` on the device thread and report each job's result or failure."""
         ids = [r.job_id for r in requests]
-        self.current = ids[0]
-        self._running = set(ids)
+        self._running = ids
         try:
             outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, work)
         except asyncio.CancelledError:
@@ -210,8 +213,7 @@ class Worker:
                 else:
                     self._settle(self._source.finished(outcome))
         finally:
-            self.current = None
-            self._running = set()
+            self._running = []
             for job_id in ids:
                 self._cancelled.discard(job_id)
 
