@@ -22,6 +22,7 @@ from bot.errors import Banned, Refused
 from db.models import Job
 from db.models_moderation import Ban, ModerationCase
 from db.repositories import moderation as mod_repo
+from inference import heap
 from moderation import Action, Moderator, Policy, Verdict
 from moderation.images import ImageChecker
 
@@ -69,6 +70,7 @@ class ModerationService:
 
     async def warmup(self) -> bool:
         self.semantic_ready = await asyncio.to_thread(self.moderator.warmup)
+        await asyncio.to_thread(heap.settle, "loading the moderation models")
         log.info("moderation ready (semantic layer %s)", "on" if self.semantic_ready else "off")
         return self.semantic_ready
 

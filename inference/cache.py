@@ -37,6 +37,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
+from inference import heap
 from inference.models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ class ModelCache:
                     self._pipelines[key] = pipe
                     self._sources[key] = (spec.source, dtype_for(spec, device), _unet_file(spec))
                 log.info("loaded %s on %s in %.2f s", spec.name, device, time.perf_counter() - started)
+                heap.settle(f"loading {spec.name}")
             return pipe
 
     def loaded(self) -> list[tuple[str, str]]:
@@ -169,6 +171,8 @@ class ModelCache:
             for key in companions:
                 del self._companions[key]
             keys += [k for k in companions if k not in keys]
+        if keys:
+            heap.settle(f"evicting {name}", thaw=True)
         if keys and torch.cuda.is_available():
             torch.cuda.empty_cache()
         return len(keys)
@@ -203,6 +207,7 @@ class ModelCache:
                 with self._guard:
                     self._companions[key] = cached
                 log.info("built %s on %s in %.2f s", key[0], key[1], time.perf_counter() - started)
+                heap.settle(f"building {key[0]}")
             return cached[1]
 
     def load_part(self, cls: Any, name: str, source: str, device: str, dtype: torch.dtype, **kwargs: Any) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,6 +183,28 @@ def test_cache_loads_once_shares_base_weights_and_evicts(tiny_registry: ModelReg
     assert sorted(cache.loaded()) == [("tiny-sdxl", "cpu"), ("tiny-sdxl-lightning", "cpu")]
     assert cache.evict("tiny-sdxl") == 1
     assert cache.loaded() == [("tiny-sdxl-lightning", "cpu")]
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_loaded_models_are_kept_out_of_the_cyclic_collector(tiny_registry: ModelRegistry) -> None:
+    # A full collection walks every tracked object holding the GIL; a model's objects are frozen
+    # after loading, and an eviction thaws them so cycles among what was dropped are still freed.
+    gc.unfreeze()
+    cache = ModelCache()
+    cache.get(tiny_registry.get("tiny-sd15"), "cpu")
+    assert gc.get_freeze_count() > 0
+    cycle = _Cycle()
+    ref = weakref.ref(cycle)
+    gc.freeze()
+    del cycle
+    gc.collect()
+    assert ref() is not None  # frozen: the collector no longer looks at it
+    assert cache.evict("tiny-sd15") == 1
+    assert ref() is None
 
 
 def test_base_loaded_after_lightning_keeps_its_own_unet(tiny_registry: ModelRegistry) -> None:
