@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import itertools
 import os
 import statistics
@@ -44,6 +46,27 @@ from tests.fakediscord.fixtures import running
 
 PROMPT = "a lighthouse at dusk, oil painting"
 T = TypeVar("T")
+
+
+def thread_cpu() -> collections.Counter[str]:
+    """CPU seconds each of this process's threads has used, by kind of thread (Linux /proc)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    kinds = {"MainThread": "bot's event loop", "fake-discord": "fake Discord", "atelier-": "pipeline",
+             "python": "pipeline", "uvloop": "executor (moderation, encoding)", "asyncio": "executor (moderation, encoding)",
+             "Thread-": "database (aiosqlite)"}
+    used: collections.Counter[str] = collections.Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as stat, open(f"/proc/self/task/{tid}/comm") as comm:
+                    fields, name = stat.read().rsplit(")", 1)[1].split(), comm.read().strip()
+            except OSError:
+                continue
+            name = names.get(int(tid), name)
+            kind = next((k for prefix, k in kinds.items() if name.startswith(prefix)), "other")
+            used[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 class FakeLoop:
@@ -160,6 +183,7 @@ async def main() -> None:
                                  nsfw_image_check=not args.no_moderation)
         bot = Atelier(settings, engine_factory=lambda device: engine, guild_ready_timeout=0.05)
         direct_times, e2e_times, direct_cpu, e2e_cpu = [], [], [], []
+        by_thread: collections.Counter[str] = collections.Counter()
         where: list[dict[str, float]] = []
         try:
             async with running(bot, OnItsLoop(fake, on), timeout=60):  # type: ignore[arg-type]
@@ -169,11 +193,12 @@ async def main() -> None:
                     cpu = time.process_time()
                     direct_times.append(await asyncio.to_thread(direct, engine, model, args.jobs))
                     direct_cpu.append(time.process_time() - cpu)
-                    cpu = time.process_time()
+                    cpu, threads = time.process_time(), thread_cpu()
                     took, parts = await end_to_end(fake, on, users, args.jobs, spans)
                     e2e_times.append(took)
                     where.append(parts)
                     e2e_cpu.append(time.process_time() - cpu)
+                    by_thread.update(thread_cpu() - threads)
         finally:
             await on(fake.stop())
             on.close()
@@ -200,6 +225,10 @@ async def main() -> None:
           f"{statistics.median(w['last_ms'] for w in where):.0f} ms after its run")
     print(f"process CPU time: direct {statistics.median(direct_cpu):.2f} s, e2e {statistics.median(e2e_cpu):.2f} s "
           f"(ratio {statistics.median(e2e_cpu) / statistics.median(direct_cpu):.3f}x; includes the fake Discord)")
+    if by_thread:
+        runs = args.jobs * args.rounds
+        print("end-to-end CPU a job by thread: " + ", ".join(
+            f"{kind} {seconds / runs * 1000:.1f} ms" for kind, seconds in by_thread.most_common()))
 
 
 if __name__ == "__main__":

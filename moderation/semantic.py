@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ THRESHOLDS: dict[str, float] = {"sexual": 0.62, "gore": 0.62}
 MARGIN = 0.12
 NAME_THRESHOLD = 0.6  # a multi-word name with one word misspelt
 SINGLE_NAME_THRESHOLD = 0.35  # a one-word name (7+ letters) one edit away
+RECENT_KEPT = 1024  # prompts whose concept scores are remembered
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ class SemanticLayer:
         self._concepts: Any = None
         self._anchors: Any = None
         self._name_vecs: dict[str, Any] = {}
+        # Text -> concept scores of recent prompts: rerolls, variations and retries send the same
+        # prompt again, and the model call (~10 ms of CPU) would give the same answer.
+        self._recent: OrderedDict[str, dict[str, float]] = OrderedDict()
         self.spelling = SpellingIndex(names)
         self.known_words = known_words
         self.available = model_installed()
@@ -147,6 +152,11 @@ class SemanticLayer:
         """Per concept category, similarity to the nearest description (0 when within the margin)."""
         if not self.load() or not text.strip():
             return {}
+        with self._lock:
+            known = self._recent.get(text)
+            if known is not None:
+                self._recent.move_to_end(text)
+                return dict(known)
         vec = self._encode([text])[0]
         labels, vecs = self._concepts
         sims = vecs @ vec
@@ -154,7 +164,12 @@ class SemanticLayer:
         scores: dict[str, float] = {}
         for label, sim in zip(labels, sims, strict=True):
             scores[label] = max(scores.get(label, 0.0), float(sim))
-        return {k: (v if v - anchor >= MARGIN else 0.0) for k, v in scores.items()}
+        result = {k: (v if v - anchor >= MARGIN else 0.0) for k, v in scores.items()}
+        with self._lock:
+            self._recent[text] = result
+            while len(self._recent) > RECENT_KEPT:
+                self._recent.popitem(last=False)
+        return dict(result)
 
     def check(self, text: str, tokens: list[str]) -> list[SemanticHit]:
         hits: list[SemanticHit] = []
