@@ -404,8 +404,8 @@ class JobService:
                     filter(None, [job.notice if job is not None else None, *result.notes])))
             stored = await jobs_repo.complete_job(session, job_id=result.job_id, outputs=outputs,
                                                   run_seconds=result.run_seconds)
-        if stored:
-            self._track(self.deliver(result.job_id))
+        if stored:  # the outputs just stored go along: no need to read the images back
+            self._track(self.deliver(result.job_id, outputs=sorted(outputs, key=lambda o: o.index)))
         self._forget(result.job_id)
 
     async def failed(self, job_id: int, error: BaseException) -> None:
@@ -426,13 +426,16 @@ class JobService:
 
     # ----- delivery -----
 
-    async def deliver(self, job_id: int) -> None:
-        """Post a finished job's result once; it stays undelivered (and is retried) if posting fails."""
+    async def deliver(self, job_id: int, *, outputs: list[Output] | None = None) -> None:
+        """Post a finished job's result once; it stays undelivered (and is retried) if posting fails.
+
+        ``outputs``: the job's stored outputs when the caller has them (read from the database if not)."""
         if self.delivery is None:
             return
         async with self.sessions() as session:
             job = await jobs_repo.get_job(session, job_id=job_id)
-            outputs = await jobs_repo.get_outputs(session, job_id=job_id)
+            if outputs is None:
+                outputs = await jobs_repo.get_outputs(session, job_id=job_id)
         if job is None or job.delivered:
             return
         try:

@@ -8,12 +8,13 @@ import threading
 
 import pytest
 from PIL import Image
+from sqlalchemy import update
 
 from bot.errors import InvalidOption, QueueFull
 from bot.jobs import ImagineOptions, JobService, Origin
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
-from db.models import JobStatus
+from db.models import Job, JobStatus
 from db.repositories import jobs as jobs_repo
 from inference.models import ModelRegistry
 from inference.pool import InferencePool
@@ -131,6 +132,37 @@ async def test_job_runs_and_is_delivered_once(env) -> None:  # type: ignore[no-u
     assert job.interaction_token is None
     progress = [e for e in recorder.events if e[0] == "progress"]
     assert progress and all(step < total for _, _, step, total in progress)
+
+
+async def test_a_fresh_result_is_posted_without_reading_its_images_back(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, _engine, _ = env
+    reads: list[int] = []
+    real = jobs_repo.get_outputs
+
+    async def counted(session, *, job_id):  # type: ignore[no-untyped-def]
+        reads.append(job_id)
+        return await real(session, job_id=job_id)
+
+    monkeypatch.setattr(jobs_repo, "get_outputs", counted)
+    posted: list[bytes] = []
+    deliver = recorder.deliver
+
+    async def keep(job, outputs):  # type: ignore[no-untyped-def]
+        posted.extend(o.data for o in outputs)
+        return await deliver(job, outputs)
+
+    recorder.deliver = keep
+    ticket = await service.submit(command="imagine", params=_params(service, count=2), origin=Origin(user_id=1))
+    await recorder.wait(lambda ev: any(e[0] == "deliver" for e in ev))
+    await service.drain()
+    assert reads == []
+    async with service.sessions() as s:
+        stored = await real(s, job_id=ticket.job.id)
+    assert posted == [o.data for o in stored] and len(posted) == 3  # grid first, then the two images
+    async with service.sessions.begin() as s:  # delivered again after a restart: read from the database
+        await s.execute(update(Job).where(Job.id == ticket.job.id).values(delivered=False))
+    await service.deliver(ticket.job.id)
+    assert reads == [ticket.job.id] and posted[3:] == posted[:3]
 
 
 @pytest.mark.parametrize(("options", "needle"), [
