@@ -226,6 +226,10 @@ class AccountService:
                              f"({source}). Credits reset <t:{reset}:R>; fewer steps, a smaller size or "
                              "fewer images cost less.")
 
+    async def screen(self, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
+        """Before the job's row is written: it records what the job costs (reserved in before_submit)."""
+        return {**params, "credits": job_cost(params)}
+
     async def before_submit(self, session: AsyncSession, job: Job, origin: Origin) -> None:
         cost = job_cost(job.params)
         now = self.clock()
@@ -236,7 +240,8 @@ class AccountService:
         if not ok:
             used = await repo.used_today(session, user_id=job.user_id, guild_id=guild_key, day=day_of(now))
             raise self._exceeded(cost, max((allowance or 0) - used, 0), allowance, source, now)
-        job.params = {**job.params, "credits": cost}
+        if job.params.get("credits") != cost:  # not screened: the row is updated
+            job.params = {**job.params, "credits": cost}
         self._forget_snapshots(guild_id=guild_key, user_id=job.user_id)
 
     async def on_delivered(self, session: AsyncSession, job: Job) -> None:

@@ -68,7 +68,9 @@ class JobListener(Protocol):
 
     Each runs inside the transaction that made the change, so what it writes commits or rolls back
     with it. Every method is optional; before_submit may raise a UserFacingError to refuse the job.
-    ``screen(params, origin)`` runs before the job's write transaction opens (for slow work).
+    ``screen(params, origin)`` runs before the job's write transaction opens (for slow work) and
+    may return the parameters to store instead (e.g. with a safety negative prompt added), so the
+    new row is written once rather than inserted and then updated.
     """
 
     async def before_submit(self, session: AsyncSession, job: Job, origin: Origin) -> None: ...
@@ -245,7 +247,7 @@ class JobService:
         for listener in self.listeners:  # slow checks (moderation's models) before the write lock
             screen = getattr(listener, "screen", None)
             if screen is not None:
-                await screen(params, origin)
+                params = await screen(params, origin) or params
         async with self.sessions.begin() as session:
             await users_repo.ensure_user(session, user_id=origin.user_id, name=origin.user_name)
             mine = await jobs_repo.count_active(session, user_id=origin.user_id)

@@ -50,6 +50,15 @@ def _screen_key(params: dict[str, Any], origin: Any) -> tuple[str, str, int | No
     return params["prompt"], params.get("negative_prompt", ""), origin.guild_id, bool(origin.nsfw_channel)
 
 
+def _with_safety_negative(params: dict[str, Any], policy: Policy, nsfw_channel: bool) -> dict[str, Any]:
+    """``params`` with the policy's safety negative prompt added (the same dict if there is none to add)."""
+    addition = policy.negative_prompt_addition(nsfw_channel=nsfw_channel)
+    if not addition or params.get("safety_negative"):  # rerolls and reruns carry it already
+        return params
+    negative = params.get("negative_prompt", "")
+    return {**params, "negative_prompt": f"{negative}, {addition}" if negative else addition, "safety_negative": True}
+
+
 class ModerationService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, moderator: Moderator,
                  images: ImageChecker | None = None, reads: async_sessionmaker[AsyncSession] | None = None) -> None:
@@ -186,15 +195,20 @@ class ModerationService:
         return verdict
 
     # JobService listener: every job, whatever started it.
-    async def screen(self, params: dict[str, Any], origin: Any) -> None:
+    async def screen(self, params: dict[str, Any], origin: Any) -> dict[str, Any]:
         """Called by JobService.submit before it opens the job's write transaction: the prompt's
         verdict (the semantic model takes ~10 ms of CPU) is worked out here, so the database's write
         lock is never held across it and a burst's submissions and the worker's claims do not queue
-        behind each other's model calls. before_submit takes it from here."""
+        behind each other's model calls. before_submit takes it from here. A prompt that may run
+        gets the guild's safety negative prompt now, so the job's row is written once."""
         key = _screen_key(params, origin)
-        self._screened[key] = await self.verdict(key[0], key[1], guild_id=key[2], nsfw_channel=key[3])
+        verdict = await self.verdict(key[0], key[1], guild_id=key[2], nsfw_channel=key[3])
+        if verdict.action is not Action.BLOCK:
+            params = _with_safety_negative(params, await self.policy(origin.guild_id), bool(origin.nsfw_channel))
+        self._screened[_screen_key(params, origin)] = verdict
         while len(self._screened) > SCREENED_KEPT:  # submissions refused before before_submit ran
             self._screened.popitem(last=False)
+        return params
 
     async def before_submit(self, session: AsyncSession, job: Job, origin: Any) -> None:
         await self.ensure_not_banned(job.guild_id, job.user_id, session)
@@ -217,14 +231,9 @@ class ModerationService:
 
     @staticmethod
     def _apply_safety_negative(job: Job, policy: Policy, nsfw_channel: bool) -> None:
-        addition = policy.negative_prompt_addition(nsfw_channel=nsfw_channel)
-        if not addition or job.params.get("safety_negative"):  # rerolls and reruns carry it already
-            return
-        params = dict(job.params)
-        negative = params.get("negative_prompt", "")
-        params["negative_prompt"] = f"{negative}, {addition}" if negative else addition
-        params["safety_negative"] = True
-        job.params = params
+        params = _with_safety_negative(job.params, policy, nsfw_channel)
+        if params is not job.params:  # not screened: the row is updated
+            job.params = params
 
     # ----- images -----
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from bot.accounts import AccountService, job_cost
 from bot.errors import Refused
 from bot.jobs import ImagineOptions, Origin
 from bot.moderation import ModerationService
 from db.engine import create_sessionmaker
 from db.models import Job
 from moderation import Moderator
+from moderation.policy import SAFETY_NEGATIVE
 from tests.accounts.helpers import service
 
 GUILD = 1_000_000_000_000_000_001
@@ -95,3 +97,27 @@ async def test_an_unscreened_submission_is_still_checked(sessions, tmp_path) -> 
         await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a nude woman, nsfw")),
                           origin=_origin(3))
     assert log == ["verdict a nude woman, nsfw"]
+
+
+async def test_the_job_row_is_written_once_with_its_safety_negative_and_cost(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    jobs = service(sessions, tmp_path)
+    jobs.listeners.append(Watched(sessions, []))
+    jobs.listeners.append(AccountService(jobs, default_daily=100))
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    bind = sessions.kw["bind"].sync_engine
+    event.listen(bind, "before_cursor_execute", note)
+    try:
+        ticket = await jobs.submit(command="imagine", params=jobs.prepare_imagine(
+            ImagineOptions(prompt="a red fox", negative="blurry", steps=4)), origin=_origin(4))
+    finally:
+        event.remove(bind, "before_cursor_execute", note)
+    assert [s for s in statements if s.startswith("UPDATE jobs")] == []
+    async with sessions() as s:
+        stored = await s.get(Job, ticket.job.id)
+    assert stored is not None
+    assert stored.params["negative_prompt"] == f"blurry, {SAFETY_NEGATIVE}" and stored.params["safety_negative"]
+    assert stored.params["credits"] == job_cost(stored.params)
