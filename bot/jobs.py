@@ -334,7 +334,9 @@ class JobService:
             job = await jobs_repo.claim_next_job(session, worker=worker)
         if job is None:
             return None
-        self._live[job.id] = _Live(job)
+        # The first progress edit comes a progress interval after the claim: a job done sooner goes
+        # from its queue message straight to its result, without an edit nobody would see.
+        self._live[job.id] = _Live(job, last_progress=self._clock())
         return request_from_params(job.id, job.params)
 
     def running_job(self, job_id: int) -> Job | None:
@@ -369,7 +371,7 @@ class JobService:
             partners = await jobs_repo.claim_partners(session, worker=worker, job_id=request.job_id, user_id=user_id,
                                                       compatible=compatible, room=room)
         for partner in partners:
-            self._live[partner.id] = _Live(partner)  # type: ignore[index]
+            self._live[partner.id] = _Live(partner, last_progress=self._clock())  # type: ignore[index]
         return [request_from_params(p.id, p.params) for p in partners]  # type: ignore[arg-type]
 
     async def progress(self, event: Progress) -> None:

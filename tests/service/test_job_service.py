@@ -134,6 +134,15 @@ async def test_job_runs_and_is_delivered_once(env) -> None:  # type: ignore[no-u
     assert progress and all(step < total for _, _, step, total in progress)
 
 
+async def test_a_job_done_within_the_progress_interval_gets_no_progress_edit(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, _engine, _ = env
+    service.progress_interval = 60.0
+    ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
+    await recorder.wait(lambda ev: any(e[0] == "deliver" for e in ev))
+    await service.drain()
+    assert [e[0] for e in recorder.events if e[1] == ticket.job.id] == ["deliver"]
+
+
 async def test_a_fresh_result_is_posted_without_reading_its_images_back(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     service, recorder, _engine, _ = env
     reads: list[int] = []
