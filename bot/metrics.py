@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.logs import job_context
-from db.models import Job, JobStatus
+from db.models import Job
 from db.repositories import jobs as jobs_repo
 from inference.pool import JobSource
 from inference.types import GenerationRequest, GenerationResult, Progress
@@ -120,10 +119,9 @@ class Metrics:
 
     # ----- queue depth -----
 
-    async def refresh_queue(self, sessions: async_sessionmaker[AsyncSession], *, limit: int = 5000) -> None:
+    async def refresh_queue(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         async with sessions() as session:
-            queued = await jobs_repo.list_jobs(session, status=JobStatus.queued, limit=limit)
-        counts = Tally(job.model for job in queued)
+            counts = await jobs_repo.queued_by_model(session)
         for model in self._models - counts.keys():
             self.queue_depth.labels(model).set(0)
         for model, count in counts.items():

@@ -280,6 +280,12 @@ async def count_active(session: AsyncSession, *, user_id: int | None = None) -> 
     return int(await session.scalar(query) or 0)
 
 
+async def queued_by_model(session: AsyncSession) -> dict[str, int]:
+    """How many jobs wait for each model (one grouped count, no rows loaded)."""
+    query = select(Job.model, func.count()).where(Job.status == JobStatus.queued).group_by(Job.model)
+    return {model: int(count) for model, count in (await session.execute(query)).all()}
+
+
 async def count_running(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.running)) or 0)
 

@@ -6,6 +6,7 @@ import asyncio
 
 from sqlalchemy import inspect
 
+from bot.metrics import Metrics
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
@@ -45,6 +46,26 @@ async def test_claim_takes_oldest_and_positions_follow(sessions) -> None:  # typ
         job = await jobs_repo.get_job(s, job_id=ids[2])
         assert await jobs_repo.queue_position(s, job=job) == (2, 2)
         assert job.user_id == BIG_ID and job.seed == 2**32 - 1
+
+
+async def test_queue_depth_per_model_counts_only_queued_jobs(sessions) -> None:  # type: ignore[no-untyped-def]
+    await _add(sessions, 3)
+    async with sessions.begin() as s:
+        other = _job()
+        other.model, other.params = "big", {**other.params, "model": "big"}
+        await jobs_repo.create_job(s, job=other)
+        await jobs_repo.claim_next_job(s, worker="cpu#0")  # one of the three "m" jobs runs now
+    async with sessions() as s:
+        assert await jobs_repo.queued_by_model(s) == {"m": 2, "big": 1}
+    metrics = Metrics()
+    await metrics.refresh_queue(sessions)
+    text = metrics.render().decode()
+    assert 'atelier_queue_depth{model="m"} 2.0' in text and 'atelier_queue_depth{model="big"} 1.0' in text
+    async with sessions.begin() as s:
+        while await jobs_repo.claim_next_job(s, worker="cpu#0") is not None:
+            pass
+    await metrics.refresh_queue(sessions)
+    assert 'atelier_queue_depth{model="m"} 0.0' in metrics.render().decode()
 
 
 async def test_concurrent_claims_never_share_a_job(sessions) -> None:  # type: ignore[no-untyped-def]
