@@ -89,6 +89,9 @@ class PoolLike(Protocol):
     @property
     def size(self) -> int: ...
 
+    @property
+    def busy(self) -> int: ...
+
 
 @dataclass(slots=True)
 class Origin:
@@ -242,7 +245,9 @@ class JobService:
 
     async def submit(self, *, command: str, params: dict[str, Any], origin: Origin,
                      parent_job_id: int | None = None) -> Ticket:
-        if self.acks is not None:
+        # Acknowledgements first (bot/acks.py), unless the devices have nothing to do: then this job
+        # is stored and started at once rather than after a burst's other commands are answered.
+        if self.acks is not None and (self.pool is None or self.pool.busy > 0):
             await self.acks.quiet()
         for listener in self.listeners:  # slow checks (moderation's models) before the write lock
             screen = getattr(listener, "screen", None)
