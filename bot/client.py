@@ -134,7 +134,7 @@ class Atelier(commands.AutoShardedBot):
         await self.service.recover()
         await self.pool.start()
         self._heartbeat = asyncio.create_task(self.service.heartbeat_forever(), name="atelier-job-heartbeat")
-        self.metrics.start(sessions, port=self.settings.metrics_port)
+        self.metrics.start(reads, port=self.settings.metrics_port)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """discord.py sleeps 5 s before every IDENTIFY but the first; the interval is adjustable."""

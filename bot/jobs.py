@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.acks import AckGate
 from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
+from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
@@ -335,7 +336,7 @@ class JobService:
     # ----- JobSource for the inference pool -----
 
     async def claim(self, worker: str) -> GenerationRequest | None:
-        async with self.sessions.begin() as session:
+        async with begin_urgent(self.sessions) as session:  # a device may be waiting: ahead of submissions
             job = await jobs_repo.claim_next_job(session, worker=worker)
         if job is None:
             return None
@@ -372,7 +373,7 @@ class JobService:
 
         job = self._live.get(request.job_id)
         user_id = job.job.user_id if job is not None else -1
-        async with self.sessions.begin() as session:
+        async with begin_urgent(self.sessions) as session:
             partners = await jobs_repo.claim_partners(session, worker=worker, job_id=request.job_id, user_id=user_id,
                                                       compatible=compatible, room=room)
         for partner in partners:
@@ -441,7 +442,7 @@ class JobService:
         ``outputs``: the job's stored outputs when the caller has them (read from the database if not)."""
         if self.delivery is None:
             return
-        async with self.sessions() as session:
+        async with self.reads() as session:
             job = await jobs_repo.get_job(session, job_id=job_id)
             if outputs is None:
                 outputs = await jobs_repo.get_outputs(session, job_id=job_id)
