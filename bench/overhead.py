@@ -135,7 +135,7 @@ async def end_to_end(fake: FakeDiscord, on: FakeLoop, users: list[int], jobs: in
             fake.slash("imagine", {"prompt": PROMPT, "seed": n}, user_id=users[n], channel_id=fake.channel_id)
             for n in range(jobs)))
         await fake.wait_for(lambda f: all(i.original is not None and i.original.attachments for i in inters),
-                            timeout=600)
+                            timeout=600, poll=False)  # the fake's state alone: no polling
 
     spans.spans.clear()
     started = time.perf_counter()

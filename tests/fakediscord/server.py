@@ -173,8 +173,9 @@ class FakeDiscord(UserActions):
         self._changes.notify()
 
     async def wait_for(self, predicate: Callable[[FakeDiscord], Any], timeout: float = 10.0,
-                       what: str = "predicate") -> Any:
-        """Wait until ``predicate(fake)`` is truthy, re-checking on every state change."""
+                       what: str = "predicate", *, poll: bool = True) -> Any:
+        """Wait until ``predicate(fake)`` is truthy, re-checking on every state change (and every
+        Changes.POLL seconds unless ``poll`` is False: for predicates on the fake's own state)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -185,7 +186,7 @@ class FakeDiscord(UserActions):
             if remaining <= 0:
                 recent = self.requests[-8:]
                 raise TimeoutError(f"fakediscord: {what} not true after {timeout}s; last requests: {recent}")
-            await self._changes.wait(remaining)
+            await self._changes.wait(remaining, poll=poll)
 
     def advance(self, seconds: float) -> None:
         """Move the fake's clock: tokens and ack deadlines age, nothing else does."""

@@ -194,11 +194,12 @@ class Changes:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float, *, poll: bool = True) -> None:
         """Until the next change, or at most ``POLL`` seconds so predicates on the bot's own state
-        (which the fake cannot see change) are re-checked too."""
+        (which the fake cannot see change) are re-checked too; ``poll=False`` for predicates on the
+        fake's state alone (no wake-ups in between: benchmarks)."""
         event = self._event
         try:
-            await asyncio.wait_for(event.wait(), min(timeout, self.POLL))
+            await asyncio.wait_for(event.wait(), min(timeout, self.POLL) if poll else timeout)
         except TimeoutError:
             pass
