@@ -81,7 +81,8 @@ def run(
 
         output = pipe(
             **prompt_arguments(request, prompt),
-            image=[init] * len(group),
+            image=init,  # one input image, made into len(group) latents by the pipeline
+            num_images_per_prompt=len(group),
             strength=request.strength,
             num_inference_steps=num_steps,
             guidance_scale=guidance,

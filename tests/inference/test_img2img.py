@@ -60,6 +60,19 @@ def test_input_is_fitted_to_the_requested_size_and_count_gives_seed_plus_i(engin
     assert np.array_equal(_pixels(result.images[1].png), _pixels(alone.images[0].png))
 
 
+@pytest.mark.parametrize("model", ["tiny-sd15", "tiny-sdxl"])
+def test_batched_images_one_call_for_all_seeds(engine: Engine, model: str) -> None:
+    # batch_images=True (one pipeline call for a job's images): one input, one latent per seed.
+    batched = Engine(engine.registry, "cpu", cache=engine.cache, batch_images=True)
+    seen: list[tuple[int, int]] = []
+    result = batched.run(_request(model, image=_gradient(200, 100), width=128, height=64, count=3, steps=4,
+                                  strength=0.5), on_step=lambda s, t: seen.append((s, t)))
+    assert [im.seed for im in result.images] == [5, 6, 7]
+    assert all((im.width, im.height) == (128, 64) for im in result.images)
+    assert not np.array_equal(_pixels(result.images[0].png), _pixels(result.images[1].png))
+    assert seen == [(i, 2) for i in range(1, 3)]  # one call: the steps are counted once
+
+
 def test_progress_counts_only_the_steps_that_run(engine: Engine) -> None:
     seen: list[tuple[int, int]] = []
     engine.run(_request(steps=8, strength=0.5), on_step=lambda s, t: seen.append((s, t)))
