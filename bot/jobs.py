@@ -256,11 +256,10 @@ class JobService:
                 params = await screen(params, origin) or params
         async with self.sessions.begin() as session:
             await users_repo.ensure_user(session, user_id=origin.user_id, name=origin.user_name)
-            mine = await jobs_repo.count_active(session, user_id=origin.user_id)
+            mine, everyone = await jobs_repo.active_counts(session, user_id=origin.user_id)
             if mine >= self.max_queued_per_user:
                 raise QueueFull(f"You already have {mine} jobs waiting; the limit is {self.max_queued_per_user}. "
                                 "Wait for one to finish or cancel one.")
-            everyone = await jobs_repo.count_active(session)
             if everyone >= self.max_queue:
                 raise QueueFull(f"The queue is full ({everyone} jobs). Try again in a few minutes.")
             params = {**params, "nsfw_channel": origin.nsfw_channel}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, utcnow
@@ -260,7 +260,7 @@ async def queue_position(session: AsyncSession, *, job: Job) -> tuple[int, int]:
         select(Job.id, Job.user_id, Job.guild_id, Job.params, Job.created_at)
         .where(*_claimable(None)).order_by(Job.id)
     )).all()
-    total = int(await session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.queued)) or 0)
+    total = len(rows)  # jobs a cancel is taking out of the queue are not counted
     if not any(r.id == job.id for r in rows):
         return total + 1, total
     heads: dict[int, Any] = {}
@@ -273,11 +273,12 @@ async def queue_position(session: AsyncSession, *, job: Job) -> tuple[int, int]:
     return len(order), total
 
 
-async def count_active(session: AsyncSession, *, user_id: int | None = None) -> int:
-    query = select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE_STATUSES))
-    if user_id is not None:
-        query = query.where(Job.user_id == user_id)
-    return int(await session.scalar(query) or 0)
+async def active_counts(session: AsyncSession, *, user_id: int) -> tuple[int, int]:
+    """(the member's queued or running jobs, everyone's), in one query."""
+    mine = func.coalesce(func.sum(case((Job.user_id == user_id, 1), else_=0)), 0)
+    row = (await session.execute(
+        select(mine, func.count()).select_from(Job).where(Job.status.in_(ACTIVE_STATUSES)))).one()
+    return int(row[0]), int(row[1])
 
 
 async def queued_by_model(session: AsyncSession) -> dict[str, int]:

@@ -68,6 +68,21 @@ async def test_queue_depth_per_model_counts_only_queued_jobs(sessions) -> None: 
     assert 'atelier_queue_depth{model="m"} 0.0' in metrics.render().decode()
 
 
+async def test_active_counts_are_the_members_and_everyones(sessions) -> None:  # type: ignore[no-untyped-def]
+    async with sessions() as s:
+        assert await jobs_repo.active_counts(s, user_id=BIG_ID) == (0, 0)
+    await _add(sessions, 2)
+    await _add(sessions, 3, user_id=7)
+    async with sessions.begin() as s:
+        await jobs_repo.claim_next_job(s, worker="cpu#0")  # running still counts
+        done = await jobs_repo.claim_next_job(s, worker="cpu#0")
+        await jobs_repo.complete_job(s, job_id=done.id, outputs=[], run_seconds=1.0)  # finished does not
+    async with sessions() as s:
+        mine, everyone = await jobs_repo.active_counts(s, user_id=BIG_ID)
+        theirs, _ = await jobs_repo.active_counts(s, user_id=7)
+    assert everyone == 4 and mine + theirs == 4 and mine in (1, 2)
+
+
 async def test_concurrent_claims_never_share_a_job(sessions) -> None:  # type: ignore[no-untyped-def]
     await _add(sessions, 6)
 
