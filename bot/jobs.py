@@ -482,7 +482,7 @@ class JobService:
         lapsed; jobs other live processes are running (several bot processes on one database) are
         left to them."""
         requeued, failed = await self._requeue(lambda job: not self._mine(job) and self._fresh(job))
-        async with self.sessions() as session:
+        async with self.reads() as session:
             pending = await jobs_repo.undelivered(session)
         if pending:
             log.info("recovery: delivering %s", [j.id for j in pending])

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
+# How long a writer waits for SQLite's write lock (busy_timeout) before "database is locked".
+BUSY_SECONDS = 10.0
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run while a writer commits; foreign keys are off by default in SQLite;
@@ -22,7 +25,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
     # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own BEGIN is deferred).
@@ -61,7 +64,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine, *, readonly: bool = False) -> async_sessionmaker[AsyncSession]:
     """Sessions for the data layer; readonly=True for lookups that never write (see _sqlite_begin).
 
-    On SQLite, ``begin()`` of a writing sessionmaker waits for its turn in this process (WriteTurns)."""
+    On SQLite, ``begin()`` of a writing sessionmaker waits for its turn in this process (TurnTakingSessions)."""
     if readonly:
         engine = engine.execution_options(atelier_readonly=True)
     elif engine.dialect.name == "sqlite":
@@ -69,8 +72,8 @@ def create_sessionmaker(engine: AsyncEngine, *, readonly: bool = False) -> async
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-# How long a write transaction may wait for its turn: SQLite's own busy_timeout (see _sqlite_pragmas).
-TURN_TIMEOUT = 10.0
+# How long a write transaction may wait for its turn: as long as SQLite's busy_timeout lets it wait.
+TURN_TIMEOUT = BUSY_SECONDS
 
 
 class TurnTakingSessions(async_sessionmaker[AsyncSession]):
