@@ -7,10 +7,11 @@ side includes everything a member waits for after the command: defer, database, 
 thread, PNG encoding with parameters, upload to the (fake) Discord and the final edit. Rounds
 alternate direct and end-to-end so machine noise hits both; the best round of each is compared.
 
-The fake Discord runs in this process on a thread and event loop of its own, as the real one runs
-elsewhere: its work (the gateway, parsing uploads) still takes this machine's CPU and this
-process's GIL, but it no longer shares the bot's event loop. ``--shared-loop`` puts it on the bot's
-loop, as the test suite does (and as this bench did before), which measures the fake as well.
+The fake Discord runs in a process of its own, as the real one runs on other machines: its work
+(the gateway, parsing the uploads) still takes this machine's CPU, shared with the pipeline, and
+is counted in the CPU figures, but it does not hold the bot's GIL or loop. ``--fake thread`` runs
+it in this process on a thread and loop of its own (its Python then holds this process's GIL),
+``--fake shared`` (or ``--shared-loop``) on the bot's loop, as the test suite does.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from typing import Any, TypeVar
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import discord
 import torch
+import yarl
 
 from bot.__main__ import _loop_factory
 from bot.client import Atelier
@@ -43,6 +46,7 @@ from inference.models import ModelRegistry
 from inference.tiny import make_tiny
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.fixtures import running
+from tests.fakediscord.server import API_PREFIX
 
 PROMPT = "a lighthouse at dusk, oil painting"
 T = TypeVar("T")
@@ -51,9 +55,15 @@ T = TypeVar("T")
 def thread_cpu() -> collections.Counter[str]:
     """CPU seconds each of this process's threads has used, by kind of thread (Linux /proc)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
-    kinds = {"MainThread": "bot's event loop", "fake-discord": "fake Discord", "atelier-": "pipeline",
-             "python": "pipeline", "uvloop": "executor (moderation, encoding)", "asyncio": "executor (moderation, encoding)",
-             "Thread-": "database (aiosqlite)"}
+    kinds = {
+        "MainThread": "bot's event loop",
+        "fake-discord": "fake Discord",
+        "atelier-": "pipeline",
+        "python": "pipeline",
+        "uvloop": "executor (moderation, encoding)",
+        "asyncio": "executor (moderation, encoding)",
+        "Thread-": "database (aiosqlite)",
+    }
     used: collections.Counter[str] = collections.Counter()
     tick = os.sysconf("SC_CLK_TCK")
     with contextlib.suppress(OSError):
@@ -88,14 +98,140 @@ class FakeLoop:
             self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-class OnItsLoop:
-    """What tests.fakediscord.fixtures.running awaits of the fake, awaited on the fake's own loop."""
+async def burst(fake: FakeDiscord, users: list[int], jobs: int) -> tuple[float, float]:
+    """N members' /imagine at once; (perf_counter when sent, when every result was posted).
 
-    def __init__(self, fake: FakeDiscord, on: FakeLoop) -> None:
-        self.fake, self.on = fake, on
+    perf_counter is CLOCK_MONOTONIC on Linux, so the stamps compare across processes."""
+    started = time.perf_counter()
+    inters = await asyncio.gather(
+        *(
+            fake.slash("imagine", {"prompt": PROMPT, "seed": n}, user_id=users[n], channel_id=fake.channel_id)
+            for n in range(jobs)
+        )
+    )
+    await fake.wait_for(
+        lambda f: all(i.original is not None and i.original.attachments for i in inters),
+        timeout=600,
+        poll=False,
+    )  # the fake's state alone: no polling
+    return started, time.perf_counter()
+
+
+class InProcessFake:
+    """The fake Discord in this process: on the bot's loop, or on a thread and loop of its own."""
+
+    def __init__(self, own_thread: bool) -> None:
+        self.on = FakeLoop(own_thread)
+        self.fake = FakeDiscord()
+        self.where = "on a thread and loop of its own in this process" if own_thread else "on the bot's loop"
+
+    async def start(self) -> None:
+        await self.on(self.fake.start())
+        self.fake.patch_discord()
+        self.guild_id = self.fake.guild_id
+
+    async def add_members(self, count: int) -> list[int]:
+        return [int(self.fake.add_member(70_000 + n, f"bench{n}")["user"]["id"]) for n in range(count)]
 
     async def wait_identified(self, timeout: float = 5.0) -> None:
         await self.on(self.fake.wait_identified(timeout))
+
+    async def burst(self, users: list[int], jobs: int) -> tuple[float, float]:
+        return await self.on(burst(self.fake, users, jobs))
+
+    def cpu_seconds(self) -> float | None:
+        return None  # counted with this process's threads
+
+    async def stop(self) -> None:
+        await self.on(self.fake.stop())
+        self.on.close()
+
+
+def _serve_fake(conn: Any) -> None:
+    """The child process of ProcessFake: a fake Discord answering the bench's requests on ``conn``."""
+
+    async def serve() -> None:
+        fake = FakeDiscord()
+        await fake.start()
+        loop = asyncio.get_running_loop()
+        conn.send({"url": fake.url, "gateway_url": fake.gateway_url, "guild_id": fake.guild_id})
+        while True:
+            request, *args = await loop.run_in_executor(None, conn.recv)
+            try:
+                if request == "add_members":
+                    reply: Any = [
+                        int(fake.add_member(70_000 + n, f"bench{n}")["user"]["id"]) for n in range(args[0])
+                    ]
+                elif request == "wait_identified":
+                    reply = await fake.wait_identified(args[0])
+                elif request == "burst":
+                    reply = await burst(fake, *args)
+                elif request == "stop":
+                    await fake.stop()
+                    conn.send(("ok", None))
+                    return
+                else:
+                    raise ValueError(f"unknown request {request!r}")
+            except Exception as exc:
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            else:
+                conn.send(("ok", reply))
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve())
+
+
+class ProcessFake:
+    """The fake Discord in a process of its own, as the real one runs on other machines: it still
+    takes this machine's CPU (the two share its cores), but not this process's GIL."""
+
+    where = "in a process of its own"
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve_fake, args=(child,), name="fake-discord", daemon=True)
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self.process.start()
+        info = await asyncio.to_thread(self.conn.recv)
+        discord.http.Route.BASE = f"{info['url']}{API_PREFIX}"
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(info["gateway_url"])
+        self.guild_id = int(info["guild_id"])
+
+    async def _ask(self, *request: Any) -> Any:
+        async with self._lock:
+            self.conn.send(request)
+            status, reply = await asyncio.to_thread(self.conn.recv)
+        if status != "ok":
+            raise RuntimeError(f"fake Discord process: {reply}")
+        return reply
+
+    async def add_members(self, count: int) -> list[int]:
+        return list(await self._ask("add_members", count))
+
+    async def wait_identified(self, timeout: float = 5.0) -> None:
+        await self._ask("wait_identified", timeout)
+
+    async def burst(self, users: list[int], jobs: int) -> tuple[float, float]:
+        started, ended = await self._ask("burst", users, jobs)
+        return started, ended
+
+    def cpu_seconds(self) -> float | None:
+        """CPU the fake's process has used so far (Linux /proc)."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ask("stop"), 10)
+        await asyncio.to_thread(self.process.join, 10)
+        if self.process.is_alive():
+            self.process.kill()
 
 
 def direct(engine: Engine, model: str, jobs: int) -> float:
@@ -103,9 +239,16 @@ def direct(engine: Engine, model: str, jobs: int) -> float:
     pipe = engine.pipeline(spec)
     started = time.perf_counter()
     for seed in range(jobs):
-        pipe(prompt=PROMPT, negative_prompt="", num_inference_steps=spec.steps, guidance_scale=spec.guidance,
-             width=spec.width, height=spec.height, generator=[torch.Generator("cpu").manual_seed(seed)],
-             output_type="pil")
+        pipe(
+            prompt=PROMPT,
+            negative_prompt="",
+            num_inference_steps=spec.steps,
+            guidance_scale=spec.guidance,
+            width=spec.width,
+            height=spec.height,
+            generator=[torch.Generator("cpu").manual_seed(seed)],
+            output_type="pil",
+        )
     return time.perf_counter() - started
 
 
@@ -126,21 +269,12 @@ class Spans:
         engine.run = timed  # type: ignore[method-assign]
 
 
-async def end_to_end(fake: FakeDiscord, on: FakeLoop, users: list[int], jobs: int,
-                     spans: Spans) -> tuple[float, dict[str, float]]:
+async def end_to_end(
+    fake: InProcessFake | ProcessFake, users: list[int], jobs: int, spans: Spans
+) -> tuple[float, dict[str, float]]:
     """Wall time of N members' /imagine until every result is posted, and where it went."""
-
-    async def burst() -> None:
-        inters = await asyncio.gather(*(
-            fake.slash("imagine", {"prompt": PROMPT, "seed": n}, user_id=users[n], channel_id=fake.channel_id)
-            for n in range(jobs)))
-        await fake.wait_for(lambda f: all(i.original is not None and i.original.attachments for i in inters),
-                            timeout=600, poll=False)  # the fake's state alone: no polling
-
     spans.spans.clear()
-    started = time.perf_counter()
-    await on(burst())
-    ended = time.perf_counter()
+    started, ended = await fake.burst(users, jobs)
     runs = sorted(spans.spans)
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(runs)] or [0.0]
     return ended - started, {
@@ -156,15 +290,33 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--no-moderation", action="store_true",
-                        help="turn off the semantic prompt layer and the NSFW image filter (pure plumbing)")
-    parser.add_argument("--batch-max", type=int, default=1,
-                        help="images one pipeline call may carry for batched jobs (1: no batching, like the "
-                             "direct side; more measures batching as well as overhead)")
-    parser.add_argument("--shared-loop", action="store_true",
-                        help="run the fake Discord on the bot's event loop instead of a thread and loop of its own")
+    parser.add_argument(
+        "--no-moderation",
+        action="store_true",
+        help="turn off the semantic prompt layer and the NSFW image filter (pure plumbing)",
+    )
+    parser.add_argument(
+        "--batch-max",
+        type=int,
+        default=1,
+        help="images one pipeline call may carry for batched jobs (1: no batching, like the "
+        "direct side; more measures batching as well as overhead)",
+    )
+    parser.add_argument(
+        "--fake",
+        choices=("process", "thread", "shared"),
+        default="process",
+        help="where the fake Discord runs: a process of its own (default, as the real one runs "
+        "elsewhere), a thread and loop of its own in this process, or the bot's own loop "
+        "(as the test suite runs it)",
+    )
+    parser.add_argument(
+        "--shared-loop", action="store_const", const="shared", dest="fake", help="the same as --fake shared"
+    )
     args = parser.parse_args()
-    on = FakeLoop(own_thread=not args.shared_loop)
+    fake: InProcessFake | ProcessFake = (
+        ProcessFake() if args.fake == "process" else InProcessFake(args.fake == "thread")
+    )
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:
         toml = make_tiny(Path(tmp) / "models")
@@ -173,62 +325,89 @@ async def main() -> None:
         engine = Engine(registry, "cpu", batch_max=args.batch_max)
         direct(engine, model, 1)  # load and warm up
         spans = Spans(engine)
-        fake = FakeDiscord()
-        await on(fake.start())
-        fake.patch_discord()
-        users = [int(fake.add_member(70_000 + n, f"bench{n}")["user"]["id"]) for n in range(args.jobs)]
-        settings = load_settings(discord_token="bench", database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
-                                 models=toml, devices="cpu", sync_guild=fake.guild_id,
-                                 moderation_semantic=not args.no_moderation,
-                                 nsfw_image_check=not args.no_moderation)
+        await fake.start()
+        users = await fake.add_members(args.jobs)
+        settings = load_settings(
+            discord_token="bench",
+            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
+            models=toml,
+            devices="cpu",
+            sync_guild=fake.guild_id,
+            moderation_semantic=not args.no_moderation,
+            nsfw_image_check=not args.no_moderation,
+        )
         bot = Atelier(settings, engine_factory=lambda device: engine, guild_ready_timeout=0.05)
-        direct_times, e2e_times, direct_cpu, e2e_cpu = [], [], [], []
+        direct_times, e2e_times, direct_cpu, e2e_cpu, fake_cpu = [], [], [], [], []
         by_thread: collections.Counter[str] = collections.Counter()
         where: list[dict[str, float]] = []
         try:
-            async with running(bot, OnItsLoop(fake, on), timeout=60):  # type: ignore[arg-type]
+            async with running(bot, fake, timeout=60):  # type: ignore[arg-type]
                 await bot.moderation.warmup()
-                await end_to_end(fake, on, users, 1, spans)  # warm the whole path once
+                await end_to_end(fake, users, 1, spans)  # warm the whole path once
                 for _ in range(args.rounds):
                     cpu = time.process_time()
                     direct_times.append(await asyncio.to_thread(direct, engine, model, args.jobs))
                     direct_cpu.append(time.process_time() - cpu)
-                    cpu, threads = time.process_time(), thread_cpu()
-                    took, parts = await end_to_end(fake, on, users, args.jobs, spans)
+                    cpu, threads, fake_before = time.process_time(), thread_cpu(), fake.cpu_seconds()
+                    took, parts = await end_to_end(fake, users, args.jobs, spans)
                     e2e_times.append(took)
                     where.append(parts)
-                    e2e_cpu.append(time.process_time() - cpu)
+                    fake_after = fake.cpu_seconds()
+                    fake_used = (
+                        fake_after - fake_before
+                        if fake_after is not None and fake_before is not None
+                        else 0.0
+                    )
+                    e2e_cpu.append(time.process_time() - cpu + fake_used)
+                    fake_cpu.append(fake_used)
                     by_thread.update(thread_cpu() - threads)
+                    if fake_used:
+                        by_thread["fake Discord (its process)"] += fake_used
         finally:
-            await on(fake.stop())
-            on.close()
+            await fake.stop()
     spec = registry.get(model)
-    where_fake = "on the bot's loop" if args.shared_loop else "on a thread and loop of its own"
+    where_fake = fake.where
     best_direct, best_e2e = min(direct_times), min(e2e_times)
-    print(f"model {model} {spec.width}x{spec.height}, {spec.steps} steps, {args.jobs} jobs, {args.rounds} rounds")
-    print(f"direct pipeline calls : {best_direct:7.2f} s  ({best_direct / args.jobs * 1000:.0f} ms/job; "
-          f"rounds {', '.join(f'{t:.2f}' for t in direct_times)})")
-    print(f"end to end via Discord: {best_e2e:7.2f} s  ({best_e2e / args.jobs * 1000:.0f} ms/job; "
-          f"rounds {', '.join(f'{t:.2f}' for t in e2e_times)})")
+    print(
+        f"model {model} {spec.width}x{spec.height}, {spec.steps} steps, {args.jobs} jobs, {args.rounds} rounds"
+    )
+    print(
+        f"direct pipeline calls : {best_direct:7.2f} s  ({best_direct / args.jobs * 1000:.0f} ms/job; "
+        f"rounds {', '.join(f'{t:.2f}' for t in direct_times)})"
+    )
+    print(
+        f"end to end via Discord: {best_e2e:7.2f} s  ({best_e2e / args.jobs * 1000:.0f} ms/job; "
+        f"rounds {', '.join(f'{t:.2f}' for t in e2e_times)})"
+    )
     pairs = [e / d for e, d in zip(e2e_times, direct_times, strict=True)]
-    print(f"moderation: {'off' if args.no_moderation else 'on (semantic prompt layer + NSFW image filter)'}; "
-          f"batching: {'off' if args.batch_max <= 1 else f'up to {args.batch_max} images a call'}; "
-          f"event loop: {type(asyncio.get_running_loop()).__module__.split('.')[0]}; fake Discord {where_fake}")
-    print(f"ratio (best e2e / best direct): {best_e2e / best_direct:.3f}x   "
-          f"median of per-round ratios: {statistics.median(pairs):.3f}x  ({', '.join(f'{r:.3f}' for r in pairs)})")
-    print("where the end-to-end time went (median of rounds): engine.run busy "
-          f"{statistics.median(w['busy'] for w in where) * 100:.1f}% of it, "
-          f"{statistics.median(w['run_ms'] for w in where):.0f} ms a job (direct: "
-          f"{statistics.median(direct_times) / args.jobs * 1000:.0f} ms); idle between two jobs "
-          f"{statistics.median(w['gap_ms'] for w in where):.1f} ms; first job started "
-          f"{statistics.median(w['first_ms'] for w in where):.0f} ms after the burst; last result posted "
-          f"{statistics.median(w['last_ms'] for w in where):.0f} ms after its run")
-    print(f"process CPU time: direct {statistics.median(direct_cpu):.2f} s, e2e {statistics.median(e2e_cpu):.2f} s "
-          f"(ratio {statistics.median(e2e_cpu) / statistics.median(direct_cpu):.3f}x; includes the fake Discord)")
+    print(
+        f"moderation: {'off' if args.no_moderation else 'on (semantic prompt layer + NSFW image filter)'}; "
+        f"batching: {'off' if args.batch_max <= 1 else f'up to {args.batch_max} images a call'}; "
+        f"event loop: {type(asyncio.get_running_loop()).__module__.split('.')[0]}; fake Discord {where_fake}"
+    )
+    print(
+        f"ratio (best e2e / best direct): {best_e2e / best_direct:.3f}x   "
+        f"median of per-round ratios: {statistics.median(pairs):.3f}x  ({', '.join(f'{r:.3f}' for r in pairs)})"
+    )
+    print(
+        "where the end-to-end time went (median of rounds): engine.run busy "
+        f"{statistics.median(w['busy'] for w in where) * 100:.1f}% of it, "
+        f"{statistics.median(w['run_ms'] for w in where):.0f} ms a job (direct: "
+        f"{statistics.median(direct_times) / args.jobs * 1000:.0f} ms); idle between two jobs "
+        f"{statistics.median(w['gap_ms'] for w in where):.1f} ms; first job started "
+        f"{statistics.median(w['first_ms'] for w in where):.0f} ms after the burst; last result posted "
+        f"{statistics.median(w['last_ms'] for w in where):.0f} ms after its run"
+    )
+    print(
+        f"process CPU time: direct {statistics.median(direct_cpu):.2f} s, e2e {statistics.median(e2e_cpu):.2f} s "
+        f"(ratio {statistics.median(e2e_cpu) / statistics.median(direct_cpu):.3f}x; includes the fake Discord)"
+    )
     if by_thread:
         runs = args.jobs * args.rounds
-        print("end-to-end CPU a job by thread: " + ", ".join(
-            f"{kind} {seconds / runs * 1000:.1f} ms" for kind, seconds in by_thread.most_common()))
+        print(
+            "end-to-end CPU a job by thread: "
+            + ", ".join(f"{kind} {seconds / runs * 1000:.1f} ms" for kind, seconds in by_thread.most_common())
+        )
 
 
 if __name__ == "__main__":

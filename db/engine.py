@@ -13,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from db.sqlite import one_trip_dbapi
+
 log = logging.getLogger(__name__)
 
 # How long a writer waits for SQLite's write lock (busy_timeout) before "database is locked".
@@ -54,6 +56,8 @@ def normalise_url(url: str) -> str:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
+    if url.startswith("sqlite+aiosqlite:") and "module" not in kwargs:
+        kwargs["module"] = one_trip_dbapi()  # one trip to the database thread a statement (db/sqlite.py)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
