@@ -43,12 +43,16 @@ log = logging.getLogger(__name__)
 
 REFERENCE_PIXELS = 512 * 512
 STEPS_PER_CREDIT = 5
-# The pre-acknowledgement quota check answers from a snapshot of the member's allowance and usage
-# this young; an older or missing one is read from the database for at most PRECHECK_BUDGET
-# seconds while the bot is quiet, PRECHECK_BUDGET_BURST while other commands are waiting for
-# their acknowledgement too (a burst: the acknowledgements matter more). The read goes on in the
-# background either way and fills the snapshot for the member's next command.
+# The pre-acknowledgement quota check answers from a snapshot of the member's allowance and usage.
+# A snapshot read from the database within SNAPSHOT_SECONDS may refuse a job; one up to
+# SNAPSHOT_KEPT_SECONDS old, or one this process has since added its own reservations to, may only
+# let a job through (the reservation at submission decides, and refuses privately too). Otherwise the
+# member's allowance and usage are read for at most PRECHECK_BUDGET seconds while the bot is quiet,
+# PRECHECK_BUDGET_BURST while other commands are waiting for their acknowledgement too (a burst:
+# the acknowledgements matter more). The read goes on in the background either way and fills the
+# snapshot for the member's next command.
 SNAPSHOT_SECONDS = 30.0
+SNAPSHOT_KEPT_SECONDS = 600.0
 PRECHECK_BUDGET = 0.2
 PRECHECK_BUDGET_BURST = 0.0
 
@@ -100,7 +104,8 @@ class _Snapshot:
     source: str
     used: int
     day: str
-    taken: float  # loop time
+    taken: float  # loop time of the read
+    exact: bool = True  # False once this process added a reservation to ``used`` (it may be high)
 
 
 @dataclass(slots=True)
@@ -116,6 +121,10 @@ class HistoryPage:
     page: int
     pages: int
     total: int
+
+
+def _fits(snap: _Snapshot, cost: int) -> bool:
+    return snap.allowance is None or snap.used + cost <= snap.allowance
 
 
 class AccountService:
@@ -182,7 +191,10 @@ class AccountService:
         key = (origin.guild_id or NO_GUILD, origin.user_id)
         loop = asyncio.get_running_loop()
         snap = self._snapshots.get(key)
-        if snap is None or snap.day != today or loop.time() - snap.taken > SNAPSHOT_SECONDS:
+        age = loop.time() - snap.taken if snap is not None and snap.day == today else math.inf
+        if age <= SNAPSHOT_KEPT_SECONDS and snap is not None and _fits(snap, cost):
+            return  # let through without a read; the reservation at submission decides
+        if snap is None or age > SNAPSHOT_SECONDS or not snap.exact:  # too old or inexact to refuse
             task = self._loading.get(key)
             if task is None:
                 task = loop.create_task(self._snapshot(key, origin.guild_id, origin.user_id, today))
@@ -199,8 +211,9 @@ class AccountService:
                 return
             finally:
                 self._waiting -= 1
-        if snap.allowance is not None and snap.used + cost > snap.allowance:
-            raise self._exceeded(cost, max(snap.allowance - snap.used, 0), snap.allowance, snap.source, self.clock())
+        if not _fits(snap, cost):
+            raise self._exceeded(cost, max((snap.allowance or 0) - snap.used, 0), snap.allowance, snap.source,
+                                 self.clock())
 
     async def _snapshot(self, key: tuple[int, int], guild_id: int | None, user_id: int, day: str) -> _Snapshot:
         async with self.jobs.reads() as session:
@@ -211,6 +224,8 @@ class AccountService:
         if len(self._snapshots) >= 10_000:  # bounded: drop the stale ones first
             for stale in [k for k, v in self._snapshots.items() if now - v.taken > SNAPSHOT_SECONDS]:
                 del self._snapshots[stale]
+            while len(self._snapshots) >= 10_000:  # still full of young ones: the oldest go
+                del self._snapshots[next(iter(self._snapshots))]
         self._snapshots[key] = snap
         return snap
 
@@ -239,10 +254,16 @@ class AccountService:
                                 day=day_of(now), credits=cost, allowance=allowance)
         if not ok:
             used = await repo.used_today(session, user_id=job.user_id, guild_id=guild_key, day=day_of(now))
+            # what was just read is exact: the member's next command is refused before acknowledging
+            self._snapshots[(guild_key, job.user_id)] = _Snapshot(allowance, source, used, day_of(now),
+                                                                   asyncio.get_running_loop().time())
             raise self._exceeded(cost, max((allowance or 0) - used, 0), allowance, source, now)
         if job.params.get("credits") != cost:  # not screened: the row is updated
             job.params = {**job.params, "credits": cost}
-        self._forget_snapshots(guild_id=guild_key, user_id=job.user_id)
+        snap = self._snapshots.get((guild_key, job.user_id))
+        if snap is not None:  # the member's next command is checked against what they have left
+            snap.used += cost
+            snap.exact = False  # the transaction may still roll back: this snapshot may not refuse
 
     async def on_delivered(self, session: AsyncSession, job: Job) -> None:
         await repo.charge(session, job_id=job.id)  # type: ignore[arg-type]

@@ -8,21 +8,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import GuildSettings, Meta, User, utcnow
 
 
-async def ensure_user(session: AsyncSession, *, user_id: int, name: str = "") -> User:
-    """The member's row, created if missing; safe when one member's first jobs arrive concurrently."""
-    user = await session.get(User, user_id)
-    if user is None:
-        if session.bind.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        await session.execute(insert(User).values(id=user_id, name=name[:100], created_at=utcnow())
-                              .on_conflict_do_nothing())
-        user = await session.get(User, user_id, populate_existing=True)
-        assert user is not None
-    elif name and user.name != name[:100]:
-        user.name = name[:100]
-    return user
+async def ensure_user(session: AsyncSession, *, user_id: int, name: str = "") -> None:
+    """The member's row, created if missing and renamed if their name changed, in one statement
+    (no row is loaded); safe when one member's first jobs arrive concurrently."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    name = name[:100]
+    upsert = insert(User).values(id=user_id, name=name, created_at=utcnow())
+    if name:
+        upsert = upsert.on_conflict_do_update(index_elements=[User.id], set_={"name": upsert.excluded.name},
+                                              where=User.name.is_distinct_from(upsert.excluded.name))
+    else:
+        upsert = upsert.on_conflict_do_nothing()
+    await session.execute(upsert)
 
 
 async def get_meta(session: AsyncSession, *, key: str) -> str | None:

@@ -6,15 +6,15 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+import bot.accounts as accounts_module
 from bot.accounts import AccountService, job_cost, next_reset
 from bot.errors import QuotaExceeded, Refused
 from bot.jobs import ImagineOptions, Origin
 from db.models import Job, JobStatus
-from db.models_accounts import QuotaScope
+from db.models_accounts import QuotaScope, QuotaUsage
 from db.repositories import accounts as repo
-from db.repositories import users as users_repo
 from tests.accounts.helpers import result_for, service
 
 GUILD = 1_000_000_000_000_000_001
@@ -68,11 +68,7 @@ async def test_fifty_concurrent_submissions_against_a_quota_of_ten(sessions, tmp
     jobs.listeners.append(accounts)
     params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
     assert job_cost(params) == 1
-    # The member exists already: users_repo.ensure_user is not yet safe against concurrent first
-    # inserts on PostgreSQL (a separate fix); this test is about the quota.
-    async with sessions.begin() as s:
-        await users_repo.ensure_user(s, user_id=USER, name="someone")
-
+    # The member is new: their first row is written by fifty submissions at once.
     async def one(n: int):  # type: ignore[no-untyped-def]
         return await jobs.submit(command="imagine", params=dict(params), origin=_origin())
 
@@ -152,3 +148,40 @@ async def test_reroll_and_rerun_are_charged_to_whoever_pressed(sessions, tmp_pat
     assert rerun.job.seed == first.job.seed and rerolled.job.user_id == rerun.job.user_id == other
     assert (await accounts.status(user_id=USER, guild_id=GUILD)).used == 1
     assert (await accounts.status(user_id=other, guild_id=GUILD)).used == 2
+
+
+async def test_the_next_command_is_let_through_from_the_snapshot_and_only_a_fresh_read_refuses(
+        sessions, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(accounts_module, "PRECHECK_BUDGET", 10.0)  # a slow CI database still answers
+    jobs = service(sessions, tmp_path)
+    accounts = AccountService(jobs, default_daily=3)
+    jobs.listeners.append(accounts)
+    reads: list[int] = []
+    snapshot = accounts._snapshot
+
+    async def counted(*args):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return await snapshot(*args)
+
+    monkeypatch.setattr(accounts, "_snapshot", counted)
+    params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
+    assert job_cost(params) == 1
+    for _ in range(3):  # one read, then the member's own reservations keep the snapshot current
+        await accounts.before_acknowledge(dict(params), _origin())
+        await jobs.submit(command="imagine", params=dict(params), origin=_origin())
+    assert len(reads) == 1
+    # Meanwhile another process gave the member's credits back: the snapshot (3 of 3 used, counted
+    # here) may not refuse on its own, so the check reads again and lets the command through.
+    async with sessions.begin() as s:
+        await s.execute(update(QuotaUsage).values(used=0))
+    await accounts.before_acknowledge(dict(params), _origin())
+    assert len(reads) == 2
+    await jobs.submit(command="imagine", params=dict(params), origin=_origin())
+    async with sessions.begin() as s:
+        await s.execute(update(QuotaUsage).values(used=3))  # and another spent the rest
+    await accounts.before_acknowledge(dict(params), _origin())  # 1 of 3 by the snapshot: through
+    with pytest.raises(QuotaExceeded):  # the reservation decides
+        await jobs.submit(command="imagine", params=dict(params), origin=_origin())
+    with pytest.raises(QuotaExceeded):  # and what it read refuses the next command before acknowledging
+        await accounts.before_acknowledge(dict(params), _origin())
+    assert len(reads) == 2

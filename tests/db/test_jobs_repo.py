@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 
 from bot.metrics import Metrics
 from db.models import Job, JobStatus, Output
@@ -159,3 +159,36 @@ async def test_delete_user_jobs_removes_outputs(sessions) -> None:  # type: igno
         assert await jobs_repo.delete_user_jobs(s, user_id=BIG_ID) == 1
     async with sessions() as s:
         assert await jobs_repo.get_outputs(s, job_id=job_id) == []
+
+
+async def test_ensure_user_creates_renames_and_survives_a_burst_of_first_jobs(sessions) -> None:  # type: ignore[no-untyped-def]
+    from db.models import User
+
+    async def ensure(user_id: int, name: str) -> None:
+        async with sessions.begin() as s:
+            await users_repo.ensure_user(s, user_id=user_id, name=name)
+
+    async def name_of(user_id: int) -> str | None:
+        async with sessions() as s:
+            user = await s.get(User, user_id)
+            return user.name if user is not None else None
+
+    await ensure(BIG_ID, "first")
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    bind = sessions.kw["bind"].sync_engine
+    event.listen(bind, "before_cursor_execute", note)
+    try:
+        await ensure(BIG_ID, "")  # no name given: the stored one stays
+    finally:
+        event.remove(bind, "before_cursor_execute", note)
+    assert len(statements) == 1 and statements[0].startswith("INSERT")  # one upsert, no row loaded
+    assert await name_of(BIG_ID) == "first"
+    await ensure(BIG_ID, "renamed" + "x" * 200)
+    assert await name_of(BIG_ID) == "renamed" + "x" * 93  # names are cut to 100 characters
+    await asyncio.gather(*(ensure(BIG_ID + 1, "newcomer") for _ in range(20)))  # their first jobs at once
+    assert await name_of(BIG_ID + 1) == "newcomer"
