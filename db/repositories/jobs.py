@@ -206,15 +206,28 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
             users, guilds = await _service_since(session, since)
             served = await _last_served(session, [h.user_id for h in heads])
             job_id = _aged(heads, served, max_wait) or _fair_order([_queued_row(h) for h in heads], users, guilds, served)[0]
-        result = await session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.queued)
-            .values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), worker=worker,
-                    attempts=Job.attempts + 1)
-        )
-        if result.rowcount == 1:
-            return await session.get(Job, job_id, populate_existing=True)
+        job = await _start(session, job_id=job_id, worker=worker)
+        if job is not None:
+            return job
     return None
+
+
+async def _start(session: AsyncSession, *, job_id: int, worker: str, uncancelled: bool = False) -> Job | None:
+    """Move one queued job to running for ``worker``; its row, or None if it was no longer queued.
+
+    One UPDATE ... RETURNING where the database has it (SQLite 3.35+, PostgreSQL), else UPDATE
+    then a load."""
+    query = update(Job).where(Job.id == job_id, Job.status == JobStatus.queued)
+    if uncancelled:
+        query = query.where(Job.cancel_requested.is_(False))
+    query = query.values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), worker=worker,
+                         attempts=Job.attempts + 1)
+    if session.bind.dialect.update_returning:
+        result = await session.execute(query.returning(Job), execution_options={"populate_existing": True})
+        return result.scalars().first()
+    if (await session.execute(query)).rowcount != 1:
+        return None
+    return await session.get(Job, job_id, populate_existing=True)
 
 
 async def claim_partners(session: AsyncSession, *, worker: str, job_id: int, user_id: int,
@@ -238,17 +251,10 @@ async def claim_partners(session: AsyncSession, *, worker: str, job_id: int, use
         count = int((by_id[candidate].params or {}).get("count", 1))
         if count > room:
             continue
-        result = await session.execute(
-            update(Job)
-            .where(Job.id == candidate, Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
-            .values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), worker=worker,
-                    attempts=Job.attempts + 1)
-        )
-        if result.rowcount == 1:
-            job = await session.get(Job, candidate, populate_existing=True)
-            if job is not None:
-                claimed.append(job)
-                room -= count
+        job = await _start(session, job_id=candidate, worker=worker, uncancelled=True)
+        if job is not None:
+            claimed.append(job)
+            room -= count
         if room < 1:
             break
     return claimed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 from sqlalchemy import event, inspect
 
@@ -18,6 +20,23 @@ def _job(user_id: int = BIG_ID, **kw) -> Job:  # type: ignore[no-untyped-def]
     params = {"model": "m", "prompt": "a cat", "seed": 1, "steps": 4, "width": 64, "height": 64}
     return Job(command="imagine", user_id=user_id, model="m", prompt="a cat", seed=2**32 - 1, params=params,
                channel_id=BIG_ID, guild_id=BIG_ID, **kw)
+
+
+@contextlib.contextmanager
+def _statements(sessions) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """The SQL statements sent meanwhile (transaction control left out)."""
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(" ".join(statement.split()))
+
+    bind = sessions.kw["bind"].sync_engine
+    event.listen(bind, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(bind, "before_cursor_execute", note)
 
 
 async def _add(sessions, n: int = 1, **kw) -> list[int]:  # type: ignore[no-untyped-def]
@@ -174,21 +193,23 @@ async def test_ensure_user_creates_renames_and_survives_a_burst_of_first_jobs(se
             return user.name if user is not None else None
 
     await ensure(BIG_ID, "first")
-    statements: list[str] = []
-
-    def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        if not statement.startswith("BEGIN"):
-            statements.append(statement)
-
-    bind = sessions.kw["bind"].sync_engine
-    event.listen(bind, "before_cursor_execute", note)
-    try:
+    with _statements(sessions) as statements:
         await ensure(BIG_ID, "")  # no name given: the stored one stays
-    finally:
-        event.remove(bind, "before_cursor_execute", note)
     assert len(statements) == 1 and statements[0].startswith("INSERT")  # one upsert, no row loaded
     assert await name_of(BIG_ID) == "first"
     await ensure(BIG_ID, "renamed" + "x" * 200)
     assert await name_of(BIG_ID) == "renamed" + "x" * 93  # names are cut to 100 characters
     await asyncio.gather(*(ensure(BIG_ID + 1, "newcomer") for _ in range(20)))  # their first jobs at once
     assert await name_of(BIG_ID + 1) == "newcomer"
+
+
+async def test_a_claim_takes_its_job_with_one_update_returning_the_row(sessions) -> None:  # type: ignore[no-untyped-def]
+    ids = await _add(sessions, 2)
+    with _statements(sessions) as statements:
+        async with sessions.begin() as s:
+            job = await jobs_repo.claim_next_job(s, worker="gpu0")
+    assert job is not None and job.id == ids[0]
+    assert (job.status, job.worker, job.attempts) == (JobStatus.running, "gpu0", 1) and job.started_at is not None
+    updates = [i for i, st in enumerate(statements) if st.startswith("UPDATE jobs")]
+    assert len(updates) == 1 and "RETURNING" in statements[updates[0]]
+    assert updates[0] == len(statements) - 1  # nothing loaded after it
