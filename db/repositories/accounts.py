@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, delete, func, select, update
+from sqlalchemy import BigInteger, DateTime, Integer, String, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel
 
 from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, User, load_all_tables, utcnow
@@ -87,7 +88,21 @@ async def _open_reservation(session: AsyncSession, *, job_id: int) -> CreditEntr
 
 
 async def charge(session: AsyncSession, *, job_id: int) -> int:
-    """Turn the job's reservation into a charge; returns the credits charged (0 if nothing was open)."""
+    """Turn the job's reservation into a charge; returns the credits charged (0 if nothing was open).
+
+    Every delivered job comes here, so it is one INSERT ... SELECT copying the open reservation
+    where the database returns rows from an INSERT (SQLite 3.35+, PostgreSQL); else read, then add."""
+    if session.bind.dialect.insert_returning:
+        reserve = aliased(CreditEntry)
+        closed = select(CreditEntry.id).where(CreditEntry.job_id == job_id,
+                                              CreditEntry.kind.in_([LedgerKind.charge, LedgerKind.refund]))
+        source = select(reserve.job_id, reserve.user_id, reserve.guild_id, reserve.day,
+                        literal(LedgerKind.charge.value, String), reserve.credits,
+                        literal(utcnow(), DateTime(timezone=True))).where(
+            reserve.job_id == job_id, reserve.kind == LedgerKind.reserve, ~closed.exists())
+        copied = insert(CreditEntry).from_select(
+            ["job_id", "user_id", "guild_id", "day", "kind", "credits", "created_at"], source)
+        return int((await session.execute(copied.returning(CreditEntry.credits))).scalar() or 0)
     held = await _open_reservation(session, job_id=job_id)
     if held is None:
         return 0

@@ -16,6 +16,7 @@ from db.models import Job, JobStatus
 from db.models_accounts import QuotaScope, QuotaUsage
 from db.repositories import accounts as repo
 from tests.accounts.helpers import result_for, service
+from tests.db.conftest import statements_sent
 
 GUILD = 1_000_000_000_000_000_001
 USER = 1_000_000_000_000_000_002
@@ -185,3 +186,19 @@ async def test_the_next_command_is_let_through_from_the_snapshot_and_only_a_fres
     with pytest.raises(QuotaExceeded):  # and what it read refuses the next command before acknowledging
         await accounts.before_acknowledge(dict(params), _origin())
     assert len(reads) == 2
+
+
+async def test_a_charge_is_one_statement_and_happens_once(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    jobs = service(sessions, tmp_path)
+    jobs.listeners.append(AccountService(jobs, default_daily=100))
+    params = {**jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1)), "width": 512, "height": 512}
+    ticket = await jobs.submit(command="imagine", params=params, origin=_origin())
+    with statements_sent(sessions) as statements:
+        async with sessions.begin() as s:
+            assert await repo.charge(s, job_id=ticket.job.id) == job_cost(params)
+    assert len(statements) == 1 and statements[0].startswith("INSERT INTO credit_ledger")
+    async with sessions.begin() as s:
+        assert await repo.charge(s, job_id=ticket.job.id) == 0  # charged already
+        assert await repo.refund(s, job_id=ticket.job.id) == 0  # and so nothing is left to refund
+        assert await repo.charge(s, job_id=ticket.job.id + 1) == 0  # no reservation at all
+        assert await repo.ledger_totals(s) == {"reserve": job_cost(params), "charge": job_cost(params), "refund": 0}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import event
 
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
@@ -53,3 +56,20 @@ async def db_engine(request, tmp_path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def sessions(db_engine):  # type: ignore[no-untyped-def]
     return create_sessionmaker(db_engine)
+
+
+@contextlib.contextmanager
+def statements_sent(sessions) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """The SQL statements ``sessions`` sends meanwhile (transaction control left out)."""
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(" ".join(statement.split()))
+
+    bind = sessions.kw["bind"].sync_engine
+    event.listen(bind, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(bind, "before_cursor_execute", note)

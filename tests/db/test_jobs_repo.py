@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 
-from sqlalchemy import event, inspect
+from sqlalchemy import inspect
 
 from bot.metrics import Metrics
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
+from tests.db.conftest import statements_sent
 
 BIG_ID = 1_234_567_890_123_456_789  # snowflakes exceed 32 bits
 
@@ -20,23 +19,6 @@ def _job(user_id: int = BIG_ID, **kw) -> Job:  # type: ignore[no-untyped-def]
     params = {"model": "m", "prompt": "a cat", "seed": 1, "steps": 4, "width": 64, "height": 64}
     return Job(command="imagine", user_id=user_id, model="m", prompt="a cat", seed=2**32 - 1, params=params,
                channel_id=BIG_ID, guild_id=BIG_ID, **kw)
-
-
-@contextlib.contextmanager
-def _statements(sessions) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
-    """The SQL statements sent meanwhile (transaction control left out)."""
-    statements: list[str] = []
-
-    def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            statements.append(" ".join(statement.split()))
-
-    bind = sessions.kw["bind"].sync_engine
-    event.listen(bind, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        event.remove(bind, "before_cursor_execute", note)
 
 
 async def _add(sessions, n: int = 1, **kw) -> list[int]:  # type: ignore[no-untyped-def]
@@ -193,7 +175,7 @@ async def test_ensure_user_creates_renames_and_survives_a_burst_of_first_jobs(se
             return user.name if user is not None else None
 
     await ensure(BIG_ID, "first")
-    with _statements(sessions) as statements:
+    with statements_sent(sessions) as statements:
         await ensure(BIG_ID, "")  # no name given: the stored one stays
     assert len(statements) == 1 and statements[0].startswith("INSERT")  # one upsert, no row loaded
     assert await name_of(BIG_ID) == "first"
@@ -205,7 +187,7 @@ async def test_ensure_user_creates_renames_and_survives_a_burst_of_first_jobs(se
 
 async def test_a_claim_takes_its_job_with_one_update_returning_the_row(sessions) -> None:  # type: ignore[no-untyped-def]
     ids = await _add(sessions, 2)
-    with _statements(sessions) as statements:
+    with statements_sent(sessions) as statements:
         async with sessions.begin() as s:
             job = await jobs_repo.claim_next_job(s, worker="gpu0")
     assert job is not None and job.id == ids[0]
