@@ -6,7 +6,8 @@ wake-up and a ``call_soon_threadsafe`` back to the loop, with the GIL changing h
 a machine whose cores are busy with a pipeline those trips are most of what a statement costs the
 bot (a one-row SELECT: 0.46 -> 0.24 ms of CPU on an idle core, ``tests/db/test_sqlite.py`` counts
 the trips). The cursor here does the four in one function on that thread and hands SQLAlchemy the
-rows and what it reads of a cursor afterwards (description, rowcount, lastrowid).
+rows and what it reads of a cursor afterwards (description, rowcount, lastrowid). A rollback with
+no transaction open (the pool's reset of every connection handed back) makes no trip at all.
 
 Everything else is SQLAlchemy's and aiosqlite's own: connections, transactions, server-side
 cursors, exceptions (raised on the thread, translated by SQLAlchemy as before). It uses
@@ -88,6 +89,18 @@ class OneTripCursor(sa_aiosqlite.AsyncAdapt_aiosqlite_cursor):
 class OneTripConnection(sa_aiosqlite.AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor  # server-side cursors stay SQLAlchemy's (_ss_cursor_cls)
+
+    def rollback(self) -> None:
+        """Roll back on the database thread only when a transaction is open.
+
+        The pool rolls back every connection handed back to it, after the session's own COMMIT or
+        ROLLBACK too: with nothing open that is a trip to do nothing, on every transaction.
+        ``in_transaction`` is SQLite's autocommit flag, read here while no statement is running
+        on the connection (SQLAlchemy uses one connection from one task at a time)."""
+        driver = self._connection
+        if driver._connection is not None and not driver._conn.in_transaction:
+            return
+        super().rollback()
 
 
 class OneTripDBAPI(sa_aiosqlite.AsyncAdapt_aiosqlite_dbapi):

@@ -103,3 +103,34 @@ async def test_without_the_aiosqlite_internals_the_stock_adapter_is_used(tmp_pat
             await conn.rollback()
     finally:
         await engine.dispose()
+
+
+async def test_a_transaction_is_begin_statement_and_end_with_no_extra_rollback(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from db.engine import create_sessionmaker
+
+    async with engine.connect() as conn:  # the pool keeps this connection for the sessions below
+        raw = await conn.get_raw_connection()
+        driver = raw.dbapi_connection._connection
+    queued: list[str] = []
+    execute = driver._execute
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        queued.append(getattr(fn, "__name__", "statement"))
+        return await execute(fn, *args, **kwargs)
+
+    monkeypatch.setattr(driver, "_execute", counted)
+    async with create_sessionmaker(engine).begin() as session:
+        await session.execute(insert(notes).values(body="written"))
+    assert queued == ["<lambda>", "<lambda>", "commit"]  # BEGIN IMMEDIATE, INSERT, COMMIT
+    queued.clear()
+    async with create_sessionmaker(engine, readonly=True)() as session:
+        assert (await session.execute(select(notes.c.body))).scalar_one() == "written"
+    assert queued == ["<lambda>", "<lambda>", "rollback"]  # BEGIN, SELECT, ROLLBACK
+    queued.clear()
+    with pytest.raises(IntegrityError):
+        async with create_sessionmaker(engine).begin() as session:
+            await session.execute(insert(notes).values(body="more"))
+            await session.execute(insert(notes).values(body="written"))  # not unique: all of it undone
+    assert queued[-1] == "rollback"
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(notes.c.body))).scalars().all() == ["written"]
