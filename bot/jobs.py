@@ -413,8 +413,8 @@ class JobService:
                     filter(None, [job.notice if job is not None else None, *result.notes])))
             stored = await jobs_repo.complete_job(session, job_id=result.job_id, outputs=outputs,
                                                   run_seconds=result.run_seconds)
-        if stored:  # the outputs just stored go along: no need to read the images back
-            self._track(self.deliver(result.job_id, outputs=sorted(outputs, key=lambda o: o.index)))
+        if stored is not None:  # the row and outputs just written go along: nothing is read back
+            self._track(self.deliver(result.job_id, outputs=sorted(outputs, key=lambda o: o.index), job=stored))
         self._forget(result.job_id)
 
     async def failed(self, job_id: int, error: BaseException) -> None:
@@ -435,16 +435,18 @@ class JobService:
 
     # ----- delivery -----
 
-    async def deliver(self, job_id: int, *, outputs: list[Output] | None = None) -> None:
+    async def deliver(self, job_id: int, *, outputs: list[Output] | None = None, job: Job | None = None) -> None:
         """Post a finished job's result once; it stays undelivered (and is retried) if posting fails.
 
-        ``outputs``: the job's stored outputs when the caller has them (read from the database if not)."""
+        ``outputs`` and ``job``: the job's stored outputs and its row as the transaction that
+        completed it left them, when the caller has them (read from the database if not)."""
         if self.delivery is None:
             return
-        async with self.reads() as session:
-            job = await jobs_repo.get_job(session, job_id=job_id)
-            if outputs is None:
-                outputs = await jobs_repo.get_outputs(session, job_id=job_id)
+        if job is None or outputs is None:
+            async with self.reads() as session:
+                job = await jobs_repo.get_job(session, job_id=job_id)
+                if outputs is None:
+                    outputs = await jobs_repo.get_outputs(session, job_id=job_id)
         if job is None or job.delivered:
             return
         try:

@@ -320,18 +320,25 @@ async def set_message(session: AsyncSession, *, job_id: int, message_id: int, ch
     await session.execute(update(Job).where(Job.id == job_id).values(**values))
 
 
-async def complete_job(session: AsyncSession, *, job_id: int, outputs: list[Output], run_seconds: float) -> bool:
-    """Store outputs and mark completed; False when the job was no longer running (e.g. canceled)."""
-    result = await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.running)
-        .values(status=JobStatus.completed, finished_at=utcnow(), run_seconds=run_seconds, error=None)
-    )
-    if result.rowcount != 1:
-        return False
+async def complete_job(session: AsyncSession, *, job_id: int, outputs: list[Output],
+                       run_seconds: float) -> Job | None:
+    """Store outputs and mark completed; the job's row as completed (what its delivery needs), or
+    None when the job was no longer running (e.g. canceled). UPDATE ... RETURNING where the
+    database has it, else UPDATE then a load."""
+    query = (update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
+             .values(status=JobStatus.completed, finished_at=utcnow(), run_seconds=run_seconds, error=None))
+    if session.bind.dialect.update_returning:
+        job = (await session.execute(query.returning(Job), execution_options={"populate_existing": True})
+               ).scalars().first()
+    elif (await session.execute(query)).rowcount == 1:
+        job = await session.get(Job, job_id, populate_existing=True)
+    else:
+        job = None
+    if job is None:
+        return None
     session.add_all(outputs)
     await session.flush()
-    return True
+    return job
 
 
 async def fail_job(session: AsyncSession, *, job_id: int, error: str) -> bool:

@@ -143,20 +143,27 @@ async def test_a_job_done_within_the_progress_interval_gets_no_progress_edit(env
     assert [e[0] for e in recorder.events if e[1] == ticket.job.id] == ["deliver"]
 
 
-async def test_a_fresh_result_is_posted_without_reading_its_images_back(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_a_fresh_result_is_posted_without_reading_it_back(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     service, recorder, _engine, _ = env
     reads: list[int] = []
     real = jobs_repo.get_outputs
+    get_job = jobs_repo.get_job
 
     async def counted(session, *, job_id):  # type: ignore[no-untyped-def]
         reads.append(job_id)
         return await real(session, job_id=job_id)
 
+    async def counted_job(session, *, job_id):  # type: ignore[no-untyped-def]
+        reads.append(-job_id)
+        return await get_job(session, job_id=job_id)
+
     monkeypatch.setattr(jobs_repo, "get_outputs", counted)
+    monkeypatch.setattr(jobs_repo, "get_job", counted_job)
     posted: list[bytes] = []
     deliver = recorder.deliver
 
     async def keep(job, outputs):  # type: ignore[no-untyped-def]
+        assert job.status == JobStatus.completed and not job.delivered  # the row as its completion left it
         posted.extend(o.data for o in outputs)
         return await deliver(job, outputs)
 
@@ -171,7 +178,7 @@ async def test_a_fresh_result_is_posted_without_reading_its_images_back(env, mon
     async with service.sessions.begin() as s:  # delivered again after a restart: read from the database
         await s.execute(update(Job).where(Job.id == ticket.job.id).values(delivered=False))
     await service.deliver(ticket.job.id)
-    assert reads == [ticket.job.id] and posted[3:] == posted[:3]
+    assert reads == [-ticket.job.id, ticket.job.id] and posted[3:] == posted[:3]
 
 
 @pytest.mark.parametrize(("options", "needle"), [
