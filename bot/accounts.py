@@ -195,13 +195,15 @@ class AccountService:
         if age <= SNAPSHOT_KEPT_SECONDS and snap is not None and _fits(snap, cost):
             return  # let through without a read; the reservation at submission decides
         if snap is None or age > SNAPSHOT_SECONDS or not snap.exact:  # too old or inexact to refuse
+            acks = self.jobs.acks
+            burst = self._waiting > 0 or (acks is not None and acks.unanswered() > 1)
             task = self._loading.get(key)
             if task is None:
+                if burst:  # acknowledge now, read nothing: the reservation at submission decides and
+                    return  # leaves the member a snapshot (a read per command would slow the burst)
                 task = loop.create_task(self._snapshot(key, origin.guild_id, origin.user_id, today))
                 self._loading[key] = task
                 task.add_done_callback(lambda _t: self._loading.pop(key, None))
-            acks = self.jobs.acks
-            burst = self._waiting > 0 or (acks is not None and acks.unanswered() > 1)
             budget = PRECHECK_BUDGET_BURST if burst else PRECHECK_BUDGET
             self._waiting += 1
             try:
@@ -219,10 +221,11 @@ class AccountService:
         async with self.jobs.reads() as session:
             allowance, source = await self._allowance(session, guild_id, user_id)
             used = 0 if allowance is None else await repo.used_today(session, user_id=user_id, guild_id=key[0], day=day)
-        now = asyncio.get_running_loop().time()
-        snap = _Snapshot(allowance, source, used, day, now)
-        if len(self._snapshots) >= 10_000:  # bounded: drop the stale ones first
-            for stale in [k for k, v in self._snapshots.items() if now - v.taken > SNAPSHOT_SECONDS]:
+        return self._keep(key, _Snapshot(allowance, source, used, day, asyncio.get_running_loop().time()))
+
+    def _keep(self, key: tuple[int, int], snap: _Snapshot) -> _Snapshot:
+        if key not in self._snapshots and len(self._snapshots) >= 10_000:  # bounded: the stale go first
+            for stale in [k for k, v in self._snapshots.items() if snap.taken - v.taken > SNAPSHOT_KEPT_SECONDS]:
                 del self._snapshots[stale]
             while len(self._snapshots) >= 10_000:  # still full of young ones: the oldest go
                 del self._snapshots[next(iter(self._snapshots))]
@@ -250,20 +253,19 @@ class AccountService:
         now = self.clock()
         allowance, source = await self._allowance(session, job.guild_id, job.user_id)
         guild_key = job.guild_id or NO_GUILD
-        ok = await repo.reserve(session, job_id=job.id, user_id=job.user_id, guild_id=guild_key,  # type: ignore[arg-type]
-                                day=day_of(now), credits=cost, allowance=allowance)
-        if not ok:
+        used = await repo.reserve(session, job_id=job.id, user_id=job.user_id, guild_id=guild_key,  # type: ignore[arg-type]
+                                  day=day_of(now), credits=cost, allowance=allowance)
+        key, taken = (guild_key, job.user_id), asyncio.get_running_loop().time()
+        if used is None:
             used = await repo.used_today(session, user_id=job.user_id, guild_id=guild_key, day=day_of(now))
             # what was just read is exact: the member's next command is refused before acknowledging
-            self._snapshots[(guild_key, job.user_id)] = _Snapshot(allowance, source, used, day_of(now),
-                                                                   asyncio.get_running_loop().time())
+            self._keep(key, _Snapshot(allowance, source, used, day_of(now), taken))
             raise self._exceeded(cost, max((allowance or 0) - used, 0), allowance, source, now)
         if job.params.get("credits") != cost:  # not screened: the row is updated
             job.params = {**job.params, "credits": cost}
-        snap = self._snapshots.get((guild_key, job.user_id))
-        if snap is not None:  # the member's next command is checked against what they have left
-            snap.used += cost
-            snap.exact = False  # the transaction may still roll back: this snapshot may not refuse
+        # The member's next command is checked against what they have left, without a read. Inexact:
+        # this transaction may still roll back, so the snapshot may let commands through, not refuse.
+        self._keep(key, _Snapshot(allowance, source, used, day_of(now), taken, exact=False))
 
     async def on_delivered(self, session: AsyncSession, job: Job) -> None:
         await repo.charge(session, job_id=job.id)  # type: ignore[arg-type]

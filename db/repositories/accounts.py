@@ -60,8 +60,9 @@ async def _ensure_usage_row(session: AsyncSession, *, user_id: int, guild_id: in
 
 
 async def reserve(session: AsyncSession, *, job_id: int, user_id: int, guild_id: int, day: str, credits: int,
-                  allowance: int | None) -> bool:
-    """Hold `credits` for a job if the day's usage stays within `allowance` (None: unlimited).
+                  allowance: int | None) -> int | None:
+    """Hold `credits` for a job if the day's usage stays within `allowance` (None: unlimited); the
+    day's usage with them, or None when they do not fit.
 
     One guarded UPDATE decides, so concurrent reservations can never overspend."""
     await _ensure_usage_row(session, user_id=user_id, guild_id=guild_id, day=day)
@@ -69,13 +70,19 @@ async def reserve(session: AsyncSession, *, job_id: int, user_id: int, guild_id:
         QuotaUsage.user_id == user_id, QuotaUsage.guild_id == guild_id, QuotaUsage.day == day)
     if allowance is not None:
         query = query.where(QuotaUsage.used + credits <= allowance)
-    result = await session.execute(query.values(used=QuotaUsage.used + credits))
-    if result.rowcount != 1:
-        return False
+    query = query.values(used=QuotaUsage.used + credits)
+    if session.bind.dialect.update_returning:
+        used = (await session.execute(query.returning(QuotaUsage.used))).scalar()
+        if used is None:
+            return None
+    elif (await session.execute(query)).rowcount == 1:
+        used = await used_today(session, user_id=user_id, guild_id=guild_id, day=day)
+    else:
+        return None
     session.add(CreditEntry(job_id=job_id, user_id=user_id, guild_id=guild_id, day=day,
                             kind=LedgerKind.reserve, credits=credits))
     await session.flush()
-    return True
+    return int(used)
 
 
 async def _open_reservation(session: AsyncSession, *, job_id: int) -> CreditEntry | None:

@@ -202,3 +202,37 @@ async def test_a_charge_is_one_statement_and_happens_once(sessions, tmp_path) ->
         assert await repo.refund(s, job_id=ticket.job.id) == 0  # and so nothing is left to refund
         assert await repo.charge(s, job_id=ticket.job.id + 1) == 0  # no reservation at all
         assert await repo.ledger_totals(s) == {"reserve": job_cost(params), "charge": job_cost(params), "refund": 0}
+
+
+async def test_in_a_burst_the_precheck_reads_nothing_and_submissions_leave_the_snapshot(
+        sessions, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    class Burst:  # many commands are waiting for their acknowledgement
+        def unanswered(self) -> int:
+            return 5
+
+        async def quiet(self) -> None:
+            return None
+
+    jobs = service(sessions, tmp_path)
+    jobs.acks = Burst()  # type: ignore[assignment]
+    accounts = AccountService(jobs, default_daily=2)
+    jobs.listeners.append(accounts)
+    reads: list[int] = []
+    snapshot = accounts._snapshot
+
+    async def counted(*args):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return await snapshot(*args)
+
+    monkeypatch.setattr(accounts, "_snapshot", counted)
+    params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
+    await accounts.before_acknowledge(dict(params), _origin())  # acknowledged at once, nothing read
+    assert reads == [] and not accounts._loading
+    for _ in range(2):
+        await jobs.submit(command="imagine", params=dict(params), origin=_origin())
+        await accounts.before_acknowledge(dict(params), _origin())  # 1, then 2 of 2: let through
+    with pytest.raises(QuotaExceeded):
+        await jobs.submit(command="imagine", params=dict(params), origin=_origin())
+    with pytest.raises(QuotaExceeded, match="0 of 2 left"):  # refused before acknowledging, still no read
+        await accounts.before_acknowledge(dict(params), _origin())
+    assert reads == []
