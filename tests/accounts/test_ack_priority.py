@@ -60,3 +60,37 @@ async def test_an_idle_pool_gets_its_job_without_waiting(sessions, tmp_path) -> 
     ticket = await asyncio.wait_for(task, 2)  # the other command is still unanswered
     assert ticket.job.id is not None and pool.woken == 1
     assert not waiting.response.done
+
+
+class Counted(Response):
+    asked = 0
+
+    def is_done(self) -> bool:
+        Counted.asked += 1
+        return self.done
+
+
+async def test_a_burst_of_waiters_looks_at_the_pending_interactions_once_a_poll() -> None:
+    gate = AckGate(max_wait=5.0, poll=0.005)
+    pending = [Interaction(n) for n in range(200)]
+    for interaction in pending:
+        interaction.response = Counted()
+        gate.received(interaction)
+    Counted.asked = 0
+    waiters = [asyncio.ensure_future(gate.quiet()) for _ in range(200)]  # 200 submissions after their acks
+    started = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiters)
+    for interaction in pending:
+        interaction.response.done = True
+    await asyncio.wait_for(asyncio.gather(*waiters), 1.0)
+    polls = (asyncio.get_running_loop().time() - started) / gate.poll + 2
+    assert Counted.asked <= 200 * polls  # not 200 waiters x 200 interactions each poll
+    assert gate.unanswered() == 0
+
+
+async def test_a_waiter_stops_waiting_after_max_wait() -> None:
+    gate = AckGate(max_wait=0.05, poll=0.005)
+    gate.received(Interaction(1))  # never answered
+    await asyncio.wait_for(gate.quiet(), 2.0)  # returns on its own
+    assert gate.unanswered() == 1
