@@ -121,3 +121,27 @@ async def test_the_job_row_is_written_once_with_its_safety_negative_and_cost(ses
     assert stored is not None
     assert stored.params["negative_prompt"] == f"blurry, {SAFETY_NEGATIVE}" and stored.params["safety_negative"]
     assert stored.params["credits"] == job_cost(stored.params)
+
+
+async def test_short_prompts_are_checked_on_the_loop_and_long_ones_in_a_thread(sessions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from moderation import Action
+
+    moderation = ModerationService(sessions, moderator=Moderator(semantic=False),
+                                   reads=create_sessionmaker(sessions.kw["bind"], readonly=True))
+    handed: list[str] = []
+    real = asyncio.to_thread
+
+    async def to_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        handed.append(args[0])
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    short = await moderation.verdict("a red fox", "", guild_id=GUILD, nsfw_channel=False, semantic=False)
+    assert short.action is Action.ALLOW and handed == []  # no thread hop for a check this small
+    blocked = await moderation.verdict("a nude woman, nsfw", "", guild_id=GUILD, nsfw_channel=False, semantic=False)
+    assert blocked.action is Action.BLOCK and handed == []  # the same rules, on the loop
+    long_prompt = "a red fox in a snowy field at dawn, " * 12
+    await moderation.verdict(long_prompt, "", guild_id=GUILD, nsfw_channel=False, semantic=False)
+    assert handed == [long_prompt]
