@@ -46,11 +46,11 @@ STEPS_PER_CREDIT = 5
 # The pre-acknowledgement quota check answers from a snapshot of the member's allowance and usage.
 # A snapshot read from the database within SNAPSHOT_SECONDS may refuse a job; one up to
 # SNAPSHOT_KEPT_SECONDS old, or one this process has since added its own reservations to, may only
-# let a job through (the reservation at submission decides, and refuses privately too). Otherwise the
-# member's allowance and usage are read for at most PRECHECK_BUDGET seconds while the bot is quiet,
-# PRECHECK_BUDGET_BURST while other commands are waiting for their acknowledgement too (a burst:
-# the acknowledgements matter more). The read goes on in the background either way and fills the
-# snapshot for the member's next command.
+# let a job through (the reservation at submission decides, and refuses privately too; it also
+# leaves the member a snapshot). Otherwise, while the bot is quiet, the member's allowance and usage
+# are read for at most PRECHECK_BUDGET seconds (the read goes on in the background and fills the
+# snapshot for their next command); while other commands are waiting for their acknowledgement too
+# (a burst: the acknowledgements matter more) nothing is read and the command is let through.
 SNAPSHOT_SECONDS = 30.0
 SNAPSHOT_KEPT_SECONDS = 600.0
 PRECHECK_BUDGET = 0.2
