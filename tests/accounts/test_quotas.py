@@ -151,12 +151,8 @@ async def test_reroll_and_rerun_are_charged_to_whoever_pressed(sessions, tmp_pat
     assert (await accounts.status(user_id=other, guild_id=GUILD)).used == 2
 
 
-async def test_the_next_command_is_let_through_from_the_snapshot_and_only_a_fresh_read_refuses(
-        sessions, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(accounts_module, "PRECHECK_BUDGET", 10.0)  # a slow CI database still answers
-    jobs = service(sessions, tmp_path)
-    accounts = AccountService(jobs, default_daily=3)
-    jobs.listeners.append(accounts)
+def _snapshot_reads(accounts: AccountService, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry for each database read of a member's quota snapshot from now on."""
     reads: list[int] = []
     snapshot = accounts._snapshot
 
@@ -165,6 +161,16 @@ async def test_the_next_command_is_let_through_from_the_snapshot_and_only_a_fres
         return await snapshot(*args)
 
     monkeypatch.setattr(accounts, "_snapshot", counted)
+    return reads
+
+
+async def test_the_next_command_is_let_through_from_the_snapshot_and_only_a_fresh_read_refuses(
+        sessions, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(accounts_module, "PRECHECK_BUDGET", 10.0)  # a slow CI database still answers
+    jobs = service(sessions, tmp_path)
+    accounts = AccountService(jobs, default_daily=3)
+    jobs.listeners.append(accounts)
+    reads = _snapshot_reads(accounts, monkeypatch)
     params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
     assert job_cost(params) == 1
     for _ in range(3):  # one read, then the member's own reservations keep the snapshot current
@@ -217,14 +223,7 @@ async def test_in_a_burst_the_precheck_reads_nothing_and_submissions_leave_the_s
     jobs.acks = Burst()  # type: ignore[assignment]
     accounts = AccountService(jobs, default_daily=2)
     jobs.listeners.append(accounts)
-    reads: list[int] = []
-    snapshot = accounts._snapshot
-
-    async def counted(*args):  # type: ignore[no-untyped-def]
-        reads.append(1)
-        return await snapshot(*args)
-
-    monkeypatch.setattr(accounts, "_snapshot", counted)
+    reads = _snapshot_reads(accounts, monkeypatch)
     params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
     await accounts.before_acknowledge(dict(params), _origin())  # acknowledged at once, nothing read
     assert reads == [] and not accounts._loading
