@@ -53,7 +53,7 @@ class AckGate:
 
         Every waiter waits on one future, resolved by one sweeper task polling every ``poll``
         (discord.py has no hook for "this interaction was answered")."""
-        if not self._pending or not self.unanswered():
+        if not self.unanswered():
             return
         if self._calm is None or self._calm.done():
             self._calm = asyncio.get_running_loop().create_future()

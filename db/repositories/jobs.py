@@ -213,15 +213,19 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
 
 
 async def _start(session: AsyncSession, *, job_id: int, worker: str, uncancelled: bool = False) -> Job | None:
-    """Move one queued job to running for ``worker``; its row, or None if it was no longer queued.
-
-    One UPDATE ... RETURNING where the database has it (SQLite 3.35+, PostgreSQL), else UPDATE
-    then a load."""
+    """Move one queued job to running for ``worker``; its row, or None if it was no longer queued."""
     query = update(Job).where(Job.id == job_id, Job.status == JobStatus.queued)
     if uncancelled:
         query = query.where(Job.cancel_requested.is_(False))
-    query = query.values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), worker=worker,
-                         attempts=Job.attempts + 1)
+    return await _updated_job(session, job_id, query.values(
+        status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), worker=worker,
+        attempts=Job.attempts + 1))
+
+
+async def _updated_job(session: AsyncSession, job_id: int, query: Any) -> Job | None:
+    """Run ``query``, a guarded UPDATE of job ``job_id``; the row after it, or None if it matched
+    nothing. One UPDATE ... RETURNING where the database has it (SQLite 3.35+, PostgreSQL), else
+    UPDATE then a load."""
     if session.bind.dialect.update_returning:
         result = await session.execute(query.returning(Job), execution_options={"populate_existing": True})
         return result.scalars().first()
@@ -323,17 +327,10 @@ async def set_message(session: AsyncSession, *, job_id: int, message_id: int, ch
 async def complete_job(session: AsyncSession, *, job_id: int, outputs: list[Output],
                        run_seconds: float) -> Job | None:
     """Store outputs and mark completed; the job's row as completed (what its delivery needs), or
-    None when the job was no longer running (e.g. canceled). UPDATE ... RETURNING where the
-    database has it, else UPDATE then a load."""
-    query = (update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
-             .values(status=JobStatus.completed, finished_at=utcnow(), run_seconds=run_seconds, error=None))
-    if session.bind.dialect.update_returning:
-        job = (await session.execute(query.returning(Job), execution_options={"populate_existing": True})
-               ).scalars().first()
-    elif (await session.execute(query)).rowcount == 1:
-        job = await session.get(Job, job_id, populate_existing=True)
-    else:
-        job = None
+    None when the job was no longer running (e.g. canceled)."""
+    job = await _updated_job(session, job_id, update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
+                             .values(status=JobStatus.completed, finished_at=utcnow(), run_seconds=run_seconds,
+                                     error=None))
     if job is None:
         return None
     session.add_all(outputs)
