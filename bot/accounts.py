@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import InvalidOption, QuotaExceeded, UnknownJob
-from bot.jobs import JobService, Origin, Ticket
+from bot.jobs import JobService, Origin, Ticket, starts_in
 from db.models import Job, JobStatus
 from db.models_accounts import NO_GUILD, QuotaScope
 from db.repositories import accounts as repo
@@ -304,18 +304,15 @@ class AccountService:
 
     async def queue(self, *, user_id: int) -> list[QueueEntry]:
         """The member's active jobs with their place in the scheduler's order and a start estimate."""
-        workers = max(self.jobs.pool.size if self.jobs.pool is not None else 1, 1)
         entries = []
         async with self.sessions() as session:
-            running = await jobs_repo.count_running(session)
             for job in await repo.active_jobs(session, user_id=user_id):
                 if job.status == JobStatus.running:
                     entries.append(QueueEntry(job, None, None))
                     continue
                 position, _ = await jobs_repo.queue_position(session, job=job)
-                per_job = await jobs_repo.average_run_seconds(session, model=job.model)
-                eta = None if per_job is None else per_job * (position - 1 + min(running, workers)) / workers
-                entries.append(QueueEntry(job, position, eta))
+                per_job, running = await jobs_repo.run_times(session, model=job.model)
+                entries.append(QueueEntry(job, position, starts_in(per_job, position, running, self.jobs.workers)))
         return entries
 
     async def cancel(self, *, user_id: int, job_id: int | None, is_admin: bool = False) -> tuple[int, str]:

@@ -136,6 +136,14 @@ class Ticket:
     eta_seconds: float | None
 
 
+def starts_in(per_job: float | None, position: int, running: int, workers: int) -> float | None:
+    """Seconds until the job at 1-based ``position`` in the queue starts, or None before the model
+    has a run time: the jobs ahead of it and those running now, shared by ``workers`` devices."""
+    if per_job is None:
+        return None
+    return per_job * (position - 1 + min(running, workers)) / max(workers, 1)
+
+
 @dataclass
 class _Live:
     job: Job
@@ -276,18 +284,15 @@ class JobService:
         # is one in the queue, not a job already running.
         async with self.reads() as session:
             position, total = await jobs_repo.queue_position(session, job=job)
-            eta = await self._eta(session, job, position)
+            per_job, running = await jobs_repo.run_times(session, model=job.model)
         if self.pool is not None:
             self.pool.wake()
-        return Ticket(job, position, total, eta)
+        return Ticket(job, position, total, starts_in(per_job, position, running, self.workers))
 
-    async def _eta(self, session: AsyncSession, job: Job, position: int) -> float | None:
-        per_job = await jobs_repo.average_run_seconds(session, model=job.model)
-        if per_job is None:
-            return None
-        workers = self.pool.size if self.pool is not None else 1
-        running = await jobs_repo.count_running(session)
-        return per_job * (position + min(running, workers)) / max(workers, 1)
+    @property
+    def workers(self) -> int:
+        """Devices taking this process's jobs (at least one, for estimates)."""
+        return max(self.pool.size if self.pool is not None else 1, 1)
 
     async def reroll(self, *, job_id: int, origin: Origin) -> Ticket:
         """Run a finished job again with a new seed, charged to whoever asked."""

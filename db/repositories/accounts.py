@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel
@@ -100,16 +113,8 @@ async def charge(session: AsyncSession, *, job_id: int) -> int:
     Every delivered job comes here, so it is one INSERT ... SELECT copying the open reservation
     where the database returns rows from an INSERT (SQLite 3.35+, PostgreSQL); else read, then add."""
     if session.bind.dialect.insert_returning:
-        reserve = aliased(CreditEntry)
-        closed = select(CreditEntry.id).where(CreditEntry.job_id == job_id,
-                                              CreditEntry.kind.in_([LedgerKind.charge, LedgerKind.refund]))
-        source = select(reserve.job_id, reserve.user_id, reserve.guild_id, reserve.day,
-                        literal(LedgerKind.charge.value, String), reserve.credits,
-                        literal(utcnow(), DateTime(timezone=True))).where(
-            reserve.job_id == job_id, reserve.kind == LedgerKind.reserve, ~closed.exists())
-        copied = insert(CreditEntry).from_select(
-            ["job_id", "user_id", "guild_id", "day", "kind", "credits", "created_at"], source)
-        return int((await session.execute(copied.returning(CreditEntry.credits))).scalar() or 0)
+        charged = await session.execute(_charge_query(), {"job_id": job_id, "now": utcnow()})
+        return int(charged.scalar() or 0)
     held = await _open_reservation(session, job_id=job_id)
     if held is None:
         return 0
@@ -117,6 +122,25 @@ async def charge(session: AsyncSession, *, job_id: int) -> int:
                             kind=LedgerKind.charge, credits=held.credits))
     await session.flush()
     return held.credits
+
+
+@functools.cache
+def _charge_query() -> Any:
+    """INSERT ... SELECT ... RETURNING copying job ``:job_id``'s open reservation as a charge at
+    ``:now``. Built once: constructing it took ~1 ms of the event loop, on every delivery."""
+    job_id = bindparam("job_id", type_=BigInteger)
+    reserve = aliased(CreditEntry)
+    closed = select(CreditEntry.id).where(CreditEntry.job_id == job_id,
+                                          CreditEntry.kind.in_([LedgerKind.charge, LedgerKind.refund]))
+    source = select(reserve.job_id, reserve.user_id, reserve.guild_id, reserve.day,
+                    literal(LedgerKind.charge.value, String), reserve.credits,
+                    bindparam("now", type_=DateTime(timezone=True))).where(
+        reserve.job_id == job_id, reserve.kind == LedgerKind.reserve, ~closed.exists())
+    # The table, not the entity: an ORM INSERT given parameters at execution is a bulk insert of them.
+    ledger = CreditEntry.__table__
+    copied = insert(ledger).from_select(["job_id", "user_id", "guild_id", "day", "kind", "credits", "created_at"],
+                                        source)
+    return copied.returning(ledger.c.credits)
 
 
 async def refund(session: AsyncSession, *, job_id: int) -> int:

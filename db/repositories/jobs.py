@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, utcnow
@@ -301,16 +302,37 @@ async def count_running(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.running)) or 0)
 
 
-async def average_run_seconds(session: AsyncSession, *, model: str, last: int = 20) -> float | None:
-    sub = (
+RUNS_AVERAGED = 20  # a model's latest completed runs that its time per job is averaged over
+
+
+def _average_run(model: Any) -> Any:
+    latest = (
         select(Job.run_seconds)
         .where(Job.model == model, Job.status == JobStatus.completed, Job.run_seconds.is_not(None))
         .order_by(Job.id.desc())
-        .limit(last)
+        .limit(RUNS_AVERAGED)
         .subquery()
     )
-    value = await session.scalar(select(func.avg(sub.c.run_seconds)))
+    return select(func.avg(latest.c.run_seconds)).scalar_subquery()
+
+
+async def average_run_seconds(session: AsyncSession, *, model: str) -> float | None:
+    """Mean run time of the model's latest completed jobs; None before its first."""
+    value = await session.scalar(select(_average_run(model)))
     return float(value) if value is not None else None
+
+
+@functools.cache
+def _run_times_query() -> Any:
+    running = select(func.count()).select_from(Job).where(Job.status == JobStatus.running).scalar_subquery()
+    return select(_average_run(bindparam("model")), running)
+
+
+async def run_times(session: AsyncSession, *, model: str) -> tuple[float | None, int]:
+    """(average_run_seconds of the model, jobs running now) in one statement: what a start
+    estimate needs (bot.jobs.starts_in). The statement is built once: every submission asks."""
+    average, running = (await session.execute(_run_times_query(), {"model": model})).one()
+    return (float(average) if average is not None else None), int(running or 0)
 
 
 async def set_progress(session: AsyncSession, *, job_id: int, step: int, total: int) -> None:

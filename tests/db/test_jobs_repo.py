@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import inspect, update
 
 from bot.metrics import Metrics
 from db.models import Job, JobStatus, Output
@@ -47,6 +48,27 @@ async def test_claim_takes_oldest_and_positions_follow(sessions) -> None:  # typ
         job = await jobs_repo.get_job(s, job_id=ids[2])
         assert await jobs_repo.queue_position(s, job=job) == (2, 2)
         assert job.user_id == BIG_ID and job.seed == 2**32 - 1
+
+
+async def test_run_times_average_the_models_latest_runs_and_count_running_in_one_statement(sessions) -> None:  # type: ignore[no-untyped-def]
+    async with sessions() as s:
+        assert await jobs_repo.run_times(s, model="m") == (None, 0)  # no run yet: no estimate
+    ids = await _add(sessions, 25 + 3)
+    async with sessions.begin() as s:
+        other = _job()
+        other.model, other.status, other.run_seconds = "big", JobStatus.completed, 999.0
+        await jobs_repo.create_job(s, job=other)
+        # jobs 1-25 completed in 1..25 s (only the latest 20 count: 6..25, mean 15.5); 26 failed; 27-28 run
+        for n, job_id in enumerate(ids[:25], start=1):
+            await s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.completed, run_seconds=n))
+        await s.execute(update(Job).where(Job.id == ids[25]).values(status=JobStatus.failed, run_seconds=500.0))
+        await s.execute(update(Job).where(Job.id.in_(ids[26:])).values(status=JobStatus.running))
+    with statements_sent(sessions) as statements:
+        async with sessions() as s:
+            assert await jobs_repo.run_times(s, model="m") == (pytest.approx(15.5), 2)
+            assert await jobs_repo.run_times(s, model="big") == (pytest.approx(999.0), 2)
+            assert await jobs_repo.average_run_seconds(s, model="m") == pytest.approx(15.5)
+    assert len(statements) == 3
 
 
 async def test_queue_depth_per_model_counts_only_queued_jobs(sessions) -> None:  # type: ignore[no-untyped-def]

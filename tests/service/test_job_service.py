@@ -350,3 +350,31 @@ async def test_stopping_puts_a_job_claimed_ahead_back(env) -> None:  # type: ign
     job = await service.get_job(second)
     assert (job.status, job.attempts) == (JobStatus.queued, 0)
     assert (await service.get_job(first)).status == JobStatus.running  # interrupted: recovery re-queues it
+
+
+async def test_the_ticket_and_the_queue_command_estimate_the_same_start(env) -> None:  # type: ignore[no-untyped-def]
+    from bot.accounts import AccountService
+    from bot.jobs import starts_in
+
+    service, recorder, engine, _ = env
+    first = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
+    await recorder.wait(lambda ev: any(e[0] == "deliver" for e in ev))
+    async with service.sessions.begin() as session:  # the model's runs so far took 10 s each
+        await session.execute(update(Job).where(Job.id == first.job.id).values(run_seconds=10.0))
+    engine.gate.clear()
+    running = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=2))
+    for _ in range(200):
+        if (await service.get_job(running.job.id)).status == JobStatus.running:
+            break
+        await asyncio.sleep(0.01)
+    waiting = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=3))
+    # Next in line behind one running job on the one device: it starts when that one ends.
+    assert (waiting.position, waiting.eta_seconds) == (1, pytest.approx(10.0))
+    entries = await AccountService(service, default_daily=100).queue(user_id=3)
+    assert [(e.position, e.eta_seconds) for e in entries] == [(1, pytest.approx(10.0))]
+    engine.gate.set()
+    await recorder.wait(lambda ev: sum(e[0] == "deliver" for e in ev) == 3)
+
+    assert starts_in(None, 3, 1, 1) is None  # no run yet: the embed says "soon"
+    assert starts_in(10.0, 1, 0, 1) == 0.0  # an idle device starts it at once
+    assert starts_in(10.0, 5, 4, 2) == pytest.approx(30.0)  # 4 ahead and 2 running, over 2 devices
