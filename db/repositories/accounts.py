@@ -77,25 +77,56 @@ async def reserve(session: AsyncSession, *, job_id: int, user_id: int, guild_id:
     """Hold `credits` for a job if the day's usage stays within `allowance` (None: unlimited); the
     day's usage with them, or None when they do not fit.
 
-    One guarded UPDATE decides, so concurrent reservations can never overspend."""
-    await _ensure_usage_row(session, user_id=user_id, guild_id=guild_id, day=day)
-    query = update(QuotaUsage).where(
-        QuotaUsage.user_id == user_id, QuotaUsage.guild_id == guild_id, QuotaUsage.day == day)
-    if allowance is not None:
-        query = query.where(QuotaUsage.used + credits <= allowance)
-    query = query.values(used=QuotaUsage.used + credits)
-    if session.bind.dialect.update_returning:
-        used = (await session.execute(query.returning(QuotaUsage.used))).scalar()
+    One guarded statement decides, so concurrent reservations can never overspend: where the
+    database returns rows from an upsert (SQLite 3.35+, PostgreSQL), an INSERT of the day's row
+    that adds to it on conflict only while it stays within the allowance; else the row is ensured,
+    then a guarded UPDATE."""
+    if allowance is not None and credits > allowance:
+        return None
+    key = {"user_id": user_id, "guild_id": guild_id, "day": day}
+    dialect = session.bind.dialect
+    if dialect.name in ("sqlite", "postgresql") and dialect.insert_returning:
+        result = await session.execute(_reserve_query(dialect.name, allowance is not None),
+                                       {**key, "credits": credits, "allowance": allowance})
+        used = result.scalar()
         if used is None:
             return None
-    elif (await session.execute(query)).rowcount == 1:
-        used = await used_today(session, user_id=user_id, guild_id=guild_id, day=day)
     else:
-        return None
-    session.add(CreditEntry(job_id=job_id, user_id=user_id, guild_id=guild_id, day=day,
-                            kind=LedgerKind.reserve, credits=credits))
-    await session.flush()
+        await _ensure_usage_row(session, user_id=user_id, guild_id=guild_id, day=day)
+        query = update(QuotaUsage).where(
+            QuotaUsage.user_id == user_id, QuotaUsage.guild_id == guild_id, QuotaUsage.day == day)
+        if allowance is not None:
+            query = query.where(QuotaUsage.used + credits <= allowance)
+        if (await session.execute(query.values(used=QuotaUsage.used + credits))).rowcount != 1:
+            return None
+        used = await used_today(session, **key)
+    await session.execute(_ledger_insert(), {"job_id": job_id, **key, "kind": LedgerKind.reserve.value,
+                                             "credits": credits, "created_at": utcnow()})
     return int(used)
+
+
+@functools.cache
+def _reserve_query(dialect: str, limited: bool) -> Any:
+    """The day's row inserted with ``:credits``, or ``:credits`` added to it (within ``:allowance``
+    when ``limited``), returning its usage; no row back when the allowance would be passed."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    usage = QuotaUsage.__table__  # the table: an ORM INSERT given parameters is a bulk insert of them
+    upsert = dialect_insert(usage).values(
+        user_id=bindparam("user_id", type_=BigInteger), guild_id=bindparam("guild_id", type_=BigInteger),
+        day=bindparam("day", type_=String), used=bindparam("credits", type_=Integer))
+    added = usage.c.used + upsert.excluded.used
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[usage.c.user_id, usage.c.guild_id, usage.c.day], set_={"used": added},
+        where=(added <= bindparam("allowance", type_=Integer)) if limited else None)
+    return upsert.returning(usage.c.used)
+
+
+@functools.cache
+def _ledger_insert() -> Any:
+    return insert(CreditEntry.__table__)
 
 
 async def _open_reservation(session: AsyncSession, *, job_id: int) -> CreditEntry | None:
