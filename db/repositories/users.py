@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,18 +14,25 @@ from db.models import GuildSettings, Meta, User, utcnow
 async def ensure_user(session: AsyncSession, *, user_id: int, name: str = "") -> None:
     """The member's row, created if missing and renamed if their name changed, in one statement
     (no row is loaded); safe when one member's first jobs arrive concurrently."""
-    if session.bind.dialect.name == "postgresql":
+    name = name[:100]
+    await session.execute(_ensure_user_query(session.bind.dialect.name, bool(name)),
+                          {"id": user_id, "name": name, "created_at": utcnow()})
+
+
+@functools.cache
+def _ensure_user_query(dialect: str, named: bool) -> Any:
+    """Built once per dialect (every submission runs it); the table, not the entity: an ORM INSERT
+    given parameters at execution is a bulk insert of them."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    name = name[:100]
-    upsert = insert(User).values(id=user_id, name=name, created_at=utcnow())
-    if name:
-        upsert = upsert.on_conflict_do_update(index_elements=[User.id], set_={"name": upsert.excluded.name},
-                                              where=User.name.is_distinct_from(upsert.excluded.name))
-    else:
-        upsert = upsert.on_conflict_do_nothing()
-    await session.execute(upsert)
+    users = User.__table__
+    upsert = insert(users)
+    if not named:
+        return upsert.on_conflict_do_nothing()
+    return upsert.on_conflict_do_update(index_elements=[users.c.id], set_={"name": upsert.excluded.name},
+                                        where=users.c.name.is_distinct_from(upsert.excluded.name))
 
 
 async def get_meta(session: AsyncSession, *, key: str) -> str | None:
