@@ -184,13 +184,18 @@ def _claimable() -> list[Any]:
     return [Job.status == JobStatus.queued, Job.cancel_requested.is_(False)]
 
 
+def _queued_columns() -> Any:
+    """What the scheduler reads of a queued job (see _queued_row)."""
+    return select(Job.id, Job.user_id, Job.guild_id, Job.params, Job.created_at)
+
+
 @functools.cache
 def _queued_heads_query(by_command: bool) -> Any:
     conditions = _claimable()
     if by_command:
         conditions.append(Job.command.in_(bindparam("commands", expanding=True, type_=Job.__table__.c.command.type)))
     heads = select(func.min(Job.id)).where(*conditions).group_by(Job.user_id)
-    return select(Job.id, Job.user_id, Job.guild_id, Job.params, Job.created_at).where(Job.id.in_(heads))
+    return _queued_columns().where(Job.id.in_(heads))
 
 
 async def _queued_heads(session: AsyncSession, commands: Sequence[str] | None) -> list[Any]:
@@ -288,7 +293,7 @@ async def claim_partners(session: AsyncSession, *, worker: str, job_id: int, use
 
 @functools.cache
 def _queued_query() -> Any:
-    return select(Job.id, Job.user_id, Job.guild_id, Job.params, Job.created_at).where(*_claimable()).order_by(Job.id)
+    return _queued_columns().where(*_claimable()).order_by(Job.id)
 
 
 async def queue_position(session: AsyncSession, *, job: Job) -> tuple[int, int]:
@@ -326,39 +331,28 @@ async def queued_by_model(session: AsyncSession) -> dict[str, int]:
     return {model: int(count) for model, count in (await session.execute(query)).all()}
 
 
-async def count_running(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.running)) or 0)
-
-
 RUNS_AVERAGED = 20  # a model's latest completed runs that its time per job is averaged over
-
-
-def _average_run(model: Any) -> Any:
-    latest = (
-        select(Job.run_seconds)
-        .where(Job.model == model, Job.status == JobStatus.completed, Job.run_seconds.is_not(None))
-        .order_by(Job.id.desc())
-        .limit(RUNS_AVERAGED)
-        .subquery()
-    )
-    return select(func.avg(latest.c.run_seconds)).scalar_subquery()
-
-
-async def average_run_seconds(session: AsyncSession, *, model: str) -> float | None:
-    """Mean run time of the model's latest completed jobs; None before its first."""
-    value = await session.scalar(select(_average_run(model)))
-    return float(value) if value is not None else None
 
 
 @functools.cache
 def _run_times_query() -> Any:
+    latest = (
+        select(Job.run_seconds)
+        .where(Job.model == bindparam("model", type_=Job.__table__.c.model.type), Job.status == JobStatus.completed,
+               Job.run_seconds.is_not(None))
+        .order_by(Job.id.desc())
+        .limit(RUNS_AVERAGED)
+        .subquery()
+    )
+    average = select(func.avg(latest.c.run_seconds)).scalar_subquery()
     running = select(func.count()).select_from(Job).where(Job.status == JobStatus.running).scalar_subquery()
-    return select(_average_run(bindparam("model")), running)
+    return select(average, running)
 
 
 async def run_times(session: AsyncSession, *, model: str) -> tuple[float | None, int]:
-    """(average_run_seconds of the model, jobs running now) in one statement: what a start
-    estimate needs (bot.jobs.starts_in). The statement is built once: every submission asks."""
+    """(mean run time of the model's latest completed jobs or None before its first, jobs running
+    now) in one statement: what a start estimate needs (bot.jobs.starts_in). Built once: every
+    submission asks."""
     average, running = (await session.execute(_run_times_query(), {"model": model})).one()
     return (float(average) if average is not None else None), int(running or 0)
 
