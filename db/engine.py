@@ -65,6 +65,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+def upsert_insert(dialect: str) -> Any:
+    """The INSERT construct with ``on_conflict_do_*`` for a dialect (PostgreSQL's, else SQLite's:
+    the two databases Atelier runs on)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def create_sessionmaker(engine: AsyncEngine, *, readonly: bool = False) -> async_sessionmaker[AsyncSession]:
     """Sessions for the data layer; readonly=True for lookups that never write (see _sqlite_begin).
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel
 
+from db.engine import upsert_insert
 from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, User, load_all_tables, utcnow
 from db.models_accounts import AccountGuildSettings, CreditEntry, LedgerKind, QuotaSetting, QuotaUsage
 
@@ -61,15 +62,8 @@ async def used_today(session: AsyncSession, *, user_id: int, guild_id: int, day:
 
 
 async def _ensure_usage_row(session: AsyncSession, *, user_id: int, guild_id: int, day: str) -> None:
-    values = {"user_id": user_id, "guild_id": guild_id, "day": day, "used": 0}
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        await session.execute(pg_insert(QuotaUsage).values(**values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        await session.execute(sqlite_insert(QuotaUsage).values(**values).on_conflict_do_nothing())
+    insert_row = upsert_insert(session.bind.dialect.name)(QuotaUsage)
+    await session.execute(insert_row.values(user_id=user_id, guild_id=guild_id, day=day, used=0).on_conflict_do_nothing())
 
 
 async def reserve(session: AsyncSession, *, job_id: int, user_id: int, guild_id: int, day: str, credits: int,
@@ -109,12 +103,8 @@ async def reserve(session: AsyncSession, *, job_id: int, user_id: int, guild_id:
 def _reserve_query(dialect: str, limited: bool) -> Any:
     """The day's row inserted with ``:credits``, or ``:credits`` added to it (within ``:allowance``
     when ``limited``), returning its usage; no row back when the allowance would be passed."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     usage = QuotaUsage.__table__  # the table: an ORM INSERT given parameters is a bulk insert of them
-    upsert = dialect_insert(usage).values(
+    upsert = upsert_insert(dialect)(usage).values(
         user_id=bindparam("user_id", type_=BigInteger), guild_id=bindparam("guild_id", type_=BigInteger),
         day=bindparam("day", type_=String), used=bindparam("credits", type_=Integer))
     added = usage.c.used + upsert.excluded.used

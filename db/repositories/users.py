@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.engine import upsert_insert
 from db.models import GuildSettings, Meta, User, utcnow
 
 
@@ -23,12 +24,8 @@ async def ensure_user(session: AsyncSession, *, user_id: int, name: str = "") ->
 def _ensure_user_query(dialect: str, named: bool) -> Any:
     """Built once per dialect (every submission runs it); the table, not the entity: an ORM INSERT
     given parameters at execution is a bulk insert of them."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     users = User.__table__
-    upsert = insert(users)
+    upsert = upsert_insert(dialect)(users)
     if not named:
         return upsert.on_conflict_do_nothing()
     return upsert.on_conflict_do_update(index_elements=[users.c.id], set_={"name": upsert.excluded.name},
