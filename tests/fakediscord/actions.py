@@ -56,7 +56,7 @@ class UserActions:
         else:
             cmd = find_command(self, name, 2)
             resolved = {"users": {str(target_id): self.world.users[target_id]}}
-            if target_id in self.world.members:
+            if self.world.member(target_id, self.world.guild_of(channel_id)) is not None:
                 member = self.world.interaction_member(target_id, channel_id)
                 resolved["members"] = {str(target_id): {k: v for k, v in member.items() if k != "user"}}
         data = {"id": cmd["id"], "name": cmd["name"], "type": cmd["type"], "target_id": str(target_id),
@@ -153,14 +153,15 @@ class UserActions:
         user_id = user_id or self.user_id
         if channel_id not in self.world.channels:
             raise LookupError(f"unknown channel {channel_id}")
-        if not self.world.is_dm(channel_id) and user_id not in self.world.members:
-            raise LookupError(f"user {user_id} is not a guild member; use fake.add_member first")
+        guild_id = self.world.guild_of(channel_id)
+        if guild_id is not None and self.world.member(user_id, guild_id) is None:
+            raise LookupError(f"user {user_id} is not a member of guild {guild_id}; use fake.add_member first")
         interaction_id = self.snowflake()
         token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48)
         payload = interaction_json(self, interaction_id=interaction_id, token=token, type_=type_, data=data,
                                    user_id=user_id, channel_id=channel_id, message=message)
         return Interaction(fake=self, id=interaction_id, token=token, type=type_, user_id=user_id,
-                           channel_id=channel_id, guild_id=None if self.world.is_dm(channel_id) else self.guild_id,
+                           channel_id=channel_id, guild_id=guild_id,
                            payload=payload, created_at=self.clock.now(),
                            message_id=message.id if message else None)
 

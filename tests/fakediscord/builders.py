@@ -81,8 +81,8 @@ def message_json(fake: FakeDiscord, msg: Message) -> dict[str, Any]:
 def gateway_message_json(fake: FakeDiscord, msg: Message) -> dict[str, Any]:
     """MESSAGE_CREATE/UPDATE add the author's member object in guilds."""
     out = message_json(fake, msg)
-    member = fake.world.members.get(msg.author_id)
-    if msg.guild_id is not None and member is not None:
+    member = fake.world.member(msg.author_id, msg.guild_id) if msg.guild_id is not None else None
+    if member is not None:
         out["member"] = {k: v for k, v in member.items() if k != "user"}
     return out
 
@@ -107,11 +107,12 @@ def interaction_json(fake: FakeDiscord, *, interaction_id: int, token: str, type
         out["user"] = world.users[user_id]
         out["authorizing_integration_owners"] = {"1": str(user_id)}
     else:
-        out["guild_id"] = str(world.guild_id)
-        out["guild"] = {"id": str(world.guild_id), "locale": "en-US", "features": []}
+        guild_id = world.guild_of(channel_id)
+        out["guild_id"] = str(guild_id)
+        out["guild"] = {"id": str(guild_id), "locale": "en-US", "features": []}
         out["guild_locale"] = "en-US"
         out["member"] = world.interaction_member(user_id, channel_id)
-        out["authorizing_integration_owners"] = {"0": str(world.guild_id)}
+        out["authorizing_integration_owners"] = {"0": str(guild_id)}
     if message is not None:
         out["message"] = message_json(fake, message)
     return out

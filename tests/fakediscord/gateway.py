@@ -129,12 +129,12 @@ class Gateway:
             session.session_id = secrets.token_hex(16)
             session.shard = (int(shard[0]), int(shard[1])) if shard is not None else None
             self._shards[session.session_id] = session.shard
-            guild_id = self.fake.world.guild_id
-            owns = session.receives(guild_id)
+            world = self.fake.world
+            owned = [guild_id for guild_id in world.guild_owners if session.receives(guild_id)]
             await session.dispatch("READY", ready_json(self.fake, session.session_id, shard=session.shard,
-                                                       guilds=[guild_id] if owns else []))
-            if owns:
-                guild = self.fake.world.guild_json(all_members=bool(session.intents & GUILD_MEMBERS))
+                                                       guilds=owned))
+            for guild_id in owned:
+                guild = world.guild_json(all_members=bool(session.intents & GUILD_MEMBERS), guild_id=guild_id)
                 await session.dispatch("GUILD_CREATE", guild)
             session.identified = True
             self.identified.set()
@@ -153,8 +153,9 @@ class Gateway:
             self.fake.changed()
         elif op == REQUEST_MEMBERS:
             world = self.fake.world
+            guild_id = int(d.get("guild_id") or world.guild_id)
             await session.dispatch("GUILD_MEMBERS_CHUNK", {
-                "guild_id": str(world.guild_id), "members": list(world.members.values()),
+                "guild_id": str(guild_id), "members": list(world.guild_members.get(guild_id, {}).values()),
                 "chunk_index": 0, "chunk_count": 1, "nonce": d.get("nonce"), "not_found": [],
                 "presences": [],
             })

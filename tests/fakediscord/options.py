@@ -66,7 +66,7 @@ def build_command_data(fake: FakeDiscord, path: str, values: dict[str, Any], *, 
         if name in files:
             value = _attachment(fake, files[name], channel_id, resolved)
         else:
-            value = _value(fake, opt, values[name], resolved, is_focused=name == focused)
+            value = _value(fake, opt, values[name], resolved, is_focused=name == focused, channel_id=channel_id)
         entry = {"name": name, "type": opt["type"], "value": value}
         if name == focused:
             entry["focused"] = True
@@ -79,7 +79,7 @@ def build_command_data(fake: FakeDiscord, path: str, values: dict[str, Any], *, 
 
 
 def _value(fake: FakeDiscord, opt: dict[str, Any], value: Any, resolved: dict[str, dict[str, Any]],
-           *, is_focused: bool) -> Any:
+           *, is_focused: bool, channel_id: int | None = None) -> Any:
     kind = opt["type"]
     if is_focused:
         return str(value)  # autocomplete sends what the user has typed so far
@@ -92,7 +92,7 @@ def _value(fake: FakeDiscord, opt: dict[str, Any], value: Any, resolved: dict[st
     elif kind == BOOLEAN:
         value = bool(value)
     elif kind in (USER, CHANNEL, ROLE, MENTIONABLE):
-        return _resolve(fake, kind, int(value), resolved)
+        return _resolve(fake, kind, int(value), resolved, channel_id)
     choices = [c["value"] for c in opt.get("choices") or []]
     if choices and value not in choices:
         raise ValueError(f"option {opt['name']!r}: {value!r} is not one of the choices {choices}")
@@ -107,12 +107,15 @@ def _value(fake: FakeDiscord, opt: dict[str, Any], value: Any, resolved: dict[st
     return value
 
 
-def _resolve(fake: FakeDiscord, kind: int, target: int, resolved: dict[str, dict[str, Any]]) -> str:
+def _resolve(fake: FakeDiscord, kind: int, target: int, resolved: dict[str, dict[str, Any]],
+             channel_id: int | None = None) -> str:
     world = fake.world
+    # Members resolve in the guild the command is used in (the first guild from a DM).
+    channel_id = channel_id if channel_id is not None and world.guild_of(channel_id) else world.channel_id
     if kind in (USER, MENTIONABLE) and target in world.users:
         resolved.setdefault("users", {})[str(target)] = world.users[target]
-        if target in world.members:
-            member = world.interaction_member(target, world.channel_id)
+        if world.member(target, world.guild_of(channel_id)) is not None:
+            member = world.interaction_member(target, channel_id)
             resolved.setdefault("members", {})[str(target)] = {k: v for k, v in member.items() if k != "user"}
     elif kind in (ROLE, MENTIONABLE) and target in world.roles:
         resolved.setdefault("roles", {})[str(target)] = world.roles[target]

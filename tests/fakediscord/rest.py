@@ -101,7 +101,7 @@ class BotRoutes:
         if int(request.match_info["app_id"]) != self.world.app_id:
             raise DiscordError(403, 50001, "Missing Access")
         guild_id = request.match_info.get("guild_id")
-        if guild_id is not None and int(guild_id) != self.world.guild_id:
+        if guild_id is not None and int(guild_id) not in self.world.guild_owners:
             raise DiscordError(403, 50001, "Missing Access")
 
     # -- handlers -----------------------------------------------------------------------------
@@ -163,22 +163,27 @@ class BotRoutes:
         return json_response(list(store.values()))
 
     async def get_guild(self, request: web.Request) -> web.Response:
-        if int(request.match_info["guild_id"]) != self.world.guild_id:
+        guild_id = int(request.match_info["guild_id"])
+        if guild_id not in self.world.guild_owners:
             raise DiscordError(404, 10004, "Unknown Guild")
-        guild = self.world.guild_json()
+        guild = self.world.guild_json(guild_id=guild_id)
         for key in ("members", "channels", "threads", "voice_states", "presences", "joined_at", "lazy"):
             guild.pop(key, None)
         return json_response(guild)
 
     async def get_guild_channels(self, request: web.Request) -> web.Response:
-        return json_response([c for c in self.world.channels.values() if c["type"] != 1])
+        guild_id = int(request.match_info["guild_id"])
+        return json_response([c for c in self.world.channels.values() if c["type"] != 1
+                              and int(c["guild_id"]) == guild_id])
 
     async def get_roles(self, request: web.Request) -> web.Response:
-        return json_response(list(self.world.roles.values()))
+        guild_id = int(request.match_info["guild_id"])
+        return json_response([r for rid, r in self.world.roles.items()
+                              if self.world.role_guilds.get(rid, self.world.guild_id) == guild_id])
 
     async def get_member(self, request: web.Request) -> web.Response:
-        member = self.world.members.get(int(request.match_info["user_id"]))
-        if member is None or int(request.match_info["guild_id"]) != self.world.guild_id:
+        member = self.world.member(int(request.match_info["user_id"]), int(request.match_info["guild_id"]))
+        if member is None:
             raise DiscordError(404, 10007, "Unknown Member")
         return json_response(member)
 

@@ -34,7 +34,7 @@ from .options import store_attachment_factory
 from .rest import BotRoutes, json_response
 from .state import Attachment, Changes, Clock, DiscordError, Interaction, Message, Snowflakes
 from .webhooks import InteractionRoutes
-from .world import World
+from .world import World, SecondGuild
 
 API_PREFIX = "/api/v10"
 UNAUTHENTICATED = ("/webhooks/", "/interactions/")
@@ -87,12 +87,16 @@ class FakeDiscord(UserActions):
     mod_role_id = property(lambda self: self.world.mod_role_id)
 
     def add_member(self, user_id: int, name: str, roles: list[int] | None = None,
-                   permissions: int | None = None) -> dict[str, Any]:
+                   permissions: int | None = None, *, guild_id: int | None = None) -> dict[str, Any]:
         """Add a guild member before the bot connects (GUILD_CREATE carries the members)."""
-        return self.world.add_member(user_id, name, roles, permissions)
+        return self.world.add_member(user_id, name, roles, permissions, guild_id=guild_id)
 
-    def add_role(self, name: str, permissions: int = 0) -> dict[str, Any]:
-        return self.world.add_role(name, permissions)
+    def add_role(self, name: str, permissions: int = 0, *, guild_id: int | None = None) -> dict[str, Any]:
+        return self.world.add_role(name, permissions, guild_id=guild_id)
+
+    def add_guild(self, name: str, owner_id: int, owner_name: str = "owner") -> SecondGuild:
+        """Another guild (its owner, the bot, a general and an age-restricted channel); before the bot connects."""
+        return self.world.add_guild(name, owner_id, owner_name)
 
     def close_dms(self, user_id: int) -> None:
         """The user does not accept DMs: sending them one fails with 403/50007."""
@@ -266,7 +270,7 @@ class FakeDiscord(UserActions):
 
     def new_message(self, channel_id: int, author_id: int, *, webhook: bool = False,
                     interaction_id: int | None = None) -> Message:
-        guild_id = None if self.world.is_dm(channel_id) else self.world.guild_id
+        guild_id = self.world.guild_of(channel_id)
         msg = Message(id=self.snowflake(), channel_id=channel_id, author_id=author_id, guild_id=guild_id,
                       webhook=webhook, interaction_id=interaction_id, timestamp=now_iso())
         self.messages[msg.id] = msg
@@ -339,8 +343,9 @@ class FakeDiscord(UserActions):
             data.update(message_author_id=str(msg.author_id), burst_colors=[])
         if msg.guild_id:
             data["guild_id"] = str(msg.guild_id)
-            if event == "MESSAGE_REACTION_ADD" and user_id in self.world.members:
-                data["member"] = self.world.members[user_id]
+            member = self.world.member(user_id, msg.guild_id)
+            if event == "MESSAGE_REACTION_ADD" and member is not None:
+                data["member"] = member
         intent = DIRECT_MESSAGE_REACTIONS if msg.guild_id is None else GUILD_MESSAGE_REACTIONS
         await self.gateway.dispatch(event, data, intent=intent)
         self.changed()
