@@ -315,7 +315,8 @@ class AccountService:
                 entries.append(QueueEntry(job, position, starts_in(per_job, position, running, self.jobs.workers)))
         return entries
 
-    async def cancel(self, *, user_id: int, job_id: int | None, is_admin: bool = False) -> tuple[int, str]:
+    async def cancel(self, *, user_id: int, job_id: int | None, is_admin: bool = False,
+                     guild_id: int | None = None) -> tuple[int, str]:
         """Cancel the given job, or the member's newest active one; returns (job id, previous status)."""
         if job_id is None:
             async with self.sessions() as session:
@@ -323,7 +324,8 @@ class AccountService:
             if job is None:
                 raise UnknownJob("You have no queued or running jobs.")
             job_id = job.id
-        previous = await self.jobs.cancel(job_id=job_id, user_id=user_id, is_admin=is_admin)  # type: ignore[arg-type]
+        previous = await self.jobs.cancel(job_id=job_id, user_id=user_id, is_admin=is_admin,  # type: ignore[arg-type]
+                                          guild_id=guild_id)
         return job_id, previous  # type: ignore[return-value]
 
     # ----- history -----

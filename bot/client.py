@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import DiscordDelivery
 from bot.jobs import JobService
+from bot.limits import Limits
 from bot.metrics import Metrics
 from bot.moderation import ModerationService
 from bot.settings import Settings
@@ -90,6 +91,7 @@ class Atelier(commands.AutoShardedBot):
         self.registry: ModelRegistry
         self.synced: bool = False
         self.moderation: ModerationService
+        self.limits = Limits()
 
     async def setup_hook(self) -> None:
         self.db = create_engine(self.settings.database_url)
@@ -102,7 +104,12 @@ class Atelier(commands.AutoShardedBot):
             self.read_db = create_engine(self.settings.database_url)
         reads = create_sessionmaker(self.read_db or self.db, readonly=True)
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
-                                  reads=reads, owner=self.settings.instance)
+                                  reads=reads, owner=self.settings.instance, dm_allowed=self.settings.dm_allowed,
+                                  max_queued_per_user=self.settings.max_queued_per_member,
+                                  max_queue=self.settings.max_queue)
+        self.limits = Limits(cooldown=self.settings.cooldown, per_minute={
+            "show": self.settings.show_per_minute, "export": self.settings.export_per_minute,
+            "attachment": self.settings.attachments_per_minute})
         self.service.delivery = DiscordDelivery(self)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)

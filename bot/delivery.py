@@ -50,11 +50,13 @@ class DiscordDelivery:
 
     # ----- the Delivery protocol -----
 
-    async def show_queued(self, job: Job, position: int, total: int, eta_seconds: float | None) -> int | None:
+    async def show_queued(self, job: Job, position: int, total: int, eta_seconds: float | None, *,
+                          paused: bool = False) -> int | None:
         async with self._locks[job.id]:
             if self._stage.get(job.id, _QUEUED) > _QUEUED:
                 return None
-            message = await self._edit(job, content=None, embed=render.queued_embed(job, position, total, eta_seconds),
+            embed = render.queued_embed(job, position, total, eta_seconds, paused=paused)
+            message = await self._edit(job, content=None, embed=embed,
                                        view=queued_view(job))
             return message.id if message is not None else None
 

@@ -46,3 +46,15 @@ class Banned(UserFacingError):
 
 class QuotaExceeded(UserFacingError):
     title = "Out of credits"
+
+
+class SlowDown(UserFacingError):
+    """A per-member cooldown or per-minute limit (bot/limits.py)."""
+
+    title = "Slow down"
+
+
+class NotHere(UserFacingError):
+    """The action is not available in this place (a DM, a server, an ordinary channel)."""
+
+    title = "Not here"

@@ -23,10 +23,12 @@ from typing import Any, Protocol
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.access import Place, check_cancel
 from bot.acks import AckGate
-from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
+from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
+from db.repositories import access as access_repo
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
 from inference import lora as loras
@@ -53,8 +55,10 @@ MAX_NEGATIVE = 1000
 class Delivery(Protocol):
     """Shows a job's life to its member. Implemented over Discord in bot/delivery.py."""
 
-    async def show_queued(self, job: Job, position: int, total: int, eta_seconds: float | None) -> int | None:
-        """Show the queue position; returns the id of the job's message when known."""
+    async def show_queued(self, job: Job, position: int, total: int, eta_seconds: float | None, *,
+                          paused: bool = False) -> int | None:
+        """Show the queue position (``paused``: the job's server paused its queue); returns the id
+        of the job's message when known."""
 
     async def show_progress(self, job: Job, step: int, total: int) -> None: ...
 
@@ -134,6 +138,8 @@ class Ticket:
     position: int
     total: int
     eta_seconds: float | None
+    # The job's server paused its queue (/admin pause): it starts when its admins resume.
+    paused: bool = False
 
 
 def starts_in(per_job: float | None, position: int, running: int, workers: int) -> float | None:
@@ -155,7 +161,8 @@ class JobService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: ModelRegistry, *,
                  progress_interval: float = 1.5, max_queued_per_user: int = 10, max_queue: int = 500,
                  clock: Callable[[], float] = time.monotonic,
-                 reads: async_sessionmaker[AsyncSession] | None = None, owner: str = "main") -> None:
+                 reads: async_sessionmaker[AsyncSession] | None = None, owner: str = "main",
+                 dm_allowed: bool = True) -> None:
         self.sessions = sessions
         # Read-only lookups (never wait behind a writer on SQLite; see db/engine.py).
         self.reads = reads or sessions
@@ -163,6 +170,9 @@ class JobService:
         self.progress_interval = progress_interval
         self.max_queued_per_user = max_queued_per_user
         self.max_queue = max_queue
+        # Whether jobs may be made in direct messages (ATELIER_DM): a DM has no server, so no
+        # server's moderators, bans or allowances watch it.
+        self.dm_allowed = dm_allowed
         self.delivery: Delivery | None = None
         self.pool: PoolLike | None = None
         self.listeners: list[Any] = []
@@ -242,6 +252,7 @@ class JobService:
 
         Bounded by `budget` seconds: under a burst the acknowledgement matters more, and the same
         rules are enforced again, atomically, when the job is submitted."""
+        self.check_place(origin)
         checks = [c for c in (getattr(listener, "before_acknowledge", None) for listener in self.listeners) if c]
         if not checks:
             return
@@ -252,8 +263,15 @@ class JobService:
         except TimeoutError:
             log.info("pre-acknowledgement checks took over %.1f s; they run again at submission", budget)
 
+    def check_place(self, origin: Origin) -> None:
+        """Refuse work where this bot does none: direct messages when ATELIER_DM is off."""
+        if origin.guild_id is None and not self.dm_allowed:
+            raise NotHere("This bot creates images in servers only, not in direct messages. "
+                          "Use the command in a server you share with it.")
+
     async def submit(self, *, command: str, params: dict[str, Any], origin: Origin,
                      parent_job_id: int | None = None) -> Ticket:
+        self.check_place(origin)
         # Acknowledgements first (bot/acks.py), unless the devices have nothing to do: then this job
         # is stored and started at once rather than after a burst's other commands are answered.
         if self.acks is not None and (self.pool is None or self.pool.busy > 0):
@@ -285,9 +303,11 @@ class JobService:
         async with self.reads() as session:
             position, total = await jobs_repo.queue_position(session, job=job)
             per_job, running = await jobs_repo.run_times(session, model=job.model)
+            paused = await access_repo.is_paused(session, guild_id=job.guild_id)
         if self.pool is not None:
             self.pool.wake()
-        return Ticket(job, position, total, starts_in(per_job, position, running, self.workers))
+        eta = None if paused else starts_in(per_job, position, running, self.workers)
+        return Ticket(job, position, total, eta, paused)
 
     @property
     def workers(self) -> int:
@@ -306,6 +326,24 @@ class JobService:
             raise InvalidOption(f"The model {params['model']!r} of job #{job_id} is no longer installed.")
         return await self.submit(command=parent.command, params=params, origin=origin, parent_job_id=parent.id)
 
+    async def pause_guild(self, guild_id: int, *, by: int | None = None) -> bool:
+        """Hold the server's queued jobs (running ones finish); other servers' jobs go on. False if
+        it was paused already. Stored, so every process sharing the database honours it."""
+        async with self.sessions.begin() as session:
+            return await access_repo.pause_guild(session, guild_id=guild_id, by=by)
+
+    async def resume_guild(self, guild_id: int) -> bool:
+        """Let the server's queued jobs start again; False if it was not paused."""
+        async with self.sessions.begin() as session:
+            resumed = await access_repo.resume_guild(session, guild_id=guild_id)
+        if resumed and self.pool is not None:
+            self.pool.wake()
+        return resumed
+
+    async def guild_paused(self, guild_id: int | None) -> bool:
+        async with self.reads() as session:
+            return await access_repo.is_paused(session, guild_id=guild_id)
+
     async def job_for_message(self, message_id: int) -> Job | None:
         async with self.reads() as session:
             return await jobs_repo.get_job_by_message(session, message_id=message_id)
@@ -318,13 +356,14 @@ class JobService:
         async with self.sessions.begin() as session:
             await jobs_repo.set_message(session, job_id=job_id, message_id=message_id, channel_id=channel_id)
 
-    async def cancel(self, *, job_id: int, user_id: int, is_admin: bool = False) -> str:
+    async def cancel(self, *, job_id: int, user_id: int, is_admin: bool = False, guild_id: int | None = None) -> str:
+        """Cancel a job for its owner, or for a moderator (``is_admin``: Manage Server in
+        ``guild_id``) of the server it was made in; another server's moderator gets NotYours."""
         async with self.sessions.begin() as session:
             job = await jobs_repo.get_job(session, job_id=job_id)
             if job is None:
                 raise UnknownJob(f"There is no job #{job_id}.")
-            if job.user_id != user_id and not is_admin:
-                raise NotYours(f"Job #{job_id} belongs to someone else.")
+            check_cancel(job, Place(user_id, guild_id, manages_guild=is_admin))
             previous = await jobs_repo.cancel_job(session, job_id=job_id)
             if previous == JobStatus.queued:
                 await session.refresh(job)

@@ -35,6 +35,9 @@ CATEGORY_WORDS = {
 
 Reporter = Callable[[ModerationCase], Awaitable[None]]
 BAN_CACHE_SECONDS = 30.0
+# Bans stored under this guild id are the owners' global bans (/admin ban-global): they apply in
+# every server and in direct messages. No Discord snowflake is 0.
+GLOBAL = 0
 
 
 def _aware(when: datetime | None) -> datetime | None:
@@ -109,23 +112,25 @@ class ModerationService:
     # ----- members -----
 
     async def ensure_not_banned(self, guild_id: int | None, user_id: int, session: AsyncSession | None = None) -> None:
-        """Raise Banned for a barred member. With a session: from the database (inside a job's
-        transaction); without: from a per-guild cache (checks before an acknowledgement must not
-        queue on the database), refreshed every BAN_CACHE_SECONDS and at once on /mod ban|unban."""
-        if guild_id is None:
-            return
-        if session is None:
-            ban = (await self._guild_bans(guild_id)).get(user_id)
-        else:
-            ban = await mod_repo.active_ban(session, guild_id=guild_id, user_id=user_id)
-        if ban is None:
-            return
-        until = _aware(ban.until)
-        if until is not None and until <= datetime.now(UTC):
-            return
-        when = f" until <t:{int(until.timestamp())}:f>" if until else ""
-        reason = f" Reason: {ban.reason}" if ban.reason else ""
-        raise Banned(f"A moderator has barred you from Atelier in this server{when}.{reason}")
+        """Raise Banned for a barred member: a global ban (everywhere, DMs included), then the
+        server's. With a session: from the database (inside a job's transaction); without: from a
+        per-guild cache (checks before an acknowledgement must not queue on the database), refreshed
+        every BAN_CACHE_SECONDS and at once on /mod ban|unban and /admin ban-global."""
+        for scope in (GLOBAL,) if guild_id is None else (GLOBAL, guild_id):
+            if session is None:
+                ban = (await self._guild_bans(scope)).get(user_id)
+            else:
+                ban = await mod_repo.active_ban(session, guild_id=scope, user_id=user_id)
+            if ban is None:
+                continue
+            until = _aware(ban.until)
+            if until is not None and until <= datetime.now(UTC):
+                continue
+            when = f" until <t:{int(until.timestamp())}:f>" if until else ""
+            reason = f" Reason: {ban.reason}" if ban.reason else ""
+            if scope == GLOBAL:
+                raise Banned(f"The bot's owners have barred you from Atelier everywhere{when}.{reason}")
+            raise Banned(f"A moderator has barred you from Atelier in this server{when}.{reason}")
 
     async def _guild_bans(self, guild_id: int) -> dict[int, Ban]:
         """The guild's bans from the cache. A stale list is served while one refresh runs in the
@@ -157,6 +162,11 @@ class ModerationService:
     def _bans_changed(self, guild_id: int) -> None:
         self._bans.pop(guild_id, None)
         self._ban_loads.pop(guild_id, None)
+
+    def refresh_bans(self) -> None:
+        """Drop every cached ban list (e.g. after /forget changed a member's rows): the next check reads."""
+        self._bans.clear()
+        self._ban_loads.clear()
 
     async def ban(self, *, guild_id: int, user_id: int, until: datetime | None, reason: str, moderator_id: int) -> None:
         async with self.sessions.begin() as session:

@@ -37,12 +37,16 @@ def _base(job: Job, *, title: str, colour: discord.Colour = ACCENT) -> discord.E
     return embed
 
 
-def queued_embed(job: Job, position: int, total: int, eta_seconds: float | None) -> discord.Embed:
+def queued_embed(job: Job, position: int, total: int, eta_seconds: float | None, *,
+                 paused: bool = False) -> discord.Embed:
     embed = _base(job, title="Queued")
     embed.add_field(name="Position", value=f"#{position} of {total}")
     if job.params.get("credits"):
         embed.add_field(name="Cost", value=f"{job.params['credits']} credits")
-    embed.add_field(name="Starts", value=relative_time(eta_seconds) if eta_seconds is not None else "soon")
+    if paused:
+        embed.add_field(name="Starts", value="Paused by this server's admins: when they /admin resume")
+    else:
+        embed.add_field(name="Starts", value=relative_time(eta_seconds) if eta_seconds is not None else "soon")
     return embed
 
 

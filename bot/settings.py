@@ -22,6 +22,13 @@ ENV_NAMES = {
     "log_level": "ATELIER_LOG_LEVEL",
     "progress_interval": "ATELIER_PROGRESS_INTERVAL",
     "owner_ids": "ATELIER_OWNER_IDS",
+    "dm": "ATELIER_DM",
+    "cooldown": "ATELIER_COOLDOWN",
+    "max_queued_per_member": "ATELIER_MAX_QUEUED_PER_MEMBER",
+    "max_queue": "ATELIER_MAX_QUEUE",
+    "show_per_minute": "ATELIER_SHOW_PER_MINUTE",
+    "export_per_minute": "ATELIER_EXPORT_PER_MINUTE",
+    "attachments_per_minute": "ATELIER_ATTACHMENTS_PER_MINUTE",
     "moderation_semantic": "ATELIER_MODERATION_SEMANTIC",
     "nsfw_image_check": "ATELIER_NSFW_IMAGE_CHECK",
     "default_daily_credits": "ATELIER_DEFAULT_DAILY_CREDITS",
@@ -57,6 +64,19 @@ class Settings(BaseSettings):
     # Seconds between two progress edits of one message (Discord rate-limits edits; peers use 3-5 s).
     progress_interval: float = Field(default=1.5, ge=0.0)
     owner_ids: str = ""
+    # Whether members may create images in direct messages with the bot (off | allowed). A DM has
+    # no server, so no server's moderators, bans or allowances apply there; only global bans do.
+    dm: str = "off"
+    # Seconds a member waits between two commands, buttons or reactions that make the bot work or
+    # post (0: off); read-only commands (/quota, /queue, /history, ...) are not counted.
+    cooldown: float = Field(default=2.0, ge=0.0, le=3600.0)
+    # Jobs one member may have queued or running, and jobs the whole queue may hold.
+    max_queued_per_member: int = Field(default=10, ge=1, le=10_000)
+    max_queue: int = Field(default=500, ge=1, le=1_000_000)
+    # Per member and minute: /show reposts, /export files, and attachments fetched from Discord (0: no limit).
+    show_per_minute: int = Field(default=6, ge=0)
+    export_per_minute: int = Field(default=2, ge=0)
+    attachments_per_minute: int = Field(default=10, ge=0)
     # The MiniLM paraphrase/name layer (~20 ms a prompt, ~500 MB); off leaves the rule layers only.
     moderation_semantic: bool = True
     # The opennsfw image classifier on every generated image.
@@ -92,6 +112,14 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @field_validator("dm", mode="before")
+    @classmethod
+    def _dm(cls, value: object) -> object:
+        value = str(value).strip().lower() if value is not None else "off"
+        if value not in ("off", "allowed"):
+            raise ValueError("must be off or allowed")
         return value
 
     @field_validator("database_url")
@@ -197,6 +225,10 @@ class Settings(BaseSettings):
     def runs_shard_zero(self) -> bool:
         """Shard 0's process is the one that syncs commands (and gets Discord's DMs)."""
         return self.shard_id_list is None or 0 in self.shard_id_list
+
+    @property
+    def dm_allowed(self) -> bool:
+        return self.dm == "allowed"
 
     @cached_property
     def owner_id_set(self) -> set[int]:

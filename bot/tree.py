@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Commands that only read or manage (ephemeral answers, nothing queued or posted) skip the member
+# cooldown (ATELIER_COOLDOWN); every other command, including ones added later, counts.
+COOLDOWN_FREE = frozenset({"quota", "queue", "cancel", "history", "forget", "help", "admin", "mod"})
+
 
 def error_embed(title: str, message: str) -> discord.Embed:
     return discord.Embed(title=title, description=message[:4000], colour=discord.Colour(0xE5534B))
@@ -57,6 +61,9 @@ class AtelierTree(app_commands.CommandTree["Atelier"]):
             return True
         try:
             await moderation.ensure_not_banned(interaction.guild_id, interaction.user.id)
+            limits = getattr(interaction.client, "limits", None)
+            if limits is not None and (interaction.data or {}).get("name") not in COOLDOWN_FREE:
+                limits.cooldown(interaction.user.id)
             options = command_options(interaction.data or {})
             prompt = options.get("prompt")
             if isinstance(prompt, str) and prompt.strip():

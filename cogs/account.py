@@ -219,7 +219,8 @@ class Account(commands.Cog):
     @app_commands.describe(job="The job number (shown as Job #N)")
     async def cancel(self, interaction: discord.Interaction[Atelier], job: int | None = None) -> None:
         job_id, previous = await self.bot.accounts.cancel(user_id=interaction.user.id, job_id=job,
-                                                          is_admin=interaction.permissions.manage_guild)
+                                                          is_admin=interaction.permissions.manage_guild,
+                                                          guild_id=interaction.guild_id)
         text = "canceled." if previous == "queued" else "stopping after the current step."
         await interaction.response.send_message(f"Job #{job_id}: {text}", ephemeral=True)
 

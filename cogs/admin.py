@@ -1,4 +1,5 @@
-"""/admin: pause and resume the queue, stats, quotas, retention, and (bot owners only) command sync.
+"""/admin: pause and resume this server's queue, stats, quotas, retention, and (bot owners only) a
+bot-wide pause, global bans and command sync.
 
 Discord hides the group from members without Manage Server (default_permissions), and every
 command checks it again on our side: server owners can change who sees commands, and clients lie.
@@ -7,13 +8,17 @@ command checks it again on our side: server owners can change who sees commands,
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InvalidOption
+from bot.moderation import GLOBAL
 from bot.render import ACCENT
+from cogs.mod import parse_duration
 from db.models_accounts import QuotaScope
 
 if TYPE_CHECKING:
@@ -24,6 +29,12 @@ log = logging.getLogger(__name__)
 
 def is_owner(interaction: discord.Interaction[Atelier]) -> bool:
     return interaction.user.id in interaction.client.settings.owner_id_set
+
+
+def require_owner(interaction: discord.Interaction[Atelier], what: str) -> None:
+    """Powers over every server belong to the bot's owners, never to one server's admins."""
+    if not is_owner(interaction):
+        raise app_commands.CheckFailure(f"Only the bot's owners (ATELIER_OWNER_IDS) can {what}.")
 
 
 def _credits(value: int | None) -> str:
@@ -46,21 +57,44 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
             raise app_commands.CheckFailure("You need the Manage Server permission for /admin.")
         return True
 
-    @app_commands.command(name="pause", description="Stop starting new jobs; queued jobs wait, nothing is lost")
-    async def pause(self, interaction: discord.Interaction[Atelier]) -> None:
-        was = self.bot.pool.paused
-        self.bot.pool.pause()
-        log.info("pool paused by %s in guild %s", interaction.user.id, interaction.guild_id)
-        text = "Already paused." if was else "Paused: running jobs finish, queued jobs wait. /admin resume to continue."
+    @app_commands.command(name="pause", description="Hold this server's queued jobs; running ones finish, nothing is lost")
+    @app_commands.describe(everywhere="Bot owners only: pause the whole bot, every server")
+    async def pause(self, interaction: discord.Interaction[Atelier], everywhere: bool = False) -> None:
+        if everywhere:
+            require_owner(interaction, "pause the whole bot")
+            was = self.bot.pool.paused
+            self.bot.pool.pause()
+            log.info("pool paused everywhere by owner %s", interaction.user.id)
+            text = ("Already paused everywhere." if was else
+                    "Paused in every server: running jobs finish, queued jobs wait. `/admin resume everywhere` "
+                    "to continue.")
+        else:
+            assert interaction.guild_id is not None
+            paused = await self.bot.service.pause_guild(interaction.guild_id, by=interaction.user.id)
+            log.info("guild %s paused by %s", interaction.guild_id, interaction.user.id)
+            text = ("This server's queue is already paused." if not paused else
+                    "Paused on this server: its running jobs finish, its queued jobs wait (other servers are "
+                    "not affected). /admin resume to continue.")
         await interaction.response.send_message(text, ephemeral=True)
 
-    @app_commands.command(name="resume", description="Start queued jobs again")
-    async def resume(self, interaction: discord.Interaction[Atelier]) -> None:
-        was = self.bot.pool.paused
-        self.bot.pool.resume()
-        log.info("pool resumed by %s in guild %s", interaction.user.id, interaction.guild_id)
-        await interaction.response.send_message("Resumed: queued jobs are starting." if was else "Not paused.",
-                                                ephemeral=True)
+    @app_commands.command(name="resume", description="Start this server's queued jobs again")
+    @app_commands.describe(everywhere="Bot owners only: lift a pause of the whole bot")
+    async def resume(self, interaction: discord.Interaction[Atelier], everywhere: bool = False) -> None:
+        if everywhere:
+            require_owner(interaction, "resume the whole bot")
+            was = self.bot.pool.paused
+            self.bot.pool.resume()
+            log.info("pool resumed everywhere by owner %s", interaction.user.id)
+            text = "Resumed in every server." if was else "The bot was not paused everywhere."
+        else:
+            assert interaction.guild_id is not None
+            resumed = await self.bot.service.resume_guild(interaction.guild_id)
+            log.info("guild %s resumed by %s", interaction.guild_id, interaction.user.id)
+            text = ("Resumed: this server's queued jobs are starting." if resumed else
+                    "This server's queue is not paused.")
+            if resumed and self.bot.pool.paused:
+                text += " The bot's owners have paused the whole bot, so they wait for that too."
+        await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="stats", description="Jobs, GPU time, failures and top models on this server")
     @app_commands.describe(days="How many days back (default 7)")
@@ -79,7 +113,13 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         embed.add_field(name="Top models", value=top, inline=False)
         per_day = "\n".join(f"{day}: {n}" for day, n in sorted(stats["per_day"].items())[-7:]) or "none yet"
         embed.add_field(name="Jobs per day", value=per_day, inline=False)
-        embed.set_footer(text="Queue paused" if self.bot.pool.paused else "Queue running")
+        if self.bot.pool.paused:
+            state = "Queue paused by the bot's owners"
+        elif await self.bot.service.guild_paused(interaction.guild_id):
+            state = "Queue paused on this server"
+        else:
+            state = "Queue running"
+        embed.set_footer(text=state)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="quota", description="Set the daily credits for this server, a role or a member")
@@ -113,10 +153,33 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         await interaction.response.send_message(f"History on this server is now kept for {kept}; older jobs "
                                                 "are deleted within 6 hours.", ephemeral=True)
 
+    @app_commands.command(name="ban-global", description="Bot owners: bar a member from Atelier in every server and DMs")
+    @app_commands.describe(user="The member", duration="e.g. 30m, 12h, 7d, 1w; empty for permanent",
+                           reason="Shown to the member")
+    async def ban_global(self, interaction: discord.Interaction[Atelier], user: discord.User,
+                         duration: str | None = None, reason: str | None = None) -> None:
+        require_owner(interaction, "bar members everywhere")
+        length = parse_duration(duration)
+        until = datetime.now(UTC) + length if length else None
+        await self.bot.moderation.ban(guild_id=GLOBAL, user_id=user.id, until=until, reason=reason or "",
+                                      moderator_id=interaction.user.id)
+        log.info("owner %s barred %s everywhere until %s", interaction.user.id, user.id, until)
+        when = f"until {discord.utils.format_dt(until, 'f')}" if until else "permanently"
+        await interaction.response.send_message(f"{user.mention} can no longer use Atelier anywhere (every server "
+                                                f"and DMs), {when}.", ephemeral=True,
+                                                allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="unban-global", description="Bot owners: lift a member's global ban")
+    async def unban_global(self, interaction: discord.Interaction[Atelier], user: discord.User) -> None:
+        require_owner(interaction, "lift global bans")
+        if not await self.bot.moderation.unban(guild_id=GLOBAL, user_id=user.id, moderator_id=interaction.user.id):
+            raise InvalidOption(f"{user} has no global ban.")
+        await interaction.response.send_message(f"{user.mention}'s global ban is lifted (server bans still apply).",
+                                                ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
     @app_commands.command(name="sync", description="Bot owners: push the command list to Discord now")
     async def sync(self, interaction: discord.Interaction[Atelier]) -> None:
-        if not is_owner(interaction):
-            raise app_commands.CheckFailure("Only the bot's owners (ATELIER_OWNER_IDS) can sync commands.")
+        require_owner(interaction, "sync commands")
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.bot.sync_commands(force=True)
         await interaction.followup.send("Commands synced.", ephemeral=True)

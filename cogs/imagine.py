@@ -57,8 +57,10 @@ def origin_of(interaction: discord.Interaction) -> Origin:
 
 
 async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
-    message_id = await bot.service.delivery.show_queued(ticket.job, ticket.position, ticket.total,  # type: ignore[union-attr]
-                                                        ticket.eta_seconds)
+    delivery = bot.service.delivery
+    extra = {"paused": True} if ticket.paused else {}
+    message_id = await delivery.show_queued(ticket.job, ticket.position, ticket.total,  # type: ignore[union-attr]
+                                            ticket.eta_seconds, **extra)
     if message_id is not None and ticket.job.message_id != message_id:
         await bot.service.attach_message(ticket.job.id, message_id)  # type: ignore[arg-type]
 
@@ -203,7 +205,7 @@ async def _vary(interaction: discord.Interaction[Atelier], job_id: int, index: i
 async def cancel_button(interaction: discord.Interaction[Atelier], job_id: int, index: int = 0) -> None:
     perms = interaction.permissions
     previous = await interaction.client.service.cancel(job_id=job_id, user_id=interaction.user.id,
-                                                       is_admin=perms.manage_guild)
+                                                       is_admin=perms.manage_guild, guild_id=interaction.guild_id)
     text = "Canceled." if previous == "queued" else "Stopping after the current step."
     await interaction.response.send_message(f"Job #{job_id}: {text}", ephemeral=True)
 

@@ -21,11 +21,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlmodel import SQLModel
 
 from db.engine import upsert_insert
-from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, User, load_all_tables, utcnow
+from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, User, utcnow
 from db.models_accounts import AccountGuildSettings, CreditEntry, LedgerKind, QuotaSetting, QuotaUsage
+from db.repositories import moderation as mod_repo
 
 # ----- quota settings -----
 
@@ -235,34 +235,24 @@ async def all_user_jobs(session: AsyncSession, *, user_id: int) -> list[Job]:
 # ----- privacy -----
 
 
-def _user_columns() -> list[tuple[Any, Any]]:
-    """(table, column) for every column in any table that holds a user id by name."""
-    load_all_tables()
-    found = []
-    for table in SQLModel.metadata.sorted_tables:
-        for column in table.columns:
-            if isinstance(column.type, BigInteger | Integer) and (
-                    column.name.endswith("user_id") or column.name in ("member_id", "author_id", "moderator_id")):
-                found.append((table, column))
-    return found
+async def forget_user(session: AsyncSession, *, user_id: int, today: str) -> dict[str, int]:
+    """Remove the member's personal data, table by table (an explicit list, so a new table is a
+    decision, not an accident). Returns rows changed per table.
 
-
-async def forget_user(session: AsyncSession, *, user_id: int) -> dict[str, int]:
-    """Delete every row about the member: jobs and outputs, ledger, usage, overrides, and any other
-    table's rows whose *user_id column names them; finally the user row. Returns rows deleted per table."""
+    Removed: their jobs (prompts, parameters) and outputs (images), their credit ledger (what each
+    job cost), their usage of past days, their name. Kept: today's usage (forgetting must not hand
+    out a fresh allowance), bans and per-member allowances (server decisions about the member, which
+    forgetting must not lift), and moderation cases about them with the prompt text blanked. Rows
+    where the member acted as a moderator are not theirs and stay as they are."""
     deleted: dict[str, int] = {}
     ids = select(Job.id).where(Job.user_id == user_id)
     deleted["outputs"] = (await session.execute(delete(Output).where(Output.job_id.in_(ids)))).rowcount or 0
+    deleted["jobs"] = (await session.execute(delete(Job).where(Job.user_id == user_id))).rowcount or 0
     deleted["credit_ledger"] = (await session.execute(
         delete(CreditEntry).where(CreditEntry.user_id == user_id))).rowcount or 0
-    deleted["quota_settings"] = (await session.execute(delete(QuotaSetting).where(
-        QuotaSetting.scope == "member", QuotaSetting.target_id == user_id))).rowcount or 0
-    for table, column in _user_columns():
-        if table.name in ("users",):
-            continue
-        count = (await session.execute(delete(table).where(column == user_id))).rowcount or 0
-        if count:
-            deleted[table.name] = deleted.get(table.name, 0) + count
+    deleted["quota_usage"] = (await session.execute(delete(QuotaUsage).where(
+        QuotaUsage.user_id == user_id, QuotaUsage.day != today))).rowcount or 0
+    deleted["moderation_cases"] = await mod_repo.scrub_user_cases(session, user_id=user_id)
     deleted["users"] = (await session.execute(delete(User).where(User.id == user_id))).rowcount or 0
     return {k: v for k, v in deleted.items() if v}
 

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, utcnow
+from db.models_access import PausedGuild
 
 
 async def create_job(session: AsyncSession, *, job: Job) -> Job:
@@ -189,9 +190,14 @@ def _queued_columns() -> Any:
     return select(Job.id, Job.user_id, Job.guild_id, Job.params, Job.created_at)
 
 
+def _not_paused() -> Any:
+    """The job's server has not paused its queue (/admin pause); jobs from DMs are never paused."""
+    return or_(Job.guild_id.is_(None), Job.guild_id.not_in(select(PausedGuild.guild_id)))
+
+
 @functools.cache
 def _queued_heads_query(by_command: bool) -> Any:
-    conditions = _claimable()
+    conditions = [*_claimable(), _not_paused()]
     if by_command:
         conditions.append(Job.command.in_(bindparam("commands", expanding=True, type_=Job.__table__.c.command.type)))
     heads = select(func.min(Job.id)).where(*conditions).group_by(Job.user_id)

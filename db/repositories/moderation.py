@@ -93,10 +93,18 @@ async def set_mod_channel(session: AsyncSession, *, guild_id: int, channel_id: i
     await session.flush()
 
 
-async def delete_user_cases(session: AsyncSession, *, user_id: int) -> int:
-    result = await session.execute(delete(ModerationCase).where(ModerationCase.user_id == user_id))
-    await session.execute(delete(Ban).where(Ban.user_id == user_id))
-    return result.rowcount or 0
+async def scrub_user_cases(session: AsyncSession, *, user_id: int) -> int:
+    """Blank the prompt text of the cases about a member (/forget); the decisions themselves stay.
+    Returns the number of cases that held text."""
+    cases = (await session.execute(select(ModerationCase).where(ModerationCase.user_id == user_id))).scalars().all()
+    changed = 0
+    for case in cases:
+        details = {k: v for k, v in (case.details or {}).items() if k != "matched"}
+        if case.prompt or case.negative or case.normalized or details != (case.details or {}):
+            case.prompt, case.negative, case.normalized, case.details = "", "", "", details
+            changed += 1
+    await session.flush()
+    return changed
 
 
 async def purge_job(session: AsyncSession, *, job_id: int) -> None:

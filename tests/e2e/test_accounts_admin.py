@@ -57,7 +57,7 @@ async def test_pause_holds_the_queue_and_resume_runs_it(fake, start_bot) -> None
         assert resumed.original.content.startswith("Resumed")
         await inter.wait_for(lambda i: _has_image(i.original), timeout=30)
         again = await _slash(fake, "admin resume", user_id=admin)
-        assert again.original.content == "Not paused."
+        assert again.original.content == "This server's queue is not paused."
 
 
 async def test_stats_embed(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
