@@ -394,7 +394,8 @@ class AccountService:
         return json.dumps(data, indent=2, ensure_ascii=False).encode()
 
     async def forget(self, *, user_id: int) -> dict[str, int]:
-        """Delete everything about the member. Their active jobs are canceled first (and refunded)."""
+        """Remove the member's personal data (see db.repositories.accounts.forget_user for what is
+        kept, and why). Their active jobs are canceled first (and refunded)."""
         async with self.sessions() as session:
             active = await repo.active_jobs(session, user_id=user_id)
         for job in active:
@@ -403,7 +404,7 @@ class AccountService:
             except Exception:  # already finished meanwhile: it is deleted below anyway
                 log.debug("job %s ended before /forget could cancel it", job.id)
         async with self.sessions.begin() as session:
-            deleted = await repo.forget_user(session, user_id=user_id)
+            deleted = await repo.forget_user(session, user_id=user_id, today=day_of(self.clock()))
         self._forget_snapshots(user_id=user_id)
         log.info("forgot user %s: %s", user_id, deleted)
         return deleted

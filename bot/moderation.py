@@ -271,6 +271,26 @@ class ModerationService:
         return (f"The image was not posted: the NSFW image filter scored it {worst.score:.2f} "
                 f"(limit {policy.image_threshold:.2f}) and this channel is not age-restricted. Case #{case.id}.")
 
+    async def screen_repost(self, job: Job, pngs: list[bytes], *, guild_id: int | None,
+                            nsfw_channel: bool) -> str | None:
+        """A finished job is about to be posted again (/show) somewhere else: its prompt and images
+        must pass the moderation of the place it goes to, as a new job there would. Returns why
+        not, or None. Records no case: nothing new was made."""
+        negative = job.params.get("negative_prompt", "")
+        verdict = await self.verdict(job.prompt, negative, guild_id=guild_id, nsfw_channel=nsfw_channel)
+        if verdict.action is Action.BLOCK:
+            words = ", ".join(CATEGORY_WORDS.get(c, c) for c in verdict.categories) or "its policy"
+            return f"Job #{job.id}'s prompt is not allowed by this server's moderation here ({words})."
+        if self.images is None or not pngs:
+            return None
+        policy = await self.policy(guild_id)
+        for png in pngs:
+            image = await asyncio.to_thread(self.images.check, png, nsfw_channel=nsfw_channel, policy=policy)
+            if image.action is Action.BLOCK:
+                return (f"Job #{job.id}'s image is not allowed by this server's moderation here: the NSFW image "
+                        "filter flagged it and this channel is not age-restricted.")
+        return None
+
     # ----- records -----
 
     async def _record(self, session: AsyncSession, verdict: Verdict, *, prompt: str, negative: str, user_id: int,

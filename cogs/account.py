@@ -17,13 +17,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot.access import check_use
 from bot.accounts import AccountService, QuotaStatus, job_cost, message_link
 from bot.components import custom_id as job_custom_id
-from bot.errors import NotYours
+from bot.errors import NotHere, NotYours
 from bot.jobs import ImagineOptions
 from bot.render import ACCENT, relative_time, result_embed, result_file, shorten
 from bot.tree import report_error
-from cogs.imagine import origin_of, show_ticket
+from cogs.imagine import origin_of, place_of, show_ticket
 from inference.models import TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -123,11 +124,13 @@ class AccountButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]]
         if interaction.user.id != self.target:
             raise NotYours("Only the member who asked can confirm this.")
         deleted = await interaction.client.accounts.forget(user_id=self.target)
+        interaction.client.moderation.refresh_bans()
         jobs = deleted.get("jobs", 0)
         embed = discord.Embed(title="Forgotten", colour=ACCENT, description=(
-            f"Deleted {jobs} job{'s' if jobs != 1 else ''} with their prompts and images, your credit "
-            "history and any personal allowance. Messages already posted in channels stay until "
-            "someone deletes them."))
+            f"Deleted {jobs} job{'s' if jobs != 1 else ''} with their prompts and images, and your credit "
+            "history. Kept: today's credit use, any ban or allowance a server set for you, and the record "
+            "of moderation decisions about you (without your prompts). Messages already posted in "
+            "channels stay until someone deletes them."))
         await interaction.response.edit_message(embed=embed, view=None)
 
 
@@ -238,8 +241,15 @@ class Account(commands.Cog):
     @app_commands.describe(job="The job number (see /history)")
     async def show(self, interaction: discord.Interaction[Atelier], job: int) -> None:
         found = await self.bot.accounts.finished_job(job)
-        await interaction.response.defer(thinking=True)
+        place = place_of(interaction)
+        check_use(found, place)
+        self.bot.limits.take("show", interaction.user.id)
+        await interaction.response.defer(thinking=True)  # a refusal after this replaces it privately
         data, extension = await self.bot.accounts.result_file(job, interaction.filesize_limit)
+        why = await self.bot.moderation.screen_repost(found, [data], guild_id=interaction.guild_id,
+                                                      nsfw_channel=place.nsfw_channel)
+        if why is not None:
+            raise NotHere(why)
         file = result_file(found, data, extension)
         view = discord.ui.View(timeout=None)
         view.add_item(discord.ui.Button(label="Reroll", emoji="🔄", style=discord.ButtonStyle.primary,
@@ -252,8 +262,9 @@ class Account(commands.Cog):
     @app_commands.command(name="forget", description="Delete your prompts, history, images and credit records")
     async def forget(self, interaction: discord.Interaction[Atelier]) -> None:
         embed = discord.Embed(title="Forget everything about you?", colour=discord.Colour(0xE5534B), description=(
-            "This deletes every prompt, image and history entry of yours, your credit records and any "
-            "personal allowance, and cancels your queued jobs. It cannot be undone. /export first if you "
+            "This deletes every prompt, image and history entry of yours and your credit records, and "
+            "cancels your queued jobs. Bans, allowances and today's credit use stay, and moderation "
+            "records about you stay without your prompts. It cannot be undone. /export first if you "
             "want a copy."))
         view = discord.ui.View(timeout=None)
         view.add_item(AccountButton("forget", interaction.user.id, label="Delete my data",

@@ -17,9 +17,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import animate, attachments, studio
+from bot.access import Place
 from bot.errors import UserFacingError
 from bot.jobs import ImagineOptions, Origin, Ticket
-from bot.tree import error_embed
+from bot.tree import error_embed, is_nsfw
 from cogs.views import JobButton, handles
 from inference import lora as loras
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
@@ -46,14 +47,19 @@ async def load_attachment(interaction: discord.Interaction, attachment: discord.
 
 
 def origin_of(interaction: discord.Interaction) -> Origin:
-    channel = interaction.channel
-    nsfw = bool(channel.is_nsfw()) if channel is not None and hasattr(channel, "is_nsfw") else False
+    nsfw = is_nsfw(interaction.channel)
     return Origin(
         user_id=interaction.user.id, user_name=str(interaction.user), guild_id=interaction.guild_id,
         channel_id=interaction.channel_id, application_id=interaction.application_id,
         interaction_token=interaction.token, interaction_at=interaction.created_at,
         upload_limit=interaction.filesize_limit, nsfw_channel=nsfw,
     )
+
+
+def place_of(interaction: discord.Interaction) -> Place:
+    """Who pressed or typed, where: the access rules' view of an interaction (bot/access.py)."""
+    return Place(interaction.user.id, interaction.guild_id, is_nsfw(interaction.channel),
+                 manages_guild=interaction.guild_id is not None and interaction.permissions.manage_guild)
 
 
 async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
