@@ -59,7 +59,8 @@ class Limits:
             times.popleft()
         if len(times) >= limit:
             wait = WINDOW - (now - times[0])
-            raise SlowDown(f"You can do this {limit} times a minute; try again in {wait:.0f} s.")
+            times_word = "time" if limit == 1 else "times"
+            raise SlowDown(f"You can do this {limit} {times_word} a minute; try again in {wait:.0f} s.")
         times.append(now)
         _remember(self._recent, key, times)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.errors import Banned, Refused
+from bot.errors import Banned, InvalidOption, Refused
 from db.models import Job
 from db.models_moderation import Ban, ModerationCase
 from db.repositories import moderation as mod_repo
@@ -314,6 +314,8 @@ class ModerationService:
             case = await mod_repo.get_case(session, case_id=case_id)
             if case is None or case.user_id != user_id:
                 return None
+            if case.review_requested:  # one request per case: the button can't page the moderators twice
+                raise InvalidOption(f"You already asked for a review of case #{case_id}; the moderators have it.")
             case.review_requested = True
         return case
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.access import Place
 from bot.acks import AckGate
 from bot.components import custom_id
 from bot.errors import Refused, UserFacingError
@@ -97,6 +98,12 @@ def command_options(data: dict) -> dict[str, object]:  # type: ignore[type-arg]
 def is_nsfw(channel: object) -> bool:
     checker = getattr(channel, "is_nsfw", None)
     return bool(checker()) if callable(checker) else False
+
+
+def place_of(interaction: discord.Interaction) -> Place:
+    """Who pressed or typed, where: the access rules' view of an interaction (bot/access.py)."""
+    manages = interaction.guild_id is not None and interaction.permissions.manage_guild
+    return Place(interaction.user.id, interaction.guild_id, is_nsfw(interaction.channel), manages_guild=manages)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:

@@ -23,8 +23,9 @@ from bot.components import custom_id as job_custom_id
 from bot.errors import NotHere, NotYours
 from bot.jobs import ImagineOptions
 from bot.render import ACCENT, relative_time, result_embed, result_file, shorten
-from bot.tree import report_error
-from cogs.imagine import origin_of, place_of, show_ticket
+from bot.tree import place_of, report_error
+from cogs.imagine import origin_of, show_ticket
+from cogs.views import guard_job_button
 from inference.models import TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ class AccountButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]]
             if self.action == "hist":
                 await self._page(interaction)
             elif self.action == "rerun":
+                await guard_job_button(interaction, "rerun", self.target)
                 await interaction.response.defer(thinking=True)
                 ticket = await interaction.client.accounts.rerun(job_id=self.target, origin=origin_of(interaction))
                 await show_ticket(interaction.client, ticket)
@@ -273,6 +275,7 @@ class Account(commands.Cog):
 
     @app_commands.command(name="export", description="Get everything Atelier stores about you, as a JSON file in DMs")
     async def export(self, interaction: discord.Interaction[Atelier]) -> None:
+        self.bot.limits.take("export", interaction.user.id)
         await interaction.response.defer(ephemeral=True, thinking=True)
         data = await self.bot.accounts.export(user_id=interaction.user.id)
         file = discord.File(io.BytesIO(data), filename=f"atelier-export-{interaction.user.id}.json")

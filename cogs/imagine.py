@@ -17,8 +17,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import animate, attachments, studio
-from bot.access import Place
-from bot.errors import UserFacingError
+from bot.access import Place, check_use
+from bot.errors import InvalidOption, UserFacingError
 from bot.jobs import ImagineOptions, Origin, Ticket
 from bot.tree import error_embed, is_nsfw
 from cogs.views import JobButton, handles
@@ -32,13 +32,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REROLL_EMOJI = "🔄"
+# A reaction's pre-check asks whether the member has any credit left (a 1-credit job): the exact
+# cost of a reroll, upscale or animation is reserved at submission.
+SMALLEST_JOB = {"width": 512, "height": 512, "steps": 1, "count": 1}
 # How long an attachment may take to fetch and check before the interaction is deferred: errors
 # found within it are ephemeral; a slower download defers first (Discord allows 3 s) and goes on.
 ATTACHMENT_GRACE = 2.0
 
 
 async def load_attachment(interaction: discord.Interaction, attachment: discord.Attachment) -> attachments.InputImage:
-    """Fetch and check an attachment, deferring the interaction if that takes a while."""
+    """Fetch and check an attachment, deferring the interaction if that takes a while. Downloads
+    count against the member's per-minute limit (ATELIER_ATTACHMENTS_PER_MINUTE)."""
+    limits = getattr(interaction.client, "limits", None)
+    if limits is not None:
+        limits.take("attachment", interaction.user.id)
     task = asyncio.ensure_future(attachments.load(attachment))
     done, _ = await asyncio.wait({task}, timeout=ATTACHMENT_GRACE)
     if not done:
@@ -56,12 +63,6 @@ def origin_of(interaction: discord.Interaction) -> Origin:
     )
 
 
-def place_of(interaction: discord.Interaction) -> Place:
-    """Who pressed or typed, where: the access rules' view of an interaction (bot/access.py)."""
-    return Place(interaction.user.id, interaction.guild_id, is_nsfw(interaction.channel),
-                 manages_guild=interaction.guild_id is not None and interaction.permissions.manage_guild)
-
-
 async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
     delivery = bot.service.delivery
     extra = {"paused": True} if ticket.paused else {}
@@ -74,9 +75,11 @@ async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
 async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent, *, emoji: str, verb: str,
                           start: Callable[[Job, Origin], Awaitable[Ticket]], completed_only: bool = True,
                           single_only: str | None = None, accepts: tuple[str, ...] | None = None) -> None:
-    """The shared path of the result reactions (🔄, 🔍, 🎬): find the job behind the message, post a
-    placeholder that the new job turns into its result (a reaction has no interaction to answer),
-    start the job for whoever reacted, or say in the placeholder why not.
+    """The shared path of the result reactions (🔄, 🔍, 🎬): find the job behind the message, check
+    the member may act (cooldown, access, ban, DMs, credits) before anything is posted, then post a
+    placeholder that the new job turns into its result (a reaction has no interaction to answer)
+    and start the job for whoever reacted. A refusal goes to the member alone, by DM at most once a
+    minute (or nowhere): a barred or broke member can't make the bot write in the channel.
 
     `single_only`: the reply for a grid, where the action needs one image (named by a button).
     `accepts`: the commands whose results the reaction acts on; by default the studio's, and for 🎬
@@ -91,23 +94,44 @@ async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent,
     if completed_only and job.status != "completed":
         return
     channel = bot.get_channel(payload.channel_id) or await bot.fetch_channel(payload.channel_id)
-    mention = discord.AllowedMentions(users=[discord.Object(payload.user_id)])
-    if single_only is not None and int(job.params.get("count", 1)) > 1:
-        await channel.send(content=f"<@{payload.user_id}> {single_only.format(job=job, count=job.params['count'])}",  # type: ignore[union-attr]
-                           allowed_mentions=mention)
+    origin = Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
+                    nsfw_channel=is_nsfw(channel))
+    try:
+        bot.limits.cooldown(payload.user_id)
+        check_use(job, Place(payload.user_id, payload.guild_id, origin.nsfw_channel))
+        await bot.moderation.ensure_not_banned(payload.guild_id, payload.user_id)
+        await bot.service.precheck(SMALLEST_JOB, origin)  # the DM policy, and any credit left at all
+        if single_only is not None and int(job.params.get("count", 1)) > 1:
+            raise InvalidOption(single_only.format(job=job, count=job.params["count"]))
+    except UserFacingError as exc:
+        await tell_privately(bot, payload.user_id, exc)
         return
     placeholder = await channel.send(  # type: ignore[union-attr]
         content=f"{emoji} {verb} job #{job.id} for <@{payload.user_id}>…",
         allowed_mentions=discord.AllowedMentions.none())
-    origin = Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
-                    message_id=placeholder.id, nsfw_channel=bool(getattr(channel, "nsfw", False)))
+    origin.message_id = placeholder.id
     try:
         ticket = await start(job, origin)
-    except UserFacingError as exc:
-        await placeholder.edit(content=f"<@{payload.user_id}>", embed=error_embed(exc.title, exc.message),
-                               allowed_mentions=mention)
+    except UserFacingError as exc:  # refused at submission (e.g. the exact cost): the placeholder goes
+        await tell_privately(bot, payload.user_id, exc)
+        try:
+            await placeholder.delete()
+        except discord.HTTPException:
+            log.warning("could not remove the placeholder of a refused reaction in %s", payload.channel_id)
         return
     await show_ticket(bot, ticket)
+
+
+async def tell_privately(bot: Atelier, user_id: int, error: UserFacingError) -> None:
+    """Say why a reaction did nothing, to the member alone: by DM, at most once a minute, or not at all
+    (closed DMs). A reaction has no interaction to answer ephemerally."""
+    if not bot.limits.may_notify(user_id):
+        return
+    try:
+        user = bot.get_user(user_id) or await bot.fetch_user(user_id)
+        await user.send(embed=error_embed(error.title, error.message))
+    except discord.HTTPException as exc:
+        log.debug("could not tell %s why their reaction was refused: %s", user_id, exc)
 
 
 class Imagine(commands.Cog):

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.access import check_cancel, check_use
 from bot.components import TEMPLATE, custom_id
-from bot.tree import report_error
+from bot.tree import place_of, report_error
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -33,6 +34,22 @@ def handles(action: str):  # type: ignore[no-untyped-def]
     return register
 
 
+async def guard_job_button(interaction: discord.Interaction[Atelier], action: str, job_id: int) -> None:
+    """Every result button checks who presses it, where, before its handler runs: a button is only
+    an id in a custom_id, and an old or copied one may name a job of another member or server. The
+    member's cooldown counts for every button that makes the bot work (not Cancel)."""
+    bot = interaction.client
+    if action != "cancel":
+        bot.limits.cooldown(interaction.user.id)
+    job = await bot.service.get_job(job_id)
+    if job is None:
+        return  # the handler says so
+    if action == "cancel":
+        check_cancel(job, place_of(interaction))
+    else:
+        check_use(job, place_of(interaction))
+
+
 class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
                 template=TEMPLATE.format(actions="|".join(ACTIONS))):
     def __init__(self, action: str, job_id: int, index: int | None = None) -> None:
@@ -53,6 +70,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
             log.warning("no handler for button %s", self.action)
             return
         try:
+            await guard_job_button(interaction, self.action, self.job_id)
             await handler(interaction, self.job_id, self.index)
         except Exception as exc:  # DynamicItem errors bypass the tree: report them the same way
             await report_error(interaction, exc)
