@@ -6,7 +6,6 @@ Mallory is an ordinary member of server A (the fake's first guild) and owns serv
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pytest
 from PIL import Image

@@ -34,7 +34,7 @@ from .options import store_attachment_factory
 from .rest import BotRoutes, json_response
 from .state import Attachment, Changes, Clock, DiscordError, Interaction, Message, Snowflakes
 from .webhooks import InteractionRoutes
-from .world import World, SecondGuild
+from .world import SecondGuild, World
 
 API_PREFIX = "/api/v10"
 UNAUTHENTICATED = ("/webhooks/", "/interactions/")
