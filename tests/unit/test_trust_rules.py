@@ -51,7 +51,7 @@ def test_cooldown_per_minute_and_notices() -> None:
     limits = Limits(cooldown=2.0, per_minute={"show": 2}, clock=lambda: now[0])
     limits.cooldown(OWNER)
     limits.cooldown(OTHER)  # per member
-    with pytest.raises(SlowDown, match="try again in 1.5 s"):
+    with pytest.raises(SlowDown, match=r"try again in 1\.5 s"):
         now[0] = 0.5
         limits.cooldown(OWNER)
     now[0] = 2.0
@@ -75,7 +75,7 @@ def test_trust_settings() -> None:
     assert (settings.dm_allowed, settings.cooldown, settings.max_queued_per_member, settings.max_queue) == (
         False, 2.0, 10, 500)
     assert load_settings(dm="Allowed").dm_allowed
-    with pytest.raises(SettingsError, match="ATELIER_DM: .*off or allowed"):
+    with pytest.raises(SettingsError, match=r"ATELIER_DM: .*off or allowed"):
         load_settings(dm="sometimes")
     with pytest.raises(SettingsError, match="ATELIER_COOLDOWN"):
         load_settings(cooldown=-1)
