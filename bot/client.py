@@ -92,14 +92,14 @@ class Atelier(commands.AutoShardedBot):
         self.moderation: ModerationService
 
     async def setup_hook(self) -> None:
-        self.db = create_engine(self.settings.database_url)
+        self.db = create_engine(self.settings.database)
         await migrate.upgrade(self.db)
         sessions = create_sessionmaker(self.db)
         self.registry = ModelRegistry.load(self.settings.models)
         # SQLite: lookups get their own connection pool, so they never queue for a connection behind
         # writers waiting for the write lock (checks made before acknowledging must stay fast).
         if self.db.dialect.name == "sqlite":
-            self.read_db = create_engine(self.settings.database_url)
+            self.read_db = create_engine(self.settings.database)
         reads = create_sessionmaker(self.read_db or self.db, readonly=True)
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
                                   reads=reads, owner=self.settings.instance)
@@ -134,7 +134,7 @@ class Atelier(commands.AutoShardedBot):
         await self.service.recover()
         await self.pool.start()
         self._heartbeat = asyncio.create_task(self.service.heartbeat_forever(), name="atelier-job-heartbeat")
-        self.metrics.start(reads, port=self.settings.metrics_port)
+        self.metrics.start(reads, port=self.settings.metrics_port, addr=self.settings.metrics_host)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """discord.py sleeps 5 s before every IDENTIFY but the first; the interval is adjustable."""

@@ -144,10 +144,22 @@ def job_key(job_id: int) -> str:
     return f"atelier-job-{job_id}"
 
 
+_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "auth", "username", "user"})
+
+
 def redacted(url: str) -> str:
-    """A Redis URL without its credentials, for logs."""
+    """A Redis (or database) URL without its credentials, for logs: the user:password@ part goes,
+    and so does the value of any query parameter that carries one (``?password=...``)."""
     scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+    rest = rest.rpartition("@")[2]
+    address, mark, query = rest.partition("?")
+    if mark:
+        parts = []
+        for pair in query.split("&"):
+            key, eq, _value = pair.partition("=")
+            parts.append(f"{key}=***" if eq and key.lower() in _SECRET_PARAMS else pair)
+        address = f"{address}?{'&'.join(parts)}"
+    return f"{scheme}{sep}{address}"
 
 
 @dataclass
