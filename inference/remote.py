@@ -184,7 +184,7 @@ class RemotePool(Pausable):
 
     def __init__(self, source: JobSource, redis_url: str, *, queue_name: str = "atelier",
                  job_timeout: int = 3600, heartbeat: int = 30, retries: int = 3, result_ttl: int = 120,
-                 poll_interval: float = 2.0, name: str = "remote") -> None:
+                 poll_interval: float = 2.0, name: str = "remote", max_devices_per_worker: int = 16) -> None:
         self.source = source
         self.redis_url = redis_url
         self.queue_name = queue_name
@@ -194,6 +194,7 @@ class RemotePool(Pausable):
         self.result_ttl = result_ttl
         self.poll_interval = poll_interval
         self.name = name
+        self.max_devices_per_worker = max_devices_per_worker
         self.queue: AtelierQueue | None = None
         self._pubsub: Any = None
         self._wake = asyncio.Event()
@@ -247,10 +248,20 @@ class RemotePool(Pausable):
         info = await self.queue.info()
         total = 0
         for worker in info["workers"].values():
-            metadata = worker.get("metadata") or {}
-            total += int(metadata.get("devices", 1))
+            total += self._announced(worker.get("metadata") or {})
         self._capacity = total
         return total
+
+    def _announced(self, metadata: dict[str, Any]) -> int:
+        """A worker's device count, capped: whoever can write to Redis could otherwise announce a
+        thousand devices and make the bot hand it every queued job at once."""
+        try:
+            devices = int(metadata.get("devices", 1))
+        except (TypeError, ValueError):
+            return 1
+        if devices > self.max_devices_per_worker:
+            log.warning("a remote worker announced %d devices; counting %d", devices, self.max_devices_per_worker)
+        return max(1, min(devices, self.max_devices_per_worker))
 
     async def _listen_forever(self) -> None:
         assert self.queue is not None
@@ -360,11 +371,26 @@ class RemotePool(Pausable):
             error = job.result["error"]
             await self.source.failed(flight.job_id, _remote_error(error.get("message", ""), error.get("kinds", [])))
         elif job.status == Status.COMPLETE:
-            await self.source.finished(decode_result(job.result))
+            await self._finished(flight, job.result)
         elif flight.cancelled:
             await self.source.failed(flight.job_id, JobCancelled(flight.job_id, flight.step))
         else:
             await self.source.failed(flight.job_id, RemoteJobError(f"remote worker failed: {job.error or job.status}"))
+
+    async def _finished(self, flight: _InFlight, data: Any) -> None:
+        """Store a remote result only if it is the one dispatched under this job's key: a result
+        naming another job (a confused or hostile worker) must not complete that other job."""
+        try:
+            result = decode_result(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("remote job %s returned a malformed result (%s)", flight.job_id, exc.__class__.__name__)
+            await self.source.failed(flight.job_id, RemoteJobError("the remote worker returned a malformed result"))
+            return
+        if result.job_id != flight.job_id:
+            log.warning("remote job %s came back as job %r; its result was dropped", flight.job_id, result.job_id)
+            await self.source.failed(flight.job_id, RemoteJobError("the remote worker returned another job's result"))
+            return
+        await self.source.finished(result)
 
     async def stop(self) -> None:
         self._stopping = True
