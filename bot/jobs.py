@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.acks import AckGate
 from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
+from bot.failures import member_message
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
@@ -428,7 +429,7 @@ class JobService:
                 await jobs_repo.mark_canceled(session, job_id=job_id)
                 message = f"Canceled at step {error.step}."
             else:
-                message = user_message_for(error)
+                message = user_message_for(error, job_id=job_id)
                 await jobs_repo.fail_job(session, job_id=job_id, error=message)
             job = await jobs_repo.get_job(session, job_id=job_id)
             if job is not None:
@@ -617,19 +618,10 @@ class Withheld(Exception):
     """The result exists but policy forbids posting it here; the message says why."""
 
 
-def user_message_for(error: BaseException) -> str:
-    """Turn a runner failure into one sentence a member can act on (never a stack trace)."""
-    if isinstance(error, Withheld):
-        return str(error)
-    name = type(error).__name__
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if "out of memory" in text.lower():
-        return "The GPU ran out of memory for this job. Try a smaller size or fewer images."
-    if isinstance(error, OSError) and text:
-        return f"The model could not be loaded: {text[:300]}"
-    if isinstance(error, ValueError) and text:
-        return f"The job could not run: {text[:300]}"
-    return f"The job failed ({name}). It has been logged; try again or change the options."
+def user_message_for(error: BaseException, *, job_id: int | None = None) -> str:
+    """Turn a runner failure into one sentence a member can act on (never a stack trace nor a
+    path); the table of failure classes and their messages is bot/failures.py."""
+    return member_message(error, job_id=job_id)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
