@@ -102,7 +102,7 @@ class Atelier(commands.AutoShardedBot):
             self.read_db = create_engine(self.settings.database)
         reads = create_sessionmaker(self.read_db or self.db, readonly=True)
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
-                                  reads=reads, owner=self.settings.instance)
+                                  reads=reads, owner=self.settings.instance, sweep_seconds=self.settings.sweep_seconds)
         self.service.delivery = DiscordDelivery(self)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)
@@ -116,13 +116,14 @@ class Atelier(commands.AutoShardedBot):
         source = self.metrics.source(self.service)
         if self.settings.redis_url is not None:  # GPU workers elsewhere (`atelier worker`), fed over Redis
             self.pool = RemotePool(source, self.settings.redis_url.get_secret_value(),
-                                   queue_name=self.settings.redis_queue, name=f"{self.settings.instance}/remote")
+                                   queue_name=self.settings.redis_queue, name=f"{self.settings.instance}/remote",
+                                   job_timeout=self.settings.job_timeout or None)
         else:  # the embedded default: this process's devices
             devices = self.settings.device_list or await asyncio.to_thread(default_devices)
             factory = self._engine_factory or _default_engine_factory(self.registry, self.settings.lora_dir,
                                                                        self.settings.batch_max)
             self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000,
-                                      owner=self.settings.instance)
+                                      owner=self.settings.instance, run_timeout=self.settings.job_timeout or None)
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)

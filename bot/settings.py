@@ -35,6 +35,8 @@ ENV_NAMES = {
     "shard_ids": "ATELIER_SHARD_IDS",
     "batch_max": "ATELIER_BATCH_MAX",
     "batch_window_ms": "ATELIER_BATCH_WINDOW_MS",
+    "job_timeout": "ATELIER_JOB_TIMEOUT",
+    "sweep_seconds": "ATELIER_SWEEP_SECONDS",
 }
 
 
@@ -90,6 +92,12 @@ class Settings(BaseSettings):
     # commands are arriving (never when the bot is quiet). See inference/batching.py.
     batch_max: int = Field(default=4, ge=1, le=16)
     batch_window_ms: int = Field(default=50, ge=0, le=100)
+    # The watchdog: seconds one pipeline run may take before its job fails and the device starts
+    # afresh (0: by the model's kind, 10 minutes for images, 15 for upscales, 30 for videos).
+    job_timeout: float = Field(default=0.0, ge=0.0)
+    # How often each process marks its jobs alive, retries deliveries Discord refused and the
+    # recording of results a database error interrupted, and re-queues jobs left stuck.
+    sweep_seconds: float = Field(default=20.0, gt=0.0, le=300.0)
 
     @field_validator("log_level")
     @classmethod

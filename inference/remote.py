@@ -24,11 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from inference.pool import JobSource, Pausable
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
+from inference.types import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    JobCancelled,
+    Progress,
+    run_limit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +191,9 @@ class RemotePool(Pausable):
     """
 
     def __init__(self, source: JobSource, redis_url: str, *, queue_name: str = "atelier",
-                 job_timeout: int = 3600, heartbeat: int = 30, retries: int = 3, result_ttl: int = 120,
-                 poll_interval: float = 2.0, name: str = "remote", max_devices_per_worker: int = 16) -> None:
+                 job_timeout: float | None = None, heartbeat: int = 30, retries: int = 3, result_ttl: int = 120,
+                 poll_interval: float = 2.0, name: str = "remote", max_devices_per_worker: int = 16,
+                 redis_errors_tolerated: int = 5) -> None:
         self.source = source
         self.redis_url = redis_url
         self.queue_name = queue_name
@@ -195,6 +204,8 @@ class RemotePool(Pausable):
         self.poll_interval = poll_interval
         self.name = name
         self.max_devices_per_worker = max_devices_per_worker
+        # Consecutive Redis errors while following one job before it is given up as lost.
+        self.redis_errors_tolerated = redis_errors_tolerated
         self.queue: AtelierQueue | None = None
         self._pubsub: Any = None
         self._wake = asyncio.Event()
@@ -313,7 +324,7 @@ class RemotePool(Pausable):
         flight = _InFlight(request.job_id, job_key(request.job_id))
         self._in_flight[request.job_id] = flight
         self._by_key[flight.key] = flight
-        job = Job(FUNCTION, kwargs={"request": request.to_dict()}, key=flight.key, timeout=self.job_timeout,
+        job = Job(FUNCTION, kwargs={"request": request.to_dict()}, key=flight.key, timeout=max(1, round(run_limit([request], self.job_timeout))),
                   heartbeat=self.heartbeat, retries=self.retries, ttl=self.result_ttl)
         try:
             if await self.queue.enqueue(job) is None:  # still in Redis (e.g. after a bot restart): follow it
@@ -330,13 +341,23 @@ class RemotePool(Pausable):
     async def _follow(self, flight: _InFlight) -> None:
         assert self.queue is not None
         job: Job | None = None
+        errors = 0
         try:
             while not self._stopping:
                 flight.changed.clear()  # before the read, so a change during it is not missed
-                job = await self.queue.job(flight.key)
-                if job is None or job.status in TERMINAL_STATUSES:
-                    break
-                await self._report(flight, job)
+                try:
+                    job = await self.queue.job(flight.key)
+                    if job is None or job.status in TERMINAL_STATUSES:
+                        break
+                    await self._report(flight, job)
+                    errors = 0
+                except (RedisError, OSError, TimeoutError) as exc:
+                    # A Redis restart or a network blip: the job runs on regardless; look again.
+                    errors += 1
+                    if errors > self.redis_errors_tolerated:
+                        raise
+                    log.warning("remote job %s: Redis error %d of %d tolerated (%s)", flight.job_id, errors,
+                                self.redis_errors_tolerated, exc.__class__.__name__)
                 await wait_event(flight.changed, self.poll_interval)
             else:
                 return  # stopping: the job stays on the queue and a restarted bot follows it again
