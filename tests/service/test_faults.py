@@ -10,10 +10,11 @@ import asyncio
 import threading
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlalchemy.exc import OperationalError
+import pytest
 from saq.job import Job as SaqJob
 from saq.job import Status
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from bot.jobs import Origin
 from db.models import Job, JobStatus, utcnow
@@ -22,17 +23,25 @@ from inference.pool import InferencePool
 from inference.remote import RemoteJobError, RemotePool, _InFlight, encode_result, job_key
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobTimedOut
 from tests.scale.test_remote import RecordingSource
-from tests.service.test_job_service import _params, env  # noqa: F401  (the service fixture)
+from tests.service import test_job_service as base
+from tests.service.test_job_service import _params
+
+
+@pytest.fixture
+async def service_env(tmp_path):  # type: ignore[no-untyped-def]
+    """test_job_service's env: a job service on SQLite with a scripted engine and a recording delivery."""
+    async for value in base.env.__wrapped__(tmp_path):
+        yield value
 
 
 async def _until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not await predicate():
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # noqa: ASYNC110  (polls the database)
 
 
-async def test_a_failed_delivery_is_retried_by_the_running_bot(env) -> None:  # type: ignore[no-untyped-def]
-    service, recorder, _engine, _pool = env
+async def test_a_failed_delivery_is_retried_by_the_running_bot(service_env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, _engine, _pool = service_env
     service.sweep_seconds = 0.0  # a delivery older than one sweep is retried
     real, refused = recorder.deliver, []
 
@@ -57,8 +66,8 @@ async def test_a_failed_delivery_is_retried_by_the_running_bot(env) -> None:  # 
     assert [e for e in recorder.events if e[0] == "deliver"] == [("deliver", ticket.job.id, [0])]
 
 
-async def test_a_job_whose_completion_hit_a_database_error_is_recorded_by_the_sweep(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    service, recorder, _engine, _pool = env
+async def test_a_job_whose_completion_hit_a_database_error_is_recorded_by_the_sweep(service_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    service, _recorder, _engine, _pool = service_env
     real, broke = jobs_repo.complete_job, []
 
     async def complete_once_broken(session, **kw):  # type: ignore[no-untyped-def]
@@ -82,8 +91,8 @@ async def test_a_job_whose_completion_hit_a_database_error_is_recorded_by_the_sw
     assert job.status == JobStatus.completed and job.delivered and ticket.job.id not in service._live
 
 
-async def test_a_running_job_this_process_no_longer_runs_is_requeued(env) -> None:  # type: ignore[no-untyped-def]
-    service, _recorder, _engine, pool = env
+async def test_a_running_job_this_process_no_longer_runs_is_requeued(service_env) -> None:  # type: ignore[no-untyped-def]
+    service, _recorder, _engine, pool = service_env
     pool.pause()
     ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
     async with service.sessions.begin() as session:  # claimed, then the process lost track of it
