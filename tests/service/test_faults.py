@@ -37,7 +37,7 @@ async def service_env(tmp_path):  # type: ignore[no-untyped-def]
 async def _until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not await predicate():
-            await asyncio.sleep(0.02)  # noqa: ASYNC110  (polls the database)
+            await asyncio.sleep(0.02)
 
 
 async def test_a_failed_delivery_is_retried_by_the_running_bot(service_env) -> None:  # type: ignore[no-untyped-def]
