@@ -36,7 +36,7 @@ async def service_env(tmp_path):  # type: ignore[no-untyped-def]
 
 async def _until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
-        while not await predicate():
+        while not await predicate():  # noqa: ASYNC110  (polls the database)
             await asyncio.sleep(0.02)
 
 
