@@ -59,9 +59,10 @@ def running_jobs(db: Path) -> int:
 
 def start_worker(env: dict[str, str], redis_url: str, log: Path) -> subprocess.Popen[bytes]:
     """`atelier worker` on this machine's CPU, serving the bot's queue (ATELIER_REDIS_QUEUE in env)."""
-    return subprocess.Popen([sys.executable, "-m", "bot", "worker", "--redis", redis_url,
+    return subprocess.Popen([sys.executable, "-m", "bot", "worker",
                              "--queue", env["ATELIER_REDIS_QUEUE"], "--devices", "cpu"],
-                            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+                            cwd=ROOT, env={**env, "ATELIER_REDIS_URL": redis_url}, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
 
 
 class BotProcess:

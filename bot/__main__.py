@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="apply database migrations")
 
     worker = sub.add_parser("worker", help="serve GPU jobs from a bot's Redis queue (run on a GPU host)")
-    worker.add_argument("--redis", required=True, help="Redis URL, e.g. rediss://:password@host:6379/0")
+    # The Redis URL holds a password: it comes from ATELIER_REDIS_URL, never argv (the process list
+    # shows every process's arguments to every user of the machine). --redis is refused with a hint.
+    worker.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     worker.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: every CUDA device, else cpu)")
     worker.add_argument("--queue", default="atelier", help="queue name (the bot's ATELIER_REDIS_QUEUE)")
     worker.add_argument("--engine", default=None, help=argparse.SUPPRESS)  # module:factory, for tests
@@ -154,7 +156,7 @@ def _db(settings: Settings) -> int:
     from db.engine import create_engine
 
     async def upgrade() -> None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database)
         try:
             await migrate.upgrade(engine)
         finally:
@@ -172,6 +174,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from bot import logs
     from inference.remote_worker import run_worker
 
+    if args.redis is not None:
+        raise SettingsError("--redis is no longer accepted (the command line is visible to every user of the "
+                            "machine): export ATELIER_REDIS_URL instead")
+    redis_url = settings.require_redis()
     logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
     logs.install()
     if args.engine:
@@ -194,7 +200,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
         devices = default_devices()
     try:
-        asyncio.run(run_worker(args.redis, devices, factory, queue_name=args.queue, sweep_seconds=args.sweep_seconds))
+        asyncio.run(run_worker(redis_url, devices, factory, queue_name=args.queue, sweep_seconds=args.sweep_seconds))
     except KeyboardInterrupt:
         return 0
     return 0

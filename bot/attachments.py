@@ -1,7 +1,9 @@
 """Images members attach: downloaded with a byte cap, decoded defensively, normalised to RGB.
 
 Only Discord attachments are accepted (the command option type guarantees the URL came from
-Discord's own resolved data; nothing here fetches a URL a member typed). The checks run in the
+Discord's own resolved data; nothing here fetches a URL a member typed), and only from Discord's
+CDN hosts over HTTPS: a redirect is followed only while it stays on those hosts, so a crafted
+attachment cannot make the bot fetch from inside its own network. The checks run in the
 order that keeps a hostile file cheap: the size Discord reports, then a streamed download that
 stops at the cap, then the image header (format and pixel count, before any pixel is decoded),
 then the full decode (truncated files fail here). Every refusal is an InvalidOption whose message
@@ -23,6 +25,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import numpy as np
@@ -41,6 +44,10 @@ FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 _FORMAT_NAMES = "PNG, JPEG, WebP, GIF or BMP"
 _CHUNK = 64 * 1024
 _TIMEOUT = aiohttp.ClientTimeout(total=60, sock_read=20)
+# Where Discord serves attachments (scheme://host[:port]); the only origins a download may touch.
+CDN_ORIGINS: frozenset[str] = frozenset({"https://cdn.discordapp.com", "https://media.discordapp.net"})
+_MAX_REDIRECTS = 3
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class AttachmentLike(Protocol):
@@ -75,30 +82,53 @@ async def download(attachment: AttachmentLike, *, max_bytes: int | None = None,
     name = attachment.filename
     if attachment.size > max_bytes:
         raise InvalidOption(f"`{name}` is {_mib(attachment.size)}; images can be at most {_mib(max_bytes)}.")
-    if not attachment.url.startswith(("https://", "http://")):
+    if not _on_cdn(attachment.url):
+        log.warning("refused to fetch attachment %s from outside Discord's CDN", name)
         raise InvalidOption(f"`{name}` is not a Discord attachment.")
     owned = session is None
     client = session or aiohttp.ClientSession(timeout=_TIMEOUT)
     try:
-        async with client.get(attachment.url) as response:
-            if response.status != 200:
-                raise InvalidOption(f"`{name}` could not be downloaded (HTTP {response.status}); attach it again.")
-            declared = response.content_length
-            if declared is not None and declared > max_bytes:
-                raise InvalidOption(f"`{name}` is {_mib(declared)}; images can be at most {_mib(max_bytes)}.")
-            buffer = bytearray()
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                buffer += chunk
-                if len(buffer) > max_bytes:
-                    # Discord's reported size lied, or the file changed: stop reading at the cap.
-                    raise InvalidOption(f"`{name}` is larger than {_mib(max_bytes)}; attach a smaller image.")
-            return bytes(buffer)
+        url = attachment.url
+        for _ in range(_MAX_REDIRECTS + 1):
+            async with client.get(url, allow_redirects=False) as response:
+                if response.status not in _REDIRECTS:
+                    return await _read(response, name, max_bytes)
+                url = urljoin(url, response.headers.get("Location", ""))
+            if not _on_cdn(url):
+                log.warning("attachment %s redirected outside Discord's CDN; not followed", name)
+                raise InvalidOption(f"`{name}` could not be downloaded from Discord; attach it again.")
+        raise InvalidOption(f"`{name}` could not be downloaded (too many redirects); attach it again.")
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.info("download of attachment %s failed: %s", name, exc)
         raise InvalidOption(f"`{name}` could not be downloaded; attach it again.") from None
     finally:
         if owned:
             await client.close()
+
+
+def _on_cdn(url: str) -> bool:
+    """Whether ``url`` is on one of Discord's attachment origins (CDN_ORIGINS)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}" in CDN_ORIGINS and "@" not in parts.netloc
+
+
+async def _read(response: aiohttp.ClientResponse, name: str, max_bytes: int) -> bytes:
+    """The body of a final (non-redirect) response, cut at ``max_bytes``."""
+    if response.status != 200:
+        raise InvalidOption(f"`{name}` could not be downloaded (HTTP {response.status}); attach it again.")
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise InvalidOption(f"`{name}` is {_mib(declared)}; images can be at most {_mib(max_bytes)}.")
+    buffer = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            # Discord's reported size lied, or the file changed: stop reading at the cap.
+            raise InvalidOption(f"`{name}` is larger than {_mib(max_bytes)}; attach a smaller image.")
+    return bytes(buffer)
 
 
 def decode(data: bytes, *, filename: str = "image", max_pixels: int = MAX_PIXELS) -> InputImage:

@@ -94,19 +94,19 @@ class Atelier(commands.AutoShardedBot):
         self.limits = Limits()
 
     async def setup_hook(self) -> None:
-        self.db = create_engine(self.settings.database_url)
+        self.db = create_engine(self.settings.database)
         await migrate.upgrade(self.db)
         sessions = create_sessionmaker(self.db)
         self.registry = ModelRegistry.load(self.settings.models)
         # SQLite: lookups get their own connection pool, so they never queue for a connection behind
         # writers waiting for the write lock (checks made before acknowledging must stay fast).
         if self.db.dialect.name == "sqlite":
-            self.read_db = create_engine(self.settings.database_url)
+            self.read_db = create_engine(self.settings.database)
         reads = create_sessionmaker(self.read_db or self.db, readonly=True)
         self.service = JobService(sessions, self.registry, progress_interval=self.settings.progress_interval,
                                   reads=reads, owner=self.settings.instance, dm_allowed=self.settings.dm_allowed,
                                   max_queued_per_user=self.settings.max_queued_per_member,
-                                  max_queue=self.settings.max_queue)
+                                  max_queue=self.settings.max_queue, sweep_seconds=self.settings.sweep_seconds)
         self.limits = Limits(cooldown=self.settings.cooldown, per_minute={
             "show": self.settings.show_per_minute, "export": self.settings.export_per_minute,
             "attachment": self.settings.attachments_per_minute})
@@ -123,13 +123,14 @@ class Atelier(commands.AutoShardedBot):
         source = self.metrics.source(self.service)
         if self.settings.redis_url is not None:  # GPU workers elsewhere (`atelier worker`), fed over Redis
             self.pool = RemotePool(source, self.settings.redis_url.get_secret_value(),
-                                   queue_name=self.settings.redis_queue, name=f"{self.settings.instance}/remote")
+                                   queue_name=self.settings.redis_queue, name=f"{self.settings.instance}/remote",
+                                   job_timeout=self.settings.job_timeout or None)
         else:  # the embedded default: this process's devices
             devices = self.settings.device_list or await asyncio.to_thread(default_devices)
             factory = self._engine_factory or _default_engine_factory(self.registry, self.settings.lora_dir,
                                                                        self.settings.batch_max)
             self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000,
-                                      owner=self.settings.instance)
+                                      owner=self.settings.instance, run_timeout=self.settings.job_timeout or None)
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)
@@ -141,7 +142,7 @@ class Atelier(commands.AutoShardedBot):
         await self.service.recover()
         await self.pool.start()
         self._heartbeat = asyncio.create_task(self.service.heartbeat_forever(), name="atelier-job-heartbeat")
-        self.metrics.start(reads, port=self.settings.metrics_port)
+        self.metrics.start(reads, port=self.settings.metrics_port, addr=self.settings.metrics_host)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """discord.py sleeps 5 s before every IDENTIFY but the first; the interval is adjustable."""

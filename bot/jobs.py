@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.access import Place, check_cancel
 from bot.acks import AckGate
 from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
+from bot.failures import member_message
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import access as access_repo
@@ -49,6 +50,9 @@ MAX_PROMPT = 2000
 # with no sign of life for STALE_AFTER is taken to be orphaned (that process died) and re-queued.
 HEARTBEAT_SECONDS = 20.0
 STALE_AFTER = timedelta(seconds=90)
+# The same sweep retries what failed on the way: a delivery Discord refused, the recording of a
+# job's end that hit a database error. Each is given up after this many tries (logged).
+MAX_RETRIES = 10
 MAX_NEGATIVE = 1000
 
 
@@ -155,6 +159,9 @@ class _Live:
     job: Job
     last_progress: float = 0.0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # The job's result or error when recording it failed (a database error): the sweep retries.
+    outcome: GenerationResult | BaseException | None = None
+    tries: int = 0
 
 
 class JobService:
@@ -162,7 +169,7 @@ class JobService:
                  progress_interval: float = 1.5, max_queued_per_user: int = 10, max_queue: int = 500,
                  clock: Callable[[], float] = time.monotonic,
                  reads: async_sessionmaker[AsyncSession] | None = None, owner: str = "main",
-                 dm_allowed: bool = True) -> None:
+                 dm_allowed: bool = True, sweep_seconds: float = HEARTBEAT_SECONDS) -> None:
         self.sessions = sessions
         # Read-only lookups (never wait behind a writer on SQLite; see db/engine.py).
         self.reads = reads or sessions
@@ -186,6 +193,10 @@ class JobService:
         # This process's name among the bot processes sharing the database (Settings.instance): the
         # prefix of its workers' names, so recovery and the heartbeat know which jobs are its own.
         self.owner = owner
+        # How often the sweep runs (heartbeat, retries, recovery of stuck jobs); see sweep().
+        self.sweep_seconds = sweep_seconds
+        self._delivering: set[int] = set()
+        self._delivery_tries: dict[int, int] = {}
 
     # ----- validation (pure, fast: runs before the interaction is deferred) -----
 
@@ -437,6 +448,31 @@ class JobService:
         self._spawn(event.job_id, self.delivery.show_progress(live.job, event.step, event.total))
 
     async def finished(self, result: GenerationResult) -> None:
+        try:
+            await self._record_result(result)
+        except Exception:
+            if not self._keep_outcome(result.job_id, result):
+                raise
+
+    async def failed(self, job_id: int, error: BaseException) -> None:
+        try:
+            await self._record_failure(job_id, error)
+        except Exception:
+            if not self._keep_outcome(job_id, error):
+                raise
+
+    def _keep_outcome(self, job_id: int, outcome: GenerationResult | BaseException) -> bool:
+        """Recording a job's end failed (the database): keep the outcome for the sweep to retry,
+        rather than leave the job `running` until a restart."""
+        live = self._live.get(job_id)
+        if live is None:
+            return False
+        live.outcome = outcome
+        log.exception("could not record the end of job %s; retrying within %g s", job_id, self.sweep_seconds,
+                      extra={"job_id": job_id})
+        return True
+
+    async def _record_result(self, result: GenerationResult) -> None:
         if self.image_check is not None:
             job = self.running_job(result.job_id) or await self.get_job(result.job_id)
             if job is not None:
@@ -461,13 +497,13 @@ class JobService:
             self._track(self.deliver(result.job_id, outputs=sorted(outputs, key=lambda o: o.index), job=stored))
         self._forget(result.job_id)
 
-    async def failed(self, job_id: int, error: BaseException) -> None:
+    async def _record_failure(self, job_id: int, error: BaseException) -> None:
         async with self.sessions.begin() as session:
             if isinstance(error, JobCancelled):
                 await jobs_repo.mark_canceled(session, job_id=job_id)
                 message = f"Canceled at step {error.step}."
             else:
-                message = user_message_for(error)
+                message = user_message_for(error, job_id=job_id)
                 await jobs_repo.fail_job(session, job_id=job_id, error=message)
             job = await jobs_repo.get_job(session, job_id=job_id)
             if job is not None:
@@ -491,28 +527,49 @@ class JobService:
                 job = await jobs_repo.get_job(session, job_id=job_id)
                 if outputs is None:
                     outputs = await jobs_repo.get_outputs(session, job_id=job_id)
-        if job is None or job.delivered:
+        if job is None or job.delivered or job_id in self._delivering:
             return
+        self._delivering.add(job_id)
         try:
-            message_id = await self.delivery.deliver(job, outputs)
-        except Exception:
-            log.exception("could not deliver job %s; it will be retried at the next start", job_id)
-            return
-        async with self.sessions.begin() as session:
-            await jobs_repo.mark_delivered(session, job_id=job_id)
-            await self._notify("on_delivered", session, job)
-            if message_id is not None and message_id != job.message_id:
-                await jobs_repo.set_message(session, job_id=job_id, message_id=message_id)
+            try:
+                message_id = await self.delivery.deliver(job, outputs)
+            except Exception:
+                self._delivery_failed(job_id)
+                return
+            async with self.sessions.begin() as session:
+                await jobs_repo.mark_delivered(session, job_id=job_id)
+                await self._notify("on_delivered", session, job)
+                if message_id is not None and message_id != job.message_id:
+                    await jobs_repo.set_message(session, job_id=job_id, message_id=message_id)
+            self._delivery_tries.pop(job_id, None)
+        finally:
+            self._delivering.discard(job_id)
+
+    def _delivery_failed(self, job_id: int) -> None:
+        tries = self._delivery_tries[job_id] = self._delivery_tries.get(job_id, 0) + 1
+        if tries < MAX_RETRIES:
+            log.exception("could not deliver job %s (try %d); retrying within %g s", job_id, tries,
+                          self.sweep_seconds, extra={"job_id": job_id})
+        else:
+            log.exception("could not deliver job %s after %d tries; giving up until the next start", job_id,
+                          tries, extra={"job_id": job_id})
 
     async def _deliver_failure(self, job: Job, message: str) -> None:
-        assert self.delivery is not None
-        try:
-            await self.delivery.deliver_failure(job, message)
-        except Exception:
-            log.exception("could not tell the member that job %s ended", job.id)
+        assert self.delivery is not None and job.id is not None
+        if job.id in self._delivering:
             return
-        async with self.sessions.begin() as session:
-            await jobs_repo.mark_delivered(session, job_id=job.id)
+        self._delivering.add(job.id)
+        try:
+            try:
+                await self.delivery.deliver_failure(job, message)
+            except Exception:
+                self._delivery_failed(job.id)
+                return
+            async with self.sessions.begin() as session:
+                await jobs_repo.mark_delivered(session, job_id=job.id)
+            self._delivery_tries.pop(job.id, None)
+        finally:
+            self._delivering.discard(job.id)
 
     def _mine(self, job: Job) -> bool:
         """Claimed by this process (or by a version that did not name processes)."""
@@ -540,18 +597,64 @@ class JobService:
         return requeued, failed
 
     async def sweep(self) -> tuple[list[int], list[int]]:
-        """Periodically: say this process's jobs are alive, and re-queue other processes' jobs whose
-        heartbeat lapsed (a process that died and did not come back)."""
+        """Periodically: say this process's jobs are alive; retry what failed on the way (recording
+        a job's end, a delivery); re-queue this process's running jobs that nothing here runs any
+        more (the recording of their end was given up) and other processes' jobs whose heartbeat
+        lapsed (a process that died and did not come back)."""
         async with self.sessions.begin() as session:
             await jobs_repo.heartbeat(session, owner=self.owner)
-        requeued, failed = await self._requeue(lambda job: self._mine(job) or self._fresh(job))
+        await self._retry_outcomes()
+        requeued, failed = await self._requeue(
+            lambda job: self._held(job) if self._mine(job) else self._fresh(job))
         for job_id in failed:
             dead = await self.get_job(job_id)
             if dead is not None and not dead.delivered:
                 self._track(self._deliver_failure(dead, dead.error or "The job failed."))
+        await self._retry_deliveries()
         return requeued, failed
 
-    async def heartbeat_forever(self, interval: float = HEARTBEAT_SECONDS) -> None:
+    def _held(self, job: Job) -> bool:
+        """This process still has its running job: a device runs it, its end waits to be recorded,
+        or it was claimed so recently that the claim may not be noted yet."""
+        if job.id in self._live or job.worker is None or "/" not in job.worker:
+            return True
+        started = job.started_at or job.created_at
+        return jobs_repo.aware(started) > datetime.now(UTC) - timedelta(seconds=self.sweep_seconds)
+
+    async def _retry_outcomes(self) -> None:
+        for job_id, live in list(self._live.items()):
+            outcome, live.outcome = live.outcome, None
+            if outcome is None:
+                continue
+            live.tries += 1
+            if live.tries > MAX_RETRIES:
+                log.error("gave up recording the end of job %s; it goes back to the queue", job_id)
+                self._forget(job_id)
+            elif isinstance(outcome, BaseException):
+                await self.failed(job_id, outcome)
+            else:
+                await self.finished(outcome)
+
+    async def _retry_deliveries(self) -> None:
+        """Results and failure notices that did not reach Discord (it refused or was unreachable)
+        are posted again, once they are a sweep old (a delivery may still be on its way)."""
+        if self.delivery is None:
+            return
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.sweep_seconds)
+        async with self.reads() as session:
+            pending = await jobs_repo.undelivered(session)
+        for job in pending:
+            if (job.id in self._delivering or not self._mine(job) or job.finished_at is None
+                    or jobs_repo.aware(job.finished_at) > cutoff
+                    or self._delivery_tries.get(job.id, 0) >= MAX_RETRIES):  # type: ignore[arg-type]
+                continue
+            if job.status == JobStatus.completed:
+                self._track(self.deliver(job.id))  # type: ignore[arg-type]
+            else:
+                self._track(self._deliver_failure(job, job.error or "The job failed."))
+
+    async def heartbeat_forever(self, interval: float | None = None) -> None:
+        interval = self.sweep_seconds if interval is None else interval
         while True:
             await asyncio.sleep(interval)
             try:
@@ -656,19 +759,10 @@ class Withheld(Exception):
     """The result exists but policy forbids posting it here; the message says why."""
 
 
-def user_message_for(error: BaseException) -> str:
-    """Turn a runner failure into one sentence a member can act on (never a stack trace)."""
-    if isinstance(error, Withheld):
-        return str(error)
-    name = type(error).__name__
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if "out of memory" in text.lower():
-        return "The GPU ran out of memory for this job. Try a smaller size or fewer images."
-    if isinstance(error, OSError) and text:
-        return f"The model could not be loaded: {text[:300]}"
-    if isinstance(error, ValueError) and text:
-        return f"The job could not run: {text[:300]}"
-    return f"The job failed ({name}). It has been logged; try again or change the options."
+def user_message_for(error: BaseException, *, job_id: int | None = None) -> str:
+    """Turn a runner failure into one sentence a member can act on (never a stack trace nor a
+    path); the table of failure classes and their messages is bot/failures.py."""
+    return member_message(error, job_id=job_id)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -138,13 +138,18 @@ class Metrics:
 
     # ----- exposition -----
 
-    def start(self, sessions: async_sessionmaker[AsyncSession], *, port: int | None, addr: str = "0.0.0.0",
+    def start(self, sessions: async_sessionmaker[AsyncSession], *, port: int | None, addr: str = "127.0.0.1",
               refresh_seconds: float = 5.0) -> None:
         self._refresher = asyncio.create_task(self._refresh_forever(sessions, refresh_seconds),
                                               name="atelier-metrics-queue")
         if port is not None:
             self._server = start_http_server(port, addr=addr, registry=self.registry)
             log.info("metrics on http://%s:%d/metrics", addr, self.port)
+
+    @property
+    def address(self) -> str | None:
+        """The address the endpoint listens on (None when it is off)."""
+        return self._server[0].server_address[0] if self._server else None
 
     @property
     def port(self) -> int | None:

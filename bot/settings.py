@@ -36,11 +36,14 @@ ENV_NAMES = {
     "redis_url": "ATELIER_REDIS_URL",
     "redis_queue": "ATELIER_REDIS_QUEUE",
     "metrics_port": "ATELIER_METRICS_PORT",
+    "metrics_host": "ATELIER_METRICS_HOST",
     "lora_dir": "ATELIER_LORA_DIR",
     "shard_count": "ATELIER_SHARD_COUNT",
     "shard_ids": "ATELIER_SHARD_IDS",
     "batch_max": "ATELIER_BATCH_MAX",
     "batch_window_ms": "ATELIER_BATCH_WINDOW_MS",
+    "job_timeout": "ATELIER_JOB_TIMEOUT",
+    "sweep_seconds": "ATELIER_SWEEP_SECONDS",
 }
 
 
@@ -56,7 +59,8 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "ATELIER_DISCORD_TOKEN")
     )
-    database_url: str = "sqlite+aiosqlite:///atelier.db"
+    # A secret like the token: a PostgreSQL URL usually holds a password (repr(Settings) hides it).
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///atelier.db")
     models: Path | None = None
     devices: str | None = None
     sync_guild: int | None = None
@@ -92,6 +96,9 @@ class Settings(BaseSettings):
     redis_queue: str = Field(default="atelier", min_length=1)
     # Port of the Prometheus endpoint (/metrics); unset: no endpoint.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # The address it listens on: this machine only by default (the figures show the bot's load and
+    # its servers' activity); 0.0.0.0 for a scraper on another host, behind a firewall.
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
     # A folder of LoRA .safetensors files members may pick in /imagine (subfolders too); unset: no
     # LoRAs. In-process workers read the same variable; remote workers read their own machine's.
     lora_dir: Path | None = None
@@ -105,6 +112,12 @@ class Settings(BaseSettings):
     # commands are arriving (never when the bot is quiet). See inference/batching.py.
     batch_max: int = Field(default=4, ge=1, le=16)
     batch_window_ms: int = Field(default=50, ge=0, le=100)
+    # The watchdog: seconds one pipeline run may take before its job fails and the device starts
+    # afresh (0: by the model's kind, 10 minutes for images, 15 for upscales, 30 for videos).
+    job_timeout: float = Field(default=0.0, ge=0.0)
+    # How often each process marks its jobs alive, retries deliveries Discord refused and the
+    # recording of results a database error interrupted, and re-queues jobs left stuck.
+    sweep_seconds: float = Field(default=20.0, gt=0.0, le=300.0)
 
     @field_validator("log_level")
     @classmethod
@@ -124,9 +137,9 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if "://" not in value:
-            raise ValueError("must be an SQLAlchemy URL such as sqlite+aiosqlite:///atelier.db")
+    def _url(cls, value: SecretStr) -> SecretStr:
+        if "://" not in value.get_secret_value():
+            raise ValueError("must be an SQLAlchemy URL such as sqlite+aiosqlite:///atelier.db")  # never echo it
         return value
 
     @field_validator("redis_url")
@@ -233,6 +246,19 @@ class Settings(BaseSettings):
     @cached_property
     def owner_id_set(self) -> set[int]:
         return {int(p) for p in self.owner_ids.split(",") if p.strip()}
+
+    @property
+    def database(self) -> str:
+        """The database URL itself, for the engine only (never log it; see redacted())."""
+        return self.database_url.get_secret_value()
+
+    def require_redis(self) -> str:
+        """The Redis URL `atelier worker` serves; from the environment only, never argv (which every
+        user of the machine can read in the process list)."""
+        if self.redis_url is None:
+            raise SettingsError("ATELIER_REDIS_URL is not set: export the bot's Redis URL (e.g. "
+                                "rediss://:PASSWORD@redis.example:6380/0) before `atelier worker`")
+        return self.redis_url.get_secret_value()
 
     def require_token(self) -> str:
         if self.discord_token is None or not self.discord_token.get_secret_value().strip():

@@ -55,9 +55,12 @@ class Job(SQLModel, table=True):
     """One unit of GPU work and everything needed to deliver it, also after a restart."""
 
     __tablename__ = "jobs"
+    # Ids are never reused (SQLite AUTOINCREMENT; PostgreSQL's sequence never goes back): buttons and
+    # messages name jobs by id, and a deleted job's id handed to a new job would point them at it.
     __table_args__ = (
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_user_status", "user_id", "status"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -15,7 +15,9 @@ class ModerationCase(SQLModel, table=True):
     """Every decision that was not a plain allow, and every moderator action."""
 
     __tablename__ = "moderation_cases"
-    __table_args__ = (Index("ix_cases_guild_id", "guild_id", "id"), Index("ix_cases_user", "user_id"))
+    # Review buttons name cases by id, and retention deletes old cases: ids are never reused.
+    __table_args__ = (Index("ix_cases_guild_id", "guild_id", "id"), Index("ix_cases_user", "user_id"),
+                      {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -67,7 +67,8 @@ class Pausable:
 
 class InferencePool(Pausable):
     def __init__(self, source: JobSource, engine_factory: Callable[[str], EngineLike], devices: list[str],
-                 *, poll_interval: float = 2.0, batch_window: float = 0.05, owner: str = "main") -> None:
+                 *, poll_interval: float = 2.0, batch_window: float = 0.05, owner: str = "main",
+                 run_timeout: float | None = None) -> None:
         if not devices:
             raise ValueError("the pool needs at least one device")
         self._wake = asyncio.Event()
@@ -80,7 +81,7 @@ class InferencePool(Pausable):
         self.workers = [
             # "<process>/<device>#n": the job rows name the process that runs them (bot/jobs.py recovery).
             Worker(f"{owner}/{device}#{n}", device, engine_factory, source, self._wake, self._resume,
-                   self._cancelled, poll_interval=poll_interval, batching=self.batching)
+                   self._cancelled, poll_interval=poll_interval, batching=self.batching, run_timeout=run_timeout)
             for n, device in enumerate(devices)
         ]
         self._tasks: list[asyncio.Task[None]] = []

@@ -24,11 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from inference.pool import JobSource, Pausable
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
+from inference.types import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    JobCancelled,
+    Progress,
+    run_limit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +152,22 @@ def job_key(job_id: int) -> str:
     return f"atelier-job-{job_id}"
 
 
+_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "auth", "username", "user"})
+
+
 def redacted(url: str) -> str:
-    """A Redis URL without its credentials, for logs."""
+    """A Redis (or database) URL without its credentials, for logs: the user:password@ part goes,
+    and so does the value of any query parameter that carries one (``?password=...``)."""
     scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+    rest = rest.rpartition("@")[2]
+    address, mark, query = rest.partition("?")
+    if mark:
+        parts = []
+        for pair in query.split("&"):
+            key, eq, _value = pair.partition("=")
+            parts.append(f"{key}=***" if eq and key.lower() in _SECRET_PARAMS else pair)
+        address = f"{address}?{'&'.join(parts)}"
+    return f"{scheme}{sep}{address}"
 
 
 @dataclass
@@ -171,8 +191,9 @@ class RemotePool(Pausable):
     """
 
     def __init__(self, source: JobSource, redis_url: str, *, queue_name: str = "atelier",
-                 job_timeout: int = 3600, heartbeat: int = 30, retries: int = 3, result_ttl: int = 120,
-                 poll_interval: float = 2.0, name: str = "remote") -> None:
+                 job_timeout: float | None = None, heartbeat: int = 30, retries: int = 3, result_ttl: int = 120,
+                 poll_interval: float = 2.0, name: str = "remote", max_devices_per_worker: int = 16,
+                 redis_errors_tolerated: int = 5) -> None:
         self.source = source
         self.redis_url = redis_url
         self.queue_name = queue_name
@@ -182,6 +203,9 @@ class RemotePool(Pausable):
         self.result_ttl = result_ttl
         self.poll_interval = poll_interval
         self.name = name
+        self.max_devices_per_worker = max_devices_per_worker
+        # Consecutive Redis errors while following one job before it is given up as lost.
+        self.redis_errors_tolerated = redis_errors_tolerated
         self.queue: AtelierQueue | None = None
         self._pubsub: Any = None
         self._wake = asyncio.Event()
@@ -235,10 +259,20 @@ class RemotePool(Pausable):
         info = await self.queue.info()
         total = 0
         for worker in info["workers"].values():
-            metadata = worker.get("metadata") or {}
-            total += int(metadata.get("devices", 1))
+            total += self._announced(worker.get("metadata") or {})
         self._capacity = total
         return total
+
+    def _announced(self, metadata: dict[str, Any]) -> int:
+        """A worker's device count, capped: whoever can write to Redis could otherwise announce a
+        thousand devices and make the bot hand it every queued job at once."""
+        try:
+            devices = int(metadata.get("devices", 1))
+        except (TypeError, ValueError):
+            return 1
+        if devices > self.max_devices_per_worker:
+            log.warning("a remote worker announced %d devices; counting %d", devices, self.max_devices_per_worker)
+        return max(1, min(devices, self.max_devices_per_worker))
 
     async def _listen_forever(self) -> None:
         assert self.queue is not None
@@ -290,7 +324,7 @@ class RemotePool(Pausable):
         flight = _InFlight(request.job_id, job_key(request.job_id))
         self._in_flight[request.job_id] = flight
         self._by_key[flight.key] = flight
-        job = Job(FUNCTION, kwargs={"request": request.to_dict()}, key=flight.key, timeout=self.job_timeout,
+        job = Job(FUNCTION, kwargs={"request": request.to_dict()}, key=flight.key, timeout=max(1, round(run_limit([request], self.job_timeout))),
                   heartbeat=self.heartbeat, retries=self.retries, ttl=self.result_ttl)
         try:
             if await self.queue.enqueue(job) is None:  # still in Redis (e.g. after a bot restart): follow it
@@ -307,13 +341,23 @@ class RemotePool(Pausable):
     async def _follow(self, flight: _InFlight) -> None:
         assert self.queue is not None
         job: Job | None = None
+        errors = 0
         try:
             while not self._stopping:
                 flight.changed.clear()  # before the read, so a change during it is not missed
-                job = await self.queue.job(flight.key)
-                if job is None or job.status in TERMINAL_STATUSES:
-                    break
-                await self._report(flight, job)
+                try:
+                    job = await self.queue.job(flight.key)
+                    if job is None or job.status in TERMINAL_STATUSES:
+                        break
+                    await self._report(flight, job)
+                    errors = 0
+                except (RedisError, OSError, TimeoutError) as exc:
+                    # A Redis restart or a network blip: the job runs on regardless; look again.
+                    errors += 1
+                    if errors > self.redis_errors_tolerated:
+                        raise
+                    log.warning("remote job %s: Redis error %d of %d tolerated (%s)", flight.job_id, errors,
+                                self.redis_errors_tolerated, exc.__class__.__name__)
                 await wait_event(flight.changed, self.poll_interval)
             else:
                 return  # stopping: the job stays on the queue and a restarted bot follows it again
@@ -348,11 +392,26 @@ class RemotePool(Pausable):
             error = job.result["error"]
             await self.source.failed(flight.job_id, _remote_error(error.get("message", ""), error.get("kinds", [])))
         elif job.status == Status.COMPLETE:
-            await self.source.finished(decode_result(job.result))
+            await self._finished(flight, job.result)
         elif flight.cancelled:
             await self.source.failed(flight.job_id, JobCancelled(flight.job_id, flight.step))
         else:
             await self.source.failed(flight.job_id, RemoteJobError(f"remote worker failed: {job.error or job.status}"))
+
+    async def _finished(self, flight: _InFlight, data: Any) -> None:
+        """Store a remote result only if it is the one dispatched under this job's key: a result
+        naming another job (a confused or hostile worker) must not complete that other job."""
+        try:
+            result = decode_result(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("remote job %s returned a malformed result (%s)", flight.job_id, exc.__class__.__name__)
+            await self.source.failed(flight.job_id, RemoteJobError("the remote worker returned a malformed result"))
+            return
+        if result.job_id != flight.job_id:
+            log.warning("remote job %s came back as job %r; its result was dropped", flight.job_id, result.job_id)
+            await self.source.failed(flight.job_id, RemoteJobError("the remote worker returned another job's result"))
+            return
+        await self.source.finished(result)
 
     async def stop(self) -> None:
         self._stopping = True

@@ -110,3 +110,26 @@ class JobCancelled(Exception):
         super().__init__(f"job {job_id} cancelled at step {step}")
         self.job_id = job_id
         self.step = step
+
+
+class JobTimedOut(Exception):
+    """The pipeline run of a job did not return within its watchdog limit (see inference.worker)."""
+
+    def __init__(self, job_id: int, seconds: float) -> None:
+        super().__init__(f"job {job_id} ran for more than {seconds:g} s and was abandoned")
+        self.job_id = job_id
+        self.seconds = seconds
+
+
+# How long one pipeline run may take before the worker gives up on it, by task (the model's kind):
+# far beyond a healthy run on a slow GPU, short enough that a hung run frees its member (and the
+# device) within minutes rather than at the next restart. ATELIER_JOB_TIMEOUT overrides them all.
+RUN_LIMITS: dict[str, float] = {"txt2img": 600.0, "img2img": 600.0, "pose": 600.0, "upscale": 900.0,
+                                "img2vid": 1800.0}
+
+
+def run_limit(requests: list[GenerationRequest], override: float | None = None) -> float:
+    """Seconds the pipeline call for ``requests`` (one job, or a batch) may take."""
+    if override:
+        return override
+    return max(RUN_LIMITS.get(r.task, 600.0) for r in requests)

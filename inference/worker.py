@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
-from inference.types import GenerationRequest, GenerationResult, Progress
+from inference.types import GenerationRequest, GenerationResult, JobTimedOut, Progress, run_limit
 
 if TYPE_CHECKING:
     from inference.pool import JobSource
@@ -43,7 +43,7 @@ class Batching:
 class Worker:
     def __init__(self, name: str, device: str, engine_factory: Callable[[str], EngineLike], source: JobSource,
                  wake: asyncio.Event, resume: asyncio.Event, cancelled: set[int], *, poll_interval: float,
-                 batching: Batching | None = None) -> None:
+                 batching: Batching | None = None, run_timeout: float | None = None) -> None:
         self.name = name
         self.device = device
         self._factory = engine_factory
@@ -55,6 +55,9 @@ class Worker:
         self._poll = poll_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{device}")
         self.batching = batching
+        # The watchdog's limit for one pipeline call (None: by task, see inference.types.run_limit).
+        self.run_timeout = run_timeout
+        self.abandoned = 0  # pipeline calls given up on by the watchdog
         self.batches = 0  # pipeline calls that carried more than one job
         self.settling: set[asyncio.Future[None]] = set()  # outcomes still being reported
         self._running: list[int] = []  # jobs on the device now, the first one leading
@@ -199,10 +202,17 @@ class Worker:
         """Run ``work`` on the device thread and report each job's result or failure."""
         ids = [r.job_id for r in requests]
         self._running = ids
+        limit = run_limit(requests, self.run_timeout)
+        future = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        abandoned = False
         try:
-            outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, work)
+            outcomes = await asyncio.wait_for(asyncio.shield(future), limit)
         except asyncio.CancelledError:
             raise
+        except TimeoutError:
+            outcomes = [JobTimedOut(job_id, limit) for job_id in ids]
+            self._abandon(ids, limit)
+            abandoned = True
         except BaseException as exc:  # the source turns every failure into a message for the member
             outcomes = [exc] * len(requests)
         try:
@@ -214,8 +224,24 @@ class Worker:
                     self._settle(self._source.finished(outcome))
         finally:
             self._running = []
-            for job_id in ids:
-                self._cancelled.discard(job_id)
+            if not abandoned:  # an abandoned call keeps its cancel flags: it may still reach a step
+                for job_id in ids:
+                    self._cancelled.discard(job_id)
+
+    def _abandon(self, ids: list[int], limit: float) -> None:
+        """The watchdog: a pipeline call that has not returned within ``limit`` is left behind.
+
+        Its jobs fail (the member is told and can try again), a cancel is requested in case it is
+        only slow (it stops at its next step), and the device gets a new thread and a new engine:
+        the old engine's pipelines may still be in use by the stuck thread, and one pipeline is
+        never used by two threads. The stuck thread ends when its call does."""
+        log.error("worker %s: jobs %s ran for more than %g s; abandoning the call and starting afresh",
+                  self.name, ids, limit)
+        self._cancelled.update(ids)
+        stuck, self._thread = self._thread, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{self.device}")
+        stuck.shutdown(wait=False, cancel_futures=True)
+        self._engine = None
+        self.abandoned += 1
 
     def _settle(self, report: Awaitable[None]) -> None:
         """Report an outcome in the background: the device starts its next job meanwhile instead of

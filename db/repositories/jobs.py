@@ -164,18 +164,21 @@ def _last_served_query() -> Any:
 async def _last_served(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, float]:
     """When each member's latest job started (members never served are absent)."""
     rows = await session.execute(_last_served_query(), {"members": list(user_ids)})
-    return {user_id: _aware(started).timestamp() for user_id, started in rows.all()}
+    return {user_id: aware(started).timestamp() for user_id, started in rows.all()}
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC (db.models.utcnow).
+def aware(value: datetime) -> datetime:
+    """A stored time, timezone-aware: SQLite hands back naive datetimes; every stored time is UTC
+    (db.models.utcnow)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 
 
 def _aged(heads: Sequence[Any], last_served: dict[int, float], max_wait: timedelta) -> int | None:
     """The head job that has waited its turn longest, if that is longer than ``max_wait``."""
     limit = (utcnow() - max_wait).timestamp()
-    waiting = [(max(_aware(h.created_at).timestamp(), last_served.get(h.user_id, 0.0)), h.id) for h in heads]
+    waiting = [(max(aware(h.created_at).timestamp(), last_served.get(h.user_id, 0.0)), h.id) for h in heads]
     oldest = min(waiting)
     return oldest[1] if oldest[0] < limit else None
 
@@ -479,7 +482,7 @@ async def heartbeat(session: AsyncSession, *, owner: str) -> int:
 def last_sign_of_life(job: Job) -> datetime:
     """When the process running ``job`` last said so (its claim, when no heartbeat came since)."""
     when = job.heartbeat_at or job.started_at or job.created_at
-    return _aware(when)
+    return aware(when)
 
 
 async def undelivered(session: AsyncSession) -> list[Job]:

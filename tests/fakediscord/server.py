@@ -145,14 +145,19 @@ class FakeDiscord(UserActions):
 
     def patch_discord(self) -> Callable[[], None]:
         """Point discord.py's REST base (read per request, webhooks too) and gateway at the fake."""
+        from bot import attachments
+
         old_base = discord.http.Route.BASE
         old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        old_cdn = attachments.CDN_ORIGINS
         discord.http.Route.BASE = f"{self.url}{API_PREFIX}"
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        attachments.CDN_ORIGINS = old_cdn | {self.url}  # the fake serves attachments too (/cdn/...)
 
         def undo() -> None:
             discord.http.Route.BASE = old_base
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+            attachments.CDN_ORIGINS = old_cdn
             self._undo = None
 
         self._undo = undo

@@ -50,9 +50,9 @@ async def _bot(fake: Any, tiny_models: Path, tmp_path: Path, **overrides: Any) -
 def _start_worker(queue: str, models: Path) -> subprocess.Popen[bytes]:
     """`atelier worker` with the real engine on the tiny models."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker", "--redis", REDIS_URL, "--queue", queue, "--devices", "cpu",
+        [sys.executable, "-m", "bot", "worker", "--queue", queue, "--devices", "cpu",
          "--sweep-seconds", "2"],
-        cwd=ROOT, env={**os.environ, "ATELIER_MODELS": str(models)})
+        cwd=ROOT, env={**os.environ, "ATELIER_REDIS_URL": REDIS_URL, "ATELIER_MODELS": str(models)})
 
 
 async def _imagine(fake: Any) -> Any:
@@ -86,6 +86,7 @@ async def test_the_metrics_endpoint_shows_a_finished_job(fake, tiny_models: Path
     port = _free_port()
     async with _bot(fake, tiny_models, tmp_path, metrics_port=port) as bot:
         assert isinstance(bot.pool, InferencePool)
+        assert bot.metrics is not None and bot.metrics.address == "127.0.0.1"  # this machine only by default
         inter = await _imagine(fake)
         await inter.wait_for(lambda i: _has_image(i.original), timeout=120)
         await bot.service.drain()

@@ -66,9 +66,9 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, step_seconds: float = 0.05) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "ATELIER_FAKE_STEP_SECONDS": str(step_seconds), "ATELIER_FAKE_MARK_DIR": str(self.marks)}
+        env = {**os.environ, "ATELIER_REDIS_URL": REDIS_URL, "ATELIER_FAKE_STEP_SECONDS": str(step_seconds), "ATELIER_FAKE_MARK_DIR": str(self.marks)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker", "--redis", REDIS_URL, "--queue", self.queue, "--devices", "cpu",
+            [sys.executable, "-m", "bot", "worker", "--queue", self.queue, "--devices", "cpu",
              "--engine", "tests.scale.fake_engine:factory", "--sweep-seconds", "1"],
             cwd=ROOT, env=env)
         self.procs.append(proc)
@@ -144,6 +144,9 @@ async def test_a_late_write_from_a_run_cannot_reopen_or_steal_a_job(redis_queue:
 def test_redis_urls_lose_their_password_in_logs() -> None:
     assert redacted("rediss://:s3cret@gpu.example:6380/0") == "rediss://gpu.example:6380/0"
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    # redis-py also takes the password (and user) from the query string
+    assert redacted("redis://gpu.example:6379/0?password=s3cret&db=1") == "redis://gpu.example:6379/0?password=***&db=1"
+    assert "s3cret" not in redacted("rediss://u:p@h/0?Password=s3cret&username=bob&ssl_cert_reqs=none")
 
 
 def _request(job_id: int, steps: int = 8, prompt: str = "a cat") -> GenerationRequest:

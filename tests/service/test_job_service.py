@@ -240,6 +240,17 @@ async def test_failure_is_reported_without_traceback(env) -> None:  # type: igno
     assert job.status == JobStatus.failed and "ran out of memory" in job.error
 
 
+async def test_a_failure_shows_the_member_no_paths_or_internals(env) -> None:  # type: ignore[no-untyped-def]
+    service, recorder, engine, _ = env
+    engine.fail_with = OSError("[Errno 2] No such file: '/srv/atelier/models/sd15/unet/model.safetensors'")
+    ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
+    await recorder.wait(lambda ev: any(e[0] == "failure" for e in ev))
+    job = await service.get_job(ticket.job.id)
+    assert job.status == JobStatus.failed and "could not be loaded" in job.error
+    assert "/srv" not in job.error and "Errno" not in job.error
+    assert all("/srv" not in str(e) for e in recorder.events)
+
+
 async def test_recovery_requeues_and_redelivers(env) -> None:  # type: ignore[no-untyped-def]
     service, recorder, _engine, pool = env
     pool.pause()

@@ -193,8 +193,15 @@ async def _serve(body: bytes, *, chunked: bool):  # type: ignore[no-untyped-def]
     return server
 
 
-async def test_stream_is_cut_at_the_cap_when_the_reported_size_lies() -> None:
+def _trust(monkeypatch: pytest.MonkeyPatch, server) -> None:  # type: ignore[no-untyped-def]
+    """Let downloads reach the local test server as if it were Discord's CDN."""
+    origin = str(server.make_url("/")).rstrip("/")
+    monkeypatch.setattr(attachments, "CDN_ORIGINS", attachments.CDN_ORIGINS | {origin})
+
+
+async def test_stream_is_cut_at_the_cap_when_the_reported_size_lies(monkeypatch: pytest.MonkeyPatch) -> None:
     server = await _serve(b"\0" * 50_000, chunked=True)
+    _trust(monkeypatch, server)
     try:
         with pytest.raises(InvalidOption, match="larger than"):
             await attachments.download(_Att("f.png", 10, str(server.make_url("/f.png"))), max_bytes=20_000)
@@ -202,8 +209,9 @@ async def test_stream_is_cut_at_the_cap_when_the_reported_size_lies() -> None:
         await server.close()
 
 
-async def test_load_downloads_and_decodes() -> None:
+async def test_load_downloads_and_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     server = await _serve(_png(Image.new("RGB", (12, 10), (1, 2, 3))), chunked=False)
+    _trust(monkeypatch, server)
     try:
         loaded = await attachments.load(_Att("f.png", 100, str(server.make_url("/f.png"))))
         assert loaded.size == (12, 10) and loaded.image.getpixel((0, 0)) == (1, 2, 3)
