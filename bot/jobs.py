@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import failures
 from bot.acks import AckGate
 from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
 from db.engine import begin_urgent
@@ -57,6 +58,9 @@ class Delivery(Protocol):
         """Show the queue position; returns the id of the job's message when known."""
 
     async def show_progress(self, job: Job, step: int, total: int) -> None: ...
+
+    # Optional: ``async show_loading(job, model, done_bytes, total_bytes)``, the job's model downloading
+    # for its first use ("Loading sdxl for the first time: 2.1 / 6.9 GB").
 
     async def deliver(self, job: Job, outputs: list[Output]) -> int | None:
         """Post the result; returns the id of the message that now carries it."""
@@ -149,6 +153,7 @@ class _Live:
     job: Job
     last_progress: float = 0.0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    loading_shown: bool = False
 
 
 class JobService:
@@ -389,6 +394,9 @@ class JobService:
         if live is None or self.delivery is None:
             return
         now = self._clock()
+        if event.loading is not None:
+            await self._loading(live, event, now)
+            return
         if now - live.last_progress < self.progress_interval or event.step >= event.total:
             return
         live.last_progress = now
@@ -396,6 +404,16 @@ class JobService:
             await jobs_repo.set_progress(session, job_id=event.job_id, step=event.step, total=event.total)
         # The job as claimed: its prompt, model and ids are all a progress edit needs.
         self._spawn(event.job_id, self.delivery.show_progress(live.job, event.step, event.total))
+
+    async def _loading(self, live: _Live, event: Progress, now: float) -> None:
+        """A download for the job's model: the first event at once (the member learns why the job waits),
+        then at most one every progress interval."""
+        show = getattr(self.delivery, "show_loading", None)
+        if show is None or (live.loading_shown and now - live.last_progress < self.progress_interval):
+            return
+        live.loading_shown = True
+        live.last_progress = now
+        self._spawn(event.job_id, show(live.job, event.loading, event.done_bytes, event.total_bytes))
 
     async def finished(self, result: GenerationResult) -> None:
         if self.image_check is not None:
@@ -423,6 +441,9 @@ class JobService:
         self._forget(result.job_id)
 
     async def failed(self, job_id: int, error: BaseException) -> None:
+        failure = failures.classify(error)
+        log.log(failure.level, "job %s failed (%s): %s", job_id, failure.kind, error or type(error).__name__,
+                exc_info=error if failure is failures.UNEXPECTED else None)
         async with self.sessions.begin() as session:
             if isinstance(error, JobCancelled):
                 await jobs_repo.mark_canceled(session, job_id=job_id)
@@ -618,18 +639,9 @@ class Withheld(Exception):
 
 
 def user_message_for(error: BaseException) -> str:
-    """Turn a runner failure into one sentence a member can act on (never a stack trace)."""
-    if isinstance(error, Withheld):
-        return str(error)
-    name = type(error).__name__
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if "out of memory" in text.lower():
-        return "The GPU ran out of memory for this job. Try a smaller size or fewer images."
-    if isinstance(error, OSError) and text:
-        return f"The model could not be loaded: {text[:300]}"
-    if isinstance(error, ValueError) and text:
-        return f"The job could not run: {text[:300]}"
-    return f"The job failed ({name}). It has been logged; try again or change the options."
+    """Turn a runner failure into one sentence a member can act on (never a stack trace); the table of
+    failure classes and their sentences is bot/failures.py."""
+    return failures.member_message(error)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -113,8 +113,12 @@ class DownloadProgress:
         return 100.0 * self.done / self.total if self.total else 100.0
 
     def describe(self) -> str:
-        """'Loading sdxl for the first time: 2.1 / 6.9 GB', the member's queue message."""
-        return f"Loading {self.model} for the first time: {self.done / 1e9:.1f} / {self.total / 1e9:.1f} GB"
+        return loading_text(self.model, self.done, self.total)
+
+
+def loading_text(model: str, done: int, total: int) -> str:
+    """'Loading sdxl for the first time: 2.1 / 6.9 GB', the member's queue message and the CLI's line."""
+    return f"Loading {model} for the first time: {done / 1e9:.1f} / {total / 1e9:.1f} GB"
 
 
 Listener = Callable[[DownloadProgress], None]

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
+from inference import hub
 from inference.types import GenerationRequest, GenerationResult, Progress
 
 if TYPE_CHECKING:
@@ -122,8 +123,8 @@ class Worker:
         """The running job reported its last denoising step: claim the next job now, so the device
         starts it the moment decoding and encoding are done instead of waiting for a round trip to
         the database (the choice is made within a step of the old time, so the order stays fair)."""
-        if (self._ahead is None and event.step >= event.total and event.job_id in self._running
-                and self._resume.is_set()):
+        if (self._ahead is None and event.loading is None and event.step >= event.total
+                and event.job_id in self._running and self._resume.is_set()):
             self._ahead = asyncio.ensure_future(self._claim())
 
     async def _take_ahead(self) -> list[GenerationRequest] | None:
@@ -199,8 +200,18 @@ class Worker:
         """Run ``work`` on the device thread and report each job's result or failure."""
         ids = [r.job_id for r in requests]
         self._running = ids
+        loop = asyncio.get_running_loop()
+
+        def loading(event: hub.DownloadProgress) -> None:  # a first use downloading: the jobs' messages say so
+            for job_id in ids:
+                loop.call_soon_threadsafe(self._report, Progress(job_id, 0, 0, event.model, event.done, event.total))
+
+        def reported() -> list[GenerationResult | BaseException]:
+            with hub.reporting(loading):
+                return work()
+
         try:
-            outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, work)
+            outcomes = await loop.run_in_executor(self._thread, reported)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the source turns every failure into a message for the member
