@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ class FakeHub:
     token: str = "hf_fake_accepted"
     drop: set[str] = field(default_factory=set)  # "repo/path" of files whose download the network cuts
     requests: list[tuple[str, str]] = field(default_factory=list)
+    delay: float = 0.0  # seconds before each file's body: a download slow enough to watch
     url: str = ""
     _dropped: set[str] = field(default_factory=set)
 
@@ -90,6 +92,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if not body:
                 return
+            time.sleep(hub.delay)
             if key in hub.drop:
                 hub._dropped.add(key)
                 self.wfile.write(data[start:start + max(1, (len(data) - start) // 2)])
@@ -186,3 +189,22 @@ def repo_from(folder: Path, dest: Path, *, fp16: bool = True, extras: bool = Tru
         (dest / "v1-5-pruned.safetensors").write_bytes(b"a single-file checkpoint a pipeline download skips")
         (dest / "v1-5-pruned.ckpt").write_bytes(b"pickle")
     return dest
+
+
+def hub_registry(path: Path, repo: str, name: str = "hub-sd15") -> Path:
+    """A models.toml serving one tiny SD 1.5 pipeline from the hub repository ``repo``."""
+    path.write_text(f"""default = "{name}"
+packaged = false
+
+[models.{name}]
+kind = "sd15"
+source = "{repo}"
+steps = 4
+guidance = 7.0
+scheduler = "euler-a"
+width = 512
+height = 512
+max_steps = 50
+max_count = 4
+""", encoding="utf-8")
+    return path
