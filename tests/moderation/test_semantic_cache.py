@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from moderation import semantic
 from moderation.semantic import SemanticLayer
