@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     tiny = models.add_parser("make-tiny", help="write tiny random-weight models and DIR/models.toml")
     tiny.add_argument("dir", type=Path)
     models.add_parser("list", help="list the models in ATELIER_MODELS")
+    pull = models.add_parser("pull", help="download models from the Hugging Face hub ahead of their first job "
+                                          "(HF_TOKEN for gated ones, HF_HOME for the cache)")
+    pull.add_argument("names", nargs="*", metavar="NAME", help="registry models (default: the default model)")
+    pull.add_argument("--all", action="store_true", help="every model in the registry")
+    pull.add_argument("--device", default=None, help="the device they will run on, which picks the weights' "
+                                                       "precision (default: ATELIER_DEVICES, else this machine's)")
 
     db = sub.add_parser("db", help="database tools").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply database migrations")
@@ -121,11 +127,11 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
     options = ImagineOptions(prompt=args.prompt, negative=args.negative, model=args.model, aspect=args.aspect,
                              steps=args.steps, guidance=args.guidance, seed=args.seed, count=args.count)
     try:
-        asyncio.run(generate_once(settings, options, args.output, quiet=args.quiet))
+        written = asyncio.run(generate_once(settings, options, args.output, quiet=args.quiet))
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    print(f"wrote {args.output}")
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 
@@ -143,10 +149,22 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.models_command == "pull":
+        from bot.pull import pull
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        device = args.device or (settings.device_list or _devices())[0]
+        return pull(registry, registry.names() if args.all else args.names, device)
     for spec in registry.specs():
         marker = "*" if spec.name == registry.default.name else " "
         print(f"{marker} {spec.name:32} {spec.kind:16} {spec.source}")
     return 0
+
+
+def _devices() -> list[str]:
+    from inference.pool import default_devices
+
+    return default_devices()
 
 
 def _db(settings: Settings) -> int:

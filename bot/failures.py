@@ -47,9 +47,8 @@ def _model(error: BaseException) -> str:
 
 
 def _download_message(error: BaseException) -> str:
-    if isinstance(error, hub.ModelUnavailable):
-        return error.member_message
-    return "The model could not be downloaded. The job's credits were refunded."
+    reason = error.member_message if isinstance(error, hub.ModelUnavailable) else "The model could not be downloaded."
+    return f"{reason} The job's credits were refunded."
 
 
 FAILURES: tuple[FailureClass, ...] = (

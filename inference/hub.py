@@ -69,7 +69,7 @@ class ModelUnavailable(Exception):
 
     @property
     def member_message(self) -> str:
-        return f"{self.model} could not be downloaded: {self.reason}. The job's credits were refunded."
+        return f"{self.model} could not be downloaded: {self.reason}."
 
 
 class GatedModel(ModelUnavailable):
@@ -84,7 +84,7 @@ class GatedModel(ModelUnavailable):
     @property
     def member_message(self) -> str:
         return (f"{self.model} is a gated model: the bot's owner must accept its licence at {self.licence_page} "
-                "and give the bot a token of that account in HF_TOKEN. The job's credits were refunded.")
+                "and give the bot a token of that account in HF_TOKEN.")
 
 
 class HubUnreachable(ModelUnavailable):
@@ -94,8 +94,7 @@ class HubUnreachable(ModelUnavailable):
 
     @property
     def member_message(self) -> str:
-        return (f"{self.model} could not be downloaded: the model hub could not be reached. The job's credits "
-                "were refunded; try again in a few minutes.")
+        return f"{self.model} could not be downloaded: the model hub could not be reached; try again in a few minutes."
 
 
 # ----- progress -----
@@ -260,6 +259,48 @@ def pipeline_folder(model: str, source: str, *, device: str, variant: str | None
         return source, (variant if variant and device.split(":")[0] != "cpu" else None)
     folder, chosen = fetch_pipeline(model, source, variant=preferred_variant(variant, device), skip_weights=skip_weights)
     return str(folder), chosen
+
+
+@dataclass(frozen=True)
+class Download:
+    """One thing a model needs from the hub: a pipeline (or single-model) repository, or one file of one."""
+
+    repo: str
+    filename: str | None = None
+    variant: str | None = None
+    skip_weights: tuple[str, ...] = ()
+
+    def cached(self) -> bool:
+        if self.filename is not None:
+            from huggingface_hub import try_to_load_from_cache
+
+            return isinstance(try_to_load_from_cache(self.repo, self.filename), str)
+        return cached_pipeline(self.repo, variant=self.variant, skip_weights=self.skip_weights) is not None
+
+    def fetch(self, model: str) -> Path:
+        if self.filename is not None:
+            return fetch_file(model, self.repo, self.filename)
+        return fetch_pipeline(model, self.repo, variant=self.variant, skip_weights=self.skip_weights)[0]
+
+
+def downloads_for(spec: Any, device: str) -> list[Download]:
+    """What the engine would fetch from the hub to serve ``spec`` on ``device`` (nothing for local files);
+    ``atelier models pull`` fetches exactly this, and ``atelier doctor`` checks it is cached."""
+    variant = preferred_variant(spec.extra.get("variant"), device)
+    found: list[Download] = []
+    if spec.kind == "esrgan":
+        if spec.extra.get("file") and is_hub_id(spec.source):
+            found.append(Download(spec.source, str(spec.extra["file"])))
+        return found
+    if is_hub_id(spec.source):
+        found.append(Download(spec.source, variant=variant, skip_weights=skipped_weights(spec)))
+    unet_repo = str(spec.extra.get("unet_repo", ""))
+    if spec.extra.get("unet_file") and is_hub_id(unet_repo):
+        found.append(Download(unet_repo, str(spec.extra["unet_file"])))
+    stage_2 = str(spec.extra.get("stage_2", ""))
+    if is_hub_id(stage_2):  # DeepFloyd IF's second stage reuses the first stage's text encoder
+        found.append(Download(stage_2, variant=variant, skip_weights=("text_encoder", "safety_checker", "watermarker")))
+    return found
 
 
 # ----- the cache -----

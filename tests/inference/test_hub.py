@@ -110,7 +110,7 @@ def test_a_dropped_connection_is_a_network_failure(fake_hub: FakeHub) -> None:
     fake_hub.drop.add(f"{REPO}/unet/diffusion_pytorch_model.safetensors")
     with pytest.raises(hub.HubUnreachable) as info:
         hub.fetch_pipeline("tiny", REPO, variant=None)
-    assert "could not be reached" in info.value.member_message and "refunded" in info.value.member_message
+    assert "could not be reached" in info.value.member_message
     fake_hub.drop.clear()  # the network is back: the download resumes and completes
     folder, _ = hub.fetch_pipeline("tiny", REPO, variant=None)
     assert (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
