@@ -86,7 +86,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(settings: Settings) -> int:
     token = settings.require_token()
+    from bot.errors import StartupError
+    from bot.startup import preflight
+
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
+    try:
+        asyncio.run(preflight(settings.database_url, redis_url))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(settings.log_level)
+    import aiohttp
     import discord
 
     from bot.client import Atelier
@@ -100,6 +110,14 @@ def _run(settings: Settings) -> int:
             run.run(runner())
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN was rejected by Discord (check the token in the developer portal)", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (aiohttp.ClientConnectionError, discord.GatewayNotFound) as exc:
+        from bot.startup import describe
+
+        print(f"error: cannot reach Discord: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
@@ -178,6 +196,14 @@ def _db(settings: Settings) -> int:
         finally:
             await engine.dispose()
 
+    from bot.errors import StartupError
+    from bot.startup import check_database
+
+    try:
+        asyncio.run(check_database(settings.database_url))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(upgrade())
     print("database is up to date")
     return 0
@@ -188,8 +214,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import importlib
 
     from bot import logs
+    from bot.errors import StartupError
+    from bot.startup import check_redis
     from inference.remote_worker import run_worker
 
+    try:
+        asyncio.run(check_redis(args.redis, setting="--redis"))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
     logs.install()
     if args.engine:

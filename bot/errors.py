@@ -46,3 +46,8 @@ class Banned(UserFacingError):
 
 class QuotaExceeded(UserFacingError):
     title = "Out of credits"
+
+
+class StartupError(Exception):
+    """Something the bot needs at start-up does not answer; the message is one line naming the setting
+    (with any password hidden), printed instead of a traceback."""
