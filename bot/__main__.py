@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--device", default=None, help="the device they will run on, which picks the weights' "
                                                        "precision (default: ATELIER_DEVICES, else this machine's)")
 
+    sub.add_parser("doctor", help="check this host: torch and GPUs, each model cached/missing/gated/bad, database, "
+                                  "Redis, tokens, disk, ffmpeg (exit 1 when something blocks)")
+
     db = sub.add_parser("db", help="database tools").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply database migrations")
 
@@ -76,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             return _models(settings, args)
         if args.command == "db":
             return _db(settings)
+        if args.command == "doctor":
+            from bot import doctor
+
+            logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+            return doctor.main(settings)
         if args.command == "worker":
             return _worker(settings, args)
     except SettingsError as exc:

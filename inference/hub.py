@@ -365,7 +365,7 @@ def fetch_pipeline(model: str, repo: str, *, variant: str | None, skip_weights: 
         return _offline_snapshot(model, repo, variant)
     from huggingface_hub import HfApi, hf_hub_download
 
-    with _classified(model, repo):
+    with classified(model, repo):
         info = HfApi().model_info(repo, files_metadata=True)
         sizes = {s.rfilename: int(s.size or 0) for s in info.siblings or []}
         first = "model_index.json" if "model_index.json" in sizes else "config.json"
@@ -396,7 +396,7 @@ def fetch_file(model: str, repo: str, filename: str) -> Path:
                                f"run `hf download {repo} {filename}` on a connected machine")
     from huggingface_hub import HfApi
 
-    with _classified(model, repo):
+    with classified(model, repo):
         info = HfApi().model_info(repo, files_metadata=True)
         sizes = {s.rfilename: int(s.size or 0) for s in info.siblings or []}
         if filename not in sizes:
@@ -437,7 +437,7 @@ def _download(model: str, repo: str, revision: str, files: list[str], sizes: dic
 
 
 @contextlib.contextmanager
-def _classified(model: str, repo: str) -> Iterator[None]:
+def classified(model: str, repo: str) -> Iterator[None]:
     """The hub client's and the network's exceptions as the failure a member is told about."""
     from huggingface_hub import errors
 
