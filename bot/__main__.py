@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="apply database migrations")
 
     worker = sub.add_parser("worker", help="serve GPU jobs from a bot's Redis queue (run on a GPU host)")
-    worker.add_argument("--redis", required=True, help="Redis URL, e.g. rediss://:password@host:6379/0")
+    worker.add_argument("--redis", default=None, help="Redis URL, e.g. rediss://:password@host:6379/0 (default: "
+                                                      "ATELIER_REDIS_URL, which keeps the password out of argv)")
     worker.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: every CUDA device, else cpu)")
     worker.add_argument("--queue", default="atelier", help="queue name (the bot's ATELIER_REDIS_QUEUE)")
     worker.add_argument("--engine", default=None, help=argparse.SUPPRESS)  # module:factory, for tests
@@ -226,8 +227,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from bot.startup import check_redis
     from inference.remote_worker import run_worker
 
+    redis_url, setting = args.redis, "--redis"
+    if redis_url is None:
+        if settings.redis_url is None:
+            print("error: atelier worker needs ATELIER_REDIS_URL (or --redis): the Redis its bot sends jobs to",
+                  file=sys.stderr)
+            return 2
+        redis_url, setting = settings.redis_url.get_secret_value(), "ATELIER_REDIS_URL"
     try:
-        asyncio.run(check_redis(args.redis, setting="--redis"))
+        asyncio.run(check_redis(redis_url, setting=setting))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -253,7 +261,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
         devices = default_devices()
     try:
-        asyncio.run(run_worker(args.redis, devices, factory, queue_name=args.queue, sweep_seconds=args.sweep_seconds))
+        asyncio.run(run_worker(redis_url, devices, factory, queue_name=args.queue, sweep_seconds=args.sweep_seconds))
     except KeyboardInterrupt:
         return 0
     return 0
