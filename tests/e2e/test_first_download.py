@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +43,9 @@ async def test_first_use_downloads_and_the_queue_message_says_so(fake, start_bot
     assert not any(p.endswith((".bin", ".ckpt")) or "v1-5-pruned" in p for p in fetched)
 
 
-async def test_a_dropped_connection_tells_the_member_and_refunds(fake, start_bot, hub_models) -> None:  # type: ignore[no-untyped-def]
+async def test_a_dropped_connection_tells_the_member_and_refunds(fake, start_bot, hub_models, caplog) -> None:  # type: ignore[no-untyped-def]
     fake_hub, models = hub_models
+    caplog.set_level(logging.INFO, logger="bot.jobs")
     fake_hub.drop.add(f"{REPO}/unet/diffusion_pytorch_model.safetensors")
     async with start_bot(models=models) as bot:
         inter = await fake.slash("imagine", {"prompt": "a lighthouse", "seed": 3}, user_id=fake.user_id,
@@ -55,6 +57,8 @@ async def test_a_dropped_connection_tells_the_member_and_refunds(fake, start_bot
             totals = await accounts_repo.ledger_totals(s)
     assert totals["reserve"] > 0 and totals["refund"] == totals["reserve"] and totals["charge"] == 0
     assert "refunded" in _embeds(inter)
+    (line,) = [r for r in caplog.records if r.name == "bot.jobs" and "failed (network)" in r.getMessage()]
+    assert line.levelno == logging.WARNING and REPO in line.getMessage() and line.exc_info is None
 
 
 async def test_a_process_that_warmed_up_the_semantic_layer_still_downloads(fake, start_bot, hub_models) -> None:  # type: ignore[no-untyped-def]
