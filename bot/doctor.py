@@ -39,16 +39,16 @@ def table(checks: list[Check]) -> str:
 
 def torch_checks(wanted: list[str] | None) -> tuple[list[Check], str]:
     """The torch build, its CUDA devices with their memory, and the device models would be fetched for."""
+    from inference.telemetry import torch_build
+
     try:
-        import torch
+        version, cuda, devices = torch_build()
     except Exception as exc:
         return [Check("torch", FAIL, f"cannot import torch: {describe(exc)}")], "cpu"
-    cuda = torch.version.cuda
-    checks = [Check("torch", OK, f"{torch.__version__}, " + (f"CUDA {cuda} build" if cuda else "CPU-only build"))]
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    for index in range(count):
-        props = torch.cuda.get_device_properties(index)
-        checks.append(Check(f"cuda:{index}", OK, f"{props.name}, {props.total_memory / 2**30:.1f} GiB"))
+    checks = [Check("torch", OK, f"{version}, " + (f"CUDA {cuda} build" if cuda else "CPU-only build"))]
+    count = len(devices)
+    for index, (name, memory) in enumerate(devices):
+        checks.append(Check(f"cuda:{index}", OK, f"{name}, {memory / 2**30:.1f} GiB"))
     asked = [d for d in wanted or [] if d.startswith("cuda")]
     if asked and not count:
         checks.append(Check("devices", FAIL, f"ATELIER_DEVICES names {', '.join(asked)} but torch sees no CUDA device"))

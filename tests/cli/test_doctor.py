@@ -72,3 +72,17 @@ def test_doctor_passes_when_nothing_blocks(host: FakeHub, monkeypatch: pytest.Mo
     assert rows["model hub-sd15 (default)"] == ("ok", "cached")
     assert rows["database"] == ("ok", "reachable, migrated") and rows["discord token"][0] == "ok"
     assert "fake.bot.token" not in str(rows)
+
+
+def test_gpus_are_listed_with_their_memory_and_missing_ones_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import doctor
+    from inference import telemetry
+
+    monkeypatch.setattr(telemetry, "torch_build", lambda: ("2.13.0+cu128", "12.8", [("NVIDIA H100 80GB HBM3", 85 * 2**30)]))
+    checks, device = doctor.torch_checks(None)
+    assert [(c.name, c.status, c.detail) for c in checks] == [
+        ("torch", "ok", "2.13.0+cu128, CUDA 12.8 build"), ("cuda:0", "ok", "NVIDIA H100 80GB HBM3, 85.0 GiB")]
+    assert device == "cuda:0"  # models are checked for the fp16 files a GPU downloads
+    monkeypatch.setattr(telemetry, "torch_build", lambda: ("2.13.0+cpu", None, []))
+    checks, device = doctor.torch_checks(["cuda:1"])
+    assert checks[-1].status == "FAIL" and "cuda:1" in checks[-1].detail
