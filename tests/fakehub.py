@@ -200,11 +200,5 @@ packaged = false
 kind = "sd15"
 source = "{repo}"
 steps = 4
-guidance = 7.0
-scheduler = "euler-a"
-width = 512
-height = 512
-max_steps = 50
-max_count = 4
 """, encoding="utf-8")
     return path
