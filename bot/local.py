@@ -15,7 +15,7 @@ from bot.settings import Settings
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, Output
-from inference.hub import loading_text
+from inference.hub_progress import loading_text
 from inference.models import ModelRegistry
 from inference.pool import InferencePool, default_devices
 

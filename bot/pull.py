@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-from inference import hub
+from inference import hub, hub_progress
 from inference.models import ModelRegistry, ModelSpec, UnknownModel
 
 BAR = 30
@@ -25,7 +25,7 @@ class ProgressBar:
         self._last_decile = -1
         self._drawn = 0.0
 
-    def __call__(self, event: hub.DownloadProgress) -> None:
+    def __call__(self, event: hub_progress.DownloadProgress) -> None:
         filled = int(BAR * event.percent / 100)
         line = (f"{event.model}: [{'#' * filled}{'.' * (BAR - filled)}] {event.percent:3.0f}% "
                 f"{event.done / 1e9:.2f} / {event.total / 1e9:.2f} GB {event.rate / 1e6:.1f} MB/s")
@@ -67,7 +67,7 @@ def pull(registry: ModelRegistry, names: list[str], device: str, out: TextIO = s
             print(f"{spec.name}: local files ({spec.source}), nothing to download", file=out)
             continue
         try:
-            with hub.reporting(ProgressBar(out)):
+            with hub_progress.reporting(ProgressBar(out)):
                 for download in downloads:
                     was_cached = download.cached()
                     path = download.fetch(spec.name)

@@ -9,7 +9,7 @@ import discord
 
 from bot.studio import describe_source
 from db.models import Job, Output
-from inference.hub import loading_text
+from inference.hub_progress import loading_text
 
 ACCENT = discord.Colour(0x7C5CFF)
 FAILED = discord.Colour(0xE5534B)

@@ -10,7 +10,7 @@ download holds.
 
 The hub client's own settings apply (``HF_ENDPOINT``, ``HF_HOME``, ``HF_TOKEN``, ``HF_HUB_OFFLINE``);
 nothing here changes them. Progress goes to log lines (percent, MB/s) and to whatever listener the
-calling thread registered with `reporting` (the device worker forwards it to the member's message).
+calling thread registered (inference/hub_progress.py; the device worker forwards it to the member's message).
 Failures become `ModelUnavailable` subclasses that say why in words a member and an operator can act on.
 
 No torch import: the CLI and the bot's failure messages use this module.
@@ -23,12 +23,12 @@ import errno
 import json
 import logging
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from inference.hub_progress import Tracker, local
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,6 @@ SKIPPED_WEIGHTS: dict[str, tuple[str, ...]] = {
     "sd2": ("safety_checker",),
     "deepfloyd-if": ("safety_checker", "watermarker"),
 }
-LOG_EVERY = 5.0  # seconds between two progress log lines of one download
-REPORT_EVERY = 0.5  # seconds between two progress events to listeners
 
 
 # ----- why a model is not available -----
@@ -95,101 +93,6 @@ class HubUnreachable(ModelUnavailable):
     @property
     def member_message(self) -> str:
         return f"{self.model} could not be downloaded: the model hub could not be reached; try again in a few minutes."
-
-
-# ----- progress -----
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadProgress:
-    model: str
-    done: int
-    total: int
-    rate: float  # bytes a second since the download started
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.done / self.total if self.total else 100.0
-
-    def describe(self) -> str:
-        return loading_text(self.model, self.done, self.total)
-
-
-def loading_text(model: str, done: int, total: int) -> str:
-    """'Loading sdxl for the first time: 2.1 / 6.9 GB', the member's queue message and the CLI's line."""
-    return f"Loading {model} for the first time: {done / 1e9:.1f} / {total / 1e9:.1f} GB"
-
-
-Listener = Callable[[DownloadProgress], None]
-_local = threading.local()
-
-
-@contextlib.contextmanager
-def reporting(listener: Listener) -> Iterator[None]:
-    """Send this thread's download progress to ``listener`` while the block runs (the device worker wraps
-    each job in it, so a load that downloads reaches that job's message)."""
-    stack: list[Listener] = getattr(_local, "listeners", None) or []
-    _local.listeners = [*stack, listener]
-    try:
-        yield
-    finally:
-        _local.listeners = stack
-
-
-class _Tracker:
-    """Bytes received for one model: log lines every LOG_EVERY s, listener events every REPORT_EVERY s."""
-
-    def __init__(self, model: str, total: int, done: int = 0) -> None:
-        self.model = model
-        self.total = total
-        self.done = done
-        self.listeners: list[Listener] = list(getattr(_local, "listeners", None) or [])
-        self._lock = threading.Lock()
-        self._start = time.monotonic()
-        self._base = done
-        self._logged = self._reported = float("-inf")
-
-    def snapshot(self) -> DownloadProgress:
-        elapsed = max(time.monotonic() - self._start, 1e-6)
-        return DownloadProgress(self.model, min(self.done, self.total), self.total, (self.done - self._base) / elapsed)
-
-    def add(self, count: int, *, final: bool = False) -> None:
-        with self._lock:
-            self.done += count
-            now = time.monotonic()
-            report = final or now - self._reported >= REPORT_EVERY
-            if report:
-                self._reported = now
-            logged = final or now - self._logged >= LOG_EVERY
-            if logged:
-                self._logged = now
-            event = self.snapshot()
-        if logged:
-            log.info("downloading %s: %.0f%% (%.2f / %.2f GB) at %.1f MB/s", self.model, event.percent,
-                     event.done / 1e9, event.total / 1e9, event.rate / 1e6)
-        if report:
-            for listener in self.listeners:
-                try:
-                    listener(event)
-                except Exception:  # a listener's fault must not break the download
-                    log.exception("download progress listener failed")
-
-    def bar_class(self) -> type:
-        """A tqdm class for the hub client that feeds this tracker and draws nothing."""
-        from tqdm.auto import tqdm
-
-        tracker = self
-
-        class _Bar(tqdm):  # type: ignore[misc, type-arg]
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                kwargs["disable"] = True
-                super().__init__(*args, **kwargs)
-
-            def update(self, n: float | None = 1) -> bool | None:
-                tracker.add(int(n or 0))
-                return None
-
-        return _Bar
 
 
 # ----- what to download -----
@@ -406,13 +309,13 @@ def fetch_file(model: str, repo: str, filename: str) -> Path:
     return Path(path)
 
 
-def _start(model: str, files: list[str], sizes: dict[str, int], repo: str, revision: str | None) -> _Tracker:
+def _start(model: str, files: list[str], sizes: dict[str, int], repo: str, revision: str | None) -> Tracker:
     from huggingface_hub import try_to_load_from_cache
 
     have = [f for f in files if isinstance(try_to_load_from_cache(repo, f, revision=revision), str)]
     total = sum(sizes.get(f, 0) for f in files)
-    tracker = _Tracker(model, total, done=sum(sizes.get(f, 0) for f in have))
-    _local.tracker = tracker
+    tracker = Tracker(model, total, done=sum(sizes.get(f, 0) for f in have))
+    local.tracker = tracker
     log.info("downloading %s from %s: %d files, %.2f GB", model, repo, len(files) - len(have),
              (total - tracker.done) / 1e9)
     tracker.add(0, final=True)  # the member sees "Loading ... for the first time" before the first byte
@@ -420,8 +323,8 @@ def _start(model: str, files: list[str], sizes: dict[str, int], repo: str, revis
 
 
 def _finish(model: str) -> None:
-    tracker: _Tracker | None = getattr(_local, "tracker", None)
-    _local.tracker = None
+    tracker: Tracker | None = getattr(local, "tracker", None)
+    local.tracker = None
     if tracker is not None:
         tracker.done = max(tracker.done, tracker.total)
         tracker.add(0, final=True)
@@ -474,7 +377,7 @@ def classified(model: str, repo: str) -> Iterator[None]:
             raise HubUnreachable(model, repo, "the connection to the hub failed", _first_line(exc)) from None
         raise
     finally:
-        _local.tracker = None
+        local.tracker = None
 
 
 def _is_network(exc: BaseException) -> bool:

@@ -20,7 +20,7 @@ from redis import asyncio as aioredis
 from saq import Worker
 from saq.job import Job
 
-from inference import hub
+from inference import hub_progress
 from inference.remote import FUNCTION, AtelierQueue, encode_result, redacted, wait_event
 from inference.types import GenerationRequest, GenerationResult
 from inference.worker import EngineLike
@@ -57,7 +57,7 @@ class _Reporter:
     def on_step(self, step: int, total: int) -> None:
         self.latest = (step, total, None)
 
-    def on_loading(self, event: hub.DownloadProgress) -> None:
+    def on_loading(self, event: hub_progress.DownloadProgress) -> None:
         self.latest = (0, 0, [event.model, event.done, event.total])
 
     async def _run(self) -> None:
@@ -96,7 +96,7 @@ async def _generate(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
              extra={"job_id": req.job_id})
 
     def work() -> GenerationResult:
-        with hub.reporting(reporter.on_loading):  # a first use downloading: the member's message says so
+        with hub_progress.reporting(reporter.on_loading):  # a first use downloading: the member's message says so
             return slot.engine().run(req, reporter.on_step, cancelled.is_set)
 
     future = loop.run_in_executor(slot.thread, work)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
-from inference import hub
+from inference import hub_progress
 from inference.types import GenerationRequest, GenerationResult, Progress
 
 if TYPE_CHECKING:
@@ -202,12 +202,12 @@ class Worker:
         self._running = ids
         loop = asyncio.get_running_loop()
 
-        def loading(event: hub.DownloadProgress) -> None:  # a first use downloading: the jobs' messages say so
+        def loading(event: hub_progress.DownloadProgress) -> None:  # a first use downloading: the jobs' messages say so
             for job_id in ids:
                 loop.call_soon_threadsafe(self._report, Progress(job_id, 0, 0, event.model, event.done, event.total))
 
         def reported() -> list[GenerationResult | BaseException]:
-            with hub.reporting(loading):
+            with hub_progress.reporting(loading):
                 return work()
 
         try:

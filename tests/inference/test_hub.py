@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inference import hub
+from inference import hub, hub_progress
 from tests.fakehub import FakeHub, repo_from, serving, use_hub
 
 REPO = "atelier-test/tiny-sd15"
@@ -71,8 +71,8 @@ def fake_hub(tiny_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_first_use_downloads_with_progress_and_the_next_makes_no_request(fake_hub: FakeHub,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
-    events: list[hub.DownloadProgress] = []
-    with caplog.at_level(logging.INFO, logger="inference.hub"), hub.reporting(events.append):
+    events: list[hub_progress.DownloadProgress] = []
+    with caplog.at_level(logging.INFO, logger="inference.hub_progress"), hub_progress.reporting(events.append):
         folder, variant = hub.fetch_pipeline("tiny", REPO, variant=None)
     assert variant is None and (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     fetched = fake_hub.downloads()

@@ -27,9 +27,9 @@ class FakeEngine:
         if request.prompt == "fail":
             raise ValueError("this prompt always fails")
         if request.prompt == "first use":  # the model downloads before the steps, as a real first use does
-            from inference.hub import _Tracker
+            from inference.hub_progress import Tracker
 
-            tracker = _Tracker("m", 2_000_000_000)
+            tracker = Tracker("m", 2_000_000_000)
             for _ in range(4):
                 time.sleep(self.step_seconds)
                 tracker.add(500_000_000, final=True)
