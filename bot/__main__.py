@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     tiny = models.add_parser("make-tiny", help="write tiny random-weight models and DIR/models.toml")
     tiny.add_argument("dir", type=Path)
     models.add_parser("list", help="list the models in ATELIER_MODELS")
+    pull = models.add_parser("pull", help="download models from the Hugging Face hub ahead of their first job "
+                                          "(HF_TOKEN for gated ones, HF_HOME for the cache)")
+    pull.add_argument("names", nargs="*", metavar="NAME", help="registry models (default: the default model)")
+    pull.add_argument("--all", action="store_true", help="every model in the registry")
+    pull.add_argument("--device", default=None, help="the device they will run on, which picks the weights' "
+                                                       "precision (default: ATELIER_DEVICES, else this machine's)")
+
+    sub.add_parser("doctor", help="check this host: torch and GPUs, each model cached/missing/gated/bad, database, "
+                                  "Redis, tokens, disk, ffmpeg (exit 1 when something blocks)")
 
     db = sub.add_parser("db", help="database tools").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply database migrations")
@@ -72,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             return _models(settings, args)
         if args.command == "db":
             return _db(settings)
+        if args.command == "doctor":
+            from bot import doctor
+
+            logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+            return doctor.main(settings)
         if args.command == "worker":
             return _worker(settings, args)
     except SettingsError as exc:
@@ -82,7 +96,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(settings: Settings) -> int:
     token = settings.require_token()
+    from bot.errors import StartupError
+    from bot.startup import preflight
+
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
+    try:
+        asyncio.run(preflight(settings.database_url, redis_url))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(settings.log_level)
+    import aiohttp
     import discord
 
     from bot.client import Atelier
@@ -96,6 +120,14 @@ def _run(settings: Settings) -> int:
             run.run(runner())
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN was rejected by Discord (check the token in the developer portal)", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (aiohttp.ClientConnectionError, discord.GatewayNotFound) as exc:
+        from bot.startup import describe
+
+        print(f"error: cannot reach Discord: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
@@ -123,11 +155,11 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
     options = ImagineOptions(prompt=args.prompt, negative=args.negative, model=args.model, aspect=args.aspect,
                              steps=args.steps, guidance=args.guidance, seed=args.seed, count=args.count)
     try:
-        asyncio.run(generate_once(settings, options, args.output, quiet=args.quiet))
+        written = asyncio.run(generate_once(settings, options, args.output, quiet=args.quiet))
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    print(f"wrote {args.output}")
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 
@@ -145,10 +177,22 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.models_command == "pull":
+        from bot.pull import pull
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        device = args.device or (settings.device_list or _devices())[0]
+        return pull(registry, registry.names() if args.all else args.names, device)
     for spec in registry.specs():
         marker = "*" if spec.name == registry.default.name else " "
         print(f"{marker} {spec.name:32} {spec.kind:16} {spec.source}")
     return 0
+
+
+def _devices() -> list[str]:
+    from inference.pool import default_devices
+
+    return default_devices()
 
 
 def _db(settings: Settings) -> int:
@@ -162,6 +206,14 @@ def _db(settings: Settings) -> int:
         finally:
             await engine.dispose()
 
+    from bot.errors import StartupError
+    from bot.startup import check_database
+
+    try:
+        asyncio.run(check_database(settings.database_url))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(upgrade())
     print("database is up to date")
     return 0
@@ -172,12 +224,19 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import importlib
 
     from bot import logs
+    from bot.errors import StartupError
+    from bot.startup import check_redis
     from inference.remote_worker import run_worker
 
     if args.redis is not None:
         raise SettingsError("--redis is no longer accepted (the command line is visible to every user of the "
                             "machine): export ATELIER_REDIS_URL instead")
     redis_url = settings.require_redis()
+    try:
+        asyncio.run(check_redis(redis_url, setting="ATELIER_REDIS_URL"))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
     logs.install()
     if args.engine:

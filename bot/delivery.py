@@ -67,6 +67,12 @@ class DiscordDelivery:
             self._stage[job.id] = _RUNNING
             await self._edit(job, embed=render.progress_embed(job, step, total), view=queued_view(job))
 
+    async def show_loading(self, job: Job, model: str, done: int, total: int) -> None:
+        async with self._locks[job.id]:
+            if self._stage.get(job.id, _QUEUED) >= _DONE:
+                return
+            await self._edit(job, embed=render.loading_embed(job, model, done, total), view=queued_view(job))
+
     async def deliver(self, job: Job, outputs: list[Output]) -> int | None:
         async with self._locks[job.id]:
             self._stage[job.id] = _DONE

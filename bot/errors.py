@@ -58,3 +58,8 @@ class NotHere(UserFacingError):
     """The action is not available in this place (a DM, a server, an ordinary channel)."""
 
     title = "Not here"
+
+
+class StartupError(Exception):
+    """Something the bot needs at start-up does not answer; the message is one line naming the setting
+    (with any password hidden), printed instead of a traceback."""

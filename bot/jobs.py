@@ -23,10 +23,10 @@ from typing import Any, Protocol
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import failures
 from bot.access import Place, check_cancel
 from bot.acks import AckGate
 from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
-from bot.failures import member_message
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import access as access_repo
@@ -65,6 +65,9 @@ class Delivery(Protocol):
         of the job's message when known."""
 
     async def show_progress(self, job: Job, step: int, total: int) -> None: ...
+
+    # Optional: ``async show_loading(job, model, done_bytes, total_bytes)``, the job's model downloading
+    # for its first use ("Loading sdxl for the first time: 2.1 / 6.9 GB").
 
     async def deliver(self, job: Job, outputs: list[Output]) -> int | None:
         """Post the result; returns the id of the message that now carries it."""
@@ -162,6 +165,7 @@ class _Live:
     # The job's result or error when recording it failed (a database error): the sweep retries.
     outcome: GenerationResult | BaseException | None = None
     tries: int = 0
+    loading_shown: bool = False
 
 
 class JobService:
@@ -439,6 +443,9 @@ class JobService:
         if live is None or self.delivery is None:
             return
         now = self._clock()
+        if event.loading is not None:
+            await self._loading(live, event, now)
+            return
         if now - live.last_progress < self.progress_interval or event.step >= event.total:
             return
         live.last_progress = now
@@ -446,6 +453,16 @@ class JobService:
             await jobs_repo.set_progress(session, job_id=event.job_id, step=event.step, total=event.total)
         # The job as claimed: its prompt, model and ids are all a progress edit needs.
         self._spawn(event.job_id, self.delivery.show_progress(live.job, event.step, event.total))
+
+    async def _loading(self, live: _Live, event: Progress, now: float) -> None:
+        """A download for the job's model: the first event at once (the member learns why the job waits),
+        then at most one every progress interval."""
+        show = getattr(self.delivery, "show_loading", None)
+        if show is None or (live.loading_shown and now - live.last_progress < self.progress_interval):
+            return
+        live.loading_shown = True
+        live.last_progress = now
+        self._spawn(event.job_id, show(live.job, event.loading, event.done_bytes, event.total_bytes))
 
     async def finished(self, result: GenerationResult) -> None:
         try:
@@ -455,6 +472,7 @@ class JobService:
                 raise
 
     async def failed(self, job_id: int, error: BaseException) -> None:
+        failures.log_failure(error, job_id=job_id)
         try:
             await self._record_failure(job_id, error)
         except Exception:
@@ -503,7 +521,7 @@ class JobService:
                 await jobs_repo.mark_canceled(session, job_id=job_id)
                 message = f"Canceled at step {error.step}."
             else:
-                message = user_message_for(error, job_id=job_id)
+                message = user_message_for(error)
                 await jobs_repo.fail_job(session, job_id=job_id, error=message)
             job = await jobs_repo.get_job(session, job_id=job_id)
             if job is not None:
@@ -759,10 +777,10 @@ class Withheld(Exception):
     """The result exists but policy forbids posting it here; the message says why."""
 
 
-def user_message_for(error: BaseException, *, job_id: int | None = None) -> str:
+def user_message_for(error: BaseException) -> str:
     """Turn a runner failure into one sentence a member can act on (never a stack trace nor a
-    path); the table of failure classes and their messages is bot/failures.py."""
-    return member_message(error, job_id=job_id)
+    path); the table of failure classes and their sentences is bot/failures.py."""
+    return failures.member_message(error)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

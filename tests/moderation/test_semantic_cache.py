@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from moderation import semantic
 from moderation.semantic import SemanticLayer
@@ -51,3 +52,16 @@ def test_only_the_most_recent_prompts_are_kept(monkeypatch) -> None:  # type: ig
     assert model.calls == 4
     sem.concept_scores("b")
     assert model.calls == 5
+
+
+def test_loading_the_model_changes_no_process_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MiniLM model loads by path: HF_HUB_OFFLINE set for the whole process would stop every later
+    model download of that process (the image models' first use)."""
+    import os
+
+    if not semantic.model_installed():
+        pytest.skip("the MiniLM wheel is not installed")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert SemanticLayer([], frozenset()).load()
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ

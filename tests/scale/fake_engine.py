@@ -26,6 +26,13 @@ class FakeEngine:
                 pass
         if request.prompt == "fail":
             raise ValueError("this prompt always fails")
+        if request.prompt == "first use":  # the model downloads before the steps, as a real first use does
+            from inference.hub_progress import Tracker
+
+            tracker = Tracker("m", 2_000_000_000)
+            for _ in range(4):
+                time.sleep(self.step_seconds)
+                tracker.add(500_000_000, final=True)
         for step in range(1, request.steps + 1):
             time.sleep(self.step_seconds)
             if on_step is not None:

@@ -170,6 +170,18 @@ async def test_dispatch_with_progress_and_result(pool, workers) -> None:  # type
     assert 0 < ttl <= remote.result_ttl  # the result leaves Redis on its own
 
 
+async def test_a_download_on_the_worker_reaches_the_members_message(pool, workers) -> None:  # type: ignore[no-untyped-def]
+    remote, source = pool
+    workers.start(step_seconds=0.3)
+    source.queued.append(_request(5, steps=2, prompt="first use"))
+    remote.wake()
+    await source.until(lambda: bool(source.results or source.failures), timeout=30)
+    loading = [e for e in source.progress_events if e.loading is not None]
+    assert loading and all(e.loading == "m" and e.total_bytes == 2_000_000_000 for e in loading)
+    done = [e.done_bytes for e in loading]
+    assert done == sorted(done) and source.results
+
+
 async def test_cancel_aborts_a_running_job(pool, workers) -> None:  # type: ignore[no-untyped-def]
     remote, source = pool
     workers.start(step_seconds=0.05)
