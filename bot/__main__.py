@@ -101,7 +101,7 @@ def _run(settings: Settings) -> int:
 
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
     try:
-        asyncio.run(preflight(settings.database_url, redis_url))
+        asyncio.run(preflight(settings.database, redis_url))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -210,7 +210,7 @@ def _db(settings: Settings) -> int:
     from bot.startup import check_database
 
     try:
-        asyncio.run(check_database(settings.database_url))
+        asyncio.run(check_database(settings.database))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

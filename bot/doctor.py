@@ -114,7 +114,7 @@ def _remote_size(model: str, download: hub.Download) -> int:
 
 def service_checks(settings: Settings) -> list[Check]:
     checks = []
-    url = settings.database_url
+    url = settings.database
     sqlite_file = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else None
     if sqlite_file is not None and not Path(sqlite_file).exists():
         checks.append(Check("database", OK, f"SQLite file {sqlite_file} not created yet (atelier run creates it)"))

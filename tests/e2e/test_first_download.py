@@ -45,7 +45,7 @@ async def test_first_use_downloads_and_the_queue_message_says_so(fake, start_bot
 
 async def test_a_dropped_connection_tells_the_member_and_refunds(fake, start_bot, hub_models, caplog) -> None:  # type: ignore[no-untyped-def]
     fake_hub, models = hub_models
-    caplog.set_level(logging.INFO, logger="bot.jobs")
+    caplog.set_level(logging.INFO, logger="bot.failures")
     fake_hub.drop.add(f"{REPO}/unet/diffusion_pytorch_model.safetensors")
     async with start_bot(models=models) as bot:
         inter = await fake.slash("imagine", {"prompt": "a lighthouse", "seed": 3}, user_id=fake.user_id,
@@ -57,7 +57,7 @@ async def test_a_dropped_connection_tells_the_member_and_refunds(fake, start_bot
             totals = await accounts_repo.ledger_totals(s)
     assert totals["reserve"] > 0 and totals["refund"] == totals["reserve"] and totals["charge"] == 0
     assert "refunded" in _embeds(inter)
-    (line,) = [r for r in caplog.records if r.name == "bot.jobs" and "failed (network)" in r.getMessage()]
+    (line,) = [r for r in caplog.records if r.name == "bot.failures" and "failed (network)" in r.getMessage()]
     assert line.levelno == logging.WARNING and REPO in line.getMessage() and line.exc_info is None
 
 
