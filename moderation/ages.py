@@ -60,8 +60,11 @@ class AgeFinder:
             # "12 anos", "de diez anos", "8 jahre alt", "zwolfjahrig(es)", "8-jahrige", "10sai"
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:" + alt + r")\b"))
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
-        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|" + "|".join(re.escape(w) for w in words)
-                               + ("|" + "|".join(re.escape(u) for u in unit_list) if unit_list else ""))
+        # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
+        # for them ("on", "un", "een" are everywhere).
+        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|sai\b|"
+                               + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
+                               + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else ""))
 
     def value(self, num: str) -> int:
         return int(num) if num.isdigit() else self.numbers.get(num, 99)

@@ -122,6 +122,9 @@ def known_words() -> frozenset[str]:
         return frozenset()
 
 
+_FUZZY_MEMO = 50_000
+
+
 class Fuzzy:
     """Misspellings of explicit single-word terms: an extra doubled letter ("nuude"), one vowel
     swapped ("neked", "nakid"), or, for terms of 7+ letters, one letter added, dropped, changed or
@@ -130,6 +133,7 @@ class Fuzzy:
 
     def __init__(self, terms: Mapping[str, tuple[Entry, ...]], exclude: frozenset[str]) -> None:
         self.exclude = exclude
+        self._memo: dict[str, tuple[Entry, ...]] = {}
         self.squeezed: dict[str, tuple[Entry, ...]] = {}
         self.vowels: dict[str, tuple[Entry, ...]] = {}
         self.deletes: dict[str, tuple[Entry, ...]] = {}
@@ -152,6 +156,15 @@ class Fuzzy:
     def lookup(self, token: str) -> tuple[Entry, ...]:
         if len(token) < 4 or token in self.exclude or not token.isalpha():
             return ()
+        known = self._memo.get(token)
+        if known is None:
+            known = self._lookup(token)
+            if len(self._memo) >= _FUZZY_MEMO:
+                self._memo.clear()  # a bounded memo: prompts share most of their words
+            self._memo[token] = known
+        return known
+
+    def _lookup(self, token: str) -> tuple[Entry, ...]:
         sq = squeeze(token)
         if sq != token and sq in self.squeezed:
             return self.squeezed[sq]
