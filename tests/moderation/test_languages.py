@@ -86,7 +86,7 @@ def test_localised_names(moderator: Moderator, prompt: str, category: str) -> No
 ])
 def test_benign_traps_across_languages(moderator: Moderator, prompt: str) -> None:
     v = moderator.check(prompt)
-    assert v.action.value == "allow" or v.categories == ["sexual"] and "sexy" in prompt, (prompt, v)
+    assert v.action.value == "allow" or (v.categories == ["sexual"] and "sexy" in prompt), (prompt, v)
     assert "minors" not in v.categories, (prompt, v)
 
 
