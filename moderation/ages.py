@@ -62,7 +62,7 @@ class AgeFinder:
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
         # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
         # for them ("on", "un", "een" are everywhere).
-        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|sai\b|"
+        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|sai\b|"
                                + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
                                + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else ""))
 

@@ -30,9 +30,13 @@ from typing import Any
 
 from moderation.rules import (
     ALLOW,
+    AMBIGUOUS,
+    BODY,
     CONTEXT,
     EXPLICIT,
+    INJURY,
     NAME,
+    SCRIPT_OFFSET,
     SIGNAL,
     SUGGESTIVE,
     Entry,
@@ -54,17 +58,23 @@ TABLES: dict[str, tuple[str, str]] = {
     # Minor signals that are other words in other languages: counted only when the prompt is in this one.
     "minors-in-language": ("minors", SIGNAL),
     "gore": ("gore", EXPLICIT),
+    # Pairs that count when next to each other, like the English [act]/[part] and [injury]/[body]
+    # tables: "mostrando los pechos", "tête tranchée", "切られた首".
+    "sexual-act": ("sexual", INJURY),
+    "sexual-part": ("sexual", BODY),
+    "gore-injury": ("gore", INJURY),
+    "gore-body": ("gore", BODY),
     "copyright": ("copyright", NAME),
     "real-person": ("real-person", NAME),
     "trademark": ("trademark", NAME),
     "allow": ("allow", ALLOW),
     # Second signals for names that are also ordinary words ("Nike" next to a word for shoes).
     "trademark-context": ("trademark", CONTEXT),
+    "real-person-ambiguous": ("real-person", AMBIGUOUS),
+    "real-person-context": ("real-person", CONTEXT),
+    "trademark-ambiguous": ("trademark", AMBIGUOUS),
     "copyright-context": ("copyright", CONTEXT),
 }
-# Where a script match sits in Match.start/end: far past any token index, so token-based rules
-# (negation, injury next to body part) never pair it with a word of the Latin variants.
-SCRIPT_OFFSET = 1_000_000
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")

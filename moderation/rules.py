@@ -41,6 +41,10 @@ INJURY = "injury"  # gore: an injury word ("bloody", "severed") that counts next
 BODY = "body"  # gore: a body part or remains ("stump", "flesh", "limbs")
 NEAR_MISS = "near-miss"  # a real word a letter away from an explicit term: never read as a misspelling
 
+# Where a match found by substring in a script without spaces sits in Match.start/end (a character
+# offset added to this): far past any token index, so it never pairs with a word of the Latin variants.
+SCRIPT_OFFSET = 1_000_000
+
 NEGATORS = frozenset({"no", "not", "without", "non", "sfw", "never", "avoid", "zero", "nothing"})
 
 # Files and the (category, table -> tier) they hold.
@@ -381,7 +385,9 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
                 seen.add(key)
                 out.append(m)
     if lex.script is not None and not norm.original.isascii():
-        out.extend(lex.script.scan(norm.original))
+        found = lex.script.scan(norm.original)
+        out.extend(found)
+        out.extend(_injuries(found))
     return out
 
 
@@ -417,8 +423,10 @@ def _injuries(matches: list[Match]) -> list[Match]:
         for body in matches:
             if body.tier != BODY or body.category != inj.category:
                 continue
-            after = 0 <= body.start - inj.end <= 2  # "bloody stump", "charred human flesh"
-            before = 0 <= inj.start - body.end <= 1  # "limbs torn off", "flesh charred"
+            # Script matches count characters, and a particle and a space may sit between ("가슴을 보여주는").
+            gap = 3 if inj.start >= SCRIPT_OFFSET else 0
+            after = 0 <= body.start - inj.end <= 2 + gap  # "bloody stump", "charred human flesh"
+            before = 0 <= inj.start - body.end <= 1 + gap  # "limbs torn off", "flesh charred"
             if after or before:
                 first, second = (inj, body) if after else (body, inj)
                 term = f"{first.entry.term} {second.entry.term}"
@@ -446,8 +454,12 @@ def confirmed_names(matches: list[Match]) -> list[Match]:
     strong = {m.category for m in names}
     context = {m.category for m in matches if m.tier == CONTEXT}
     out = list(names)
-    for m in matches:
-        if m.tier == AMBIGUOUS and (m.category in strong or m.category in context):
+    ambiguous = [m for m in matches if m.tier == AMBIGUOUS]
+    # Two different ambiguous names of one category confirm each other ("Mickey and Minnie").
+    paired = {m.category for m in ambiguous
+              if any(o.category == m.category and o.entry.term != m.entry.term for o in ambiguous)}
+    for m in ambiguous:
+        if m.category in strong or m.category in context or m.category in paired:
             out.append(m)
     return out
 

@@ -25,7 +25,15 @@ from moderation import Moderator
 from tests.moderation.test_labelled_set import BLOCK_RECALL, FLAG_RECALL, MAX_BENIGN_REFUSED
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "moderation_multilingual.jsonl"
-ROWS = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
+# A second set, written after the first round of list work and before looking at its results.
+PROBE = DATA.with_name("moderation_multilingual_probe.jsonl")
+
+
+def load(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+ROWS = load(DATA)
 LANGS = ("en", "es", "pt", "fr", "de", "it", "nl", "pl", "tr", "id", "ru", "ru-Latn", "ja", "ja-Latn",
          "ko", "zh")
 BLOCK_FLOOR = 0.98
@@ -56,13 +64,14 @@ def _good(row: dict[str, str], action: str, categories: list[str]) -> bool:
     return action != "allow"  # flag categories: warn or block; benign: a refusal
 
 
-def figures(moderator: Moderator, *, semantic: bool, verbose: bool = True
+def figures(moderator: Moderator, *, semantic: bool, verbose: bool = True,
+            rows: list[dict[str, str]] | None = None, name: str = "multilingual"
             ) -> tuple[dict[str, dict[str, float]], list[str]]:
     """Per language: block recall, minors recall, flag recall, benign refused; plus the misses."""
     hits: dict[tuple[str, str], int] = defaultdict(int)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     misses: list[str] = []
-    for row in ROWS:
+    for row in ROWS if rows is None else rows:
         v = moderator.check(row["prompt"], semantic=semantic)
         good = _good(row, v.action.value, v.categories)
         cat = row["category"]
@@ -79,7 +88,7 @@ def figures(moderator: Moderator, *, semantic: bool, verbose: bool = True
     for (lang, key), n in totals.items():
         table[lang][key] = hits[(lang, key)] / n
     if verbose:
-        print(f"\nmultilingual set ({'rules + semantic' if semantic else 'rules only'}):")
+        print(f"\n{name} set ({'rules + semantic' if semantic else 'rules only'}):")
         print(f"  {'lang':8s} {'block':>6s} {'minors':>6s} {'flag':>6s} {'benign':>6s}  (benign = refused)")
         for lang in (*LANGS, "all"):
             row = table.get(lang)
@@ -110,6 +119,8 @@ def test_rules_meet_acceptance_per_language() -> None:
 if __name__ == "__main__":
     import sys
 
-    figures(Moderator(semantic=False), semantic=False)
+    which = load(PROBE) if "--probe" in sys.argv else None
+    label = "probe" if which else "multilingual"
+    figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
     if "--semantic" in sys.argv:
-        figures(Moderator(), semantic=True)
+        figures(Moderator(), semantic=True, rows=which, name=label)
