@@ -25,7 +25,7 @@ from moderation import Moderator
 from tests.moderation.test_labelled_set import BLOCK_RECALL, FLAG_RECALL, MAX_BENIGN_REFUSED
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "moderation_multilingual.jsonl"
-# A second set, written after the first round of list work and before looking at its results.
+# Sets written after each round of list work, each measured before the next round (see the report).
 PROBE = DATA.with_name("moderation_multilingual_probe.jsonl")
 
 
@@ -114,6 +114,14 @@ def assert_acceptance(table: dict[str, dict[str, float]], misses: list[str]) -> 
 
 def test_rules_meet_acceptance_per_language() -> None:
     assert_acceptance(*figures(Moderator(semantic=False), semantic=False))
+
+
+def test_later_sets_meet_acceptance_per_language() -> None:
+    """The two sets written after each round of list work (figures before that work are in the report)."""
+    moderator = Moderator(semantic=False)
+    for path in (PROBE, PROBE.with_name("moderation_multilingual_probe3.jsonl")):
+        table, misses = figures(moderator, semantic=False, rows=load(path), name=path.stem)
+        assert_acceptance(table, misses)
 
 
 if __name__ == "__main__":
