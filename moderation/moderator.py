@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from moderation import rules
+from moderation.languages import cjk_minor_ages
 from moderation.normalize import normalize
 from moderation.policy import DEFAULT_POLICY, SEVERITY, Action, Policy, Verdict
 from moderation.rules import ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, Match
@@ -99,6 +100,8 @@ class Moderator:
         sexual_signal += [m.entry.term for m in matches if m.tier == SIGNAL and _SEXUALISED_MINOR in m.entry.reason]
         minor_signal = [m.entry.term for m in matches if m.tier == SIGNAL]
         minor_signal += rules.minor_ages(norm.text)
+        if not norm.original.isascii():
+            minor_signal += cjk_minor_ages(norm.original)
         explicit = any(f.category == "sexual" for f in findings)
 
         layer = self.semantic if semantic else None

@@ -39,6 +39,7 @@ _HOMOGLYPHS: dict[str, str] = {
     "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
 }
 _LATIN = re.compile(r"[A-Za-z]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 # Digits and symbols people put in place of letters.
@@ -78,11 +79,13 @@ class Normalized:
     aggressive: str
     literal: str = ""
     wildcards: tuple[str, ...] = field(default=())
+    # Cyrillic read as Russian (anyascii alone, no look-alike folding): "порно" -> "porno", not "nopho"
+    translit: str = ""
 
     def variants(self) -> list[str]:
         """Distinct variants to match, ``text`` first."""
         seen: list[str] = []
-        for v in (self.text, self.collapsed, self.aggressive, self.literal):
+        for v in (self.text, self.collapsed, self.aggressive, self.literal, self.translit):
             if v and v not in seen:
                 seen.append(v)
         return seen
@@ -224,6 +227,10 @@ def normalize(prompt: str) -> Normalized:
     if _has_fragments(tokens):
         aggressive = f"{aggressive} | {' '.join(_join_fragments(tokens))}"
     literal = " ".join(t for t in (tok.replace("*", "") for tok in raw) if t)
+    translit = ""
+    if _CYRILLIC.search(prompt):
+        plain = anyascii(unicodedata.normalize("NFKC", prompt)).lower().replace("'", "")
+        translit = " ".join(re.findall(r"[a-z0-9]+", plain))
     return Normalized(
         original=prompt,
         literal=literal,
@@ -232,4 +239,5 @@ def normalize(prompt: str) -> Normalized:
         collapsed=collapsed,
         aggressive=aggressive,
         wildcards=tuple(wildcards),
+        translit=translit,
     )

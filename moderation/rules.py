@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from moderation.ages import AgeFinder
+from moderation.langid import identify
 from moderation.normalize import Normalized, fold
 
 log = logging.getLogger(__name__)
@@ -38,24 +41,11 @@ INJURY = "injury"  # gore: an injury word ("bloody", "severed") that counts next
 BODY = "body"  # gore: a body part or remains ("stump", "flesh", "limbs")
 NEAR_MISS = "near-miss"  # a real word a letter away from an explicit term: never read as a misspelling
 
-NEGATORS = frozenset({"no", "not", "without", "non", "sfw", "never", "avoid", "zero", "nothing"})
+# Where a match found by substring in a script without spaces sits in Match.start/end (a character
+# offset added to this): far past any token index, so it never pairs with a word of the Latin variants.
+SCRIPT_OFFSET = 1_000_000
 
-_WORD_NUMBERS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
-}
-_NUM = r"(\d{1,3}|" + "|".join(_WORD_NUMBERS) + r")"
-_AGE_PATTERNS = [
-    re.compile(r"\b" + _NUM + r" ?(?:yo|y o|yrs? old|years? old|years? of age|yrs?|year)\b"),
-    re.compile(r"\b(?:aged?|age of|ages) " + _NUM + r"\b"),
-    re.compile(r"\b" + _NUM + r"(?:yo|yr|yrs)\b"),
-    re.compile(r"\b(?:" + "|".join(k for k, v in _WORD_NUMBERS.items() if v < 18) + r") ?year\b"),
-    # "she's 15", "he is 12", "just turned 14": a bare number said of a person, not a measure
-    re.compile(r"\b(?:shes|hes|she is|he is|im|i am|is only|only|just turned|turned|turning) " + _NUM
-               + r"\b(?! ?(?:cm|mm|m|ft|feet|foot|meters?|metres?|inch|inches|in|kg|lbs?|pounds|percent|"
-                 r"dollars|euros|minutes|hours|days|weeks|months|times|stories|floors|k|x))"),
-]
+NEGATORS = frozenset({"no", "not", "without", "non", "sfw", "never", "avoid", "zero", "nothing"})
 
 # Files and the (category, table -> tier) they hold.
 _FILES: dict[str, tuple[str, dict[str, str]]] = {
@@ -79,6 +69,7 @@ class Entry:
     tier: str
     term: str
     reason: str
+    lang: str = ""  # "" for the English lists, else the data/lang file it came from
 
 
 class Match:
@@ -135,6 +126,9 @@ def known_words() -> frozenset[str]:
         return frozenset()
 
 
+_FUZZY_MEMO = 50_000
+
+
 class Fuzzy:
     """Misspellings of explicit single-word terms: an extra doubled letter ("nuude"), one vowel
     swapped ("neked", "nakid"), or, for terms of 7+ letters, one letter added, dropped, changed or
@@ -143,6 +137,7 @@ class Fuzzy:
 
     def __init__(self, terms: Mapping[str, tuple[Entry, ...]], exclude: frozenset[str]) -> None:
         self.exclude = exclude
+        self._memo: dict[str, tuple[Entry, ...]] = {}
         self.squeezed: dict[str, tuple[Entry, ...]] = {}
         self.vowels: dict[str, tuple[Entry, ...]] = {}
         self.deletes: dict[str, tuple[Entry, ...]] = {}
@@ -165,6 +160,15 @@ class Fuzzy:
     def lookup(self, token: str) -> tuple[Entry, ...]:
         if len(token) < 4 or token in self.exclude or not token.isalpha():
             return ()
+        known = self._memo.get(token)
+        if known is None:
+            known = self._lookup(token)
+            if len(self._memo) >= _FUZZY_MEMO:
+                self._memo.clear()  # a bounded memo: prompts share most of their words
+            self._memo[token] = known
+        return known
+
+    def _lookup(self, token: str) -> tuple[Entry, ...]:
         sq = squeeze(token)
         if sq != token and sq in self.squeezed:
             return self.squeezed[sq]
@@ -190,7 +194,7 @@ class Fuzzy:
 
 
 def _fuzzy_target(key: str, entry: Entry) -> bool:
-    if phrase_key(entry.term) != key:  # not multi-word phrases, not the automatic plurals
+    if phrase_key(entry.term) != key or entry.lang:  # not phrases, plurals, or other languages' words
         return False
     if entry.tier == EXPLICIT and entry.category in ("sexual", "gore"):
         return True
@@ -200,18 +204,24 @@ def _fuzzy_target(key: str, entry: Entry) -> bool:
 class Lexicon:
     """Phrase table with a first-word index; immutable once built, so safe to share across threads."""
 
-    def __init__(self, entries: Iterable[Entry], *, fuzzy: bool = False) -> None:
+    def __init__(self, entries: Iterable[Entry], *, fuzzy: bool = False, script: Any = None,
+                 ordinary: Mapping[str, frozenset[str]] | None = None,
+                 gated: Mapping[str, frozenset[str]] | None = None) -> None:
         table: dict[str, list[Entry]] = {}
         near_misses: set[str] = set()
+        stems: dict[str, list[tuple[str, Entry]]] = {}
         for entry in entries:
             key = phrase_key(entry.term)
             if not key:
+                continue
+            if entry.term.endswith("*") and " " not in key and len(key) >= 3:
+                stems.setdefault(key[:3], []).append((key, entry))
                 continue
             if entry.tier == NEAR_MISS:
                 near_misses.add(key)
                 continue
             forms = [key]
-            if entry.tier not in (ALLOW, CONTEXT, PUBLIC_DOMAIN) and not key.endswith("s"):
+            if entry.tier not in (ALLOW, CONTEXT, PUBLIC_DOMAIN) and not key.endswith("s") and not entry.lang:
                 forms.append(key + "s")
             words = key.split(" ")
             if entry.tier in (NAME, EXPLICIT) and 2 <= len(words) <= 3 and len(key) >= 9:
@@ -221,6 +231,14 @@ class Lexicon:
                 if entry not in bucket:
                     bucket.append(entry)
         self.table = {k: tuple(v) for k, v in table.items()}
+        # Stems of inflecting languages ("desnud*"), indexed by their first three letters.
+        self.stems = {k: tuple(v) for k, v in stems.items()}
+        # Substring matcher for scripts without spaces (moderation.languages.ScriptMatcher).
+        self.script = script
+        # Words that are ordinary in some language ("groot": nl): dropped when the prompt is in it.
+        self.ordinary: Mapping[str, frozenset[str]] = ordinary or {}
+        # Words that count only when the prompt is in their language ("kind" is German for child).
+        self.gated: Mapping[str, frozenset[str]] = gated or {}
         first: dict[str, int] = {}
         for key in self.table:
             words = key.split(" ")
@@ -250,6 +268,14 @@ class Lexicon:
                 entries = table.get(" ".join(tokens[i:i + n]) if n > 1 else tok)
                 if entries:
                     out.extend(Match(e, i, i + n) for e in entries)
+        if self.stems:
+            stems = self.stems
+            for i, tok in enumerate(tokens):
+                candidates = stems.get(tok[:3]) if len(tok) >= 3 else None
+                if candidates:
+                    for stem, e in candidates:
+                        if tok.startswith(stem) and tok != stem + "s":
+                            out.append(Match(e, i, i + 1))
         if self.fuzzy is not None:
             lookup, exclude = self.fuzzy.lookup, self.fuzzy.exclude
             for i, tok in enumerate(tokens):
@@ -275,10 +301,15 @@ def _load_file(name: str) -> list[Entry]:
 
 @lru_cache(maxsize=1)
 def default_lexicon() -> Lexicon:
+    from moderation.languages import ScriptMatcher, language_data  # it imports this module for Entry
+
     entries: list[Entry] = []
     for name in _FILES:
         entries.extend(_load_file(name))
-    lex = Lexicon(entries, fuzzy=True)
+    other = language_data()
+    entries.extend(other.entries)
+    lex = Lexicon(entries, fuzzy=True, script=ScriptMatcher(other.script), ordinary=other.ordinary,
+                  gated=other.gated)
     log.debug("loaded %d list phrases", len(lex))
     return lex
 
@@ -290,24 +321,17 @@ def guild_lexicon(terms: tuple[tuple[str, tuple[str, ...]], ...]) -> Lexicon:
                    for cat, ts in terms for t in ts)
 
 
-_AGE_HINT = re.compile(r"\d|year|yo\b|aged?\b|teen|" + "|".join(_WORD_NUMBERS))
-
-
 def minor_ages(text: str) -> list[str]:
-    """Ages under 18 written any way ("12 year old", "12yo", "aged twelve")."""
-    found: list[str] = []
-    if not _AGE_HINT.search(text):
-        return found
-    for pattern in _AGE_PATTERNS:
-        for m in pattern.finditer(text):
-            num = m.group(1) if m.groups() else None
-            if num is None:
-                found.append(m.group(0))
-                continue
-            value = int(num) if num.isdigit() else _WORD_NUMBERS[num]
-            if value < 18:
-                found.append(m.group(0))
-    return found
+    """Ages under 18 written any way ("12 year old", "12yo", "aged twelve", "niña de 12 años")."""
+    return _age_finder().find(text)
+
+
+@lru_cache(maxsize=1)
+def _age_finder() -> AgeFinder:
+    from moderation.languages import language_data  # it imports this module for Entry and the tiers
+
+    data = language_data()
+    return AgeFinder(data.age_units, data.age_numbers)
 
 
 def _resolve_wildcards(norm: Normalized, vocabulary: frozenset[str]) -> str | None:
@@ -331,7 +355,7 @@ def _drop_allowed(matches: list[Match], tokens: list[str]) -> list[Match]:
             continue
         if any(a <= m.start and m.end <= b and (b - a) > (m.end - m.start) for a, b in allowed):
             continue
-        if m.tier in (EXPLICIT, SUGGESTIVE, INJURY) and m.category in ("sexual", "gore"):
+        if m.tier in (EXPLICIT, SUGGESTIVE, INJURY) and m.category in ("sexual", "gore") and not m.entry.lang:
             before = tokens[max(0, m.start - 2):m.start]
             if any(t in NEGATORS for t in before):
                 continue
@@ -353,12 +377,39 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
         tokens = variant.split(" ")
         kept = _drop_allowed(lex.scan(tokens), tokens)
         kept.extend(_injuries(kept))
+        if lex.ordinary or lex.gated:
+            kept = _drop_ordinary(kept, tokens, lex, norm.original)
         for m in kept:
             key = (m.entry.category, m.entry.tier, m.entry.term)
             if key not in seen:
                 seen.add(key)
                 out.append(m)
+    if lex.script is not None and not norm.original.isascii():
+        found = lex.script.scan(norm.original)
+        out.extend(found)
+        out.extend(_injuries(found))
     return out
+
+
+def _drop_ordinary(matches: list[Match], tokens: list[str], lex: Lexicon, original: str) -> list[Match]:
+    """Route by language: drop matches on words that are ordinary in the prompt's language ("een groot
+    huis"), and words that count only in their own language when the prompt is in another."""
+    ordinary, gated = lex.ordinary, lex.gated
+    suspects = [m for m in matches if " ".join(tokens[m.start:m.end]) in ordinary
+                or (m.entry.lang and m.entry.term in gated)]
+    if not suspects:
+        return matches
+    lang = identify(original)
+    kept: list[Match] = []
+    for m in matches:
+        if m in suspects:
+            word = " ".join(tokens[m.start:m.end])
+            if lang is not None and lang in ordinary.get(word, ()):
+                continue
+            if m.entry.lang and m.entry.term in gated and lang not in gated[m.entry.term]:
+                continue
+        kept.append(m)
+    return kept
 
 
 def _injuries(matches: list[Match]) -> list[Match]:
@@ -372,8 +423,10 @@ def _injuries(matches: list[Match]) -> list[Match]:
         for body in matches:
             if body.tier != BODY or body.category != inj.category:
                 continue
-            after = 0 <= body.start - inj.end <= 2  # "bloody stump", "charred human flesh"
-            before = 0 <= inj.start - body.end <= 1  # "limbs torn off", "flesh charred"
+            # Script matches count characters, and a particle and a space may sit between ("가슴을 보여주는").
+            gap = 3 if inj.start >= SCRIPT_OFFSET else 0
+            after = 0 <= body.start - inj.end <= 2 + gap  # "bloody stump", "charred human flesh"
+            before = 0 <= inj.start - body.end <= 1 + gap  # "limbs torn off", "flesh charred"
             if after or before:
                 first, second = (inj, body) if after else (body, inj)
                 term = f"{first.entry.term} {second.entry.term}"
@@ -401,8 +454,12 @@ def confirmed_names(matches: list[Match]) -> list[Match]:
     strong = {m.category for m in names}
     context = {m.category for m in matches if m.tier == CONTEXT}
     out = list(names)
-    for m in matches:
-        if m.tier == AMBIGUOUS and (m.category in strong or m.category in context):
+    ambiguous = [m for m in matches if m.tier == AMBIGUOUS]
+    # Two different ambiguous names of one category confirm each other ("Mickey and Minnie").
+    paired = {m.category for m in ambiguous
+              if any(o.category == m.category and o.entry.term != m.entry.term for o in ambiguous)}
+    for m in ambiguous:
+        if m.category in strong or m.category in context or m.category in paired:
             out.append(m)
     return out
 

@@ -1,0 +1,86 @@
+"""Ages under 18, in any of the languages the lists cover: "12 year old", "aged twelve", "looks about
+ten", "just started fourth grade", "niña de 12 años", "zwölfjährig", "10 лет", "10歳".
+
+An age alone is harmless; the moderator pairs it with a sexual signal (the minors rule). Units and
+number words of other languages come from the ``[ages]`` table of each ``data/lang`` file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+
+log = logging.getLogger(__name__)
+
+WORD_NUMBERS: dict[str, int] = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+}
+_ORDINALS = ("first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|"
+             r"1st|2nd|3rd|[4-9]th|1[0-2]th")
+_NOT_AGE = (r"(?! ?(?:cm|mm|m|ft|feet|foot|meters?|metres?|inch|inches|in|kg|lbs?|pounds|percent|dollars|"
+            r"euros|minutes|hours|days|weeks|months|times|stories|floors|k|x|am|pm|oclock|seconds|miles|km|"
+            r"people|men|women|cats|dogs|birds))")
+
+
+def _english_patterns(num: str) -> list[re.Pattern[str]]:
+    return [
+        re.compile(r"\b" + num + r" ?(?:yo|y o|yrs? old|years? old|years? of age|yrs?|year)\b"),
+        re.compile(r"\b(?:aged?|age of|ages) " + num + r"\b"),
+        re.compile(r"\b" + num + r"(?:yo|yr|yrs)\b"),
+        re.compile(r"\b(?:" + "|".join(k for k, v in WORD_NUMBERS.items() if v < 18) + r") ?year\b"),
+        # "she's 15", "just turned 14", "looks about ten", "maybe nine": a bare number said of a person
+        re.compile(r"\b(?:shes|hes|she is|he is|im|i am|is only|only|just turned|turned|turning|looks|looking|"
+                   r"look|looks about|looks around|looks like|about|around|maybe|perhaps|roughly|barely) "
+                   r"(?:about |around |like |maybe )?" + num + r"\b" + _NOT_AGE),
+    ]
+
+
+# School years that only children are in: "fourth grade", "4th grader", "grade 5", "year 6 pupil".
+_SCHOOL = re.compile(r"\b(?:" + _ORDINALS + r") grad(?:e|er|ers)\b|\bgrade (?:[1-9]|1[0-2]) (?:student|pupil|girl|boy|kid)"
+                     r"|\bgrade (?:[1-9]|one|two|three|four|five|six|seven|eight|nine)\b")
+
+
+class AgeFinder:
+    """Compiled once from the English rules plus every language's units and number words."""
+
+    def __init__(self, units: Iterable[str] = (), numbers: Mapping[str, int] | None = None) -> None:
+        self.numbers = dict(WORD_NUMBERS)
+        self.numbers.update(numbers or {})
+        words = sorted(self.numbers, key=len, reverse=True)
+        num = r"(\d{1,3}|" + "|".join(re.escape(w) for w in words) + r")"
+        english = r"(\d{1,3}|" + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True)) + r")"
+        # English phrasing with English numbers only: "she is on the bed" is no age ("on" is 10 in Turkish)
+        self.patterns = _english_patterns(english)
+        unit_list = sorted(set(units), key=len, reverse=True)
+        if unit_list:
+            alt = "|".join(re.escape(u) for u in unit_list)
+            # "12 anos", "de diez anos", "8 jahre alt", "zwolfjahrig(es)", "8-jahrige", "10sai"
+            self.patterns.append(re.compile(r"\b" + num + r" ?(?:" + alt + r")\b"))
+            self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
+        # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
+        # for them ("on", "un", "een" are everywhere).
+        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|sai\b|"
+                               + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
+                               + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else ""))
+
+    def value(self, num: str) -> int:
+        return int(num) if num.isdigit() else self.numbers.get(num, 99)
+
+    def find(self, text: str) -> list[str]:
+        """Ages under 18 (and child-only school years) in folded text."""
+        found: list[str] = []
+        if not self.hint.search(text):
+            return found
+        for pattern in self.patterns:
+            for m in pattern.finditer(text):
+                num = m.group(1) if m.groups() else None
+                if num is None or self.value(num) < 18:
+                    found.append(m.group(0))
+        found.extend(m.group(0) for m in _SCHOOL.finditer(text))
+        return found
+
+
+ENGLISH = AgeFinder()

@@ -1,0 +1,256 @@
+"""Lists in other languages and scripts: ``data/lang/<code>.toml``, one file per language.
+
+Each file has the same tables: ``sexual`` (refuses alone), ``suggestive`` (a sexual signal for the
+minors rule), ``minors`` (a minor signal), ``gore``, ``copyright``, ``real-person``, ``trademark``
+(names as they are written in that language), ``allow`` (benign phrases that contain a listed word),
+``ordinary`` (words of the language that are listed terms elsewhere: "groot", "góry"), and ``ages``
+(words for "years old" and the number words, for the age rule). A key ending in ``*`` is a stem
+that matches any word starting with it, for languages that inflect ("desnud*", "голы*").
+
+How each script is matched:
+- Latin-script languages are folded like English (accents dropped) and join the main word table.
+- Cyrillic keys are transliterated into the common Latin spellings (й -> y/i/j, х -> kh/h, ...), so one
+  list catches Cyrillic prompts (normalisation adds a transliterated variant) and Latin
+  transliteration alike.
+- Japanese (kana, kanji), Chinese and Korean have no spaces between words: their keys are matched as
+  substrings of the prompt (NFKC, hiragana read as katakana), with the allowlist applied by span.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from moderation.rules import (
+    ALLOW,
+    AMBIGUOUS,
+    BODY,
+    CONTEXT,
+    EXPLICIT,
+    INJURY,
+    NAME,
+    SCRIPT_OFFSET,
+    SIGNAL,
+    SUGGESTIVE,
+    Entry,
+    Match,
+)
+
+log = logging.getLogger(__name__)
+
+LANGUAGE_NAMES: dict[str, str] = {
+    "es": "Spanish", "pt": "Portuguese", "fr": "French", "de": "German", "it": "Italian", "nl": "Dutch",
+    "pl": "Polish", "tr": "Turkish", "id": "Indonesian", "ru": "Russian", "ja": "Japanese", "ko": "Korean",
+    "zh": "Chinese",
+}
+# table -> (category, tier)
+TABLES: dict[str, tuple[str, str]] = {
+    "sexual": ("sexual", EXPLICIT),
+    "suggestive": ("sexual", SUGGESTIVE),
+    "minors": ("minors", SIGNAL),
+    # Minor signals that are other words in other languages: counted only when the prompt is in this one.
+    "minors-in-language": ("minors", SIGNAL),
+    "gore": ("gore", EXPLICIT),
+    # Pairs that count when next to each other, like the English [act]/[part] and [injury]/[body]
+    # tables: "mostrando los pechos", "tête tranchée", "切られた首".
+    "sexual-act": ("sexual", INJURY),
+    "sexual-part": ("sexual", BODY),
+    "gore-injury": ("gore", INJURY),
+    "gore-body": ("gore", BODY),
+    "copyright": ("copyright", NAME),
+    "real-person": ("real-person", NAME),
+    "trademark": ("trademark", NAME),
+    "allow": ("allow", ALLOW),
+    # Second signals for names that are also ordinary words ("Nike" next to a word for shoes).
+    "trademark-context": ("trademark", CONTEXT),
+    "real-person-ambiguous": ("real-person", AMBIGUOUS),
+    "real-person-context": ("real-person", CONTEXT),
+    "trademark-ambiguous": ("trademark", AMBIGUOUS),
+    "copyright-context": ("copyright", CONTEXT),
+}
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+# Each Cyrillic letter's Latin spellings, the first being anyascii's (what a Cyrillic prompt becomes).
+_CYR_LATIN: dict[str, tuple[str, ...]] = {
+    "а": ("a",), "б": ("b",), "в": ("v",), "г": ("g",), "д": ("d",), "е": ("e",), "ё": ("e", "yo"),
+    "ж": ("zh", "j"), "з": ("z",), "и": ("i",), "й": ("y", "i", "j"), "к": ("k",), "л": ("l",),
+    "м": ("m",), "н": ("n",), "о": ("o",), "п": ("p",), "р": ("r",), "с": ("s",), "т": ("t",),
+    "у": ("u",), "ф": ("f",), "х": ("kh", "h"), "ц": ("ts", "c"), "ч": ("ch",), "ш": ("sh",),
+    "щ": ("shch", "sch"), "ъ": ("",), "ы": ("y", "i"), "ь": ("",), "э": ("e",), "ю": ("yu", "iu", "ju"),
+    "я": ("ya", "ia", "ja"),
+}
+_MAX_SPELLINGS = 24
+
+
+@dataclass(frozen=True)
+class LanguageData:
+    entries: tuple[Entry, ...]  # Latin-script (and transliterated) entries for the main word table
+    script: tuple[Entry, ...]  # CJK entries, matched as substrings
+    ordinary: dict[str, frozenset[str]]  # folded word -> languages in which it is an ordinary word
+    gated: dict[str, frozenset[str]]  # term -> the languages a prompt must be in for it to count
+    age_units: tuple[str, ...]  # "anos", "jahre", "lat" ...
+    age_numbers: dict[str, int]  # "diez" -> 10 ...
+
+
+def script_text(text: str) -> str:
+    """The form CJK keys and prompts are compared in: NFKC (half-width kana, full-width letters), lowercase."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def kana_forms(term: str) -> list[str]:
+    """A kana term as written and in the other kana ("はらわた" and "ハラワタ")."""
+    hira = "".join(chr(ord(c) - 0x60) if "\u30a1" <= c <= "\u30f6" else c for c in term)
+    kata = "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in term)
+    return list(dict.fromkeys((term, hira, kata)))
+
+
+def _katakana(ch: str) -> bool:
+    return "\u30a1" <= ch <= "\u30fc"
+
+
+def cyrillic_spellings(term: str) -> list[str]:
+    """Latin spellings of a Cyrillic term: anyascii's first, then the common variants."""
+    parts = [_CYR_LATIN.get(ch, (ch,)) for ch in term.lower()]
+    out: list[str] = []
+    for combo in itertools.product(*parts):
+        out.append("".join(combo))
+        if len(out) >= _MAX_SPELLINGS:
+            break
+    return out
+
+
+def _entries_for(lang: str, table: str, term: str, reason: str) -> tuple[list[Entry], list[Entry]]:
+    category, tier = TABLES[table]
+    why = f"{reason} ({LANGUAGE_NAMES.get(lang, lang)})"
+    if _CJK.search(term):
+        return [], [Entry(category, tier, form, why, lang) for form in kana_forms(script_text(term))]
+    if _CYRILLIC.search(term):
+        return [Entry(category, tier, s, why, lang) for s in cyrillic_spellings(term)], []
+    return [Entry(category, tier, term, why, lang)], []
+
+
+def _load(lang: str, raw: dict[str, Any]
+          ) -> tuple[list[Entry], list[Entry], dict[str, set[str]], list[str], dict[str, int], dict[str, str]]:
+    latin: list[Entry] = []
+    script: list[Entry] = []
+    gated: dict[str, str] = {}
+    for table in TABLES:
+        for term, reason in raw.get(table, {}).items():
+            a, b = _entries_for(lang, table, str(term), str(reason))
+            latin.extend(a)
+            script.extend(b)
+            if table == "minors-in-language":
+                gated.update({e.term: lang for e in a})
+    ordinary: dict[str, set[str]] = {}
+    for word in raw.get("ordinary", {}):
+        ordinary.setdefault(word, set()).add(lang)
+    ages = raw.get("ages", {})
+    units = [str(u) for u in ages.get("units", [])]
+    numbers = {str(k): int(v) for k, v in ages.get("numbers", {}).items()}
+    return latin, script, ordinary, units, numbers, gated
+
+
+@lru_cache(maxsize=1)
+def language_data() -> LanguageData:
+    """Every data/lang/*.toml file, loaded once."""
+    from moderation.rules import phrase_key  # the same folding as the English lists
+
+    latin: list[Entry] = []
+    script: list[Entry] = []
+    ordinary: dict[str, set[str]] = {}
+    units: list[str] = []
+    numbers: dict[str, int] = {}
+    gated: dict[str, set[str]] = {}
+    folder = resources.files("moderation.data").joinpath("lang")
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not item.name.endswith(".toml"):
+            continue
+        lang = item.name.removesuffix(".toml")
+        try:
+            raw = tomllib.loads(item.read_text("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"moderation list data/lang/{item.name} is not valid TOML: {exc}") from exc
+        a, b, o, u, n, g = _load(lang, raw)
+        for term, code in g.items():
+            gated.setdefault(term, set()).add(code)
+        latin.extend(a)
+        script.extend(b)
+        for word, langs in o.items():
+            ordinary.setdefault(phrase_key(word), set()).update(langs)
+        units.extend(phrase_key(x) for x in u)
+        numbers.update({phrase_key(k): v for k, v in n.items()})
+    log.debug("loaded %d entries in other languages, %d in CJK scripts", len(latin), len(script))
+    return LanguageData(tuple(latin), tuple(script), {k: frozenset(v) for k, v in ordinary.items()},
+                        {k: frozenset(v) for k, v in gated.items()},
+                        tuple(dict.fromkeys(u for u in units if u)), numbers)
+
+
+class ScriptMatcher:
+    """Substring matching for scripts written without spaces; one set probe per character position."""
+
+    def __init__(self, entries: tuple[Entry, ...]) -> None:
+        table: dict[str, list[Entry]] = {}
+        for entry in entries:
+            table.setdefault(entry.term, []).append(entry)
+        self.table = {k: tuple(v) for k, v in table.items()}
+        self.first = frozenset(k[0] for k in self.table)
+        self.longest = max((len(k) for k in self.table), default=0)
+
+    def scan(self, original: str) -> list[Match]:
+        if not _CJK.search(original):
+            return []
+        text = script_text(original)
+        spans: list[tuple[int, int, tuple[Entry, ...]]] = []
+        table, size = self.table, len(text)
+        for i, ch in enumerate(text):
+            if ch not in self.first:
+                continue
+            for n in range(1, min(self.longest, size - i) + 1):
+                entries = table.get(text[i:i + n])
+                if entries and not self._inside_katakana_word(text, i, i + n):
+                    spans.append((i, i + n, entries))
+        allowed = [(a, b) for a, b, es in spans if es[0].tier == ALLOW]
+        out: list[Match] = []
+        for a, b, entries in spans:
+            if entries[0].tier == ALLOW:
+                continue
+            if any(x <= a and b <= y and (y - x) > (b - a) for x, y in allowed):
+                continue
+            out.extend(Match(e, SCRIPT_OFFSET + a, SCRIPT_OFFSET + b) for e in entries)
+        return out
+
+    @staticmethod
+    def _inside_katakana_word(text: str, start: int, end: int) -> bool:
+        """A katakana key that is part of a longer katakana word ("グロ" in "グローブ", "エッチ" in "エッチング")."""
+        if _katakana(text[end - 1]) and end < len(text) and _katakana(text[end]):
+            return True
+        return _katakana(text[start]) and start > 0 and _katakana(text[start - 1])
+
+
+_CJK_AGE = re.compile(r"(\d{1,3}|[一二三四五六七八九十]{1,3})\s*(?:歳|才|岁|歲|살|세)")
+_CJK_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
+
+
+def _cjk_number(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        return (_CJK_DIGITS.get(tens, 1) if tens else 1) * 10 + (_CJK_DIGITS.get(ones, 0) if ones else 0)
+    return _CJK_DIGITS.get(text, 99)
+
+
+def cjk_minor_ages(original: str) -> list[str]:
+    """Ages under 18 written with a CJK age counter ("10歳", "13살", "十二岁")."""
+    if not _CJK.search(original):
+        return []
+    text = unicodedata.normalize("NFKC", original)
+    return [m.group(0) for m in _CJK_AGE.finditer(text) if _cjk_number(m.group(1)) < 18]

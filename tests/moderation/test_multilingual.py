@@ -1,0 +1,134 @@
+"""Per-language acceptance on tests/data/moderation_multilingual.jsonl (issue 18).
+
+The set was written before any list or model was tuned for other languages, apart from the lists and
+the training corpus of the learned layer: 16 language/script groups (English paraphrases, Spanish,
+Portuguese, French, German, Italian, Dutch, Polish, Turkish, Indonesian, Russian in Cyrillic and in
+Latin transliteration, Japanese in romaji and in kana/kanji, Korean, Chinese), each with sexual,
+minors, gore, copyright, real-person, trademark and benign prompts. Benign prompts are traps: food,
+anatomy, animals, paint colours, classical art, children in ordinary scenes, words that are names in
+another language ("groot", "zio", "fillette").
+
+Labelling choices, kept consistent: any age cue (a number under 18, a school grade, a word for a
+child) with any nudity or sexual cue is minors; a localised character name counts as copyright.
+
+Run ``pytest tests/moderation/test_multilingual.py -s`` (or ``python -m tests.moderation.test_multilingual``)
+to see figures per language and per category, and the misses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from moderation import Moderator
+from tests.moderation.test_labelled_set import BLOCK_RECALL, FLAG_RECALL, MAX_BENIGN_REFUSED
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "moderation_multilingual.jsonl"
+# Sets written after each round of list work, each measured before the next round (see the report).
+PROBE = DATA.with_name("moderation_multilingual_probe.jsonl")
+
+
+def load(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+ROWS = load(DATA)
+LANGS = ("en", "es", "pt", "fr", "de", "it", "nl", "pl", "tr", "id", "ru", "ru-Latn", "ja", "ja-Latn",
+         "ko", "zh")
+BLOCK_FLOOR = 0.98
+MINORS_FLOOR = 1.0
+FLAG_FLOOR = 0.90
+
+
+def test_set_shape() -> None:
+    assert len(ROWS) >= 600
+    prompts = [r["prompt"] for r in ROWS]
+    assert len(prompts) == len(set(prompts)), "duplicate prompts"
+    per_lang: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in ROWS:
+        assert row["lang"] in LANGS, row
+        assert row["expected"] == {"benign": "allow"}.get(
+            row["category"], "block" if row["category"] in BLOCK_RECALL else "flag"), row
+        per_lang[row["lang"]][row["category"]] += 1
+    assert len(per_lang) >= 10
+    for lang, counts in per_lang.items():
+        for cat in ("sexual", "minors", "gore", "copyright", "benign"):
+            assert counts[cat] >= 3, (lang, cat)
+
+
+def _good(row: dict[str, str], action: str, categories: list[str]) -> bool:
+    cat = row["category"]
+    if cat in BLOCK_RECALL:
+        return action == "block" and (cat != "minors" or "minors" in categories)
+    return action != "allow"  # flag categories: warn or block; benign: a refusal
+
+
+def figures(moderator: Moderator, *, semantic: bool, verbose: bool = True,
+            rows: list[dict[str, str]] | None = None, name: str = "multilingual"
+            ) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Per language: block recall, minors recall, flag recall, benign refused; plus the misses."""
+    hits: dict[tuple[str, str], int] = defaultdict(int)
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    misses: list[str] = []
+    for row in ROWS if rows is None else rows:
+        v = moderator.check(row["prompt"], semantic=semantic)
+        good = _good(row, v.action.value, v.categories)
+        cat = row["category"]
+        group = ("block" if cat in BLOCK_RECALL else "flag" if cat in FLAG_RECALL else "benign")
+        for key in ((row["lang"], group), (row["lang"], cat), ("all", group), ("all", cat)):
+            totals[key] += 1
+            hits[key] += good
+        if cat == "minors":
+            totals[(row["lang"], "minors*")] += 1
+            hits[(row["lang"], "minors*")] += good
+        if good == (cat == "benign"):
+            misses.append(f"{row['lang']} {cat}: {v.action.value} {v.categories} {row['prompt']!r}")
+    table: dict[str, dict[str, float]] = defaultdict(dict)
+    for (lang, key), n in totals.items():
+        table[lang][key] = hits[(lang, key)] / n
+    if verbose:
+        print(f"\n{name} set ({'rules + semantic' if semantic else 'rules only'}):")
+        print(f"  {'lang':8s} {'block':>6s} {'minors':>6s} {'flag':>6s} {'benign':>6s}  (benign = refused)")
+        for lang in (*LANGS, "all"):
+            row = table.get(lang)
+            if row:
+                print(f"  {lang:8s} {row.get('block', 0):6.2f} {row.get('minors', 0):6.2f} "
+                      f"{row.get('flag', 0):6.2f} {row.get('benign', 0):6.2f}")
+        cats = sorted(k for k in table["all"] if k not in ("block", "flag"))
+        print("  per category (all languages): " + ", ".join(f"{c} {table['all'][c]:.2f}" for c in cats))
+        print(f"  misses ({len(misses)}):")
+        for miss in misses:
+            print("   ", miss)
+    return table, misses
+
+
+def assert_acceptance(table: dict[str, dict[str, float]], misses: list[str]) -> None:
+    for lang in LANGS:
+        row = table[lang]
+        assert row["block"] >= BLOCK_FLOOR, (lang, row, misses)
+        assert row["minors"] >= MINORS_FLOOR, (lang, row, misses)
+        assert row["flag"] >= FLAG_FLOOR, (lang, row, misses)
+        assert row["benign"] <= MAX_BENIGN_REFUSED, (lang, row, misses)
+
+
+def test_rules_meet_acceptance_per_language() -> None:
+    assert_acceptance(*figures(Moderator(semantic=False), semantic=False))
+
+
+def test_later_sets_meet_acceptance_per_language() -> None:
+    """The two sets written after each round of list work (figures before that work are in the report)."""
+    moderator = Moderator(semantic=False)
+    for path in (PROBE, PROBE.with_name("moderation_multilingual_probe3.jsonl")):
+        table, misses = figures(moderator, semantic=False, rows=load(path), name=path.stem)
+        assert_acceptance(table, misses)
+
+
+if __name__ == "__main__":
+    import sys
+
+    which = load(PROBE) if "--probe" in sys.argv else None
+    label = "probe" if which else "multilingual"
+    figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
+    if "--semantic" in sys.argv:
+        figures(Moderator(), semantic=True, rows=which, name=label)
