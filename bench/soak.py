@@ -305,6 +305,10 @@ async def main() -> None:
                 await sample(soak.answered)
             print(f"\n{soak.answered} commands in {elapsed:.0f} s ({args.engine} engine, "
                   f"{'remote worker' if args.remote else 'in-process pool'}): {dict(soak.outcomes)}")
+            for child in children:
+                trimmed = await child.ask("trim")
+                print(f"{child.name}: malloc_trim(0) at the end: RSS {trimmed['before'] / MB:.0f} -> "
+                      f"{trimmed['after'] / MB:.0f} MB (free memory glibc kept)")
             if args.types:
                 for child in children:
                     if child.name in types:
