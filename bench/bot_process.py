@@ -1,11 +1,14 @@
 """The real bot (`atelier run`) in its own process, pointed at a fake Discord in the bench process.
 
-    python bench/bot_process.py   # reads ATELIER_* settings and the two variables below
+    python bench/bot_process.py                      # the bot: ATELIER_* settings and the variables below
+    python bench/bot_process.py worker --redis URL   # or any other `atelier` command line
 
 Benchmark-only wiring, read from the environment: BENCH_API_BASE and BENCH_GATEWAY, where the
 fake's REST API and gateway listen. BENCH_ENGINE=sleep replaces the diffusion pipeline with one
 that sleeps BENCH_STEP_SECONDS a step without holding the GIL, as a GPU host's worker does while
-the device computes; the default runs the real (tiny) pipeline on this machine's CPU.
+the device computes; the default runs the real (tiny) pipeline on this machine's CPU (for
+`worker`, the stand-in is passed as its ``--engine``). BENCH_INSTRUMENT names a script run in this
+process before the command starts (bench/probe.py serves memory and loop-lag figures).
 """
 
 from __future__ import annotations
@@ -33,17 +36,28 @@ class SleepingEngine:
     def run(self, request, on_step=None, is_cancelled=None):  # type: ignore[no-untyped-def]
         from PIL import Image
 
-        from inference.media import encode_png
+        from inference.media import encode_png, make_grid
         from inference.types import GeneratedImage, GenerationResult
 
         for step in range(1, request.steps + 1):
             time.sleep(self.step_seconds)
             if on_step is not None:
                 on_step(step, request.steps)
-        image = Image.new("RGB", (request.width, request.height), (90, 120, 160))
-        png = encode_png(image, f"{request.prompt}\nSteps: {request.steps}, Seed: {request.seed}")
-        return GenerationResult(request.job_id, [GeneratedImage(png, request.seed, image.width, image.height)],
-                                None, self.step_seconds * request.steps, "")
+        # One picture per seed (a count of 4 is 4 images and their grid), with some noise so the
+        # PNGs weigh what real ones do; the parameters travel in each file as the runners write them.
+        images, files = [], []
+        for seed in request.seeds():
+            noise = Image.effect_noise((request.width, request.height), 40 + seed % 40).convert("RGB")
+            images.append(noise)
+            files.append(GeneratedImage(encode_png(noise, f"{request.prompt}\nSteps: {request.steps}, Seed: {seed}"),
+                                        seed, noise.width, noise.height))
+        grid = encode_png(make_grid(images), request.prompt) if len(images) > 1 else None
+        return GenerationResult(request.job_id, files, grid, self.step_seconds * request.steps, "")
+
+
+def sleeping_factory(device: str) -> SleepingEngine:
+    """`atelier worker --engine __main__:sleeping_factory` (this script is __main__)."""
+    return SleepingEngine(float(os.environ.get("BENCH_STEP_SECONDS", "0.2")))
 
 
 def patch() -> None:
@@ -67,6 +81,9 @@ if __name__ == "__main__":
                 task.print_stack(file=sys.stderr)
 
         signal.signal(signal.SIGUSR2, dump)
+    argv = sys.argv[1:] or ["run"]
+    if argv[0] == "worker" and os.environ.get("BENCH_ENGINE") == "sleep":
+        argv += ["--engine", "__main__:sleeping_factory"]
     patch()
     if os.environ.get("BENCH_INSTRUMENT"):
         import runpy
@@ -75,6 +92,6 @@ if __name__ == "__main__":
     if os.environ.get("BENCH_PROFILE"):  # cProfile of the whole process, written at exit
         import cProfile
 
-        cProfile.run('main(["run"])', os.environ["BENCH_PROFILE"])
+        cProfile.run("main(argv)", os.environ["BENCH_PROFILE"])
         sys.exit(0)
-    sys.exit(main(["run"]))
+    sys.exit(main(argv))

@@ -28,10 +28,22 @@ def _button(label: str, action: str, job_id: int, *, emoji: str | None = None, i
                              row=row)
 
 
+def layout(view: discord.ui.View) -> discord.ui.View:
+    """``view`` as a layout only: stopped before it is sent, so discord.py does not keep it.
+
+    discord.py stores every view it sends that is still listening and has a plain button with a
+    custom_id, one per message, and with ``timeout=None`` never drops it: a bot posting a result a
+    minute would hold every result's buttons for as long as it runs. Clicks on these buttons are
+    routed by the DynamicItem templates (cogs/views.py), which never needed the stored view.
+    """
+    view.stop()
+    return view
+
+
 def queued_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(_button("Cancel", "cancel", job.id or 0, style=discord.ButtonStyle.danger))
-    return view
+    return layout(view)
 
 
 def result_view(job: Job) -> discord.ui.View:
@@ -41,10 +53,10 @@ def result_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
     if job.params.get("task") == "upscale":
-        return view
+        return layout(view)
     if job.params.get("task") == "img2vid":
         view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary))
-        return view
+        return layout(view)
     count = int(job.params.get("count", 1)) if job.command in VARIABLE_COMMANDS else 1
     if count > 1:
         for i in range(count):
@@ -61,4 +73,4 @@ def result_view(job: Job) -> discord.ui.View:
     # Handled by cogs/account.py: the same job again with the same seed.
     view.add_item(discord.ui.Button(label="Rerun", style=discord.ButtonStyle.secondary,
                                     custom_id=f"{PREFIX}:acct:rerun:{job_id}", row=1 if count > 1 else 0))
-    return view
+    return layout(view)

@@ -15,7 +15,7 @@ from discord import app_commands
 
 from bot.access import Place
 from bot.acks import AckGate
-from bot.components import custom_id
+from bot.components import custom_id, layout
 from bot.errors import Refused, UserFacingError
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
             view = discord.ui.View(timeout=None)
             view.add_item(discord.ui.Button(label="Request review", style=discord.ButtonStyle.secondary,
                                             custom_id=custom_id("review", original.case_id)))
+            view = layout(view)
     elif isinstance(original, UserFacingError):
         embed = error_embed(original.title, original.message)
     elif isinstance(original, app_commands.CheckFailure):
