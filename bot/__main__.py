@@ -185,7 +185,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         def factory(device: str):  # type: ignore[no-untyped-def]
             from inference.engine import Engine  # imports torch: on the device thread
 
-            return Engine(registry, device)
+            # A remote worker runs one job a call: no batch, so no batch-invariance patch either.
+            return Engine(registry, device, batch_max=1)
 
     if args.devices:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]

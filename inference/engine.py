@@ -74,9 +74,10 @@ class Engine:
         # False: one pipeline call per image, so every image is bit-identical to its seed run
         # alone (see runners/txt2img.py); True: one batched call, faster on big GPUs.
         self.batch_images = batch_images
-        # Most images one pipeline call may carry for jobs batched together (run_batch); above 1
-        # the text-to-image pipelines are made batch-invariant (inference/batching.py), so a lone
-        # job and the same job in a batch give identical images.
+        # Most images one pipeline call may carry for jobs batched together (run_batch); above 1,
+        # on a CPU device, the text-to-image pipelines are made batch-invariant
+        # (inference/batching.py), so a lone job and the same job in a batch give identical
+        # images. CUDA keeps plain layers: batched images are near-identical (last bits).
         self.batch_max = max(1, int(batch_max))
         # (model name) -> loaded upscaler network.
         self._upscalers: dict[str, upscale.RRDBNet] = {}
@@ -92,7 +93,7 @@ class Engine:
         if isinstance(spec, str):
             spec = self.registry.get(spec)
         pipe = self.cache.get(spec, self.device)
-        if self.batch_max > 1 and spec.kind in RUNNERS:
+        if self.batch_max > 1 and spec.kind in RUNNERS and batching.applies_to(self.device):
             batching.make_batch_invariant(pipe, self.device)
         return pipe
 
