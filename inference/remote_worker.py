@@ -88,9 +88,17 @@ async def _generate(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
     reporter = _Reporter(job, ctx["atelier_progress_interval"])
     log.info("job %s (attempt %s) running on %s", req.job_id, job.attempts, slot.device,
              extra={"job_id": req.job_id})
-    future = loop.run_in_executor(slot.thread, lambda: slot.engine().run(req, reporter.on_step, cancelled.is_set))
+    def work() -> Any:
+        engine = slot.engine()
+        return (getattr(engine, "generate", None) or engine.run)(req, reporter.on_step, cancelled.is_set)
+
+    future = loop.run_in_executor(slot.thread, work)
     try:
         result = await asyncio.shield(future)
+        if hasattr(result, "finish"):  # its files are made off the device's thread, freed for the next job
+            slots.put_nowait(slot)
+            slot = None
+            result = await asyncio.to_thread(result.finish)
     except asyncio.CancelledError:  # saq abort (or shutdown): stop between two steps, then let saq record it
         cancelled.set()
         with contextlib.suppress(BaseException):
@@ -101,7 +109,8 @@ async def _generate(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
         return {"error": {"message": str(exc), "kinds": [c.__name__ for c in type(exc).__mro__]}}
     finally:
         await reporter.close()
-        slots.put_nowait(slot)
+        if slot is not None:
+            slots.put_nowait(slot)
     return encode_result(result)
 
 

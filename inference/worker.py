@@ -54,6 +54,8 @@ class Worker:
         self._cancelled = cancelled
         self._poll = poll_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{device}")
+        # Where a job's files are made (engine.generate's finish()): off the device's thread.
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{device}-files")
         self.batching = batching
         self.batches = 0  # pipeline calls that carried more than one job
         self.settling: set[asyncio.Future[None]] = set()  # outcomes still being reported
@@ -179,8 +181,12 @@ class Worker:
         def on_step(job_id: int, step: int, total: int) -> None:
             loop.call_soon_threadsafe(self._report, Progress(job_id, step, total))
 
-        await self._execute(requests, lambda: self._engine_now().run_batch(  # type: ignore[attr-defined]
-            requests, on_step, lambda job_id: job_id in self._cancelled))
+        def work() -> list[object]:
+            engine = self._engine_now()
+            run = getattr(engine, "generate_batch", None) or engine.run_batch  # type: ignore[attr-defined]
+            return run(requests, on_step, lambda job_id: job_id in self._cancelled)
+
+        await self._execute(requests, work)
 
     async def _run(self, request: GenerationRequest) -> None:
         loop = asyncio.get_running_loop()
@@ -192,11 +198,15 @@ class Worker:
         def is_cancelled() -> bool:
             return job_id in self._cancelled
 
-        await self._execute([request], lambda: [self._engine_now().run(request, on_step, is_cancelled)])
+        def work() -> list[object]:
+            engine = self._engine_now()
+            return [(getattr(engine, "generate", None) or engine.run)(request, on_step, is_cancelled)]
 
-    async def _execute(self, requests: list[GenerationRequest],
-                       work: Callable[[], list[GenerationResult | BaseException]]) -> None:
-        """Run ``work`` on the device thread and report each job's result or failure."""
+        await self._execute([request], work)
+
+    async def _execute(self, requests: list[GenerationRequest], work: Callable[[], list[object]]) -> None:
+        """Run ``work`` on the device thread and report each job's result or failure; a result still
+        to be finished (its files made) is finished on another thread while the device goes on."""
         ids = [r.job_id for r in requests]
         self._running = ids
         try:
@@ -211,11 +221,22 @@ class Worker:
                     log.info("job %s failed on %s: %r", job_id, self.name, outcome)
                     self._settle(self._source.failed(job_id, outcome))
                 else:
-                    self._settle(self._source.finished(outcome))
+                    self._settle(self._finish(job_id, outcome))
         finally:
             self._running = []
             for job_id in ids:
                 self._cancelled.discard(job_id)
+
+    async def _finish(self, job_id: int, outcome: object) -> None:
+        finish = getattr(outcome, "finish", None)
+        if finish is not None:
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(self._finisher, finish)
+            except Exception as exc:
+                log.info("job %s failed making its files on %s: %r", job_id, self.name, exc)
+                await self._source.failed(job_id, exc)
+                return
+        await self._source.finished(outcome)  # type: ignore[arg-type]
 
     def _settle(self, report: Awaitable[None]) -> None:
         """Report an outcome in the background: the device starts its next job meanwhile instead of
@@ -232,6 +253,7 @@ class Worker:
 
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
+        self._finisher.shutdown(wait=False, cancel_futures=True)
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -3,14 +3,17 @@ only where it holds), one call for a job's N images, and the LoRA adapter cache.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import pytest
 from torch import nn
 
 from inference import batching
 from inference.cache import ModelCache
 from inference.engine import Engine
 from inference.models import ModelSpec
+from inference.types import GenerationRequest
 
 
 class CpuBackedCache(ModelCache):
@@ -42,3 +45,26 @@ def test_a_cpu_engine_that_batches_applies_it_and_one_that_does_not_batch_does_n
     assert batching.is_batch_invariant(batched) and _patched_linears(batched) > 0
     lone = Engine(tiny_registry, "cpu", batch_max=1).pipeline("tiny-sd15")
     assert not batching.is_batch_invariant(lone) and _patched_linears(lone) == 0
+
+
+def _count_calls(module: Any) -> list[int]:
+    calls: list[int] = []
+    module.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
+    return calls
+
+
+@pytest.mark.parametrize(("model", "guidance"), [("tiny-sd15", 7.0), ("tiny-sdxl-turbo", 0.0)])
+def test_count_n_is_one_call_with_the_images_of_n_separate_calls(tiny_registry, model: str,  # type: ignore[no-untyped-def]
+                                                                 guidance: float) -> None:
+    engine = Engine(tiny_registry, "cpu", batch_max=4)
+    pipe = engine.pipeline(model)
+    encoder_calls, unet_calls = _count_calls(pipe.text_encoder), _count_calls(pipe.unet)
+    job = GenerationRequest(job_id=1, model=model, prompt="a red fox in snow", negative_prompt="blurry",
+                            width=64, height=64, steps=2, guidance=guidance, seed=40, count=3)
+    together = engine.run(job)
+    # One pipeline call: the prompt (and the negative, with guidance) encoded once, each UNet
+    # step run on all three latents at once.
+    assert len(encoder_calls) == (2 if guidance > 1 else 1)
+    assert len(unet_calls) == 2 and set(unet_calls) == {3 * (2 if guidance > 1 else 1)}
+    alone = [engine.run(replace(job, seed=40 + i, count=1)).images[0].png for i in range(3)]
+    assert [image.png for image in together.images] == alone
