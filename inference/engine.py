@@ -69,6 +69,7 @@ class Engine:
         batch_images: bool = False,
         lora_dir: Path | str | None = None,
         batch_max: int = 4,
+        lora_cache: int = lora.DEFAULT_CACHE,
     ) -> None:
         self.registry = registry
         self.device = device
@@ -89,6 +90,8 @@ class Engine:
         # ATELIER_LORA_DIR; None turns LoRAs off and jobs naming one fail with that reason.
         folder = lora_dir if lora_dir is not None else os.environ.get("ATELIER_LORA_DIR") or None
         self.loras = lora.LoraLibrary(folder) if folder else None
+        # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
+        self.adapters = lora.AdapterCache(lora_cache)
 
     def pipeline(self, spec: ModelSpec | str) -> DiffusionPipeline:
         """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
@@ -147,7 +150,7 @@ class Engine:
         try:
             # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
             # encoders): applied for this job only, removed before the next one starts.
-            with lora.applied(pipe, job_loras, model=spec.name):
+            with self.adapters.applied(pipe, job_loras, model=spec.name):
                 # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
                 encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
                                          device=self.device)

@@ -14,6 +14,7 @@ from inference.cache import ModelCache
 from inference.engine import Engine
 from inference.models import ModelSpec
 from inference.types import GenerationRequest
+from tests.lora_files import tiny_loras  # noqa: F401  (fixture)
 
 
 class CpuBackedCache(ModelCache):
@@ -68,3 +69,37 @@ def test_count_n_is_one_call_with_the_images_of_n_separate_calls(tiny_registry, 
     assert len(unet_calls) == 2 and set(unet_calls) == {3 * (2 if guidance > 1 else 1)}
     alone = [engine.run(replace(job, seed=40 + i, count=1)).images[0].png for i in range(3)]
     assert [image.png for image in together.images] == alone
+
+
+def test_adapter_cache_keeps_recent_loras_and_jobs_after_them_are_untouched(tiny_registry, tiny_loras) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    engine = Engine(tiny_registry, "cpu", lora_dir=tiny_loras, lora_cache=2)
+    fresh = Engine(tiny_registry, "cpu", lora_dir=tiny_loras, lora_cache=0)  # never keeps anything
+
+    def job(*loras: tuple[str, float]) -> GenerationRequest:
+        return GenerationRequest(job_id=1, model="tiny-sd15", prompt="a lighthouse", negative_prompt="blurry",
+                                 width=64, height=64, steps=2, seed=7, loras=list(loras))
+
+    def png(on: Engine, request: GenerationRequest) -> bytes:
+        return on.run(request).images[0].png
+
+    plain = png(fresh, job())
+    a, b = ("sd15/kohya-style", 1.0), ("sd15/diffusers-style", 0.6)
+    expected = {name: png(fresh, job(item)) for name, item in (("a", a), ("b", b))}
+    assert png(engine, job(a)) == expected["a"]
+    assert png(engine, job()) == plain  # the job after a LoRA job: as if it never saw it
+    assert png(engine, job(b)) == expected["b"]
+    assert png(engine, job(a)) == expected["a"]  # switched back on, not read again
+    assert png(engine, job(a, b)) == png(fresh, job(a, b))
+    assert engine.adapters.loads == 2
+    pipe = engine.pipeline("tiny-sd15")
+    # A third LoRA pushes out the least recently used one (bounded), and results stay right.
+    third = tiny_loras / "sd15" / "copy.safetensors"
+    third.write_bytes((tiny_loras / "sd15" / "kohya-style.safetensors").read_bytes())
+    try:
+        engine.loras.resolve("sd15/copy")  # type: ignore[union-attr]
+        assert png(engine, job(("sd15/copy", 0.5))) == png(fresh, job(("sd15/copy", 0.5)))
+        assert [path.rsplit("/", 1)[-1] for path in engine.adapters.loaded(pipe)] == \
+            ["diffusers-style.safetensors", "copy.safetensors"]
+        assert png(engine, job()) == plain
+    finally:
+        third.unlink()
