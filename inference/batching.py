@@ -73,6 +73,13 @@ def _pad_single(forward: Any) -> Any:
     return call
 
 
+def invariant_linears(model: nn.Module) -> None:
+    """Every ``nn.Linear`` of ``model`` as per-sample products (bench/gpu.py measures what this costs)."""
+    for module in model.modules():
+        if type(module) is nn.Linear:
+            module.forward = _invariant_linear.__get__(module)
+
+
 def applies_to(device: str) -> bool:
     """Whether batch invariance is made on ``device``: CPU devices only (see the module doc)."""
     return str(device).split(":")[0] == "cpu"
@@ -90,9 +97,7 @@ def make_batch_invariant(pipe: Any, device: str) -> None:
     unet = getattr(pipe, "unet", None)
     if unet is None or getattr(unet, _MARK, False) or not applies_to(device):
         return
-    for module in unet.modules():
-        if type(module) is nn.Linear:
-            module.forward = _invariant_linear.__get__(module)
+    invariant_linears(unet)
     unet.forward = _pad_single(unet.forward)
     vae = getattr(pipe, "vae", None)
     if vae is not None and hasattr(vae, "enable_slicing"):
