@@ -21,10 +21,18 @@ import torch
 from diffusers import DiffusionPipeline
 
 from inference import batching, lora, prompts
+from inference import compile as compiling
 from inference.cache import ModelCache
 from inference.finishing import Finishing, as_pil, to_uint8
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
-from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
+from inference.models import (
+    ASPECTS,
+    SCHEDULERS,
+    InvalidOption,
+    ModelRegistry,
+    ModelSpec,
+    validate_request_options,
+)
 from inference.runners import HANDLERS, img2img, img2vid, txt2img, upscale
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
 from inference.video import encode_video
@@ -70,6 +78,8 @@ class Engine:
         lora_dir: Path | str | None = None,
         batch_max: int = 4,
         lora_cache: int = lora.DEFAULT_CACHE,
+        compile_mode: str | None = None,
+        compile_backend: str = "inductor",
     ) -> None:
         self.registry = registry
         self.device = device
@@ -92,6 +102,11 @@ class Engine:
         self.loras = lora.LoraLibrary(folder) if folder else None
         # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
         self.adapters = lora.AdapterCache(lora_cache)
+        # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.
+        self.compile_mode = compiling.resolve(compile_mode, device)
+        self.compile_backend = compile_backend
+        # Shapes still to compile, (model, width, height, count): run between jobs (warm_up_step).
+        self.warm_up: list[tuple[str, int, int, int]] = []
 
     def pipeline(self, spec: ModelSpec | str) -> DiffusionPipeline:
         """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
@@ -100,11 +115,37 @@ class Engine:
         pipe = self.cache.get(spec, self.device)
         if self.batch_max > 1 and spec.kind in RUNNERS and batching.applies_to(self.device):
             batching.make_batch_invariant(pipe, self.device)
+        if spec.kind in RUNNERS:
+            # Fused QKV would hide the attention projections LoRAs are trained on.
+            compiling.optimize(pipe, self.compile_mode, self.device, backend=self.compile_backend,
+                               fuse_qkv=self.loras is None)
         return pipe
 
     def preload(self, name: str) -> None:
-        """Load a model before the first job needs it (workers call this at start-up)."""
+        """Load a model before the first job needs it (workers call this at start-up); when it is
+        compiled, plan its warm-up over the registry's aspect sizes at batch 1 and 2."""
         self.pipeline(name)
+        spec = self.registry.get(name)
+        if self.compile_mode != "off" and spec.kind in RUNNERS:
+            sizes = dict.fromkeys(spec.size_for_aspect(aspect) for aspect in ASPECTS)
+            self.plan_warm_up(name, list(sizes))
+
+    def plan_warm_up(self, name: str, sizes: list[tuple[int, int]]) -> None:
+        self.warm_up += [(name, width, height, count) for width, height in sizes for count in (1, 2)]
+
+    def warm_up_step(self) -> bool:
+        """Run the next planned warm-up shape (one denoising step), so no member's job waits for its
+        compilation; the worker calls this only while it has no job. Returns whether more remain."""
+        if not self.warm_up:
+            return False
+        name, width, height, count = self.warm_up.pop(0)
+        spec = self.registry.get(name)
+        try:
+            self.run(GenerationRequest(job_id=0, model=name, prompt="warm-up", width=width, height=height,
+                                       steps=1, guidance=spec.guidance, count=count))
+        except Exception:  # a shape the model refuses is not worth a failed start
+            log.exception("warm-up of %s at %dx%d x%d failed", name, width, height, count)
+        return bool(self.warm_up)
 
     def run(
         self,

@@ -94,6 +94,8 @@ class Worker:
                 claimed = await self._take_ahead() if self._ahead is not None else None
                 if claimed is None and self._resume.is_set():  # also when the early claim found nothing
                     claimed = await self._claim()
+                if claimed is None and await self._warm_up_while_idle():
+                    continue
                 if claimed is None:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -106,6 +108,15 @@ class Worker:
         finally:
             if self._ahead is not None:  # stopping: what was claimed ahead goes back to the queue
                 await self._release_ahead()
+
+    async def _warm_up_while_idle(self) -> bool:
+        """With no job queued, compile one more of the engine's planned shapes (inference/compile.py)
+        on the device thread: start-up never waits for it, and a job waits at most for one shape."""
+        step = getattr(self._engine, "warm_up_step", None)
+        if step is None or not getattr(self._engine, "warm_up", None):
+            return False
+        await asyncio.get_running_loop().run_in_executor(self._thread, step)
+        return True
 
     async def _claim(self) -> list[GenerationRequest] | None:
         """The next job and its batch partners, claimed; None when nothing is queued."""
