@@ -27,17 +27,15 @@ it runs, asking for the other models; each light job must start within 2 job-dur
 from __future__ import annotations
 
 import argparse
-import heapq
 import random
 import statistics
 import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db.repositories.jobs import MAX_WAIT, _fair_order, _guild_key, _Queued, job_cost  # noqa: E402
+from db.repositories.jobs import MAX_WAIT, _fair_order, _guild_key, _Queued, job_cost
 
 
 @dataclass(frozen=True)
