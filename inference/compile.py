@@ -51,16 +51,19 @@ def resolve(mode: str | None, device: str) -> CompileMode:
 def configure_process(mode: CompileMode | str | None) -> None:
     """Process-wide settings for the GPU path (the wiring place calls this once at start-up).
 
-    TF32 for what stays float32 (schedulers' math, upcast attention) on Ampere and newer, and a
+    TF32 for what stays float32 (schedulers' math, upcast attention) on Ampere and newer; a
     Dynamo recompile limit high enough for every block shape of a UNet at two batch sizes and a few
-    LoRAs (past it Dynamo silently falls back to eager for that block)."""
+    LoRAs (past it Dynamo silently falls back to eager for that block); and no duck shaping, which
+    would give a square latent's height and width one symbol and recompile for every other aspect."""
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if mode not in (None, "off"):
         from torch import _dynamo
+        from torch.fx.experimental import _config as fx_config
 
         _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
+        fx_config.use_duck_shape = False
 
 
 def denoiser(pipe: Any) -> Any:

@@ -39,8 +39,11 @@ def test_regional_compile_matches_eager_and_does_not_recompile_after_warm_up(
     """Dynamo's eager backend: the same graph capture, guards and recompiles as inductor, without
     the C++ compiler a CPU inductor run would spend minutes in."""
     from torch._dynamo.utils import counters
+    from torch.fx.experimental import _config as fx_config
 
+    # What compiling.configure_process sets in the wiring place.
     monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 64)
+    monkeypatch.setattr(fx_config, "use_duck_shape", False)
     torch._dynamo.reset()
     engine = Engine(tiny_registry, "cpu", batch_max=1, compile_mode="regional", compile_backend="eager",
                     lora_dir=tiny_loras)
