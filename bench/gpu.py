@@ -1,32 +1,85 @@
-"""GPU throughput of the full-size UNets with random weights: SD 1.5 and SDXL, bf16 + SDPA.
+#!/usr/bin/env python3
+"""GPU throughput of what production runs: full-size SD 1.5 and SDXL (random weights), one JSON row
+per measurement, written and flushed as it goes.
 
-    python bench/gpu.py [--out bench/gpu-results.json] [--no-compile] [--budget 450]
-    python bench/gpu.py --dry-run        # tiny configs on the CPU: checks the script, not the GPU
+    python3 bench/gpu.py [--out gpu-results.jsonl] [--budget 300] [--steps 30]
+    python3 bench/gpu.py --dry-run      # tiny configs on the CPU: checks the script, not the GPU
 
-For the device machine (no weights needed: the architectures come from configs, see
-../shared/notes/tiny-models.md). Measures the denoising loop, where the time goes: 30 UNet steps with
-classifier-free guidance (the UNet sees 2 x batch), SDXL at 1024x1024 (128x128 latents) and SD 1.5 at
-512x512 (64x64), at batch 1 and 4, eager and then with torch.compile. Reports seconds per image,
-it/s (denoising steps per second for the whole batch), model FLOPs utilisation (FLOPs of one UNet
-call counted by torch's FlopCounterMode, against a bf16 matmul peak measured here first) and peak
-VRAM. Text encoders and the VAE are left out. Compiled runs stop being started once --budget
-seconds have passed (default 450, so the whole script stays under 8 minutes); skipped ones say so
-in the JSON.
+For a bare device machine: only torch must be installed. diffusers and its dependencies, where
+missing, come from wheels fetched beforehand into bench/vendor/ (bench/vendor.py), unpacked behind
+the machine's own packages on ``sys.path``. The models are built from their configs (no download).
+
+Rows, in order of importance (a run cut short still has the first ones): the bf16 matmul peak
+(after a second of warm-up, so the clocks are up), then per model, batch 1 and 4: eager with plain
+layers (what CUDA runs now), eager with the CPU batch-invariance patch (what it cost CUDA before),
+SDXL 1024 px with the VAE decode, SD 1.5 in float16 (its production dtype), then ``regional`` and
+``max`` compilation as inference/compile.py does them. Each row has seconds per image, UNet calls
+per second, MFU against the measured peak, ``max_memory_reserved`` and the warm-up (compile) time.
+The whole run stays within ``--budget`` seconds (300 by default): checked before each row and at
+every denoising step; a row that does not fit is written as skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import platform
+import sys
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from diffusers import UNet2DConditionModel
-from diffusers.models.attention_processor import AttnProcessor2_0
-from torch.utils.flop_counter import FlopCounterMode
+ROOT = Path(__file__).resolve().parents[1]
+VENDOR = ROOT / "bench" / "vendor"
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402  (the one package the machine must have)
+
+
+def bring_vendored() -> list[str]:
+    """Unpack the wheels in bench/vendor/wheels that fit this interpreter into
+    bench/vendor/site-cpXY/ and put that folder *behind* sys.path: installed packages win."""
+    wheels = VENDOR / "wheels"
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    site = VENDOR / f"site-{tag}"
+    brought = []
+    for wheel in sorted(wheels.glob("*.whl")) if wheels.is_dir() else []:
+        python, abi, plat = wheel.name[:-4].split("-")[-3:]
+        minor = int(python[3:]) if python.startswith("cp3") else 0
+        fits = ("x86_64" in plat or plat == "any") and (
+            python.startswith("py3") or python == tag
+            or (abi == "abi3" and python.startswith("cp3") and minor <= sys.version_info.minor))
+        if not fits:
+            continue
+        marker = site / f".{wheel.name}.done"
+        if not marker.exists():
+            site.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(site)
+            marker.touch()
+        brought.append(wheel.name)
+    if brought and str(site) not in sys.path:
+        sys.path.append(str(site))
+        importlib.invalidate_caches()
+    return brought
+
+
+try:
+    import diffusers
+except ImportError:
+    print(f"diffusers missing: using {len(bring_vendored())} wheels from {VENDOR / 'wheels'}", flush=True)
+    import diffusers
+
+from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: E402
+from diffusers.models.attention_processor import AttnProcessor2_0  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from inference import batching  # noqa: E402
+from inference import compile as compiling  # noqa: E402
 
 SD15 = dict(
     sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
@@ -52,6 +105,55 @@ TINY_SDXL = dict(
     addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32,
     cross_attention_dim=64,
 )
+VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=1024,
+)
+TINY_VAE = dict(VAE, layers_per_block=1, block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
+                up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=32, sample_size=64)
+# name -> (UNet config, latent side): SDXL at 1024 px, SD 1.5 at 512 px.
+MODELS = {"sdxl": (SDXL, 128), "sd15": (SD15, 64)}
+TINY_MODELS = {"sdxl": (TINY_SDXL, 8), "sd15": (TINY_SD15, 8)}
+
+
+class OverBudget(Exception):
+    pass
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.started = time.monotonic()
+        self.end = self.started + seconds
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self, need: float = 0.0) -> None:
+        if self.left() < need:
+            raise OverBudget(f"{self.left():.0f} s left, {need:.0f} s needed")
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    batch: int
+    dtype: str = "bf16"
+    compile: str = "off"
+    invariant: bool = False
+    vae: bool = False
+    need: float = 5.0  # seconds the row needs at least (compile warm-up included), on a GPU
+
+
+def cases() -> list[Case]:
+    rows = []
+    for batch in (1, 4):
+        rows += [Case("sdxl", batch), Case("sdxl", batch, invariant=True), Case("sd15", batch, dtype="fp16"),
+                 Case("sd15", batch, invariant=True, dtype="fp16")]
+    rows += [Case("sdxl", 1, vae=True), Case("sdxl", 4, vae=True, need=10)]
+    for mode, need in (("regional", 40.0), ("max", 120.0)):
+        for model, dtype in (("sdxl", "bf16"), ("sd15", "fp16")):
+            rows += [Case(model, 1, dtype=dtype, compile=mode, need=need), Case(model, 4, dtype=dtype, compile=mode, need=10)]
+    return rows
 
 
 def sync(device: str) -> None:
@@ -59,20 +161,27 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak(device: str, dtype: torch.dtype, n: int, iters: int) -> float:
-    """Dense bf16 matmul FLOP/s measured on this device: the denominator of MFU."""
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    started = time.perf_counter()
-    for _ in range(iters):
-        a @ b
-    sync(device)
-    return 2 * n**3 * iters / (time.perf_counter() - started)
+def matmul_peak(device: str, n: int, warm: float = 1.0, measure: float = 1.0) -> float:
+    """Dense bf16 matmul FLOP/s: ``warm`` seconds of products first (clocks up), then ``measure``."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for seconds in (warm, measure):
+        iters, started = 0, time.perf_counter()
+        while True:
+            for _ in range(5):
+                a @ b
+            iters += 5
+            sync(device)
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds:
+                break
+    return 2 * n**3 * iters / elapsed
 
 
-def build(config: dict[str, Any], device: str, dtype: torch.dtype) -> UNet2DConditionModel:
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_unet(config: dict[str, Any], device: str, dtype: torch.dtype) -> UNet2DConditionModel:
     with torch.device(device):
         unet = UNet2DConditionModel(**config)
     unet = unet.to(dtype).eval().requires_grad_(False)
@@ -80,7 +189,7 @@ def build(config: dict[str, Any], device: str, dtype: torch.dtype) -> UNet2DCond
     return unet
 
 
-def inputs(config: dict[str, Any], batch: int, latent: int, device: str, dtype: torch.dtype) -> dict[str, Any]:
+def unet_inputs(config: dict[str, Any], batch: int, latent: int, device: str, dtype: torch.dtype) -> dict[str, Any]:
     rows = 2 * batch  # classifier-free guidance: conditional and unconditional in one call
     args: dict[str, Any] = {
         "sample": torch.randn(rows, 4, latent, latent, device=device, dtype=dtype),
@@ -93,115 +202,144 @@ def inputs(config: dict[str, Any], batch: int, latent: int, device: str, dtype: 
     return args
 
 
-def denoise(unet: Any, args: dict[str, Any], steps: int) -> torch.Tensor:
+def denoise(unet: Any, args: dict[str, Any], steps: int, budget: Budget) -> torch.Tensor:
     latents = args["sample"]
     for step in range(steps):
+        budget.check()
         t = torch.full((latents.shape[0],), 999 - step * (1000 // max(steps, 1)), device=latents.device)
         noise = unet(**{**args, "sample": latents}, timestep=t, return_dict=False)[0]
         uncond, cond = noise.chunk(2)
         guided = uncond + 7.0 * (cond - uncond)
         latents = latents - 0.01 * torch.cat([guided, guided])  # the scheduler's cost is negligible
-    return latents
+    return latents[: latents.shape[0] // 2]
 
 
-def flops_per_call(unet: UNet2DConditionModel, args: dict[str, Any]) -> int:
+def count_flops(fn: Any) -> int:
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        unet(**args, timestep=torch.tensor([999] * args["sample"].shape[0], device=args["sample"].device))
+        fn()
     return int(counter.get_total_flops())
 
 
-def measure(name: str, unet: Any, config: dict[str, Any], *, batch: int, latent: int, steps: int, device: str,
-            dtype: torch.dtype, peak: float, flops: int, compiled: bool) -> dict[str, Any]:
-    args = inputs(config, batch, latent, device, dtype)
+def run_case(case: Case, *, dry: bool, device: str, steps: int, peak: float, budget: Budget) -> dict[str, Any]:
+    config, latent = (TINY_MODELS if dry else MODELS)[case.model]
+    dtype = torch.float32 if dry else DTYPES[case.dtype]  # half precision on a CPU is slow and beside the point
+    row: dict[str, Any] = {"kind": "measurement", **case.__dict__, "resolution": latent * 8, "steps": steps}
+    row.pop("need")
+    if dry:
+        row["dtype"] = "fp32"
+    unet = build_unet(config, device, dtype)
+    if case.invariant:
+        batching.invariant_linears(unet)
+    vae = None
+    if case.vae:
+        with torch.device(device):
+            vae = AutoencoderKL(**(TINY_VAE if dry else VAE)).to(dtype).eval().requires_grad_(False)
+    args = unet_inputs(config, case.batch, latent, device, dtype)
+    flops = count_flops(lambda: unet(**args, timestep=torch.full((2 * case.batch,), 999, device=device)))
+    if case.compile != "off":
+        backend = "eager" if dry else "inductor"  # a CPU's inductor would time the C++ compiler
+        compiling.optimize(_Parts(unet, vae), case.compile, device, backend=backend, fuse_qkv=True)
+    decode_flops = 0
     with torch.no_grad():
         started = time.perf_counter()
-        denoise(unet, args, 3)  # warm-up; compiles when compiled
+        latents = denoise(unet, args, 2, budget)  # warm-up; compiles when compiled
+        if vae is not None:
+            one = latents[:1] / 0.13025
+            decode_flops = count_flops(lambda: vae.decode(one))
+            vae.decode(one)
         sync(device)
-        warmup = time.perf_counter() - started
+        row["warmup_seconds"] = time.perf_counter() - started
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
-        denoise(unet, args, steps)
+        latents = denoise(unet, args, steps, budget)
+        if vae is not None:
+            for image in latents.split(1):  # one image at a time, as production decodes
+                budget.check()
+                vae.decode(image / 0.13025)
         sync(device)
         seconds = time.perf_counter() - started
-    peak_vram = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
-    return {
-        "model": name, "resolution": latent * 8, "steps": steps, "batch": batch, "compile": compiled,
-        "seconds_per_image": seconds / batch, "it_per_s": steps / seconds, "seconds": seconds,
-        "flops_per_unet_call": flops, "mfu": flops * steps / seconds / peak, "peak_vram_gib": peak_vram,
-        "warmup_seconds": warmup,
-    }
+    total_flops = flops * steps + decode_flops * case.batch
+    row.update(seconds=seconds, seconds_per_image=seconds / case.batch, it_per_s=steps / seconds,
+               flops_per_unet_call=flops, vae_decode_flops=decode_flops or None, mfu=total_flops / seconds / peak,
+               max_memory_reserved_gib=torch.cuda.max_memory_reserved() / 2**30 if device.startswith("cuda") else None)
+    return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+class _Parts:
+    """The parts of a pipeline inference/compile.py prepares."""
+
+    def __init__(self, unet: Any, vae: Any) -> None:
+        self.unet, self.vae = unet, vae
+
+    def fuse_qkv_projections(self) -> None:
+        for part in (self.unet, self.vae):
+            if part is not None:
+                part.fuse_qkv_projections()
+
+
+class Rows:
+    """A JSON-lines file: each row written, flushed and synced as soon as it exists."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = path.open("w", encoding="utf-8")
+        self.path = path
+
+    def write(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row)
+        self.handle.write(line + "\n")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        print(line, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="tiny configs on the CPU")
-    parser.add_argument("--out", type=Path, default=Path("bench/gpu-results.json"))
-    parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--budget", type=float, default=450.0, help="seconds after which no compiled run starts")
+    default_out = Path(os.environ["OUT"]) / "gpu-results.jsonl" if os.environ.get("OUT") else Path("gpu-results.jsonl")
+    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds for the whole run")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--only", default="", help="comma-separated compile modes to keep (off,regional,max)")
     args = parser.parse_args()
-    begun = time.perf_counter()
-    dtype = torch.bfloat16
+    budget = Budget(args.budget)
+    diffusers.utils.logging.set_verbosity_error()  # the cast-to-half notices, once per model built
     if args.dry_run:
-        device, steps, n, iters = "cpu", args.steps or 3, 256, 5
-        models = [("sdxl", TINY_SDXL, 8), ("sd15", TINY_SD15, 8)]
-        backend = "eager"  # Dynamo only: inductor on a CPU would time the C++ compiler
+        device, steps, n = "cpu", args.steps or 3, 256
     else:
         if not torch.cuda.is_available():
-            raise SystemExit("no CUDA device: run with --dry-run to check the script on a CPU")
-        device, steps, n, iters = "cuda", args.steps or 30, 8192, 50
-        models = [("sdxl", SDXL, 128), ("sd15", SD15, 64)]
-        backend = "inductor"
-        torch.backends.cuda.matmul.allow_tf32 = True
-    peak = matmul_peak(device, dtype, n, iters)
-    report: dict[str, Any] = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "dtype": "bfloat16", "attention": "SDPA", "dry_run": args.dry_run,
-        "bf16_matmul_peak_tflops": peak / 1e12, "results": [], "skipped": [],
-    }
-    print(f"{report['device']}: bf16 matmul peak {peak / 1e12:.1f} TFLOP/s")
-    built = {}
-    for name, config, latent in models:
-        unet = build(config, device, dtype)
-        flops = {b: flops_per_call(unet, inputs(config, b, latent, device, dtype)) for b in (1, 4)}
-        built[name] = (unet, config, latent, flops)
-        for batch in (1, 4):
-            row = measure(name, unet, config, batch=batch, latent=latent, steps=steps, device=device, dtype=dtype,
-                          peak=peak, flops=flops[batch], compiled=False)
-            report["results"].append(row)
-            _print(row)
-    if not args.no_compile:
-        torch._dynamo.config.automatic_dynamic_shapes = False  # batch 1 and 4 get a static graph each
-        for name, (unet, config, latent, flops) in built.items():
-            compiled = torch.compile(unet, backend=backend, fullgraph=False)
-            for batch in (1, 4):
-                if time.perf_counter() - begun > args.budget:
-                    report["skipped"].append({"model": name, "batch": batch, "compile": True, "why": "time budget"})
-                    print(f"{name} batch {batch} compiled: skipped (time budget)")
-                    continue
-                row = measure(name, compiled, config, batch=batch, latent=latent, steps=steps, device=device,
-                              dtype=dtype, peak=peak, flops=flops[batch], compiled=True)
-                report["results"].append(row)
-                _print(row)
-        for row in report["results"]:
-            if row["compile"]:
-                eager = next(r for r in report["results"]
-                             if not r["compile"] and r["model"] == row["model"] and r["batch"] == row["batch"])
-                row["speedup_vs_eager"] = eager["seconds"] / row["seconds"]
-    report["total_seconds"] = time.perf_counter() - begun
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out} ({report['total_seconds']:.0f} s in all)")
-
-
-def _print(row: dict[str, Any]) -> None:
-    vram = f"{row['peak_vram_gib']:.1f} GiB" if row["peak_vram_gib"] is not None else "-"
-    print(f"{row['model']:>5} {row['resolution']}px batch {row['batch']} {'compiled' if row['compile'] else 'eager   '}: "
-          f"{row['seconds_per_image']:.3f} s/image, {row['it_per_s']:.2f} it/s, MFU {row['mfu'] * 100:.1f}%, "
-          f"peak VRAM {vram} (warm-up {row['warmup_seconds']:.1f} s)")
+            print("no CUDA device: run with --dry-run to check the script on a CPU", file=sys.stderr)
+            return 2
+        device, steps, n = "cuda", args.steps or 30, 8192
+        compiling.configure_process("regional")  # TF32 and Dynamo's limit, as the bot's wiring does
+    rows = Rows(args.out)
+    peak = matmul_peak(device, n, warm=0.2 if args.dry_run else 1.0, measure=0.2 if args.dry_run else 1.0)
+    rows.write({
+        "kind": "environment", "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version(),
+        "cuda": torch.version.cuda, "dry_run": args.dry_run, "bf16_matmul_peak_tflops": peak / 1e12,
+        "budget_seconds": args.budget,
+    })
+    keep = {mode for mode in args.only.split(",") if mode}
+    for case in cases():
+        if keep and case.compile not in keep:
+            continue
+        try:
+            budget.check(0.0 if args.dry_run else case.need)
+            row = run_case(case, dry=args.dry_run, device=device, steps=steps, peak=peak, budget=budget)
+        except OverBudget as over:
+            row = {"kind": "skipped", **case.__dict__, "why": f"time budget ({over})"}
+        except Exception as exc:  # e.g. out of memory or a compile failure: the next rows still run
+            row = {"kind": "failed", **case.__dict__, "why": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        row.pop("need", None)
+        rows.write(row)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    rows.write({"kind": "done", "total_seconds": time.monotonic() - budget.started})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

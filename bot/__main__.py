@@ -276,9 +276,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         registry = ModelRegistry.load(settings.models)
 
         def factory(device: str):  # type: ignore[no-untyped-def]
-            from inference.engine import Engine  # imports torch: on the device thread
+            from inference import compile as compiling  # imports torch: on the device thread
+            from inference.engine import Engine
 
-            return Engine(registry, device)
+            compiling.configure_process(compiling.resolve(settings.compile_mode, device))
+            # A remote worker runs one job a call: no batch, so no batch-invariance patch either.
+            return Engine(registry, device, batch_max=1, lora_cache=settings.lora_cache,
+                          compile_mode=settings.compile_mode)
 
     if args.devices:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]

@@ -127,8 +127,9 @@ class Atelier(commands.AutoShardedBot):
                                    job_timeout=self.settings.job_timeout or None)
         else:  # the embedded default: this process's devices
             devices = self.settings.device_list or await asyncio.to_thread(default_devices)
-            factory = self._engine_factory or _default_engine_factory(self.registry, self.settings.lora_dir,
-                                                                       self.settings.batch_max)
+            factory = self._engine_factory or _default_engine_factory(
+                self.registry, self.settings.lora_dir, self.settings.batch_max,
+                lora_cache=self.settings.lora_cache, compile_mode=self.settings.compile_mode)
             self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000,
                                       owner=self.settings.instance, run_timeout=self.settings.job_timeout or None)
         self.service.pool = self.pool
@@ -198,11 +199,15 @@ def build_moderation(settings: Settings, sessions: Any, reads: Any = None) -> Mo
     return ModerationService(sessions, moderator=moderator, images=images, reads=reads)
 
 
-def _default_engine_factory(registry: ModelRegistry, lora_dir: Path | None = None,
-                            batch_max: int = 4) -> Callable[[str], Any]:
+def _default_engine_factory(registry: ModelRegistry, lora_dir: Path | None = None, batch_max: int = 4, *,
+                            lora_cache: int = 8, compile_mode: str | None = None) -> Callable[[str], Any]:
     def factory(device: str) -> Any:
-        from inference.engine import Engine  # imports torch: only ever on a worker thread
+        from inference import compile as compiling  # imports torch: only ever on a worker thread
+        from inference.engine import Engine
 
-        return Engine(registry, device, lora_dir=lora_dir, batch_max=batch_max)
+        # The one place the GPU path's process-wide torch settings (TF32, Dynamo's limit) are made.
+        compiling.configure_process(compiling.resolve(compile_mode, device))
+        return Engine(registry, device, lora_dir=lora_dir, batch_max=batch_max, lora_cache=lora_cache,
+                      compile_mode=compile_mode)
 
     return factory

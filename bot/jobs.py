@@ -137,6 +137,8 @@ class ImagineOptions:
     lora_weight: float | None = None
     # That folder (settings.lora_dir); None: LoRAs are off and naming one is refused.
     lora_dir: Path | None = None
+    # "fast": the model's distilled sibling (its registry entry's `fast`), else half the steps.
+    quality: str | None = None
 
 
 @dataclass(slots=True)
@@ -215,11 +217,13 @@ class JobService:
         if len(negative) > MAX_NEGATIVE:
             raise InvalidOption(f"The negative prompt is {len(negative)} characters; the limit is {MAX_NEGATIVE}.")
         spec = self.model_spec(options.model)
+        spec, fast_steps = self._quality(spec, options)
         try:
             width, height = spec.size_for_aspect(options.aspect or "1:1")
         except UnknownAspect:
             raise InvalidOption(f"Unknown aspect {options.aspect!r}; choose one of {', '.join(ASPECTS)}.") from None
         steps = spec.steps if options.steps is None else options.steps
+        steps = fast_steps or steps
         if not 1 <= steps <= spec.max_steps:
             raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}.")
         guidance = spec.guidance if options.guidance is None else options.guidance
@@ -237,10 +241,27 @@ class JobService:
             "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
             "scheduler": spec.scheduler, "aspect": options.aspect or "1:1",
         }
+        if options.quality == "fast":
+            params["quality"] = "fast"
         chosen = _lora_choice(options, spec)
         if chosen:
             params["loras"] = chosen
         return params
+
+    def _quality(self, spec: ModelSpec, options: ImagineOptions) -> tuple[ModelSpec, int | None]:
+        """``quality: fast``: the model's distilled sibling at its own steps and guidance where the
+        registry names one (``fast = "sdxl-lightning"``), else this model at half its steps."""
+        if options.quality in (None, "standard"):
+            return spec, None
+        if options.quality != "fast":
+            raise InvalidOption(f"Unknown quality {options.quality!r}; choose standard or fast.")
+        if options.steps is not None:
+            raise InvalidOption("`quality: fast` picks its own steps; leave `steps` empty or choose standard.")
+        sibling = spec.extra.get("fast")
+        if sibling:
+            fast = self.model_spec(str(sibling))
+            return fast, fast.steps
+        return spec, max(4, (spec.steps + 1) // 2)
 
     def model_spec(self, name: str | None, *, kinds: tuple[str, ...] = TEXT_TO_IMAGE_KINDS) -> ModelSpec:
         """The named model (or the default) among those of `kinds`; the error lists only those."""

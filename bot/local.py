@@ -121,7 +121,7 @@ async def generate_once(settings: Settings, options: ImagineOptions, output: Pat
             def factory(device: str):  # type: ignore[no-untyped-def]
                 from inference.engine import Engine
 
-                return Engine(registry, device)
+                return Engine(registry, device, batch_max=1)  # one job: nothing to batch
 
             pool = InferencePool(service, factory, devices[:1])
             service.pool = pool

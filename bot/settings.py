@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,8 @@ ENV_NAMES = {
     "metrics_port": "ATELIER_METRICS_PORT",
     "metrics_host": "ATELIER_METRICS_HOST",
     "lora_dir": "ATELIER_LORA_DIR",
+    "lora_cache": "ATELIER_LORA_CACHE",
+    "compile_mode": "ATELIER_COMPILE",
     "shard_count": "ATELIER_SHARD_COUNT",
     "shard_ids": "ATELIER_SHARD_IDS",
     "batch_max": "ATELIER_BATCH_MAX",
@@ -102,6 +105,12 @@ class Settings(BaseSettings):
     # A folder of LoRA .safetensors files members may pick in /imagine (subfolders too); unset: no
     # LoRAs. In-process workers read the same variable; remote workers read their own machine's.
     lora_dir: Path | None = None
+    # LoRAs kept loaded per model on each device (least recently used dropped); 0: load per job.
+    lora_cache: int = Field(default=8, ge=0, le=64)
+    # How pipelines are compiled (inference/compile.py): off, regional or max; unset: regional on
+    # CUDA devices, off on CPU.
+    compile_mode: Literal["off", "regional", "max"] | None = Field(
+        default=None, validation_alias=AliasChoices("compile_mode", "ATELIER_COMPILE"))
     # Discord shards in all (Discord requires one per 2,500 guilds); unset: Discord's recommendation
     # (GET /gateway/bot). With ATELIER_SHARD_IDS, several processes split the shards between them.
     shard_count: int | None = Field(default=None, ge=1)

@@ -152,20 +152,22 @@ class Imagine(commands.Cog):
         strength="With an image: how far to move away from it (0.05 subtle - 1.0 ignore it; default 0.6)",
         lora="A style or character add-on (LoRA) from the bot's collection; off unless the owner set one up",
         lora_weight=f"How strongly the LoRA applies (0-2; default {loras.DEFAULT_WEIGHT:g})",
+        quality="fast: a distilled model or fewer steps, a few times quicker and a little rougher",
     )
-    @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
+    @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
+                          quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")])
     async def imagine(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                       model: str | None = None, aspect: str | None = None, steps: int | None = None,
                       guidance: float | None = None, seed: int | None = None, count: int = 1,
                       image: discord.Attachment | None = None, strength: float | None = None,
                       lora: str | None = None,
                       lora_weight: app_commands.Range[float, loras.MIN_WEIGHT, loras.MAX_WEIGHT] | None = None,
-                      ) -> None:
+                      quality: str | None = None) -> None:
         service = self.bot.service
         # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
                                  guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
-                                 lora_dir=self.bot.settings.lora_dir)
+                                 lora_dir=self.bot.settings.lora_dir, quality=quality)
         params = service.prepare_imagine(options)
         strength = studio.check_strength(strength, has_image=image is not None)
         if image is not None:

@@ -18,8 +18,13 @@ order, from the shapes they are given. On CPU three things change with the batch
 
 Text encoders run per job (each job's prompt is encoded alone, as in a lone run), so they never
 see a batch. Per-image generators keep each image's noise its own. Tested bit for bit on CPU
-(tests/inference/test_batching.py); on CUDA, cuBLAS/cuDNN choose kernels by shape as well, so there
-the batched image can differ from the lone one in the last bits (not in anything visible).
+(tests/inference/test_batching.py).
+
+Only on CPU devices. On CUDA, cuBLAS/cuDNN choose kernels by shape as well, so the patch could not
+make a batched image bit-identical there anyway, and per-sample products would give away the
+larger matrix products batching exists for. CUDA pipelines keep their plain layers: a batched
+image is near-identical to the lone one (it may differ in the last bits, nothing visible), and
+rerunning the job alone reproduces its image exactly.
 """
 
 from __future__ import annotations
@@ -68,19 +73,32 @@ def _pad_single(forward: Any) -> Any:
     return call
 
 
+def invariant_linears(model: nn.Module) -> None:
+    """Every ``nn.Linear`` of ``model`` as per-sample products (bench/gpu.py measures what this costs)."""
+    for module in model.modules():
+        if type(module) is nn.Linear:
+            module.forward = _invariant_linear.__get__(module)
+
+
+def applies_to(device: str) -> bool:
+    """Whether batch invariance is made on ``device``: CPU devices only (see the module doc)."""
+    return str(device).split(":")[0] == "cpu"
+
+
+def is_batch_invariant(pipe: Any) -> bool:
+    return bool(getattr(getattr(pipe, "unet", None), _MARK, False))
+
+
 def make_batch_invariant(pipe: Any, device: str) -> None:
     """Make ``pipe``'s image for a seed independent of what else is in its batch (see the module doc).
 
-    Idempotent; changes the modules in place, so pipelines sharing them (img2img, ControlNet via
-    ``from_pipe``) get the same behaviour."""
+    A no-op on other devices than the CPU. Idempotent; changes the modules in place, so pipelines
+    sharing them (img2img, ControlNet via ``from_pipe``) get the same behaviour."""
     unet = getattr(pipe, "unet", None)
-    if unet is None or getattr(unet, _MARK, False):
+    if unet is None or getattr(unet, _MARK, False) or not applies_to(device):
         return
-    for module in unet.modules():
-        if type(module) is nn.Linear:
-            module.forward = _invariant_linear.__get__(module)
-    if str(device).startswith("cpu"):
-        unet.forward = _pad_single(unet.forward)
+    invariant_linears(unet)
+    unet.forward = _pad_single(unet.forward)
     vae = getattr(pipe, "vae", None)
     if vae is not None and hasattr(vae, "enable_slicing"):
         vae.enable_slicing()

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,18 @@ import torch
 from diffusers import DiffusionPipeline
 
 from inference import batching, hub, lora, prompts
+from inference import compile as compiling
 from inference.cache import ModelCache
+from inference.finishing import Finishing, as_pil, to_uint8
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
-from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
+from inference.models import (
+    ASPECTS,
+    SCHEDULERS,
+    InvalidOption,
+    ModelRegistry,
+    ModelSpec,
+    validate_request_options,
+)
 from inference.runners import HANDLERS, img2img, img2vid, txt2img, upscale
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
 from inference.video import encode_video
@@ -67,6 +77,9 @@ class Engine:
         batch_images: bool = False,
         lora_dir: Path | str | None = None,
         batch_max: int = 4,
+        lora_cache: int = lora.DEFAULT_CACHE,
+        compile_mode: str | None = None,
+        compile_backend: str = "inductor",
     ) -> None:
         self.registry = registry
         self.device = device
@@ -74,9 +87,10 @@ class Engine:
         # False: one pipeline call per image, so every image is bit-identical to its seed run
         # alone (see runners/txt2img.py); True: one batched call, faster on big GPUs.
         self.batch_images = batch_images
-        # Most images one pipeline call may carry for jobs batched together (run_batch); above 1
-        # the text-to-image pipelines are made batch-invariant (inference/batching.py), so a lone
-        # job and the same job in a batch give identical images.
+        # Most images one pipeline call may carry for jobs batched together (run_batch); above 1,
+        # on a CPU device, the text-to-image pipelines are made batch-invariant
+        # (inference/batching.py), so a lone job and the same job in a batch give identical
+        # images. CUDA keeps plain layers: batched images are near-identical (last bits).
         self.batch_max = max(1, int(batch_max))
         # (model name) -> loaded upscaler network.
         self._upscalers: dict[str, upscale.RRDBNet] = {}
@@ -86,19 +100,52 @@ class Engine:
         # ATELIER_LORA_DIR; None turns LoRAs off and jobs naming one fail with that reason.
         folder = lora_dir if lora_dir is not None else os.environ.get("ATELIER_LORA_DIR") or None
         self.loras = lora.LoraLibrary(folder) if folder else None
+        # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
+        self.adapters = lora.AdapterCache(lora_cache)
+        # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.
+        self.compile_mode = compiling.resolve(compile_mode, device)
+        self.compile_backend = compile_backend
+        # Shapes still to compile, (model, width, height, count): run between jobs (warm_up_step).
+        self.warm_up: list[tuple[str, int, int, int]] = []
 
     def pipeline(self, spec: ModelSpec | str) -> DiffusionPipeline:
         """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
         if isinstance(spec, str):
             spec = self.registry.get(spec)
         pipe = self.cache.get(spec, self.device)
-        if self.batch_max > 1 and spec.kind in RUNNERS:
+        if self.batch_max > 1 and spec.kind in RUNNERS and batching.applies_to(self.device):
             batching.make_batch_invariant(pipe, self.device)
+        if spec.kind in RUNNERS:
+            # Fused QKV would hide the attention projections LoRAs are trained on.
+            compiling.optimize(pipe, self.compile_mode, self.device, backend=self.compile_backend,
+                               fuse_qkv=self.loras is None)
         return pipe
 
     def preload(self, name: str) -> None:
-        """Load a model before the first job needs it (workers call this at start-up)."""
+        """Load a model before the first job needs it (workers call this at start-up); when it is
+        compiled, plan its warm-up over the registry's aspect sizes at batch 1 and 2."""
         self.pipeline(name)
+        spec = self.registry.get(name)
+        if self.compile_mode != "off" and spec.kind in RUNNERS:
+            sizes = dict.fromkeys(spec.size_for_aspect(aspect) for aspect in ASPECTS)
+            self.plan_warm_up(name, list(sizes))
+
+    def plan_warm_up(self, name: str, sizes: list[tuple[int, int]]) -> None:
+        self.warm_up += [(name, width, height, count) for width, height in sizes for count in (1, 2)]
+
+    def warm_up_step(self) -> bool:
+        """Run the next planned warm-up shape (one denoising step), so no member's job waits for its
+        compilation; the worker calls this only while it has no job. Returns whether more remain."""
+        if not self.warm_up:
+            return False
+        name, width, height, count = self.warm_up.pop(0)
+        spec = self.registry.get(name)
+        try:
+            self.run(GenerationRequest(job_id=0, model=name, prompt="warm-up", width=width, height=height,
+                                       steps=1, guidance=spec.guidance, count=count))
+        except Exception:  # a shape the model refuses is not worth a failed start
+            log.exception("warm-up of %s at %dx%d x%d failed", name, width, height, count)
+        return bool(self.warm_up)
 
     def run(
         self,
@@ -112,14 +159,24 @@ class Engine:
         turns true between steps the run stops and JobCancelled(job_id, step) is raised.
         Raises UnknownModel and InvalidOption for requests the model cannot serve.
         """
+        return self.generate(request, on_step, is_cancelled).finish()
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_step: Callable[[int, int], None] | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+    ) -> Finishing:
+        """``run``'s device work only: the worker calls ``finish()`` on another thread, so the device
+        starts its next job while this one's files are made (inference/finishing.py)."""
         spec = self.registry.get(request.model)
         handler = HANDLERS.get(spec.kind)
         if handler is not None:
-            return handler(self, spec, request, on_step, is_cancelled)
+            return Finishing.done(handler(self, spec, request, on_step, is_cancelled))
         if request.task == "upscale" or spec.kind == "esrgan":
-            return self._upscale(spec, request, on_step, is_cancelled)
+            return Finishing.done(self._upscale(spec, request, on_step, is_cancelled))
         if request.task == "img2vid" or spec.kind == "svd":
-            return self._img2vid(spec, request, on_step, is_cancelled)
+            return Finishing.done(self._img2vid(spec, request, on_step, is_cancelled))
         guidance = self._check(spec, request)
         if is_cancelled is not None and is_cancelled():
             raise JobCancelled(request.job_id, 0)
@@ -134,11 +191,12 @@ class Engine:
         try:
             # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
             # encoders): applied for this job only, removed before the next one starts.
-            with lora.applied(pipe, job_loras, model=spec.name):
+            with self.adapters.applied(pipe, job_loras, model=spec.name):
                 # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
                 encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
                                          device=self.device)
                 run_pipe = self._img2img_pipeline(spec, pipe) if request.task == "img2img" else pipe
+                one_call = request.task == "txt2img" and self.one_call_for_count(pipe, job_loras)
                 images = runner(
                     run_pipe,
                     request,
@@ -146,7 +204,7 @@ class Engine:
                     device=self.device,
                     on_step=on_step,
                     is_cancelled=is_cancelled,
-                    batch=self.batch_images,
+                    batch=self.batch_images or one_call,
                     prompt=encoded.kwargs,
                 )
         except txt2img.StepsInterrupted as stop:
@@ -156,8 +214,19 @@ class Engine:
             if previous_scheduler is not None:
                 pipe.scheduler = previous_scheduler
         run_seconds = time.perf_counter() - started
-        return self._result(run_spec, request, guidance, images, run_seconds, loras=job_loras,
-                            notes=encoded.notes)
+        return Finishing(request.job_id, partial(self._result, run_spec, request, guidance, images, run_seconds,
+                                                 loras=job_loras, notes=encoded.notes))
+
+    def one_call_for_count(self, pipe: DiffusionPipeline, job_loras: list[lora.JobLora]) -> bool:
+        """Whether a job's ``count`` images run as one pipeline call (one generator per image)
+        rather than one call each: where that gives each image as its seed alone gives it.
+
+        On CPU that holds once the pipeline is batch-invariant, and not with a LoRA's own
+        (unpatched) layers in the UNet; on CUDA the plain layers make it near-identical, as for
+        batched jobs (inference/batching.py), and one call is what the device is for."""
+        if not batching.applies_to(self.device):
+            return True
+        return batching.is_batch_invariant(pipe) and not job_loras
 
     def run_batch(
         self,
@@ -165,25 +234,35 @@ class Engine:
         on_step: Callable[[int, int, int], None] | None = None,
         is_cancelled: Callable[[int], bool] | None = None,
     ) -> list[GenerationResult | BaseException]:
+        """``generate_batch`` with every job's files made at once (see there)."""
+        return [outcome.finish() if isinstance(outcome, Finishing) else outcome
+                for outcome in self.generate_batch(requests, on_step, is_cancelled)]
+
+    def generate_batch(
+        self,
+        requests: list[GenerationRequest],
+        on_step: Callable[[int, int, int], None] | None = None,
+        is_cancelled: Callable[[int], bool] | None = None,
+    ) -> list[Finishing | BaseException]:
         """Run compatible text-to-image jobs (equal ``batch_key()``) as few pipeline calls as possible.
 
-        Returns, per request and in order, its result or the exception it alone raised (bad options,
-        cancellation); the others are unaffected. Each image is bit for bit what its job gives alone
-        (inference/batching.py). Jobs whose prompts encode to different lengths (long prompts) go in
+        Returns, per request and in order, its finishing result or the exception it alone raised (bad
+        options, cancellation); the others are unaffected. Each image is bit for bit what its job gives
+        alone on CPU, near-identical on CUDA (inference/batching.py). Jobs whose prompts encode to different lengths (long prompts) go in
         separate calls. ``on_step(job_id, step, total)``; ``is_cancelled(job_id)``: a cancelled job's
         images are dropped, and the call stops early once every job in it is cancelled.
         """
         if len(requests) == 1:
             request = requests[0]
             try:
-                return [self.run(request, (lambda s, t: on_step(request.job_id, s, t)) if on_step else None,
-                                 (lambda: is_cancelled(request.job_id)) if is_cancelled else None)]
+                return [self.generate(request, (lambda s, t: on_step(request.job_id, s, t)) if on_step else None,
+                                      (lambda: is_cancelled(request.job_id)) if is_cancelled else None)]
             except Exception as exc:  # the worker reports it as this job's failure
                 return [exc]
         keys = {request.batch_key() for request in requests}
         if None in keys or len(keys) != 1:
             raise ValueError(f"jobs {[r.job_id for r in requests]} cannot share a pipeline call")
-        outcome: dict[int, GenerationResult | BaseException] = {}
+        outcome: dict[int, Finishing | BaseException] = {}
         spec = self.registry.get(requests[0].model)
         ready: list[tuple[GenerationRequest, float]] = []
         for request in requests:
@@ -196,7 +275,7 @@ class Engine:
         return [outcome[request.job_id] for request in requests]
 
     def _run_batched(self, spec: ModelSpec, ready: list[tuple[GenerationRequest, float]],
-                     outcome: dict[int, GenerationResult | BaseException],
+                     outcome: dict[int, Finishing | BaseException],
                      on_step: Callable[[int, int, int], None] | None,
                      is_cancelled: Callable[[int], bool] | None) -> None:
         pipe = self.pipeline(spec)
@@ -229,7 +308,7 @@ class Engine:
 
     def _batched_call(self, spec: ModelSpec, pipe: DiffusionPipeline, guidance: float,
                       members: list[tuple[GenerationRequest, dict[str, Any], list[str]]],
-                      outcome: dict[int, GenerationResult | BaseException],
+                      outcome: dict[int, Finishing | BaseException],
                       on_step: Callable[[int, int, int], None] | None,
                       is_cancelled: Callable[[int], bool] | None) -> None:
         first = members[0][0]
@@ -258,7 +337,7 @@ class Engine:
                 num_images_per_prompt=1,
                 generator=txt2img.generators_for(seeds, self.device),
                 callback_on_step_end=step_end,
-                output_type="pil",
+                output_type="pt",
             )
         except txt2img.StepsInterrupted as stop:
             for job_id in ids:
@@ -269,13 +348,14 @@ class Engine:
                 outcome[job_id] = exc
             return
         run_seconds = (time.perf_counter() - started) / len(members)
-        images = iter(output.images)
+        images = iter(to_uint8(output.images))
         for request, _rows, notes in members:
             mine = [next(images) for _ in range(request.count)]
             if cancelled(request.job_id):
                 outcome[request.job_id] = JobCancelled(request.job_id, request.steps)
                 continue
-            outcome[request.job_id] = self._result(spec, request, guidance, mine, run_seconds, loras=[], notes=notes)
+            outcome[request.job_id] = Finishing(request.job_id, partial(self._result, spec, request, guidance, mine,
+                                                                        run_seconds, loras=[], notes=notes))
 
     def upscaler(self, spec: ModelSpec) -> upscale.RRDBNet:
         """The resident upscaler network for ``spec`` (loaded on first use, like pipelines)."""
@@ -441,6 +521,7 @@ class Engine:
             # Civitai matches to its resources (AutoV3).
             prompt += "".join(f" <lora:{item.name}:{item.weight:g}>" for item in loras)
             extra["Lora hashes"] = ", ".join(f"{item.name}: {lora.short_hash(item.file.path)}" for item in loras)
+        images = as_pil(images)  # uint8 arrays from the device, made into images here, off its thread
         generated: list[GeneratedImage] = []
         texts: list[str] = []
         for image, seed in zip(images, request.seeds(), strict=True):

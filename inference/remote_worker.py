@@ -22,7 +22,7 @@ from saq.job import Job
 
 from inference import hub_progress
 from inference.remote import FUNCTION, AtelierQueue, encode_result, redacted, wait_event
-from inference.types import GenerationRequest, GenerationResult
+from inference.types import GenerationRequest
 from inference.worker import EngineLike
 
 log = logging.getLogger(__name__)
@@ -95,13 +95,18 @@ async def _generate(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
     log.info("job %s (attempt %s) running on %s", req.job_id, job.attempts, slot.device,
              extra={"job_id": req.job_id})
 
-    def work() -> GenerationResult:
+    def work() -> Any:
+        engine = slot.engine()
         with hub_progress.reporting(reporter.on_loading):  # a first use downloading: the member's message says so
-            return slot.engine().run(req, reporter.on_step, cancelled.is_set)
+            return (getattr(engine, "generate", None) or engine.run)(req, reporter.on_step, cancelled.is_set)
 
     future = loop.run_in_executor(slot.thread, work)
     try:
         result = await asyncio.shield(future)
+        if hasattr(result, "finish"):  # its files are made off the device's thread, freed for the next job
+            slots.put_nowait(slot)
+            slot = None
+            result = await asyncio.to_thread(result.finish)
     except asyncio.CancelledError:  # saq abort (or shutdown): stop between two steps, then let saq record it
         cancelled.set()
         with contextlib.suppress(BaseException):
@@ -112,7 +117,8 @@ async def _generate(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
         return {"error": {"message": str(exc), "kinds": [c.__name__ for c in type(exc).__mro__]}}
     finally:
         await reporter.close()
-        slots.put_nowait(slot)
+        if slot is not None:
+            slots.put_nowait(slot)
     return encode_result(result)
 
 

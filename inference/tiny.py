@@ -152,6 +152,7 @@ max_count = 4
 kind = "sdxl"
 source = "tiny-sdxl"
 description = "Tiny SDXL (random weights, for tests)"
+fast = "tiny-sdxl-lightning"
 steps = 4
 guidance = 6.0
 scheduler = "dpmpp-2m-karras"

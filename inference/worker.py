@@ -55,6 +55,8 @@ class Worker:
         self._cancelled = cancelled
         self._poll = poll_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{device}")
+        # Where a job's files are made (engine.generate's finish()): off the device's thread.
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"atelier-{device}-files")
         self.batching = batching
         # The watchdog's limit for one pipeline call (None: by task, see inference.types.run_limit).
         self.run_timeout = run_timeout
@@ -96,6 +98,8 @@ class Worker:
                 claimed = await self._take_ahead() if self._ahead is not None else None
                 if claimed is None and self._resume.is_set():  # also when the early claim found nothing
                     claimed = await self._claim()
+                if claimed is None and await self._warm_up_while_idle():
+                    continue
                 if claimed is None:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -108,6 +112,15 @@ class Worker:
         finally:
             if self._ahead is not None:  # stopping: what was claimed ahead goes back to the queue
                 await self._release_ahead()
+
+    async def _warm_up_while_idle(self) -> bool:
+        """With no job queued, compile one more of the engine's planned shapes (inference/compile.py)
+        on the device thread: start-up never waits for it, and a job waits at most for one shape."""
+        step = getattr(self._engine, "warm_up_step", None)
+        if step is None or not getattr(self._engine, "warm_up", None):
+            return False
+        await asyncio.get_running_loop().run_in_executor(self._thread, step)
+        return True
 
     async def _claim(self) -> list[GenerationRequest] | None:
         """The next job and its batch partners, claimed; None when nothing is queued."""
@@ -183,8 +196,12 @@ class Worker:
         def on_step(job_id: int, step: int, total: int) -> None:
             loop.call_soon_threadsafe(self._report, Progress(job_id, step, total))
 
-        await self._execute(requests, lambda: self._engine_now().run_batch(  # type: ignore[attr-defined]
-            requests, on_step, lambda job_id: job_id in self._cancelled))
+        def work() -> list[object]:
+            engine = self._engine_now()
+            run = getattr(engine, "generate_batch", None) or engine.run_batch  # type: ignore[attr-defined]
+            return run(requests, on_step, lambda job_id: job_id in self._cancelled)
+
+        await self._execute(requests, work)
 
     async def _run(self, request: GenerationRequest) -> None:
         loop = asyncio.get_running_loop()
@@ -196,11 +213,15 @@ class Worker:
         def is_cancelled() -> bool:
             return job_id in self._cancelled
 
-        await self._execute([request], lambda: [self._engine_now().run(request, on_step, is_cancelled)])
+        def work() -> list[object]:
+            engine = self._engine_now()
+            return [(getattr(engine, "generate", None) or engine.run)(request, on_step, is_cancelled)]
 
-    async def _execute(self, requests: list[GenerationRequest],
-                       work: Callable[[], list[GenerationResult | BaseException]]) -> None:
-        """Run ``work`` on the device thread and report each job's result or failure."""
+        await self._execute([request], work)
+
+    async def _execute(self, requests: list[GenerationRequest], work: Callable[[], list[object]]) -> None:
+        """Run ``work`` on the device thread and report each job's result or failure; a result still
+        to be finished (its files made) is finished on another thread while the device goes on."""
         ids = [r.job_id for r in requests]
         self._running = ids
         limit = run_limit(requests, self.run_timeout)
@@ -232,7 +253,7 @@ class Worker:
                     log.info("job %s failed on %s: %r", job_id, self.name, outcome)
                     self._settle(self._source.failed(job_id, outcome))
                 else:
-                    self._settle(self._source.finished(outcome))
+                    self._settle(self._finish(job_id, outcome))
         finally:
             self._running = []
             if not abandoned:  # an abandoned call keeps its cancel flags: it may still reach a step
@@ -254,6 +275,17 @@ class Worker:
         self._engine = None
         self.abandoned += 1
 
+    async def _finish(self, job_id: int, outcome: object) -> None:
+        finish = getattr(outcome, "finish", None)
+        if finish is not None:
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(self._finisher, finish)
+            except Exception as exc:
+                log.info("job %s failed making its files on %s: %r", job_id, self.name, exc)
+                await self._source.failed(job_id, exc)
+                return
+        await self._source.finished(outcome)  # type: ignore[arg-type]
+
     def _settle(self, report: Awaitable[None]) -> None:
         """Report an outcome in the background: the device starts its next job meanwhile instead of
         idling through the result's database write (pool.stop waits for these)."""
@@ -269,6 +301,7 @@ class Worker:
 
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
+        self._finisher.shutdown(wait=False, cancel_futures=True)
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

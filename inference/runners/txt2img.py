@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from PIL import Image
 
+from inference.finishing import to_uint8
 from inference.types import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def run(
     is_cancelled: CancelCheck | None = None,
     batch: bool = False,
     prompt: Mapping[str, Any] | None = None,
-) -> list[Image.Image]:
+) -> list[np.ndarray]:
     """Run a text-to-image job; raises StepsInterrupted when ``is_cancelled`` turns true.
 
     By default each image is its own pipeline call with batch size 1. Batched matrix products
@@ -83,12 +84,14 @@ def run(
     promises that image i of a job is, bit for bit, what seed + i gives alone. ``batch=True``
     trades that for throughput: one call, one generator per image. Progress counts the steps of
     all calls: ``on_step(k, steps * calls)``. ``prompt`` is the job's encoded prompt
-    (inference.prompts.encode), computed once for all the calls.
+    (inference.prompts.encode), computed once for all the calls. The engine asks for one call
+    where that gives the same images (inference/engine.py). Images come back as uint8 arrays
+    (inference/finishing.py).
     """
     seeds = request.seeds()
     groups = [seeds] if batch else [[seed] for seed in seeds]
     total = request.steps * len(groups)
-    images: list[Image.Image] = []
+    images: list[np.ndarray] = []
     for index, group in enumerate(groups):
         offset = index * request.steps
 
@@ -101,7 +104,7 @@ def run(
             num_images_per_prompt=len(group),
             generator=generators_for(group, device),
             callback_on_step_end=step_callback(offset, total, on_step, is_cancelled),
-            output_type="pil",
+            output_type="pt",
         )
-        images.extend(output.images)
+        images.extend(to_uint8(output.images))
     return images

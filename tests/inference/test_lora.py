@@ -115,7 +115,18 @@ def test_both_layouts_load_change_the_image_and_leave_nothing_behind(lora_engine
     # The acceptance test: the next job on the same pipeline object is bit-identical to one that
     # never saw the LoRA.
     assert after.images[0].png == before.images[0].png
+    # The adapter stays loaded for the next job that names it, switched off meanwhile.
     pipe = lora_engine.pipeline(model)
+    assert str(lora_engine.loras.resolve(f"{family}/{layout}").path) in lora_engine.adapters.loaded(pipe)  # type: ignore[union-attr]
+
+
+def test_an_engine_without_an_adapter_cache_leaves_nothing_behind(tiny_registry: ModelRegistry,
+                                                                  tiny_loras: Path) -> None:  # noqa: F811
+    engine = Engine(tiny_registry, device="cpu", lora_dir=tiny_loras, lora_cache=0)
+    before = engine.run(_request())
+    engine.run(_request(loras=[("sd15/kohya-style", 1.0)]))
+    assert engine.run(_request()).images[0].png == before.images[0].png
+    pipe = engine.pipeline("tiny-sd15")
     assert not any("lora" in name for name, _ in pipe.unet.named_modules())
     assert not any("lora" in name for name, _ in pipe.text_encoder.named_modules())
 
@@ -158,11 +169,12 @@ def test_img2img_and_grids_take_loras_and_parameters_record_them(lora_engine: En
     ("tiny-sd15", [("sd15/kohya-style", 1.0), ("sd15/kohya-style", 0.5)], "is named twice"),
 ])
 def test_refusals_say_which_lora_and_why(lora_engine: Engine, model: str, loras: list, message: str) -> None:
+    loads = lora_engine.adapters.loads
     with pytest.raises(lora.LoraError) as caught:
         lora_engine.run(_request(model, loras=loras))
     assert message in str(caught.value)
     # Nothing was loaded on the way to the refusal.
-    assert not any("lora" in name for name, _ in lora_engine.pipeline(model).unet.named_modules())
+    assert lora_engine.adapters.loads == loads
 
 
 def test_a_file_that_does_not_fit_the_model_is_refused_cleanly(tmp_path: Path, tiny_registry: ModelRegistry,
