@@ -67,6 +67,7 @@ async def test_sigkill_mid_job_then_restart_completes_every_job_once(fake, tiny_
         "ATELIER_TEST_API_BASE": discord.http.Route.BASE,
         "ATELIER_TEST_GATEWAY": str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY),
         "ATELIER_TEST_RUN_LOG": str(runs), "ATELIER_DEFAULT_DAILY_CREDITS": "100",
+        "ATELIER_COOLDOWN": "0",  # six commands in a row from one member
     }
     log = tmp_path / "bot.log"
     bot = BotProcess(env, log)

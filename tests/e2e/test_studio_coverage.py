@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -135,13 +136,18 @@ async def test_grid_png_u4_and_reactions_that_need_one_image(fake, start_bot) ->
             "Postprocess upscale by: 2, Postprocess upscaler: tiny-esrgan")
 
         jobs_before = await _count_jobs(bot)
-        for emoji, needle in (("🔍", f"pick the image to upscale with U1-U4 under job #{parent.id}"),
-                              ("🎬", f"animates single images: upscale or vary one of job #{parent.id} first")):
+        posts = len(fake.channel_messages(fake.channel_id))
+        for n, (emoji, needle) in enumerate((
+                ("🔍", f"pick the image to upscale with U1-U4 under job #{parent.id}"),
+                ("🎬", f"animates single images: upscale or vary one of job #{parent.id} first"))):
+            if n:  # a minute later: private notices about reactions go at most once a minute
+                bot.limits.clock = lambda: time.monotonic() + 120
             await fake.react(grid.id, emoji, user_id=fake.user_id)
-            await fake.wait_for(lambda f, needle=needle: any(needle in m.content
-                                                             for m in f.channel_messages(fake.channel_id)),
+            await fake.wait_for(lambda f, needle=needle: any(needle in str(m.embeds)
+                                                             for m in f.dm_messages(fake.user_id)),
                                 timeout=30)
         assert await _count_jobs(bot) == jobs_before
+        assert len(fake.channel_messages(fake.channel_id)) == posts, "the hints go to the member alone"
 
 
 # ----- /pose results: Vary and Upscale keep the pose and its parameters -----

@@ -144,7 +144,7 @@ def _png() -> bytes:
 async def test_per_minute_limits_and_queue_caps(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
     engine = ScriptedEngine()
     async with start_bot(engine_factory=engine.factory, show_per_minute=2, export_per_minute=1,
-                         attachments_per_minute=1, max_queued_per_member=1) as bot:
+                         attachments_per_minute=1, max_queued_per_member=1, max_queue=2) as bot:
         job = await made(fake, bot, "a red fox", user_id=fake.user_id, channel_id=fake.channel_id)
         shows = [await settled(await slash(fake, "show", {"job": job.id}, user_id=fake.user_id,
                                            channel_id=fake.channel_id)) for _ in range(3)]
@@ -166,6 +166,12 @@ async def test_per_minute_limits_and_queue_caps(fake, start_bot) -> None:  # typ
         over = await settled(await slash(fake, "imagine", {"prompt": "two"}, user_id=fake.user_id,
                                          channel_id=fake.channel_id))
         assert "the limit is 1" in error_text(over)
+        three = await slash(fake, "imagine", {"prompt": "three"}, user_id=fake.owner_id, channel_id=fake.channel_id)
+        await three.wait_for(lambda i: i.original.embeds, timeout=30)  # stored: two jobs wait or run
+        late = int(fake.add_member(66_000_003, "late")["user"]["id"])
+        full = await settled(await slash(fake, "imagine", {"prompt": "four"}, user_id=late,
+                                         channel_id=fake.channel_id))
+        assert "The queue is full (2 jobs)" in error_text(full)
         engine.gate.set()
 
 
