@@ -17,6 +17,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    union,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,7 @@ from sqlmodel import SQLModel
 from db.engine import upsert_insert
 from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, User, load_all_tables, utcnow
 from db.models_accounts import AccountGuildSettings, CreditEntry, LedgerKind, QuotaSetting, QuotaUsage
+from db.models_moderation import ModerationCase
 
 # ----- quota settings -----
 
@@ -235,6 +237,13 @@ async def all_user_jobs(session: AsyncSession, *, user_id: int) -> list[Job]:
 # ----- privacy -----
 
 
+async def member_cases(session: AsyncSession, *, user_id: int) -> list[ModerationCase]:
+    """The moderation cases about a member (for their export), oldest first."""
+    result = await session.execute(select(ModerationCase).where(ModerationCase.user_id == user_id)
+                                   .order_by(ModerationCase.id))
+    return list(result.scalars().all())
+
+
 def _user_columns() -> list[tuple[Any, Any]]:
     """(table, column) for every column in any table that holds a user id by name."""
     load_all_tables()
@@ -283,7 +292,9 @@ async def set_retention(session: AsyncSession, *, guild_id: int, days: int | Non
 
 
 async def guild_ids_with_jobs(session: AsyncSession) -> list[int | None]:
-    return list((await session.execute(select(Job.guild_id).distinct())).scalars().all())
+    """Guilds (None: direct messages) with jobs or moderation cases, the history retention prunes."""
+    query = union(select(Job.guild_id).distinct(), select(ModerationCase.guild_id).distinct())
+    return list((await session.execute(query)).scalars().all())
 
 
 async def prune(session: AsyncSession, *, guild_id: int | None, before: datetime) -> int:
@@ -300,6 +311,9 @@ async def prune(session: AsyncSession, *, guild_id: int | None, before: datetime
     await session.execute(delete(CreditEntry).where(CreditEntry.guild_id == guild_key, CreditEntry.day < day,
                                                     CreditEntry.job_id.not_in(active)))
     await session.execute(delete(QuotaUsage).where(QuotaUsage.guild_id == guild_key, QuotaUsage.day < day))
+    # Moderation cases age out with the jobs they are about (bans live apart and stay).
+    guild = ModerationCase.guild_id.is_(None) if guild_id is None else ModerationCase.guild_id == guild_id
+    await session.execute(delete(ModerationCase).where(guild, ModerationCase.created_at < before))
     return count
 
 
