@@ -8,7 +8,6 @@ accepted survives a restart and is delivered exactly once.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import io
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.acks import AckGate
 from bot.errors import InvalidOption, NotYours, QueueFull, UnknownJob
 from bot.failures import member_message
+from bot.inputs import fill_inputs, split_inputs
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
@@ -275,7 +275,7 @@ class JobService:
             screen = getattr(listener, "screen", None)
             if screen is not None:
                 params = await screen(params, origin) or params
-        params, new_inputs, copied_inputs = await _split_inputs(params)
+        params, new_inputs, copied_inputs = await split_inputs(params)
         async with self.sessions.begin() as session:
             await users_repo.ensure_user(session, user_id=origin.user_id, name=origin.user_name)
             mine, everyone = await jobs_repo.active_counts(session, user_id=origin.user_id)
@@ -370,7 +370,7 @@ class JobService:
         if job.params.get("inputs"):  # stored apart (db.models.JobInput); only this job's are read
             async with self.reads() as session:
                 stored = await jobs_repo.get_inputs(session, job_id=job.id)
-            await asyncio.to_thread(_fill_inputs, request, stored)
+            await asyncio.to_thread(fill_inputs, request, stored)
         return request
 
     def running_job(self, job_id: int) -> Job | None:
@@ -719,33 +719,6 @@ def _lora_choice(options: ImagineOptions, spec: ModelSpec) -> list[list[Any]]:
 
 
 _REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationRequest)) - {"job_id"}
-# GenerationRequest fields that carry an image (base64 in the request, bytes in db.models.JobInput).
-INPUT_FIELDS = ("init_image", "control_image")
-
-
-async def _split_inputs(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, int]]:
-    """(params without input images, new images to store, stored inputs of another job to copy).
-
-    Commands put a new input in params as base64 (bot/attachments.py); a rerun's params name its
-    parent's stored inputs by id (``params["inputs"]``). A new image replaces a named one."""
-    inline = {name: params[name] for name in INPUT_FIELDS if isinstance(params.get(name), str)}
-    rest = {k: v for k, v in params.items() if k not in INPUT_FIELDS and k != "inputs"}
-    refs = {k: int(v) for k, v in (params.get("inputs") or {}).items() if k not in inline}
-    if not inline:
-        return rest, {}, refs
-    try:
-        data = await asyncio.to_thread(lambda: {k: base64.b64decode(v, validate=True) for k, v in inline.items()})
-    except ValueError:
-        raise InvalidOption("The input image is damaged; attach it again.") from None
-    return rest, data, refs
-
-
-def _fill_inputs(request: GenerationRequest, stored: dict[str, bytes]) -> None:
-    """Put a job's stored input images into its request (base64: the request must survive JSON for
-    remote workers). Blocking: runs off the loop."""
-    for name in INPUT_FIELDS:
-        if name in stored:
-            setattr(request, name, base64.b64encode(stored[name]).decode("ascii"))
 
 
 def request_from_params(job_id: int, params: dict[str, Any]) -> GenerationRequest:
