@@ -189,6 +189,8 @@ class JobService:
         self.sweep_seconds = sweep_seconds
         self._delivering: set[int] = set()
         self._delivery_tries: dict[int, int] = {}
+        # Set when a delivery failed: only then does the sweep look for undelivered jobs.
+        self._redeliver = False
 
     # ----- validation (pure, fast: runs before the interaction is deferred) -----
 
@@ -522,6 +524,7 @@ class JobService:
             self._delivering.discard(job_id)
 
     def _delivery_failed(self, job_id: int) -> None:
+        self._redeliver = True
         tries = self._delivery_tries[job_id] = self._delivery_tries.get(job_id, 0) + 1
         if tries < MAX_RETRIES:
             log.exception("could not deliver job %s (try %d); retrying within %g s", job_id, tries,
@@ -614,15 +617,18 @@ class JobService:
     async def _retry_deliveries(self) -> None:
         """Results and failure notices that did not reach Discord (it refused or was unreachable)
         are posted again, once they are a sweep old (a delivery may still be on its way)."""
-        if self.delivery is None:
+        if self.delivery is None or not self._redeliver:
             return
         cutoff = datetime.now(UTC) - timedelta(seconds=self.sweep_seconds)
         async with self.reads() as session:
             pending = await jobs_repo.undelivered(session)
+        self._redeliver = False
         for job in pending:
-            if (job.id in self._delivering or not self._mine(job) or job.finished_at is None
-                    or jobs_repo.aware(job.finished_at) > cutoff
+            if (not self._mine(job) or job.finished_at is None
                     or self._delivery_tries.get(job.id, 0) >= MAX_RETRIES):  # type: ignore[arg-type]
+                continue
+            if job.id in self._delivering or jobs_repo.aware(job.finished_at) > cutoff:
+                self._redeliver = True  # look again at the next sweep
                 continue
             if job.status == JobStatus.completed:
                 self._track(self.deliver(job.id))  # type: ignore[arg-type]
