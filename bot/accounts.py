@@ -375,23 +375,14 @@ class AccountService:
     # ----- privacy -----
 
     async def export(self, *, user_id: int) -> bytes:
-        """Everything stored about the member, as JSON (images are linked, not embedded)."""
+        """Everything stored about the member, as JSON (images are linked, not embedded): their jobs,
+        credit ledger and the moderation cases about them. Built off the event loop: a member with
+        years of history makes a large document."""
         async with self.sessions() as session:
             jobs = await repo.all_user_jobs(session, user_id=user_id)
             ledger = await repo.ledger_entries(session, user_id=user_id)
-        data = {
-            "user_id": str(user_id),
-            "exported_at": self.clock().isoformat(),
-            "jobs": [{
-                "id": j.id, "command": j.command, "status": j.status, "prompt": j.prompt, "model": j.model,
-                "seed": j.seed, "params": j.params, "guild_id": _s(j.guild_id), "channel_id": _s(j.channel_id),
-                "message_id": _s(j.message_id), "link": message_link(j),
-                "created_at": _iso(j.created_at), "finished_at": _iso(j.finished_at), "error": j.error,
-            } for j in jobs],
-            "credits": [{"job_id": e.job_id, "kind": e.kind, "credits": e.credits, "day": e.day,
-                         "guild_id": _s(e.guild_id or None)} for e in ledger],
-        }
-        return json.dumps(data, indent=2, ensure_ascii=False).encode()
+            cases = await repo.member_cases(session, user_id=user_id)
+        return await asyncio.to_thread(_export_document, user_id, self.clock(), jobs, ledger, cases)
 
     async def forget(self, *, user_id: int) -> dict[str, int]:
         """Remove the member's personal data (see db.repositories.accounts.forget_user for what is
@@ -426,6 +417,28 @@ class AccountService:
         if removed:
             log.info("retention: deleted %d old jobs", removed)
         return removed
+
+
+def _export_document(user_id: int, now: datetime, jobs: list[Job], ledger: list[Any], cases: list[Any]) -> bytes:
+    data = {
+        "user_id": str(user_id),
+        "exported_at": now.isoformat(),
+        "jobs": [{
+            "id": j.id, "command": j.command, "status": j.status, "prompt": j.prompt, "model": j.model,
+            "seed": j.seed, "params": j.params, "guild_id": _s(j.guild_id), "channel_id": _s(j.channel_id),
+            "message_id": _s(j.message_id), "link": message_link(j),
+            "created_at": _iso(j.created_at), "finished_at": _iso(j.finished_at), "error": j.error,
+        } for j in jobs],
+        "credits": [{"job_id": e.job_id, "kind": e.kind, "credits": e.credits, "day": e.day,
+                     "guild_id": _s(e.guild_id or None)} for e in ledger],
+        # What moderation recorded about the member (who moderated is not theirs to export).
+        "moderation_cases": [{
+            "id": c.id, "guild_id": _s(c.guild_id), "channel_id": _s(c.channel_id), "job_id": c.job_id,
+            "action": c.action, "categories": c.categories, "reason": c.reason, "prompt": c.prompt,
+            "negative": c.negative, "review_requested": c.review_requested, "created_at": _iso(c.created_at),
+        } for c in cases],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False).encode()
 
 
 def message_link(job: Job) -> str | None:

@@ -27,6 +27,7 @@ from bot import failures
 from bot.access import Place, check_cancel
 from bot.acks import AckGate
 from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
+from bot.inputs import fill_inputs, split_inputs
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import access as access_repo
@@ -203,6 +204,8 @@ class JobService:
         self.sweep_seconds = sweep_seconds
         self._delivering: set[int] = set()
         self._delivery_tries: dict[int, int] = {}
+        # Set when a delivery failed: only then does the sweep look for undelivered jobs.
+        self._redeliver = False
 
     # ----- validation (pure, fast: runs before the interaction is deferred) -----
 
@@ -316,6 +319,7 @@ class JobService:
             screen = getattr(listener, "screen", None)
             if screen is not None:
                 params = await screen(params, origin) or params
+        params, new_inputs, copied_inputs = await split_inputs(params)
         async with self.sessions.begin() as session:
             await users_repo.ensure_user(session, user_id=origin.user_id, name=origin.user_name)
             mine, everyone = await jobs_repo.active_counts(session, user_id=origin.user_id)
@@ -332,6 +336,11 @@ class JobService:
                 message_id=origin.message_id, parent_job_id=parent_job_id, model=params["model"], prompt=params["prompt"],
                 seed=params["seed"], params=params,
             ))
+            if new_inputs or copied_inputs:
+                refs = await jobs_repo.add_inputs(session, job_id=job.id, inputs=new_inputs) if new_inputs else {}
+                if copied_inputs:
+                    refs = await jobs_repo.copy_inputs(session, job_id=job.id, refs=copied_inputs)
+                job.params = {**job.params, "inputs": refs}
             await self._notify("before_submit", session, job, origin)
         # Read after the commit: in a burst of commands the next member's submission need not wait
         # for this one's place in line to be worked out. The worker is woken after it, so the place
@@ -422,7 +431,12 @@ class JobService:
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
         # from its queue message straight to its result, without an edit nobody would see.
         self._live[job.id] = _Live(job, last_progress=self._clock())
-        return request_from_params(job.id, job.params)
+        request = request_from_params(job.id, job.params)
+        if job.params.get("inputs"):  # stored apart (db.models.JobInput); only this job's are read
+            async with self.reads() as session:
+                stored = await jobs_repo.get_inputs(session, job_id=job.id)
+            await asyncio.to_thread(fill_inputs, request, stored)
+        return request
 
     def running_job(self, job_id: int) -> Job | None:
         """The row of a job this process claimed and has not finished, as claimed (no query)."""
@@ -445,6 +459,8 @@ class JobService:
             return []
 
         def compatible(params: dict[str, Any]) -> bool:
+            if params.get("inputs"):  # jobs with an input image never share a call
+                return False
             try:
                 return request_from_params(0, params).batch_key() == key
             except (TypeError, ValueError):
@@ -585,6 +601,7 @@ class JobService:
             self._delivering.discard(job_id)
 
     def _delivery_failed(self, job_id: int) -> None:
+        self._redeliver = True
         tries = self._delivery_tries[job_id] = self._delivery_tries.get(job_id, 0) + 1
         if tries < MAX_RETRIES:
             log.exception("could not deliver job %s (try %d); retrying within %g s", job_id, tries,
@@ -677,15 +694,18 @@ class JobService:
     async def _retry_deliveries(self) -> None:
         """Results and failure notices that did not reach Discord (it refused or was unreachable)
         are posted again, once they are a sweep old (a delivery may still be on its way)."""
-        if self.delivery is None:
+        if self.delivery is None or not self._redeliver:
             return
         cutoff = datetime.now(UTC) - timedelta(seconds=self.sweep_seconds)
         async with self.reads() as session:
             pending = await jobs_repo.undelivered(session)
+        self._redeliver = False
         for job in pending:
-            if (job.id in self._delivering or not self._mine(job) or job.finished_at is None
-                    or jobs_repo.aware(job.finished_at) > cutoff
+            if (not self._mine(job) or job.finished_at is None
                     or self._delivery_tries.get(job.id, 0) >= MAX_RETRIES):  # type: ignore[arg-type]
+                continue
+            if job.id in self._delivering or jobs_repo.aware(job.finished_at) > cutoff:
+                self._redeliver = True  # look again at the next sweep
                 continue
             if job.status == JobStatus.completed:
                 self._track(self.deliver(job.id))  # type: ignore[arg-type]

@@ -115,6 +115,23 @@ class Output(SQLModel, table=True):
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class JobInput(SQLModel, table=True):
+    """An image a job starts from (an upload, a result to vary, a pose skeleton), stored apart from
+    the job's parameters: the scheduler, queue positions and /queue read job rows many times a
+    second and must not carry megabytes of image with them. The job's params name it by id
+    (``params["inputs"] = {"init_image": id}``); the row goes with its job (ON DELETE CASCADE)."""
+
+    __tablename__ = "job_inputs"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(sa_column=Column(BigInteger, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True))
+    # The GenerationRequest field it fills: init_image or control_image.
+    name: str = Field(sa_column=Column(String(32), nullable=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 class Meta(SQLModel, table=True):
     """Small key/value facts about this deployment (e.g. the hash of the last command sync)."""
 

@@ -1,7 +1,7 @@
 """GPU workers on other machines: the same engine behind a saq queue on Redis.
 
 The bot keeps the database as the queue (fair order, durability) and a `RemotePool` claims a job
-only when a remote device is free, then hands it to saq. `atelier worker --redis URL` runs
+only when a remote device is free, then hands it to saq. `atelier worker` (ATELIER_REDIS_URL in its environment) runs
 `inference.remote_worker.run_worker`: one slot (thread + engine) per device, progress written back on the saq job (one
 writer per job, which doubles as the heartbeat), cancellation through saq's abort (checked between
 steps), and when a worker dies its job is swept and retried on another one. Results (PNG bytes,

@@ -1,4 +1,4 @@
-"""The GPU host side of remote workers: `atelier worker --redis URL` (see inference/remote.py).
+"""The GPU host side of remote workers: `atelier worker`, its Redis URL from ATELIER_REDIS_URL (see inference/remote.py).
 
 One slot (a thread and an engine) per device; saq's worker takes jobs from Redis, `_generate` runs
 them on a free slot with one task writing progress and heartbeats, and saq's abort stops the engine

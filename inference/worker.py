@@ -245,6 +245,7 @@ class Worker:
             outcomes = [JobTimedOut(job_id, limit) for job_id in ids]
             self._abandon(ids, limit)
             abandoned = True
+            future.add_done_callback(_ended_late)
         except BaseException as exc:  # the source turns every failure into a message for the member
             outcomes = [exc] * len(requests)
         try:
@@ -307,3 +308,9 @@ class Worker:
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("reporting to the job source failed", exc_info=task.exception())
+
+
+def _ended_late(future: asyncio.Future[object]) -> None:
+    """An abandoned pipeline call ended after all: its outcome was already reported as a timeout."""
+    if not future.cancelled() and future.exception() is not None:
+        log.info("an abandoned pipeline call ended with %r", future.exception())

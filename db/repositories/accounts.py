@@ -17,14 +17,16 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    union,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from db.engine import upsert_insert
-from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, User, utcnow
+from db.models import ACTIVE_STATUSES, Job, JobInput, JobStatus, Output, User, utcnow
 from db.models_accounts import AccountGuildSettings, CreditEntry, LedgerKind, QuotaSetting, QuotaUsage
+from db.models_moderation import ModerationCase
 from db.repositories import moderation as mod_repo
 
 # ----- quota settings -----
@@ -235,11 +237,18 @@ async def all_user_jobs(session: AsyncSession, *, user_id: int) -> list[Job]:
 # ----- privacy -----
 
 
+async def member_cases(session: AsyncSession, *, user_id: int) -> list[ModerationCase]:
+    """The moderation cases about a member (for their export), oldest first."""
+    result = await session.execute(select(ModerationCase).where(ModerationCase.user_id == user_id)
+                                   .order_by(ModerationCase.id))
+    return list(result.scalars().all())
+
+
 async def forget_user(session: AsyncSession, *, user_id: int, today: str) -> dict[str, int]:
     """Remove the member's personal data, table by table (an explicit list, so a new table is a
     decision, not an accident). Returns rows changed per table.
 
-    Removed: their jobs (prompts, parameters) and outputs (images), their credit ledger (what each
+    Removed: their jobs (prompts, parameters), their uploads and outputs (images), their credit ledger (what each
     job cost), their usage of past days, their name. Kept: today's usage (forgetting must not hand
     out a fresh allowance), bans and per-member allowances (server decisions about the member, which
     forgetting must not lift), and moderation cases about them with the prompt text blanked. Rows
@@ -247,6 +256,8 @@ async def forget_user(session: AsyncSession, *, user_id: int, today: str) -> dic
     deleted: dict[str, int] = {}
     ids = select(Job.id).where(Job.user_id == user_id)
     deleted["outputs"] = (await session.execute(delete(Output).where(Output.job_id.in_(ids)))).rowcount or 0
+    # Uploaded images: their job's delete cascades too, but the list names every table it clears.
+    deleted["job_inputs"] = (await session.execute(delete(JobInput).where(JobInput.job_id.in_(ids)))).rowcount or 0
     deleted["jobs"] = (await session.execute(delete(Job).where(Job.user_id == user_id))).rowcount or 0
     deleted["credit_ledger"] = (await session.execute(
         delete(CreditEntry).where(CreditEntry.user_id == user_id))).rowcount or 0
@@ -273,7 +284,9 @@ async def set_retention(session: AsyncSession, *, guild_id: int, days: int | Non
 
 
 async def guild_ids_with_jobs(session: AsyncSession) -> list[int | None]:
-    return list((await session.execute(select(Job.guild_id).distinct())).scalars().all())
+    """Guilds (None: direct messages) with jobs or moderation cases, the history retention prunes."""
+    query = union(select(Job.guild_id).distinct(), select(ModerationCase.guild_id).distinct())
+    return list((await session.execute(query)).scalars().all())
 
 
 async def prune(session: AsyncSession, *, guild_id: int | None, before: datetime) -> int:
@@ -290,6 +303,9 @@ async def prune(session: AsyncSession, *, guild_id: int | None, before: datetime
     await session.execute(delete(CreditEntry).where(CreditEntry.guild_id == guild_key, CreditEntry.day < day,
                                                     CreditEntry.job_id.not_in(active)))
     await session.execute(delete(QuotaUsage).where(QuotaUsage.guild_id == guild_key, QuotaUsage.day < day))
+    # Moderation cases age out with the jobs they are about (bans live apart and stay).
+    guild = ModerationCase.guild_id.is_(None) if guild_id is None else ModerationCase.guild_id == guild_id
+    await session.execute(delete(ModerationCase).where(guild, ModerationCase.created_at < before))
     return count
 
 

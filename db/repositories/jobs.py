@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ACTIVE_STATUSES, Job, JobStatus, Output, utcnow
+from db.models import ACTIVE_STATUSES, Job, JobInput, JobStatus, Output, utcnow
 from db.models_access import PausedGuild
 
 
@@ -21,6 +21,33 @@ async def create_job(session: AsyncSession, *, job: Job) -> Job:
     session.add(job)
     await session.flush()
     return job
+
+
+async def add_inputs(session: AsyncSession, *, job_id: int, inputs: dict[str, bytes]) -> dict[str, int]:
+    """Store a job's input images; {field name: input id} for its params."""
+    rows = [JobInput(job_id=job_id, name=name, data=data) for name, data in inputs.items()]
+    session.add_all(rows)
+    await session.flush()
+    return {row.name: row.id for row in rows}  # type: ignore[misc]
+
+
+async def copy_inputs(session: AsyncSession, *, job_id: int, refs: dict[str, int]) -> dict[str, int]:
+    """Give job ``job_id`` its own copies of the inputs ``refs`` names (a rerun of another job):
+    each job owns its inputs, so deleting one job never takes another's. Copied inside the
+    database; the bytes never come to the bot."""
+    columns = ["job_id", "name", "data", "created_at"]
+    for input_id in refs.values():
+        source = select(literal(job_id, BigInteger), JobInput.name, JobInput.data, JobInput.created_at).where(
+            JobInput.id == input_id)
+        await session.execute(insert(JobInput).from_select(columns, source))
+    rows = await session.execute(select(JobInput.name, JobInput.id).where(JobInput.job_id == job_id))
+    return {name: int(input_id) for name, input_id in rows.all()}
+
+
+async def get_inputs(session: AsyncSession, *, job_id: int) -> dict[str, bytes]:
+    """A job's input images by field name (init_image, control_image)."""
+    rows = await session.execute(select(JobInput.name, JobInput.data).where(JobInput.job_id == job_id))
+    return {name: bytes(data) for name, data in rows.all()}
 
 
 async def get_job(session: AsyncSession, *, job_id: int) -> Job | None:

@@ -51,3 +51,33 @@ async def test_the_device_count_a_worker_announces_is_capped() -> None:
     pool.queue = _Info({"a": {"metadata": {"devices": 100000}}, "b": {"metadata": {"devices": "lots"}},
                         "c": {"metadata": {"devices": 2}}, "d": {"metadata": {"devices": -5}}})  # type: ignore[assignment]
     assert await pool.capacity() == 16 + 1 + 2 + 1
+
+
+async def test_a_remote_worker_receives_a_jobs_stored_input(redis_queue: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Inputs live in the database apart from the job (issue 14, item 7); the job handed to Redis carries them."""
+    from bot.jobs import JobService, Origin
+    from db import migrate
+    from db.engine import create_engine, create_sessionmaker
+    from inference.models import ModelRegistry
+    from tests.scale.conftest import REDIS_URL
+    from tests.service.test_job_inputs import UPLOAD, _img2img
+    from tests.service.test_job_service import TOML
+
+    (tmp_path / "models.toml").write_text(TOML)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    await migrate.upgrade(engine)
+    service = JobService(create_sessionmaker(engine), ModelRegistry.load(tmp_path / "models.toml"))
+    pool = RemotePool(service, REDIS_URL, queue_name=redis_queue, poll_interval=60)
+    await pool.start()
+    try:
+        ticket = await service.submit(command="imagine", params=_img2img(service), origin=Origin(user_id=1))
+        assert "init_image" not in ticket.job.params
+        request = await service.claim(pool.name)
+        assert request is not None
+        await pool._send(request)
+        assert pool.queue is not None
+        sent = await pool.queue.job(job_key(ticket.job.id))
+        assert sent is not None and sent.kwargs["request"]["init_image"] == UPLOAD
+    finally:
+        await pool.stop()
+        await engine.dispose()
