@@ -9,17 +9,24 @@ from urllib.parse import urlsplit, urlunsplit
 from bot.errors import StartupError
 
 TIMEOUT = 10.0
+# Query parameters that carry credentials (libpq's and redis-py's names): their values are hidden too.
+_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "sslpassword", "secret", "token", "auth"})
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ***: safe for logs and terminals."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` with its password replaced by ***, in the user part and in query parameters (such as
+    ``?password=``): safe for logs and terminals. A URL too broken to parse is hidden whole."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url.partition("://")[0] + "://***"
+    if parts.password is not None:
+        host = parts.hostname or ""
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}" + (f":{port}" if port else ""))
+    query = "&".join(f"{key}=***" if eq and key.lower() in _SECRET_PARAMS else f"{key}{eq}{value}"
+                     for key, eq, value in (pair.partition("=") for pair in parts.query.split("&") if pair))
+    return urlunsplit(parts._replace(query=query))
 
 
 def describe(exc: BaseException) -> str:
@@ -35,7 +42,11 @@ async def check_database(url: str) -> list[str]:
     from db import migrate
     from db.engine import create_engine
 
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except Exception as exc:  # a URL SQLAlchemy can't parse (e.g. a port that is not a number)
+        raise StartupError(f"ATELIER_DATABASE_URL is not a database URL Atelier can use ({redact(url)}): "
+                           f"{type(exc).__name__}") from None
     try:
         async with asyncio.timeout(TIMEOUT):
             return await migrate.missing_heads(engine)

@@ -386,8 +386,11 @@ def _load(pipe: Any, lora: JobLora, adapter: str, model: str) -> None:
             pipe.load_lora_weights(str(lora.file.path.parent), weight_name=lora.file.path.name,
                                    adapter_name=adapter)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise LoraError(f"LoRA {lora.name!r} could not be applied to {model}: {first}") from exc
+        # The library's words (layer names, shapes, paths) are for the owner's log, not the member.
+        log.warning("LoRA %r could not be applied to %s: %s: %s", lora.name, model, type(exc).__name__, exc)
+        raise LoraError(f"LoRA {lora.name!r} could not be applied to {model}: its layers do not fit this model "
+                        "(it may be damaged or made for another base). The bot's owner can read why in the log."
+                        ) from exc
 
 
 @contextlib.contextmanager

@@ -36,6 +36,16 @@ def bot_posts(fake, channel_id: int) -> int:  # type: ignore[no-untyped-def]
     return sum(1 for m in fake.channel_messages(channel_id) if m.author_id == fake.bot_user_id and not m.ephemeral)
 
 
+async def message_with_buttons(fake, channel_id: int, custom_ids: list[str]):  # type: ignore[no-untyped-def]
+    """A bot message in ``channel_id`` carrying these buttons: an old, copied or forwarded button."""
+    message = fake.new_message(channel_id, fake.bot_user_id)
+    message.components = [{"type": 1, "components": [
+        {"type": 2, "style": 2, "label": str(n), "custom_id": cid} for n, cid in enumerate(row)]}
+        for row in (custom_ids[:5], custom_ids[5:])]
+    await fake.publish(message)
+    return message
+
+
 # ----- 4. DMs and global bans -----
 
 
@@ -193,11 +203,7 @@ async def test_a_button_naming_another_servers_job_does_nothing(fake, servers, s
             queued = max((await s.execute(select(Job.id))).scalars().all())
         ids = [f"atelier:{action}:{done.id}" for action in ("reroll", "vary", "subtle", "upscale", "animate")]
         ids += [f"atelier:acct:rerun:{done.id}", f"atelier:cancel:{queued}"]
-        stale = fake.new_message(b.channel_id, fake.bot_user_id)
-        stale.components = [{"type": 1, "components": [
-            {"type": 2, "style": 2, "label": str(n), "custom_id": cid} for n, cid in enumerate(row)]}
-            for row in (ids[:5], ids[5:])]
-        await fake.publish(stale)
+        stale = await message_with_buttons(fake, b.channel_id, ids)
         for custom_id in ids:
             click = await settled(await fake.click(stale.id, custom_id, user_id=MALLORY))
             assert answer(click).ephemeral, custom_id
@@ -205,3 +211,22 @@ async def test_a_button_naming_another_servers_job_does_nothing(fake, servers, s
         assert await jobs_of(bot, MALLORY) == 0
         engine.gate.set()
         await waiting.wait_for(lambda i: has_image(i.original), timeout=60)
+
+
+async def test_no_button_carries_an_age_restricted_job_into_an_ordinary_channel(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 item 1 through buttons, not /show only: the owner of a job made in an age-restricted
+    channel presses its Rerun, Reroll, U, V and Animate buttons on a message in an ordinary channel
+    (a copied or forwarded button): each is refused privately and no job is made."""
+    engine = ScriptedEngine()
+    async with start_bot(engine_factory=engine.factory, sync_guild=None) as bot:
+        after_dark = await made(fake, bot, "a moonlit garden", user_id=fake.user_id, channel_id=fake.nsfw_channel_id)
+        ids = [f"atelier:{action}:{after_dark.id}" for action in ("reroll", "vary", "subtle", "upscale", "animate")]
+        ids += [f"atelier:upscale:{after_dark.id}:1", f"atelier:acct:rerun:{after_dark.id}"]
+        copied = await message_with_buttons(fake, fake.channel_id, ids)
+        before = await jobs_of(bot, fake.user_id)
+        for custom_id in ids:
+            click = await settled(await fake.click(copied.id, custom_id, user_id=fake.user_id))
+            assert answer(click).ephemeral, custom_id
+            assert "age-restricted" in error_text(click), (custom_id, error_text(click))
+        assert await jobs_of(bot, fake.user_id) == before
+        assert not any(has_image(m) for m in fake.channel_messages(fake.channel_id) if not m.ephemeral)
