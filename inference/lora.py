@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import logging
 import os
 import struct
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference.checkpoints import read_header
 from inference.models import InvalidOption
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ DEFAULT_WEIGHT = 1.0
 MIN_WEIGHT, MAX_WEIGHT = 0.0, 2.0
 # How long a folder listing is reused (autocomplete asks on every keystroke).
 LIST_TTL = 10.0
-_MAX_HEADER = 100 * 1024 * 1024
 # Cross-attention width of a UNet -> the family members know it by.
 FAMILIES = {768: "SD 1.5", 1024: "SD 2.x", 2048: "SDXL"}
 
@@ -150,20 +149,6 @@ def check_weight(weight: float) -> float:
 
 
 # ----- what a file says about itself (safetensors header: 8-byte length, then JSON) -----
-
-
-def read_header(path: Path) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        raw = handle.read(8)
-        if len(raw) != 8:
-            raise ValueError("not a safetensors file (too short)")
-        (length,) = struct.unpack("<Q", raw)
-        if length > _MAX_HEADER:
-            raise ValueError("not a safetensors file (header too large)")
-        header = json.loads(handle.read(length))
-    if not isinstance(header, dict):
-        raise ValueError("not a safetensors file (bad header)")
-    return header
 
 
 def family_hint(header: dict[str, Any]) -> str | None:

@@ -112,7 +112,7 @@ def test_relative_sources_resolve_against_the_toml_folder(tmp_path: Path) -> Non
     ("text", "message"),
     [
         ("default = \n", "malformed TOML"),
-        ('default = "a"\n', "key 'models'"),
+        ('default = "a"\nmodels = 3\n', "key 'models'"),
         ('[models.a]\nsource = "x"\n', "models.a.kind is missing"),
         ('[models.a]\nkind = "sd15"\n', "models.a.source is missing"),
         ('[models.a]\nkind = "flux"\nsource = "x"\n', "models.a.kind = 'flux'"),
