@@ -37,7 +37,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from inference import heap
+from inference import heap, single_file
 from inference.models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -145,11 +145,14 @@ class ModelCache:
             pipe = self._pipelines.get(key)
             if pipe is None:
                 started = time.perf_counter()
-                pipe, scheduler_config = self._load(spec, device)
+                try:
+                    pipe, scheduler_config = self._load(spec, device)
+                except single_file.SingleFileError as exc:
+                    raise ModelLoadError(spec.name, str(exc)) from exc
                 with self._guard:
                     self._scheduler_configs[key] = scheduler_config
                     self._pipelines[key] = pipe
-                    self._sources[key] = (spec.source, dtype_for(spec, device), _unet_file(spec))
+                    self._sources[key] = (_weights(spec), dtype_for(spec, device), _unet_file(spec))
                 log.info("loaded %s on %s in %.2f s", spec.name, device, time.perf_counter() - started)
                 heap.settle(f"loading {spec.name}")
             return pipe
@@ -234,6 +237,8 @@ class ModelCache:
             components.update(watermarker=None, feature_extractor=None)
         if spec.extra.get("unet_file"):
             components["unet"] = self._load_unet(spec, device, dtype)
+        if spec.extra.get("vae"):
+            components["vae"] = single_file.load_vae(spec, dtype)
 
         shared = self._shared_base(spec, device, dtype)
         if shared is not None:
@@ -247,7 +252,10 @@ class ModelCache:
                     base, scheduler=make_scheduler(spec, scheduler_config), dtype=dtype, **components
                 )
         else:
-            pipe = self._from_pretrained(cls, spec, device, dtype, components)
+            if spec.single_file:
+                pipe = single_file.load_pipeline(cls, spec, dtype, components).to(device)
+            else:
+                pipe = self._from_pretrained(cls, spec, device, dtype, components)
             scheduler_config = pipe.scheduler.config
             pipe.scheduler = make_scheduler(spec, scheduler_config)
         pipe.set_progress_bar_config(disable=True)
@@ -263,7 +271,7 @@ class ModelCache:
         """
         with self._guard:
             for key, (source, source_dtype, unet_file) in self._sources.items():
-                if key[1] != device or (source, source_dtype) != (spec.source, dtype):
+                if key[1] != device or (source, source_dtype) != (_weights(spec), dtype):
                     continue
                 if unet_file is None or _unet_file(spec) is not None:
                     return self._pipelines[key], self._scheduler_configs[key]
@@ -329,6 +337,11 @@ class ModelCache:
             with _quiet_diffusers():
                 unet = unet.to(dtype=dtype)
         return unet.eval()
+
+
+def _weights(spec: ModelSpec) -> str:
+    """What a model's resident modules are made of: its source, and its own VAE when it names one."""
+    return f"{spec.source} + vae {spec.extra['vae']}" if spec.extra.get("vae") else spec.source
 
 
 def _unet_file(spec: ModelSpec) -> str | None:

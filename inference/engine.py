@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
-from inference import batching, lora, prompts
+from inference import batching, checkpoints, lora, prompts
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
@@ -137,7 +137,7 @@ class Engine:
             with lora.applied(pipe, job_loras, model=spec.name):
                 # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
                 encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                         device=self.device)
+                                         device=self.device, clip_skip=spec.clip_skip)
                 run_pipe = self._img2img_pipeline(spec, pipe) if request.task == "img2img" else pipe
                 images = runner(
                     run_pipe,
@@ -207,7 +207,7 @@ class Engine:
             groups: dict[tuple[Any, ...], list[tuple[GenerationRequest, dict[str, Any], list[str]]]] = {}
             for request, _ in ready:
                 encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                         device=self.device)
+                                         device=self.device, clip_skip=spec.clip_skip)
                 rows = batching.prompt_rows(pipe, encoded.kwargs, guidance=guidance, device=self.device)
                 groups.setdefault(batching.shape_key(rows), []).append((request, rows, encoded.notes))
             for members in groups.values():
@@ -434,6 +434,12 @@ class Engine:
         notes: list[str] | None = None,
     ) -> GenerationResult:
         extra: dict[str, Any] = {"Schedule type": spec.schedule_type} if spec.schedule_type else {}
+        if spec.clip_skip > 1:
+            extra["Clip skip"] = spec.clip_skip
+        if str(spec.extra.get("vae", "")).endswith(".safetensors"):
+            extra["VAE"] = Path(str(spec.extra["vae"])).name
+        # A1111's short hash of the checkpoint file, which Civitai matches to the model's page.
+        model_hash = checkpoints.short_hash(Path(spec.source)) if spec.single_file else None
         if request.task == "img2img":
             # A1111's key for img2img strength, so PNG Info and Civitai show it.
             extra["Denoising strength"] = f"{request.strength:g}"
@@ -457,6 +463,7 @@ class Engine:
                 image.height,
                 spec.name,
                 extra,
+                model_hash=model_hash,
             )
             texts.append(text)
             generated.append(GeneratedImage(encode_png(image, text), seed, image.width, image.height))

@@ -138,11 +138,6 @@ default = "tiny-sd15"
 # Only these models (not the packaged ones with real hub ids).
 packaged = false
 
-# The diffusers configs single-file checkpoints of each family load with (ATELIER_MODELS_DIR).
-[single_file]
-sd15 = "tiny-sd15"
-sdxl = "tiny-sdxl"
-
 [models.tiny-sd15]
 kind = "sd15"
 source = "tiny-sd15"
