@@ -316,7 +316,7 @@ class ModelCache:
             if not candidates:
                 log.warning("models on %s take %s, over its budget of %s, and every one is in use", device,
                             _gb(self.device_bytes(device) + extra), _gb(budget))
-                return
+                break
             self._park(min(candidates, key=lambda k: self._used.get(k, 0)))
         self._trim_ram()
 

@@ -110,3 +110,8 @@ class JobCancelled(Exception):
         super().__init__(f"job {job_id} cancelled at step {step}")
         self.job_id = job_id
         self.step = step
+
+
+class OutOfMemory(RuntimeError):
+    """The job does not fit in its device's memory, even after moving every other model off the device
+    and retrying with model CPU offload; the message names the model and the size asked for."""
