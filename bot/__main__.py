@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings, SettingsError, load_settings
+from inference.models import RegistryError
 
 log = logging.getLogger("atelier")
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RegistryError as exc:  # the models TOML, ATELIER_MODELS_DIR or ATELIER_PRELOAD
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 1
 
 
@@ -136,10 +140,11 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         toml = make_tiny(args.dir)
         print(f"wrote tiny models and {toml}; use ATELIER_MODELS={toml}")
         return 0
-    from inference.models import ModelRegistry, RegistryError
+    from bot.engines import load_registry
+    from inference.models import RegistryError
 
     try:
-        registry = ModelRegistry.load(settings.models)
+        registry = load_registry(settings)
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -178,14 +183,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         module, _, name = args.engine.partition(":")
         factory = getattr(importlib.import_module(module), name)
     else:
-        from inference.models import ModelRegistry
+        from bot.engines import engine_factory, load_registry
 
-        registry = ModelRegistry.load(settings.models)
-
-        def factory(device: str):  # type: ignore[no-untyped-def]
-            from inference.engine import Engine  # imports torch: on the device thread
-
-            return Engine(registry, device)
+        factory = engine_factory(settings, load_registry(settings))
 
     if args.devices:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]

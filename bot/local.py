@@ -6,13 +6,13 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from bot.engines import engine_factory, load_registry
 from bot.errors import UserFacingError
 from bot.jobs import ImagineOptions, JobService, Origin
 from bot.settings import Settings
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, Output
-from inference.models import ModelRegistry
 from inference.pool import InferencePool, default_devices
 
 
@@ -46,7 +46,7 @@ class FileDelivery:
 
 async def generate_once(settings: Settings, options: ImagineOptions, output: Path, *, quiet: bool = False) -> None:
     """Raise UserFacingError with a one-line message when the job is refused or fails."""
-    registry = ModelRegistry.load(settings.models)
+    registry = load_registry(settings)
     with tempfile.TemporaryDirectory(prefix="atelier-generate-") as tmp:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp}/generate.db")
         try:
@@ -65,12 +65,7 @@ async def generate_once(settings: Settings, options: ImagineOptions, output: Pat
                                       channel_id=None, nsfw_channel=False)
             devices = settings.device_list or await asyncio.to_thread(default_devices)
 
-            def factory(device: str):  # type: ignore[no-untyped-def]
-                from inference.engine import Engine
-
-                return Engine(registry, device)
-
-            pool = InferencePool(service, factory, devices[:1])
+            pool = InferencePool(service, engine_factory(settings, registry), devices[:1])
             service.pool = pool
             await service.submit(command="imagine", params=params, origin=Origin(user_id=0, user_name="cli"))
             await pool.start()
