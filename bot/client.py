@@ -123,6 +123,7 @@ class Atelier(commands.AutoShardedBot):
             factory = self._engine_factory or engine_factory(self.settings, self.registry)
             self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000,
                                       owner=self.settings.instance)
+            self.service.resident = self.pool.resident_models
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)

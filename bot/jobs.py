@@ -14,7 +14,7 @@ import io
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +38,14 @@ from inference.models import (
     UnknownAspect,
     UnknownModel,
 )
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
+from inference.types import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    JobCancelled,
+    OutOfMemory,
+    Progress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +172,8 @@ class JobService:
         self.max_queue = max_queue
         self.delivery: Delivery | None = None
         self.pool: PoolLike | None = None
+        # worker name -> the models loaded on its device (the embedded pool's), for the claim's tie-break.
+        self.resident: Callable[[str], Collection[str]] | None = None
         self.listeners: list[Any] = []
         # Scores finished images; returns why they must not be posted, or None (see bot/moderation.py).
         self.image_check: Callable[[Job, list[bytes]], Awaitable[str | None]] | None = None
@@ -340,8 +349,10 @@ class JobService:
     # ----- JobSource for the inference pool -----
 
     async def claim(self, worker: str) -> GenerationRequest | None:
+        # The models loaded on the worker's device break ties between jobs equally due (fewer loads).
+        prefer = self.resident(worker) if self.resident is not None else ()
         async with begin_urgent(self.sessions) as session:  # a device may be waiting: ahead of submissions
-            job = await jobs_repo.claim_next_job(session, worker=worker)
+            job = await jobs_repo.claim_next_job(session, worker=worker, prefer=prefer)
         if job is None:
             return None
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
@@ -621,6 +632,9 @@ def user_message_for(error: BaseException) -> str:
     """Turn a runner failure into one sentence a member can act on (never a stack trace)."""
     if isinstance(error, Withheld):
         return str(error)
+    if isinstance(error, OutOfMemory):
+        return ("This job does not fit in the GPU's memory, even after the bot freed the other models and retried "
+                "in low-memory mode. Try a smaller size or fewer images; your credits were refunded.")
     name = type(error).__name__
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if "out of memory" in text.lower():

@@ -28,7 +28,14 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from inference.pool import JobSource, Pausable
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
+from inference.types import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    JobCancelled,
+    OutOfMemory,
+    Progress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,8 @@ class RemoteJobError(Exception):
 
 def _remote_error(message: str, kinds: list[str]) -> Exception:
     # Keep the error family so the job service can word it (ValueError, OSError) as it would locally.
+    if OutOfMemory.__name__ in kinds:
+        return OutOfMemory(message)
     for base in (ValueError, OSError):
         if base.__name__ in kinds:
             return type(f"Remote{base.__name__}", (RemoteJobError, base), {})(message, kinds)
