@@ -574,9 +574,9 @@ def _add_checkpoints(tables: dict[str, tuple[Path, dict[str, Any]]], folder: Pat
     """A table per checkpoint in ``folder`` whose name no table has yet, with its family's defaults."""
     if not folder.is_dir():
         raise RegistryError(f"ATELIER_MODELS_DIR: no such folder: {folder}")
-    taken = {str(Path(str(t.get("source", ""))).expanduser()) for _, t in tables.values()}
+    taken = {_resolve_source(where, t["source"]) for where, t in tables.values() if isinstance(t.get("source"), str)}
     for name, (path, family) in checkpoints.scan(folder).items():
-        if name in tables or str(path) in taken:
+        if name in tables or str(path.resolve()) in taken:
             log.info("ATELIER_MODELS_DIR: %s is already a model in the registry", path)
             continue
         tables[name] = (folder / "models.toml", {

@@ -31,7 +31,8 @@ def start_bot(fake: FakeDiscord, tiny_models: Path, db_url: str) -> BotStarter:
     async def start(**overrides: Any) -> AsyncIterator[Atelier]:
         settings = load_settings(**{
             "discord_token": "fake.bot.token", "database_url": db_url, "models": tiny_models, "devices": "cpu",
-            "progress_interval": 0.05, "sync_guild": fake.guild_id, "moderation_semantic": False, **overrides,
+            "progress_interval": 0.05, "sync_guild": fake.guild_id, "moderation_semantic": False,
+            "preload": "none", **overrides,
         })
         engine_factory = overrides.pop("engine_factory", None)
         # identify_interval=0: with several shards discord.py would wait 5 s before each IDENTIFY after the first.
