@@ -43,6 +43,7 @@ from inference.types import GenerationRequest, GenerationResult
 HEAVY, LIGHT = 1000, (2001, 2002, 2003, 2004)
 MODELS_TOML = """
 default = "m"
+packaged = false
 [models.m]
 kind = "sd15"
 source = "unused"
