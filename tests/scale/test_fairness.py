@@ -171,7 +171,8 @@ async def test_resident_models_break_ties_without_breaking_the_order(sessions) -
         order.append(job.id)
     assert order == [warm[0], cold[0], warm[1], cold[1]]
     # Without the preference the round-robin (then the oldest job) decides.
-    more_cold, more_warm = await _add(sessions, 3, 1, model="sdxl"), await _add(sessions, 4, 1, model="sd15")
+    more_cold = await _add(sessions, 3, 1, model="sdxl")
+    await _add(sessions, 4, 1, model="sd15")
     async with sessions.begin() as s:
         assert (await jobs_repo.claim_next_job(s, worker="w")).id == more_cold[0]
 
