@@ -70,7 +70,7 @@ class SleepingEngine:
         return GenerationResult(request.job_id, [], None, self.duration)
 
 
-async def fifo_claim(session: Any, *, worker: str, commands: Any = None) -> Job | None:
+async def fifo_claim(session: Any, *, worker: str, commands: Any = None, prefer: Any = ()) -> Job | None:
     """The scheduler before fair queueing: the oldest queued job."""
     job_id = (await session.execute(select(Job.id).where(Job.status == JobStatus.queued).order_by(Job.id).limit(1))).scalar()
     if job_id is None:

@@ -364,7 +364,7 @@ class JobService:
         # The models loaded on the worker's device break ties between jobs equally due (fewer loads).
         prefer = self.resident(worker) if self.resident is not None else ()
         async with begin_urgent(self.sessions) as session:  # a device may be waiting: ahead of submissions
-            job = await jobs_repo.claim_next_job(session, worker=worker, prefer=prefer)
+            job = await jobs_repo.claim_next_job(session, worker=worker, **({"prefer": prefer} if prefer else {}))
         if job is None:
             return None
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
