@@ -128,21 +128,29 @@ def scan(folder: Path) -> dict[str, tuple[Path, str]]:
     return found
 
 
-_hashes: dict[tuple[str, int, int], str] = {}
+_hashes: dict[tuple[str, int, int, bool], str] = {}
 
 
-def short_hash(path: Path) -> str:
-    """A1111's "Model hash": the first 10 hex digits of the file's SHA-256, which Civitai matches on.
+def file_sha256(path: Path, *, after_header: bool = False) -> str:
+    """The SHA-256 of a file (``after_header``: of a safetensors file's tensor data only), in hex.
 
     Reads the whole file once per (path, size, modification time); call it off the event loop.
     """
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, after_header)
     cached = _hashes.get(key)
     if cached is None:
         digest = hashlib.sha256()
         with path.open("rb") as handle:
+            if after_header:
+                (length,) = struct.unpack("<Q", handle.read(8))
+                handle.seek(8 + length)
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
-        cached = _hashes[key] = digest.hexdigest()[:10]
+        cached = _hashes[key] = digest.hexdigest()
     return cached
+
+
+def short_hash(path: Path) -> str:
+    """A1111's "Model hash": the first 10 hex digits of the file's SHA-256, which Civitai matches on."""
+    return file_sha256(path)[:10]

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import os
-import struct
 import threading
 import time
 import warnings
@@ -33,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference.checkpoints import read_header
+from inference.checkpoints import file_sha256, read_header
 from inference.models import InvalidOption
 
 log = logging.getLogger(__name__)
@@ -215,24 +213,10 @@ def check_family(lora: LoraFile, header: dict[str, Any], *, model: str, model_wi
                         f"{family_label(model_width)}. Choose a LoRA made for that family, or another model.")
 
 
-_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
 def short_hash(path: Path) -> str:
     """A1111's LoRA hash ("Lora hashes" in PNG parameters, Civitai's AutoV3): the first 12 hex digits
-    of the SHA-256 of the tensor data after the safetensors header. Cached per (path, size, mtime)."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    cached = _hash_cache.get(key)
-    if cached is None:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            handle.seek(8 + length)
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        cached = _hash_cache[key] = digest.hexdigest()[:12]
-    return cached
+    of the SHA-256 of the tensor data after the safetensors header."""
+    return file_sha256(path, after_header=True)[:12]
 
 
 # ----- one job's LoRAs on a pipeline -----
