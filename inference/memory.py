@@ -84,3 +84,8 @@ def release_cached(device: str) -> None:
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
+
+
+def gb(size: int) -> str:
+    """Bytes as the log lines give them: 6.94 GB."""
+    return f"{size / 1e9:.2f} GB"
