@@ -119,7 +119,10 @@ class Residency:
         for key in keys:
             self._park(key, force=True)
             if offloadable:
-                self._pipelines[key].enable_model_cpu_offload(device=device)
+                pipe = self._pipelines[key]
+                if getattr(pipe, "hf_device_map", None) is not None:  # loaded with device_map: diffusers refuses
+                    pipe.reset_device_map()
+                pipe.enable_model_cpu_offload(device=device)
             self._offloaded.add(key)
         try:
             yield
