@@ -143,3 +143,41 @@ def test_separate_vae_replaces_the_checkpoints_own(tmp_path: Path, single_file_m
     vae = engine.pipeline("mine").vae.state_dict()
     assert all(torch.equal(vae[k], v) for k, v in other.state_dict().items())
     assert "VAE: other-vae.safetensors" in read_parameters(engine.run(_request("mine", steps=1)).images[0].png)
+
+
+def test_checkpoint_loads_offline_with_its_familys_config_from_the_hub_cache(
+        tmp_path: Path, single_file_models: Path, tiny_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No `config` and no [single_file]: the family's hub repo is read from the local Hugging Face cache
+    (config files only; no weights in it), with the hub unreachable."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    repo = tmp_path / "hub" / "models--stable-diffusion-v1-5--stable-diffusion-v1-5"
+    snapshot = repo / "snapshots" / "0123456789abcdef"
+    shutil.copytree(tiny_models.parent / "tiny-sd15", snapshot, ignore=shutil.ignore_patterns("*.safetensors"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123456789abcdef", encoding="utf-8")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    checkpoint = single_file_models.parent / "checkpoints" / "tiny sd15 model.safetensors"
+    toml = tmp_path / "models.toml"
+    toml.write_text(f'packaged = false\n[models.mine]\nsource = "{checkpoint}"\n', encoding="utf-8")
+    registry = ModelRegistry.load(toml)
+    assert registry.get("mine").extra["config"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert Engine(registry, "cpu", batch_max=1).run(_request("mine", steps=1)).images
+
+
+def test_checkpoint_without_a_reachable_config_says_what_to_set(tmp_path: Path, single_file_models: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    from inference.cache import ModelLoadError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    checkpoint = single_file_models.parent / "checkpoints" / "tiny sd15 model.safetensors"
+    toml = tmp_path / "models.toml"
+    toml.write_text(f'packaged = false\n[models.mine]\nsource = "{checkpoint}"\n', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"not in the Hugging Face cache.*set `config`"):
+        Engine(ModelRegistry.load(toml), "cpu", batch_max=1).pipeline("mine")
