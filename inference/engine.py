@@ -19,12 +19,12 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
-from inference import batching, checkpoints, lora, memory, prompts
+from inference import batching, checkpoints, lora, memory, prompts, recovery
 from inference.cache import ModelCache
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
 from inference.models import SCHEDULERS, InvalidOption, ModelRegistry, ModelSpec, validate_request_options
 from inference.runners import HANDLERS, img2img, img2vid, txt2img, upscale
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, OutOfMemory
+from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
 from inference.video import encode_video
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,13 @@ class Engine:
         ``on_step(step, total)`` is called after every denoising step; when ``is_cancelled()``
         turns true between steps the run stops and JobCancelled(job_id, step) is raised.
         Raises UnknownModel and InvalidOption for requests the model cannot serve, and OutOfMemory
-        when the job does not fit even after the recovery steps (see ``_recovering``).
+        when the job does not fit even after the recovery steps (inference/recovery.py).
         """
         spec = self.registry.get(request.model)
         names = self.models_of(spec)
         with self.cache.pinned(self.device, names):
-            return self._recovering(request, names, lambda: self._run_once(spec, request, on_step, is_cancelled))
+            return recovery.recovering(self.cache, self.device, request, names,
+                                       lambda: self._run_once(spec, request, on_step, is_cancelled))
 
     def models_of(self, spec: ModelSpec) -> list[str]:
         """The registry models a job on ``spec`` uses (a ControlNet's base, IF's stage III): pinned while it runs."""
@@ -125,42 +126,6 @@ class Engine:
         if isinstance(stage_3, str) and stage_3 in self.registry:
             names.append(stage_3)
         return names
-
-    def _recovering(self, request: GenerationRequest, names: list[str], attempt: Callable[[], Any]) -> Any:
-        """Run ``attempt``; on a device out-of-memory error, move every model no job is using off the
-        device and retry once, then retry with model CPU offload; OutOfMemory only if all of that fails.
-
-        A cancelled or invalid job raises through at once. The exception is never kept across a retry:
-        its traceback holds the failed call's tensors.
-        """
-        try:
-            return attempt()
-        except Exception as exc:
-            if not memory.is_out_of_memory(exc):
-                raise
-            log.warning("job %s ran out of memory on %s; moving %d idle models off the device and retrying",
-                        request.job_id, self.device, len(self.cache.on_device(self.device) - set(names)))
-        self.cache.free(self.device)
-        try:
-            return attempt()
-        except Exception as exc:
-            if not memory.is_out_of_memory(exc):
-                raise
-            log.warning("job %s still ran out of memory on %s; retrying with model CPU offload",
-                        request.job_id, self.device)
-        memory.release_cached(self.device)
-        try:
-            with self.cache.cpu_offload(self.device, names):
-                return attempt()
-        except Exception as exc:
-            if not memory.is_out_of_memory(exc):
-                raise
-            log.error("job %s (%s, %dx%d, %d images) does not fit in the memory of %s, even with CPU offload: %s",
-                      request.job_id, request.model, request.width, request.height, request.count, self.device,
-                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        memory.release_cached(self.device)
-        raise OutOfMemory(f"{request.model} at {request.width}x{request.height} ({request.count} images) does not "
-                          f"fit in the memory of {self.device}")
 
     def _run_once(
         self,
