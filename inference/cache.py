@@ -137,6 +137,12 @@ class ModelCache(Residency):
                     self._bring_back(key, device)
                 self._used[key] = next(self._clock)
                 return pipe
+            # Room first, for what it is known to take (a model loaded before, or one checkpoint file):
+            # the device must not hold the old models and the new one at once.
+            with self._guard:
+                shares = any(k[1] == device and source[0] == _weights(spec) for k, source in self._sources.items())
+            if not shares:  # a model over resident weights (from_pipe) adds next to nothing
+                self._fit(device, keep={key}, extra=self._sizes.get(spec.name) or _file_size(spec))
             started = time.perf_counter()
             try:
                 pipe, scheduler_config = self._load(spec, device)
@@ -148,8 +154,9 @@ class ModelCache(Residency):
                 self._sources[key] = (_weights(spec), dtype_for(spec, device), _unet_file(spec))
                 self._where[key] = "device"
                 self._used[key] = next(self._clock)
+            self._sizes[spec.name] = memory.distinct_bytes(memory.modules_of(pipe))
             log.info("loaded %s on %s in %.2f s (%s)", spec.name, device, time.perf_counter() - started,
-                     memory.gb(memory.distinct_bytes(memory.modules_of(pipe))))
+                     memory.gb(self._sizes[spec.name]))
             self._fit(device, keep={key})
             heap.settle(f"loading {spec.name}")
             return pipe
@@ -317,6 +324,10 @@ class ModelCache(Residency):
             with _quiet_diffusers():
                 unet = unet.to(dtype=dtype)
         return unet.eval()
+
+
+def _file_size(spec: ModelSpec) -> int:
+    return Path(spec.source).stat().st_size if spec.single_file and Path(spec.source).is_file() else 0
 
 
 def _weights(spec: ModelSpec) -> str:

@@ -66,6 +66,7 @@ class Residency:
         self._pins: collections.Counter[tuple[str, str]] = collections.Counter()
         self._offloaded: set[tuple[str, str]] = set()  # running with model CPU offload right now
         self._budgets: dict[str, int | None] = {}
+        self._sizes: dict[str, int] = {}  # model name -> bytes when last loaded (room is made before a reload)
         self.moves = 0  # models moved off a device to make room (for tests and logs)
 
     def loaded(self) -> list[tuple[str, str]]:
