@@ -151,3 +151,20 @@ def test_cache_is_within_budget_after_every_load(tiny_models: Path, sizes: dict[
     for name in (*THREE, *THREE):
         cache.get(registry.get(name), "cpu")
         assert len(cache.loaded()) == 1 and cache.ram_bytes() == 0
+
+
+def test_room_is_made_before_reloading_a_model_of_known_size(tiny_registry: ModelRegistry,
+                                                             sizes: dict[str, int]) -> None:
+    """A model loaded before is known in size: the device never holds it and its evictee at once."""
+    cache = ModelCache(vram_budget=max(sizes.values()), ram_budget=0)
+    on_device_at_load: list[int] = []
+    load = cache._load
+
+    def recording(spec: Any, device: str) -> Any:
+        on_device_at_load.append(cache.device_bytes(device))
+        return load(spec, device)
+
+    cache._load = recording  # type: ignore[method-assign]
+    for name in ("tiny-sd15", "tiny-sdxl-turbo", "tiny-sd15"):
+        cache.get(tiny_registry.get(name), "cpu")
+    assert on_device_at_load[2] == 0  # turbo went out before sd15 came back in
