@@ -65,7 +65,7 @@ def patch() -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["BENCH_GATEWAY"])
     if os.environ.get("BENCH_ENGINE") == "sleep":
         engine = SleepingEngine(float(os.environ.get("BENCH_STEP_SECONDS", "0.2")))
-        bot.client._default_engine_factory = lambda registry, lora_dir=None, batch_max=4: (lambda device: engine)  # type: ignore[assignment]
+        bot.client.engine_factory = lambda settings, registry: (lambda device: engine)  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from inference.types import GenerationRequest, GenerationResult
 HEAVY, LIGHT = 1000, (2001, 2002, 2003, 2004)
 MODELS_TOML = """
 default = "m"
+packaged = false
 [models.m]
 kind = "sd15"
 source = "unused"
@@ -69,7 +70,7 @@ class SleepingEngine:
         return GenerationResult(request.job_id, [], None, self.duration)
 
 
-async def fifo_claim(session: Any, *, worker: str, commands: Any = None) -> Job | None:
+async def fifo_claim(session: Any, *, worker: str, commands: Any = None, prefer: Any = ()) -> Job | None:
     """The scheduler before fair queueing: the oldest queued job."""
     job_id = (await session.execute(select(Job.id).where(Job.status == JobStatus.queued).order_by(Job.id).limit(1))).scalar()
     if job_id is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings, SettingsError, load_settings
+from inference.models import RegistryError
 
 log = logging.getLogger("atelier")
 
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             return _worker(settings, args)
     except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RegistryError as exc:  # the models TOML, ATELIER_MODELS_DIR or ATELIER_PRELOAD
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
@@ -197,10 +201,11 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         toml = make_tiny(args.dir)
         print(f"wrote tiny models and {toml}; use ATELIER_MODELS={toml}")
         return 0
-    from inference.models import ModelRegistry, RegistryError
+    from bot.engines import load_registry
+    from inference.models import RegistryError
 
     try:
-        registry = ModelRegistry.load(settings.models)
+        registry = load_registry(settings)
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -271,18 +276,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         module, _, name = args.engine.partition(":")
         factory = getattr(importlib.import_module(module), name)
     else:
-        from inference.models import ModelRegistry
+        from bot.engines import engine_factory, load_registry
 
-        registry = ModelRegistry.load(settings.models)
-
-        def factory(device: str):  # type: ignore[no-untyped-def]
-            from inference import compile as compiling  # imports torch: on the device thread
-            from inference.engine import Engine
-
-            compiling.configure_process(compiling.resolve(settings.compile_mode, device))
-            # A remote worker runs one job a call: no batch, so no batch-invariance patch either.
-            return Engine(registry, device, batch_max=1, lora_cache=settings.lora_cache,
-                          compile_mode=settings.compile_mode)
+        factory = engine_factory(settings, load_registry(settings), batch_max=1)
 
     if args.devices:
         devices = [d.strip() for d in args.devices.split(",") if d.strip()]

@@ -23,6 +23,7 @@ from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import DiscordDelivery
+from bot.engines import engine_factory, load_registry
 from bot.jobs import JobService
 from bot.limits import Limits
 from bot.metrics import Metrics
@@ -97,7 +98,7 @@ class Atelier(commands.AutoShardedBot):
         self.db = create_engine(self.settings.database)
         await migrate.upgrade(self.db)
         sessions = create_sessionmaker(self.db)
-        self.registry = ModelRegistry.load(self.settings.models)
+        self.registry = load_registry(self.settings)
         # SQLite: lookups get their own connection pool, so they never queue for a connection behind
         # writers waiting for the write lock (checks made before acknowledging must stay fast).
         if self.db.dialect.name == "sqlite":
@@ -127,11 +128,10 @@ class Atelier(commands.AutoShardedBot):
                                    job_timeout=self.settings.job_timeout or None)
         else:  # the embedded default: this process's devices
             devices = self.settings.device_list or await asyncio.to_thread(default_devices)
-            factory = self._engine_factory or _default_engine_factory(
-                self.registry, self.settings.lora_dir, self.settings.batch_max,
-                lora_cache=self.settings.lora_cache, compile_mode=self.settings.compile_mode)
+            factory = self._engine_factory or engine_factory(self.settings, self.registry)
             self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000,
                                       owner=self.settings.instance, run_timeout=self.settings.job_timeout or None)
+            self.service.resident = self.pool.resident_models
         self.service.pool = self.pool
         for extension in extensions():
             await self.load_extension(extension)
@@ -141,9 +141,26 @@ class Atelier(commands.AutoShardedBot):
             log.info("commands are synced by the process that runs shard 0; not syncing here")
         # Recover before any worker claims: a fresh claim would otherwise look interrupted and run twice.
         await self.service.recover()
+        await self.preload()
         await self.pool.start()
         self._heartbeat = asyncio.create_task(self.service.heartbeat_forever(), name="atelier-job-heartbeat")
         self.metrics.start(reads, port=self.settings.metrics_port, addr=self.settings.metrics_host)
+
+    async def preload(self) -> None:
+        """Load ATELIER_PRELOAD's models (default: the registry's default) on every device before the bot
+        goes online, so the first member does not wait for a load. A model that cannot load is logged
+        and left to load (and fail with its reason) on first use: the bot still starts."""
+        names = self.settings.preload_models(self.registry.default_name)
+        if not names or not isinstance(self.pool, InferencePool):
+            return
+        started = asyncio.get_running_loop().time()
+        try:
+            await self.pool.warmup(names)
+        except Exception as exc:
+            log.error("could not preload %s: %s", ", ".join(names), str(exc).splitlines()[0] if str(exc) else exc)
+            return
+        log.info("preloaded %s on %s in %.1f s", ", ".join(names), ", ".join(w.device for w in self.pool.workers),
+                 asyncio.get_running_loop().time() - started)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """discord.py sleeps 5 s before every IDENTIFY but the first; the interval is adjustable."""
@@ -197,17 +214,3 @@ def build_moderation(settings: Settings, sessions: Any, reads: Any = None) -> Mo
     moderator = default_moderator() if settings.moderation_semantic else Moderator(semantic=False)
     images = ImageChecker() if settings.nsfw_image_check else None
     return ModerationService(sessions, moderator=moderator, images=images, reads=reads)
-
-
-def _default_engine_factory(registry: ModelRegistry, lora_dir: Path | None = None, batch_max: int = 4, *,
-                            lora_cache: int = 8, compile_mode: str | None = None) -> Callable[[str], Any]:
-    def factory(device: str) -> Any:
-        from inference import compile as compiling  # imports torch: only ever on a worker thread
-        from inference.engine import Engine
-
-        # The one place the GPU path's process-wide torch settings (TF32, Dynamo's limit) are made.
-        compiling.configure_process(compiling.resolve(compile_mode, device))
-        return Engine(registry, device, lora_dir=lora_dir, batch_max=batch_max, lora_cache=lora_cache,
-                      compile_mode=compile_mode)
-
-    return factory

@@ -83,6 +83,10 @@ FAILURES: tuple[FailureClass, ...] = (
     FailureClass("gated", _named("GatedModel"), logging.ERROR, _download_message),
     FailureClass("network", _named("HubUnreachable"), logging.WARNING, _download_message),
     FailureClass("downloading", _named("ModelUnavailable"), logging.ERROR, _download_message),
+    # After the cache freed other models, retried and fell back to CPU offload (inference/recovery.py).
+    FailureClass("out of memory", _named("OutOfMemory"), logging.ERROR,
+                 lambda e: "This job does not fit in the GPU's memory, even after the bot freed the other models and "
+                           "retried in low-memory mode. Try a smaller size or fewer images; your credits were refunded."),
     FailureClass("out of memory", lambda e: "OutOfMemoryError" in _names(e) or "out of memory" in str(e).lower(),
                  logging.ERROR,
                  lambda e: "The GPU ran out of memory for this job, even after freeing what it could. Try a "

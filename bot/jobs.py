@@ -12,9 +12,10 @@ import contextlib
 import dataclasses
 import io
 import logging
+import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,11 +43,20 @@ from inference.models import (
     UnknownAspect,
     UnknownModel,
 )
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled, Progress
+from inference.types import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    JobCancelled,
+    Progress,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT = 2000
+MAX_LORAS = 3
+# A1111's prompt syntax for extra networks: <lora:name> or <lora:name:weight> (<lyco:...> too).
+_LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]+)(?::([^:<>]*))?(?::[^<>]*)?>", re.IGNORECASE)
 # Every HEARTBEAT_SECONDS a process marks its running jobs alive; a running job of another process
 # with no sign of life for STALE_AFTER is taken to be orphaned (that process died) and re-queued.
 HEARTBEAT_SECONDS = 20.0
@@ -189,6 +199,8 @@ class JobService:
         self.dm_allowed = dm_allowed
         self.delivery: Delivery | None = None
         self.pool: PoolLike | None = None
+        # worker name -> the models loaded on its device (the embedded pool's), for the claim's tie-break.
+        self.resident: Callable[[str], Collection[str]] | None = None
         self.listeners: list[Any] = []
         # Scores finished images; returns why they must not be posted, or None (see bot/moderation.py).
         self.image_check: Callable[[Job, list[bytes]], Awaitable[str | None]] | None = None
@@ -211,7 +223,9 @@ class JobService:
 
     def prepare_imagine(self, options: ImagineOptions) -> dict[str, Any]:
         """Check every option against the model's limits; return request parameters (no job id)."""
-        prompt = (options.prompt or "").strip()
+        # A1111's <lora:name:weight> typed in the prompt is applied like the `lora` option, or refused:
+        # left in the text it would be drawn from as words and recorded as if it had been applied.
+        prompt, typed_loras = prompt_loras((options.prompt or "").strip())
         if not prompt:
             raise InvalidOption("The prompt is empty: describe what you want to see.")
         if len(prompt) > MAX_PROMPT:
@@ -247,6 +261,12 @@ class JobService:
         if options.quality == "fast":
             params["quality"] = "fast"
         chosen = _lora_choice(options, spec)
+        for tag, name, weight in typed_loras:
+            if any(found == name for found, _ in chosen):
+                raise InvalidOption(f"`{tag}` names a LoRA this job already uses; name each LoRA once.")
+            chosen += _checked_lora(name, weight, options.lora_dir, spec, typed=tag)
+        if len(chosen) > MAX_LORAS:
+            raise InvalidOption(f"A job takes at most {MAX_LORAS} LoRAs; this one names {len(chosen)}.")
         if chosen:
             params["loras"] = chosen
         return params
@@ -424,8 +444,10 @@ class JobService:
     # ----- JobSource for the inference pool -----
 
     async def claim(self, worker: str) -> GenerationRequest | None:
+        # The models loaded on the worker's device break ties between jobs equally due (fewer loads).
+        prefer = self.resident(worker) if self.resident is not None else ()
         async with begin_urgent(self.sessions) as session:  # a device may be waiting: ahead of submissions
-            job = await jobs_repo.claim_next_job(session, worker=worker)
+            job = await jobs_repo.claim_next_job(session, worker=worker, **({"prefer": prefer} if prefer else {}))
         if job is None:
             return None
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
@@ -780,17 +802,26 @@ def _lora_choice(options: ImagineOptions, spec: ModelSpec) -> list[list[Any]]:
         if options.lora_weight is not None:
             raise InvalidOption("You set a LoRA weight but no LoRA; pick one in the `lora` option.")
         return []
-    if options.lora_dir is None:
-        raise InvalidOption("LoRAs are turned off on this bot (its owner has not set ATELIER_LORA_DIR).")
-    if spec.kind not in loras.LORA_KINDS:
-        raise InvalidOption(f"{spec.name} does not take LoRAs; choose an SD 1.5 or SDXL model.")
     weight = loras.DEFAULT_WEIGHT if options.lora_weight is None else float(options.lora_weight)
+    return _checked_lora(name, weight, options.lora_dir, spec)
+
+
+def _checked_lora(name: str, weight: float, lora_dir: Path | None, spec: ModelSpec, *, typed: str | None = None
+                  ) -> list[list[Any]]:
+    """[[name, weight]] for a LoRA that exists and fits the model; ``typed``: the prompt tag it came from."""
+    where = f"`{typed}` in your prompt: " if typed else ""
+    if lora_dir is None:
+        raise InvalidOption(f"{where}LoRAs are not available here (the bot's owner has not set ATELIER_LORA_DIR, "
+                            "or this command takes none); remove it." if typed else
+                            "LoRAs are turned off on this bot (its owner has not set ATELIER_LORA_DIR).")
+    if spec.kind not in loras.LORA_KINDS:
+        raise InvalidOption(f"{where}{spec.name} does not take LoRAs; choose an SD 1.5 or SDXL model.")
     try:
-        found = loras.library(str(options.lora_dir)).resolve(name)
+        found = loras.library(str(lora_dir)).resolve(name)
         loras.check_weight(weight)
         made_for = loras.family_hint(loras.read_header(found.path))
     except loras.LoraError as exc:
-        raise InvalidOption(str(exc)) from None
+        raise InvalidOption(f"{where}{exc}") from None
     except (OSError, ValueError):
         raise InvalidOption(f"LoRA {name!r} is not a readable .safetensors file; tell the bot's owner.") from None
     family = loras.kind_family(spec.kind)
@@ -799,6 +830,22 @@ def _lora_choice(options: ImagineOptions, spec: ModelSpec) -> list[list[Any]]:
                             f"{loras.FAMILY_NAMES[family]}; choose a {loras.FAMILY_NAMES[made_for]} model or "
                             "another LoRA.")
     return [[found.name, weight]]
+
+
+def prompt_loras(prompt: str) -> tuple[str, list[tuple[str, str, float]]]:
+    """The prompt without its ``<lora:name:weight>`` tags, and each tag as (tag, name, weight)."""
+    found: list[tuple[str, str, float]] = []
+    for match in _LORA_TAG.finditer(prompt):
+        text = match[2].strip() if match[2] is not None else ""
+        try:
+            weight = float(text) if text else loras.DEFAULT_WEIGHT
+            loras.check_weight(weight)
+        except (ValueError, loras.LoraError):
+            raise InvalidOption(f"`{match[0]}` in your prompt: the weight must be a number from {loras.MIN_WEIGHT:g} "
+                                f"to {loras.MAX_WEIGHT:g}.") from None
+        found.append((match[0], match[1].strip(), weight))
+    stripped = re.sub(r"\s{2,}", " ", _LORA_TAG.sub(" ", prompt)).strip(" ,")
+    return (stripped, found) if found else (prompt, [])
 
 
 _REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationRequest)) - {"job_id"}

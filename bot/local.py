@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bot.engines import engine_factory, load_registry
 from bot.errors import UserFacingError
 from bot.jobs import ImagineOptions, JobService, Origin
 from bot.settings import Settings
@@ -16,7 +17,6 @@ from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, Output
 from inference.hub_progress import loading_text
-from inference.models import ModelRegistry
 from inference.pool import InferencePool, default_devices
 
 # What -o may name: the format is the file's extension.
@@ -99,7 +99,7 @@ async def generate_once(settings: Settings, options: ImagineOptions, output: Pat
                         quiet: bool = False) -> list[Path]:
     """The files written; raise UserFacingError with a one-line message when the job is refused or fails."""
     check_output(output)
-    registry = ModelRegistry.load(settings.models)
+    registry = load_registry(settings)
     with tempfile.TemporaryDirectory(prefix="atelier-generate-") as tmp:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp}/generate.db")
         try:
@@ -118,12 +118,8 @@ async def generate_once(settings: Settings, options: ImagineOptions, output: Pat
                                       channel_id=None, nsfw_channel=False)
             devices = settings.device_list or await asyncio.to_thread(default_devices)
 
-            def factory(device: str):  # type: ignore[no-untyped-def]
-                from inference.engine import Engine
-
-                return Engine(registry, device, batch_max=1)  # one job: nothing to batch
-
-            pool = InferencePool(service, factory, devices[:1])
+            # One job: nothing to batch.
+            pool = InferencePool(service, engine_factory(settings, registry, batch_max=1), devices[:1])
             service.pool = pool
             await service.submit(command="imagine", params=params, origin=Origin(user_id=0, user_name="cli"))
             await pool.start()

@@ -18,6 +18,10 @@ ENV_NAMES = {
     "discord_token": "DISCORD_TOKEN",
     "database_url": "ATELIER_DATABASE_URL",
     "models": "ATELIER_MODELS",
+    "models_dir": "ATELIER_MODELS_DIR",
+    "vram_budget": "ATELIER_VRAM_BUDGET",
+    "ram_budget": "ATELIER_RAM_BUDGET",
+    "preload": "ATELIER_PRELOAD",
     "devices": "ATELIER_DEVICES",
     "sync_guild": "ATELIER_SYNC_GUILD",
     "log_level": "ATELIER_LOG_LEVEL",
@@ -65,6 +69,15 @@ class Settings(BaseSettings):
     # A secret like the token: a PostgreSQL URL usually holds a password (repr(Settings) hides it).
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///atelier.db")
     models: Path | None = None
+    # A folder of single-file checkpoints (.safetensors in the A1111/Civitai layout, subfolders too):
+    # each one is served as a model named after its file, its family read from its tensor names.
+    models_dir: Path | None = None
+    # Bytes of models each device may hold (e.g. `60GB`); unset: a GPU's memory less headroom. Models
+    # beyond it wait in host memory, up to ATELIER_RAM_BUDGET (unset: half the host's memory).
+    vram_budget: int | None = None
+    ram_budget: int | None = None
+    # Models loaded before the bot goes online, comma-separated; unset: the registry's default; `none`: none.
+    preload: str | None = None
     devices: str | None = None
     sync_guild: int | None = None
     log_level: str = "INFO"
@@ -167,6 +180,20 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {value}")
         return value
 
+    @field_validator("models_dir", mode="before")
+    @classmethod
+    def _models_dir(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not Path(str(value)).expanduser().is_dir():
+            raise ValueError(f"no such folder: {value}")
+        return Path(str(value)).expanduser()
+
+    @field_validator("vram_budget", "ram_budget", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value)
+
     @field_validator("lora_dir", mode="before")
     @classmethod
     def _lora_dir(cls, value: object) -> object:
@@ -225,6 +252,14 @@ class Settings(BaseSettings):
             return None
         return [d.strip() for d in self.devices.split(",") if d.strip()]
 
+    def preload_models(self, default: str) -> list[str]:
+        """The models to load at start-up: ATELIER_PRELOAD's names, else ``default`` (the registry's)."""
+        if self.preload is None or not self.preload.strip():
+            return [default]
+        if self.preload.strip().lower() == "none":
+            return []
+        return list(dict.fromkeys(p.strip() for p in self.preload.split(",") if p.strip()))
+
     @cached_property
     def shard_id_list(self) -> list[int] | None:
         """The shards this process runs, or None meaning all of them."""
@@ -273,6 +308,28 @@ class Settings(BaseSettings):
         if self.discord_token is None or not self.discord_token.get_secret_value().strip():
             raise SettingsError("DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications and export its token")
         return self.discord_token.get_secret_value().strip()
+
+
+_UNITS = {"": None, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: object) -> int | None:
+    """``24GB``, ``512 MiB``, ``0``: a memory size in bytes (None when unset)."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value  # type: ignore[return-value]
+    text = str(value).strip().lower().replace(" ", "")
+    if not text:
+        return None
+    number = text.rstrip("kmgtib")
+    unit = text[len(number):]
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in _UNITS or amount < 0 or (_UNITS[unit] is None and amount != 0):
+        raise ValueError(f"must be a size such as 24GB or 512MiB, not {value!r}")
+    return int(amount * (_UNITS[unit] or 1))
 
 
 def load_settings(**overrides: object) -> Settings:

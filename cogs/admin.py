@@ -7,6 +7,7 @@ command checks it again on our side: server owners can change who sees commands,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -113,6 +114,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         embed.add_field(name="Top models", value=top, inline=False)
         per_day = "\n".join(f"{day}: {n}" for day, n in sorted(stats["per_day"].items())[-7:]) or "none yet"
         embed.add_field(name="Jobs per day", value=per_day, inline=False)
+        embed.add_field(name="Models loaded", value=await self._residents(), inline=False)
         if self.bot.pool.paused:
             state = "Queue paused by the bot's owners"
         elif await self.bot.service.guild_paused(interaction.guild_id):
@@ -121,6 +123,18 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
             state = "Queue running"
         embed.set_footer(text=state)
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    async def _residents(self) -> str:
+        """What is loaded where: on a device (ready), in RAM (moved back in seconds), or running offloaded."""
+        residents = getattr(self.bot.pool, "residents", None)
+        if residents is None:
+            return "on the remote GPU workers (see their logs)"
+        rows = await asyncio.to_thread(residents)
+        places = {"device": "on {}", "ram": "in RAM (from {})", "offload": "on {} with CPU offload"}
+        lines = [f"`{r.name}` {places.get(r.where, '{}').format(r.device)}, {r.bytes / 1e9:.2f} GB"
+                 f"{' (in use)' if r.pinned else ''}" for r in rows]
+        return "\n".join(lines[:15]) + (f"\n... and {len(lines) - 15} more" if len(lines) > 15 else "") if lines \
+            else "none yet (models load on first use)"
 
     @app_commands.command(name="quota", description="Set the daily credits for this server, a role or a member")
     @app_commands.describe(credits="Credits a day (-1: unlimited; leave empty to remove the rule)",

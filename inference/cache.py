@@ -36,8 +36,9 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from inference import heap, hub
+from inference import heap, hub, memory, single_file
 from inference.models import ModelSpec
+from inference.residency import Residency
 
 log = logging.getLogger(__name__)
 
@@ -116,65 +117,48 @@ def make_scheduler(spec: ModelSpec, base_config: Any) -> Any:
     return cls.from_config(base_config, **overrides)
 
 
-class ModelCache:
-    """Pipelines resident in memory, keyed by (model name, device)."""
-
-    def __init__(self) -> None:
-        self._pipelines: dict[tuple[str, str], DiffusionPipeline] = {}
-        # (source, dtype, UNet file or None) per entry: what a later model may share with it.
-        self._sources: dict[tuple[str, str], tuple[str, torch.dtype, str | None]] = {}
-        # The scheduler config each model folder ships (its training noise schedule). Schedulers
-        # are always derived from this, never from a pipeline's current scheduler, whose config
-        # carries the previous choice's options (e.g. Karras sigmas leaking into Euler).
-        self._scheduler_configs: dict[tuple[str, str], Any] = {}
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._guard = threading.Lock()
-        # (name, device) -> (the resident pipeline it was built over, the companion); see companion().
-        self._companions: dict[tuple[str, str], tuple[Any, Any]] = {}
+class ModelCache(Residency):
+    """Loads each pipeline once per (model, device); ``Residency`` keeps them within the memory budgets."""
 
     def get(self, spec: ModelSpec, device: str) -> DiffusionPipeline:
-        """The pipeline for ``spec`` on ``device``, loading it on first use."""
+        """The pipeline for ``spec`` on ``device``, loading it (or moving it back from RAM) on first use."""
         key = (spec.name, device)
         pipe = self._pipelines.get(key)
-        if pipe is not None:
+        if pipe is not None and (self._where.get(key) == "device" or key in self._offloaded):
+            self._used[key] = next(self._clock)
             return pipe
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             pipe = self._pipelines.get(key)
-            if pipe is None:
-                started = time.perf_counter()
+            if pipe is not None:
+                if self._where.get(key) != "device" and key not in self._offloaded:
+                    self._bring_back(key, device)
+                self._used[key] = next(self._clock)
+                return pipe
+            # Room first, for what it is known to take (a model loaded before, or one checkpoint file):
+            # the device must not hold the old models and the new one at once.
+            with self._guard:
+                shares = any(k[1] == device and source[0] == _weights(spec) for k, source in self._sources.items())
+            if not shares:  # a model over resident weights (from_pipe) adds next to nothing
+                self._fit(device, keep={key}, extra=self._sizes.get(spec.name) or _file_size(spec))
+            started = time.perf_counter()
+            try:
                 pipe, scheduler_config = self._load(spec, device)
-                with self._guard:
-                    self._scheduler_configs[key] = scheduler_config
-                    self._pipelines[key] = pipe
-                    self._sources[key] = (spec.source, dtype_for(spec, device), _unet_file(spec))
-                log.info("loaded %s on %s in %.2f s", spec.name, device, time.perf_counter() - started)
-                heap.settle(f"loading {spec.name}")
+            except single_file.SingleFileError as exc:
+                raise ModelLoadError(spec.name, str(exc)) from exc
+            with self._guard:
+                self._scheduler_configs[key] = scheduler_config
+                self._pipelines[key] = pipe
+                self._sources[key] = (_weights(spec), dtype_for(spec, device), _unet_file(spec))
+                self._where[key] = "device"
+                self._used[key] = next(self._clock)
+            self._sizes[spec.name] = memory.distinct_bytes(memory.modules_of(pipe))
+            log.info("loaded %s on %s in %.2f s (%s)", spec.name, device, time.perf_counter() - started,
+                     memory.gb(self._sizes[spec.name]))
+            self._fit(device, keep={key})
+            heap.settle(f"loading {spec.name}")
             return pipe
-
-    def loaded(self) -> list[tuple[str, str]]:
-        """(model name, device) pairs currently resident."""
-        with self._guard:
-            return list(self._pipelines)
-
-    def evict(self, name: str, device: str | None = None) -> int:
-        """Drop a model from memory (every device unless one is given); returns how many went."""
-        with self._guard:
-            keys = [k for k in self._pipelines if k[0] == name and (device is None or k[1] == device)]
-            for key in keys:
-                del self._pipelines[key]
-                del self._sources[key]
-                del self._scheduler_configs[key]
-            companions = [k for k in self._companions if k[0] == name and (device is None or k[1] == device)]
-            for key in companions:
-                del self._companions[key]
-            keys += [k for k in companions if k not in keys]
-        if keys:
-            heap.settle(f"evicting {name}", thaw=True)
-        if keys and torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return len(keys)
 
     def scheduler_for(self, spec: ModelSpec, device: str) -> Any:
         """A new scheduler for a loaded model as ``spec`` names it (for per-request overrides)."""
@@ -237,6 +221,8 @@ class ModelCache:
             components.update(watermarker=None, feature_extractor=None)
         if spec.extra.get("unet_file"):
             components["unet"] = self._load_unet(spec, device, dtype)
+        if spec.extra.get("vae"):
+            components["vae"] = single_file.load_vae(spec, dtype)
 
         shared = self._shared_base(spec, device, dtype)
         if shared is not None:
@@ -250,7 +236,10 @@ class ModelCache:
                     base, scheduler=make_scheduler(spec, scheduler_config), dtype=dtype, **components
                 )
         else:
-            pipe = self._from_pretrained(cls, spec, device, dtype, components)
+            if spec.single_file:
+                pipe = single_file.load_pipeline(cls, spec, dtype, components).to(device)
+            else:
+                pipe = self._from_pretrained(cls, spec, device, dtype, components)
             scheduler_config = pipe.scheduler.config
             pipe.scheduler = make_scheduler(spec, scheduler_config)
         pipe.set_progress_bar_config(disable=True)
@@ -264,13 +253,19 @@ class ModelCache:
         One whose UNet was swapped (Lightning) can only lend its text encoders and VAE to a model
         that brings its own UNet too; the SDXL base must not inherit a distilled UNet.
         """
+        found = None
         with self._guard:
             for key, (source, source_dtype, unet_file) in self._sources.items():
-                if key[1] != device or (source, source_dtype) != (spec.source, dtype):
+                if key[1] != device or (source, source_dtype) != (_weights(spec), dtype) or key in self._offloaded:
                     continue
                 if unet_file is None or _unet_file(spec) is not None:
-                    return self._pipelines[key], self._scheduler_configs[key]
-        return None
+                    found = key
+                    break
+        if found is None:
+            return None
+        if self._where.get(found) != "device":  # parked in RAM: its modules come back for both
+            self._bring_back(found, device)
+        return self._pipelines[found], self._scheduler_configs[found]
 
     def _from_pretrained(
         self,
@@ -331,6 +326,15 @@ class ModelCache:
             with _quiet_diffusers():
                 unet = unet.to(dtype=dtype)
         return unet.eval()
+
+
+def _file_size(spec: ModelSpec) -> int:
+    return Path(spec.source).stat().st_size if spec.single_file and Path(spec.source).is_file() else 0
+
+
+def _weights(spec: ModelSpec) -> str:
+    """What a model's resident modules are made of: its source, and its own VAE when it names one."""
+    return f"{spec.source} + vae {spec.extra['vae']}" if spec.extra.get("vae") else spec.source
 
 
 def _unet_file(spec: ModelSpec) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
-from inference import batching, hub, lora, prompts
+from inference import batching, checkpoints, hub, lora, memory, prompts, recovery
 from inference import compile as compiling
 from inference.cache import ModelCache
 from inference.finishing import Finishing, as_pil, to_uint8
@@ -157,7 +157,8 @@ class Engine:
 
         ``on_step(step, total)`` is called after every denoising step; when ``is_cancelled()``
         turns true between steps the run stops and JobCancelled(job_id, step) is raised.
-        Raises UnknownModel and InvalidOption for requests the model cannot serve.
+        Raises UnknownModel and InvalidOption for requests the model cannot serve, and OutOfMemory
+        when the job does not fit even after the recovery steps (inference/recovery.py).
         """
         return self.generate(request, on_step, is_cancelled).finish()
 
@@ -170,6 +171,26 @@ class Engine:
         """``run``'s device work only: the worker calls ``finish()`` on another thread, so the device
         starts its next job while this one's files are made (inference/finishing.py)."""
         spec = self.registry.get(request.model)
+        names = self.models_of(spec)
+        with self.cache.pinned(self.device, names):
+            return recovery.recovering(self.cache, self.device, request, names,
+                                       lambda: self._run_once(spec, request, on_step, is_cancelled))
+
+    def models_of(self, spec: ModelSpec) -> list[str]:
+        """The registry models a job on ``spec`` uses (a ControlNet's base, IF's stage III): pinned while it runs."""
+        names = [spec.name, *([spec.base] if spec.base else [])]
+        stage_3 = spec.extra.get("stage_3")
+        if isinstance(stage_3, str) and stage_3 in self.registry:
+            names.append(stage_3)
+        return names
+
+    def _run_once(
+        self,
+        spec: ModelSpec,
+        request: GenerationRequest,
+        on_step: Callable[[int, int], None] | None,
+        is_cancelled: Callable[[], bool] | None,
+    ) -> GenerationResult:
         handler = HANDLERS.get(spec.kind)
         if handler is not None:
             return Finishing.done(handler(self, spec, request, on_step, is_cancelled))
@@ -194,7 +215,7 @@ class Engine:
             with self.adapters.applied(pipe, job_loras, model=spec.name):
                 # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
                 encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                         device=self.device)
+                                         device=self.device, clip_skip=spec.clip_skip)
                 run_pipe = self._img2img_pipeline(spec, pipe) if request.task == "img2img" else pipe
                 one_call = request.task == "txt2img" and self.one_call_for_count(pipe, job_loras)
                 images = runner(
@@ -271,7 +292,18 @@ class Engine:
             except Exception as exc:
                 outcome[request.job_id] = exc
         if ready:
-            self._run_batched(spec, ready, outcome, on_step, is_cancelled)
+            with self.cache.pinned(self.device, self.models_of(spec)):
+                self._run_batched(spec, ready, outcome, on_step, is_cancelled)
+        for request, _ in ready:  # a batch that ran out of memory: each job again alone, with recovery
+            if isinstance(outcome.get(request.job_id), Exception) and memory.is_out_of_memory(outcome[request.job_id]):
+                del outcome[request.job_id]
+                memory.release_cached(self.device)
+                try:
+                    outcome[request.job_id] = self.run(
+                        request, (lambda s, t, i=request.job_id: on_step(i, s, t)) if on_step else None,
+                        (lambda i=request.job_id: is_cancelled(i)) if is_cancelled else None)
+                except Exception as exc:
+                    outcome[request.job_id] = exc
         return [outcome[request.job_id] for request in requests]
 
     def _run_batched(self, spec: ModelSpec, ready: list[tuple[GenerationRequest, float]],
@@ -286,7 +318,7 @@ class Engine:
             groups: dict[tuple[Any, ...], list[tuple[GenerationRequest, dict[str, Any], list[str]]]] = {}
             for request, _ in ready:
                 encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                         device=self.device)
+                                         device=self.device, clip_skip=spec.clip_skip)
                 rows = batching.prompt_rows(pipe, encoded.kwargs, guidance=guidance, device=self.device)
                 groups.setdefault(batching.shape_key(rows), []).append((request, rows, encoded.notes))
             for members in groups.values():
@@ -512,6 +544,12 @@ class Engine:
         notes: list[str] | None = None,
     ) -> GenerationResult:
         extra: dict[str, Any] = {"Schedule type": spec.schedule_type} if spec.schedule_type else {}
+        if spec.clip_skip > 1:
+            extra["Clip skip"] = spec.clip_skip
+        if str(spec.extra.get("vae", "")).endswith(".safetensors"):
+            extra["VAE"] = Path(str(spec.extra["vae"])).name
+        # A1111's short hash of the checkpoint file, which Civitai matches to the model's page.
+        model_hash = checkpoints.short_hash(Path(spec.source)) if spec.single_file else None
         if request.task == "img2img":
             # A1111's key for img2img strength, so PNG Info and Civitai show it.
             extra["Denoising strength"] = f"{request.strength:g}"
@@ -536,6 +574,7 @@ class Engine:
                 image.height,
                 spec.name,
                 extra,
+                model_hash=model_hash,
             )
             texts.append(text)
             generated.append(GeneratedImage(encode_png(image, text), seed, image.width, image.height))

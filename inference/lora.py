@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import logging
 import os
-import struct
 import threading
 import time
 import uuid
@@ -41,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference.checkpoints import file_sha256, read_header
 from inference.models import InvalidOption
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,6 @@ DEFAULT_WEIGHT = 1.0
 MIN_WEIGHT, MAX_WEIGHT = 0.0, 2.0
 # How long a folder listing is reused (autocomplete asks on every keystroke).
 LIST_TTL = 10.0
-_MAX_HEADER = 100 * 1024 * 1024
 # Cross-attention width of a UNet -> the family members know it by.
 FAMILIES = {768: "SD 1.5", 1024: "SD 2.x", 2048: "SDXL"}
 
@@ -159,20 +156,6 @@ def check_weight(weight: float) -> float:
 # ----- what a file says about itself (safetensors header: 8-byte length, then JSON) -----
 
 
-def read_header(path: Path) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        raw = handle.read(8)
-        if len(raw) != 8:
-            raise ValueError("not a safetensors file (too short)")
-        (length,) = struct.unpack("<Q", raw)
-        if length > _MAX_HEADER:
-            raise ValueError("not a safetensors file (header too large)")
-        header = json.loads(handle.read(length))
-    if not isinstance(header, dict):
-        raise ValueError("not a safetensors file (bad header)")
-    return header
-
-
 def family_hint(header: dict[str, Any]) -> str | None:
     """"sdxl" or "sd1" when the file says which base it was trained on, else None.
 
@@ -237,24 +220,10 @@ def check_family(lora: LoraFile, header: dict[str, Any], *, model: str, model_wi
                         f"{family_label(model_width)}. Choose a LoRA made for that family, or another model.")
 
 
-_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
 def short_hash(path: Path) -> str:
     """A1111's LoRA hash ("Lora hashes" in PNG parameters, Civitai's AutoV3): the first 12 hex digits
-    of the SHA-256 of the tensor data after the safetensors header. Cached per (path, size, mtime)."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    cached = _hash_cache.get(key)
-    if cached is None:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            handle.seek(8 + length)
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        cached = _hash_cache[key] = digest.hexdigest()[:12]
-    return cached
+    of the SHA-256 of the tensor data after the safetensors header."""
+    return file_sha256(path, after_header=True)[:12]
 
 
 # ----- one job's LoRAs on a pipeline -----

@@ -60,11 +60,13 @@ def a1111_parameters(
     height: int,
     model: str,
     extra: Mapping[str, Any] | None = None,
+    *,
+    model_hash: str | None = None,
 ) -> str:
     """The ``parameters`` text in AUTOMATIC1111's layout, which Civitai and A1111 parse.
 
     Line 1 is the prompt, then ``Negative prompt: ...`` (only when there is one), then one line of
-    ``Key: value`` pairs starting with Steps, Sampler, CFG scale, Seed, Size, Model.
+    ``Key: value`` pairs starting with Steps, Sampler, CFG scale, Seed, Size, (Model hash,) Model.
     """
     lines = [prompt]
     if negative:
@@ -75,6 +77,7 @@ def a1111_parameters(
         ("CFG scale", f"{cfg:g}"),
         ("Seed", seed),
         ("Size", f"{width}x{height}"),
+        *([("Model hash", model_hash)] if model_hash else []),
         ("Model", model),
     ]
     pairs.extend((extra or {}).items())

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference import checkpoints
+
 log = logging.getLogger(__name__)
 
 ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
@@ -30,6 +32,8 @@ TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "sd2", "s
 CONTROLNET_BASE_KINDS = ("sd15", "sd2", "sdxl", "sdxl-lightning", "sdxl-turbo")
 # Diffusion upscalers (x4, prompt-guided) that /upscale offers beside the Real-ESRGAN kind.
 UPSCALER_KINDS = ("esrgan", "sd-x4")
+# Kinds whose entries may name a separate VAE (``vae``): an AutoencoderKL replaces the pipeline's own.
+VAE_KINDS = ("sd15", "sd2", "sdxl", "sdxl-lightning", "sdxl-turbo")
 
 # Scheduler name -> (sampler name as AUTOMATIC1111 writes it, schedule type or None). A1111 readers
 # (Civitai, the PNG Info tab) recognise these spellings; the diffusers side of the mapping lives in
@@ -84,8 +88,8 @@ class ModelSpec:
 
     name: str
     kind: str
-    # A Hugging Face hub id or an absolute path to a diffusers folder (relative paths in the TOML
-    # are resolved against the TOML's folder when the registry is loaded).
+    # A Hugging Face hub id, an absolute path to a diffusers folder, or one .safetensors checkpoint
+    # (relative paths in the TOML are resolved against the TOML's folder when the registry is loaded).
     source: str
     steps: int
     guidance: float
@@ -117,6 +121,16 @@ class ModelSpec:
         """The registry model a ``controlnet`` entry draws with (it shares that pipeline's weights)."""
         base = self.extra.get("base")
         return str(base) if base else None
+
+    @property
+    def single_file(self) -> bool:
+        """The weights are one original-layout .safetensors checkpoint (A1111/Civitai), not a diffusers folder."""
+        return "family" in self.extra
+
+    @property
+    def clip_skip(self) -> int:
+        """A1111's "Clip skip": 1 uses CLIP's last layer, 2 the one before it."""
+        return int(self.extra.get("clip_skip", 1))
 
     @property
     def few_step(self) -> bool:
@@ -204,32 +218,50 @@ class ModelRegistry:
         self.path = path
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> ModelRegistry:
-        """Read a models TOML; ``None`` means the packaged file with real hub ids."""
-        toml_path = Path(path) if path is not None else _DEFAULT_TOML
-        try:
-            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RegistryError(f"{toml_path}: file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{toml_path}: cannot read ({exc})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise RegistryError(f"{toml_path}: malformed TOML ({exc})") from None
-        models = data.get("models")
-        if not isinstance(models, dict) or not models:
-            raise RegistryError(f"{toml_path}: key 'models' must hold at least one [models.NAME] table")
+    def load(cls, path: str | Path | None = None, *, models_dir: str | Path | None = None) -> ModelRegistry:
+        """The packaged registry, extended by the TOML at ``path`` and the checkpoints in ``models_dir``.
+
+        A table in the user's file adds a model, or replaces the packaged one of the same name (a
+        table without ``kind`` and ``source`` only changes the fields it sets), or removes it
+        (``disabled = true``). ``packaged = false`` at the top of the user's file serves that file's
+        models alone. Each ``.safetensors`` checkpoint in ``models_dir`` becomes a model named after
+        its file, unless a table already has that name.
+        """
+        tables, default, single_file, _ = _read_tables(_DEFAULT_TOML)
+        user_path = Path(path) if path is not None else None
+        chosen: str | None = None
+        if user_path is not None:
+            user_tables, chosen, user_single, packaged = _read_tables(user_path)
+            if not packaged:
+                tables, default, single_file = {}, None, {}
+            for name, (where, table) in user_tables.items():
+                if table.get("disabled") is True:
+                    tables.pop(name, None)
+                elif name in tables and "kind" not in table and "source" not in table:
+                    tables[name] = (where, {**tables[name][1], **table})
+                else:
+                    tables[name] = (where, table)
+            single_file |= user_single
+        toml_path = user_path or _DEFAULT_TOML
+        if models_dir is not None:
+            _add_checkpoints(tables, Path(models_dir))
+        if not tables:
+            raise RegistryError(f"{toml_path}: no models defined (every packaged model is disabled)")
         # ControlNet entries inherit their base model's defaults, so the bases are parsed first.
-        plain = {n: t for n, t in models.items() if not (isinstance(t, dict) and t.get("kind") == "controlnet")}
-        parsed = {name: _parse_spec(toml_path, name, table) for name, table in plain.items()}
-        for name, table in models.items():
+        parsed = {name: _parse_spec(where, name, table, single_file=single_file)
+                  for name, (where, table) in tables.items() if table.get("kind") != "controlnet"}
+        for name, (where, table) in tables.items():
             if name not in parsed:
-                parsed[name] = _parse_spec(toml_path, name, table, _controlnet_defaults(toml_path, name, table, parsed))
-        specs = [parsed[name] for name in models]
-        default = data.get("default", specs[0].name)
-        if not isinstance(default, str):
-            raise RegistryError(f"{toml_path}: key 'default' must be a model name")
+                parsed[name] = _parse_spec(where, name, table, _controlnet_defaults(where, name, table, parsed))
+        specs = [parsed[name] for name in tables]
+        default = chosen or default
+        if default is None or default not in parsed:
+            if chosen is not None:
+                raise RegistryError(f"{toml_path}: default = {chosen!r} is not one of the models ({', '.join(parsed)})")
+            default = specs[0].name
         registry = cls(specs, default, path=toml_path)
-        log.info("loaded %d models from %s (default %s)", len(specs), toml_path, default)
+        log.info("loaded %d models from %s%s (default %s)", len(specs), toml_path,
+                 f" and {models_dir}" if models_dir is not None else "", default)
         return registry
 
     def names(self) -> list[str]:
@@ -396,14 +428,23 @@ def _controlnet_defaults(path: Path, name: str, table: dict[str, Any], parsed: d
             "timestep_spacing": spec.timestep_spacing}
 
 
-def _parse_spec(path: Path, name: str, table: Any, defaults: dict[str, Any] | None = None) -> ModelSpec:
+def _parse_spec(path: Path, name: str, table: Any, defaults: dict[str, Any] | None = None, *,
+                single_file: Mapping[str, str] | None = None) -> ModelSpec:
     """Turn one ``[models.NAME]`` table into a spec, failing with the file and key in one line."""
     where = f"{path}: models.{name}"
     if not isinstance(table, dict):
         raise RegistryError(f"{where} must be a table")
-    for key in ("kind", "source"):
-        if key not in table:
-            raise RegistryError(f"{where}.{key} is missing")
+    table = {key: value for key, value in table.items() if key != "disabled"}
+    if "source" not in table:
+        raise RegistryError(f"{where}.source is missing")
+    family = None
+    checkpoint_kinds = {kind for kinds in checkpoints.FAMILY_KINDS.values() for kind in kinds}
+    if (isinstance(table["source"], str) and _is_file_source(table["source"])
+            and table.get("kind", "sd15") in checkpoint_kinds):
+        family = _checkpoint_family(where, _resolve_source(path, table["source"]))
+        table.setdefault("kind", family)
+    if "kind" not in table:
+        raise RegistryError(f"{where}.kind is missing")
     kind = table["kind"]
     if kind not in KINDS:
         raise RegistryError(f"{where}.kind = {kind!r} is not one of {', '.join(KINDS)}")
@@ -437,10 +478,110 @@ def _parse_spec(path: Path, name: str, table: Any, defaults: dict[str, Any] | No
         # SD 3 is a rectified-flow model: only its own flow-matching scheduler fits it.
         raise RegistryError(f"{where}.scheduler must be \"default\" for sd3 (its flow-matching Euler)")
     values["source"] = _resolve_source(path, values["source"])
-    for key in ("unet_repo", "stage_2", "detector"):
+    for key in ("unet_repo", "stage_2", "detector", "vae", "config"):
         if isinstance(extra.get(key), str):
             extra[key] = _resolve_source(path, extra[key])
+    _check_checkpoint_options(where, kind, family, extra, single_file or {})
     return ModelSpec(name=name, extra=extra, **values)
+
+
+def _is_file_source(source: str) -> bool:
+    return source.lower().endswith((checkpoints.SUFFIX, *checkpoints.PICKLED_SUFFIXES))
+
+
+def _checkpoint_family(where: str, source: str) -> str:
+    path = Path(source)
+    if not path.is_file():
+        raise RegistryError(f"{where}.source: no such file: {source}")
+    try:
+        return checkpoints.detect(path)
+    except checkpoints.CheckpointError as exc:
+        raise RegistryError(f"{where}.source: {exc}") from None
+
+
+def _check_checkpoint_options(where: str, kind: str, family: str | None, extra: dict[str, Any],
+                              configs: Mapping[str, str]) -> None:
+    """A single file's kind must fit its family, and it needs the diffusers config of that family;
+    ``vae`` and ``clip_skip`` must be something the engine can honour."""
+    if family is not None:
+        if kind not in checkpoints.FAMILY_KINDS[family]:
+            raise RegistryError(f"{where}.kind = {kind!r} but the file is an {checkpoints.FAMILY_NAMES[family]} "
+                                f"checkpoint (kind {' or '.join(checkpoints.FAMILY_KINDS[family])})")
+        config = extra.get("config")
+        if config is not None and not isinstance(config, str):
+            raise RegistryError(f"{where}.config must be a diffusers folder or a hub id")
+        extra["config"] = config or configs.get(family) or checkpoints.DEFAULT_CONFIGS[family]
+        extra["family"] = family
+    vae = extra.get("vae")
+    if vae is not None:
+        if not isinstance(vae, str) or not vae:
+            raise RegistryError(f"{where}.vae must be a .safetensors file, a diffusers folder or a hub id")
+        if kind not in VAE_KINDS:
+            raise RegistryError(f"{where}.vae: a separate VAE is only supported for {', '.join(VAE_KINDS)} models")
+        if vae.lower().endswith(checkpoints.PICKLED_SUFFIXES):
+            raise RegistryError(f"{where}.vae: pickled files are never loaded; use the VAE's .safetensors release")
+        if vae.lower().endswith(checkpoints.SUFFIX) and not Path(vae).is_file():
+            raise RegistryError(f"{where}.vae: no such file: {vae}")
+    clip_skip = extra.get("clip_skip")
+    if clip_skip is not None:
+        if isinstance(clip_skip, bool) or clip_skip not in (1, 2):
+            raise RegistryError(f"{where}.clip_skip must be 1 (the last CLIP layer) or 2 (the one before, as "
+                                "many anime SD 1.5 checkpoints want)")
+        if kind not in ("sd15", "sd2"):
+            raise RegistryError(f"{where}.clip_skip only applies to SD 1.x/2.x models (SDXL always uses the "
+                                "penultimate layer)")
+
+
+# Top-level key of a user's file: false serves that file's models alone.
+_PACKAGED_KEY = "packaged"
+
+
+def _read_tables(toml_path: Path) -> tuple[dict[str, tuple[Path, dict[str, Any]]], str | None, dict[str, str], bool]:
+    """One registry file: its [models.NAME] tables (each with the file it came from), its default,
+    its ``[single_file]`` configs (family -> config folder or hub id) and whether it keeps the packaged models."""
+    try:
+        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"{toml_path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{toml_path}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"{toml_path}: malformed TOML ({exc})") from None
+    models = data.get("models", {})
+    if not isinstance(models, dict) or (not models and toml_path == _DEFAULT_TOML):
+        raise RegistryError(f"{toml_path}: key 'models' must hold [models.NAME] tables")
+    for name, table in models.items():
+        if not isinstance(table, dict):
+            raise RegistryError(f"{toml_path}: models.{name} must be a table")
+        if "disabled" in table and not isinstance(table["disabled"], bool):
+            raise RegistryError(f"{toml_path}: models.{name}.disabled must be true or false")
+    default = data.get("default")
+    if default is not None and not isinstance(default, str):
+        raise RegistryError(f"{toml_path}: key 'default' must be a model name")
+    packaged = data.get(_PACKAGED_KEY, True)
+    if not isinstance(packaged, bool):
+        raise RegistryError(f"{toml_path}: key '{_PACKAGED_KEY}' must be true or false")
+    configs = data.get("single_file", {})
+    if not isinstance(configs, dict) or any(k not in checkpoints.FAMILY_KINDS or not isinstance(v, str)
+                                            for k, v in configs.items()):
+        raise RegistryError(f"{toml_path}: [single_file] maps {' and '.join(checkpoints.FAMILY_KINDS)} to a "
+                            "config folder or hub id")
+    configs = {family: _resolve_source(toml_path, value) for family, value in configs.items()}
+    return {name: (toml_path, table) for name, table in models.items()}, default, configs, packaged
+
+
+def _add_checkpoints(tables: dict[str, tuple[Path, dict[str, Any]]], folder: Path) -> None:
+    """A table per checkpoint in ``folder`` whose name no table has yet, with its family's defaults."""
+    if not folder.is_dir():
+        raise RegistryError(f"ATELIER_MODELS_DIR: no such folder: {folder}")
+    taken = {_resolve_source(where, t["source"]) for where, t in tables.values() if isinstance(t.get("source"), str)}
+    for name, (path, family) in checkpoints.scan(folder).items():
+        if name in tables or str(path.resolve()) in taken:
+            log.info("ATELIER_MODELS_DIR: %s is already a model in the registry", path)
+            continue
+        tables[name] = (folder / "models.toml", {
+            "kind": family, "source": str(path.resolve()),
+            "description": f"{checkpoints.FAMILY_NAMES[family]} checkpoint {path.name}"[:100]})
 
 
 def _resolve_source(toml_path: Path, source: str) -> str:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from inference.types import GenerationRequest, GenerationResult, Progress
 from inference.worker import Batching, EngineLike, Worker
@@ -107,6 +107,20 @@ class InferencePool(Pausable):
     @property
     def size(self) -> int:
         return len(self.workers)
+
+    def resident_models(self, worker: str) -> set[str]:
+        """The models ready on ``worker``'s device (none before its engine is built)."""
+        for candidate in self.workers:
+            if candidate.name == worker:
+                cache = getattr(candidate.engine, "cache", None)
+                on_device = getattr(cache, "on_device", None)
+                return set(on_device(candidate.device)) if on_device is not None else set()
+        return set()
+
+    def residents(self) -> list[Any]:
+        """Every model loaded by this process's engines (one shared cache or one per device), for admins."""
+        caches = {id(c): c for w in self.workers if (c := getattr(w.engine, "cache", None)) is not None}
+        return [r for cache in caches.values() if hasattr(cache, "residents") for r in cache.residents()]
 
     async def warmup(self, models: list[str]) -> None:
         await asyncio.gather(*(w.warmup(models) for w in self.workers))

@@ -147,12 +147,14 @@ def cap_tokens(tokenizer: Any, fragments: Fragments, limit: int = MAX_TOKENS) ->
     return kept or [("", 1.0)], used, total
 
 
-def encode(pipe: Any, prompt: str, negative: str, *, guidance: float, device: str) -> EncodedPrompt:
+def encode(pipe: Any, prompt: str, negative: str, *, guidance: float, device: str, clip_skip: int = 1
+           ) -> EncodedPrompt:
     """The prompt arguments of one pipeline call (SD 1.5 or SDXL family) for ``prompt`` and ``negative``.
 
     ``guidance`` decides whether the negative prompt is used at all (diffusers skips it at 1 or less,
     as Lightning and Turbo always run). Runs the text encoders (under no_grad) when embeddings are
-    needed, so call it with any LoRA already applied.
+    needed, so call it with any LoRA already applied. ``clip_skip`` 2 (A1111's setting, SD 1.x/2.x)
+    conditions on CLIP's penultimate layer, final layer norm applied, as A1111 and diffusers do.
     """
     use_negative = guidance > 1.0
     positive = parse_emphasis(prompt)
@@ -170,7 +172,7 @@ def encode(pipe: Any, prompt: str, negative: str, *, guidance: float, device: st
             notes.append(f"The negative prompt is {negative_given} tokens long; only the first "
                          f"{negative_tokens} were used (the limit is {MAX_TOKENS} tokens).")
 
-    simple = (not is_weighted(positive) and used <= CHUNK_TOKENS
+    simple = (clip_skip == 1 and not is_weighted(positive) and used <= CHUNK_TOKENS
               and (negative_parts is None or (not is_weighted(negative_parts) and negative_tokens <= CHUNK_TOKENS)))
     if simple:
         # The path every plain prompt always took: diffusers tokenizes the strings itself.
@@ -181,17 +183,17 @@ def encode(pipe: Any, prompt: str, negative: str, *, guidance: float, device: st
         if getattr(pipe, "text_encoder_2", None) is not None:
             kwargs = _encode_sdxl(pipe, positive, negative_parts, use_negative, device)
         else:
-            kwargs = _encode_sd(pipe, positive, negative_parts, use_negative, device)
+            kwargs = _encode_sd(pipe, positive, negative_parts, use_negative, device, penultimate=clip_skip > 1)
     return EncodedPrompt(kwargs, notes, used)
 
 
-def _compel(tokenizer: Any, text_encoder: Any, device: str, *, penultimate: bool = False) -> Compel:
+def _compel(tokenizer: Any, text_encoder: Any, device: str, *,
+            returned: ReturnedEmbeddingsType = ReturnedEmbeddingsType.LAST_HIDDEN_STATES_NORMALIZED) -> Compel:
     return Compel(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         truncate_long_prompts=False,
-        returned_embeddings_type=(ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED if penultimate
-                                  else ReturnedEmbeddingsType.LAST_HIDDEN_STATES_NORMALIZED),
+        returned_embeddings_type=returned,
         # Chunks end at a word boundary. (PHRASES would search back to the last comma however far,
         # leaving most of a chunk empty for long comma-free phrases.)
         split_long_text_mode=SplitLongTextMode.WORDS,
@@ -217,9 +219,29 @@ def _pad(compel: Compel, tensors: list[torch.Tensor], length: int) -> list[torch
     return padded
 
 
+class _WithTextModel:
+    """A text encoder seen through the ``.text_model`` attribute compel reads the final layer norm from
+    (transformers flattened CLIPTextModel, which no longer has one)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+        self.text_model = encoder
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._encoder(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+
 def _encode_sd(pipe: Any, positive: Fragments, negative: Fragments | None, use_negative: bool,
-               device: str) -> dict[str, Any]:
-    compel = _compel(pipe.tokenizer, pipe.text_encoder, device)
+               device: str, *, penultimate: bool = False) -> dict[str, Any]:
+    encoder = pipe.text_encoder
+    if penultimate and not hasattr(encoder, "text_model"):
+        encoder = _WithTextModel(encoder)
+    compel = _compel(pipe.tokenizer, encoder, device,
+                     returned=(ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NORMALIZED if penultimate
+                               else ReturnedEmbeddingsType.LAST_HIDDEN_STATES_NORMALIZED))
     embeds = _conditioning(compel, positive)
     if not use_negative:
         return {"prompt_embeds": embeds}
@@ -237,8 +259,9 @@ def _encode_sdxl(pipe: Any, positive: Fragments, negative: Fragments | None, use
     as SDXL pipelines do (emphasis cannot apply to it). An empty negative prompt is zeros when the
     model asks for that (``force_zeros_for_empty_prompt``), as diffusers does.
     """
-    first = _compel(pipe.tokenizer, pipe.text_encoder, device, penultimate=True)
-    second = _compel(pipe.tokenizer_2, pipe.text_encoder_2, device, penultimate=True)
+    sdxl_layer = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
+    first = _compel(pipe.tokenizer, pipe.text_encoder, device, returned=sdxl_layer)
+    second = _compel(pipe.tokenizer_2, pipe.text_encoder_2, device, returned=sdxl_layer)
     wanted = [positive]
     zero_negative = negative is None and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
     if use_negative and not zero_negative:

@@ -34,6 +34,7 @@ from inference.types import (
     GenerationRequest,
     GenerationResult,
     JobCancelled,
+    OutOfMemory,
     Progress,
     run_limit,
 )
@@ -83,6 +84,8 @@ class RemoteJobError(Exception):
 
 def _remote_error(message: str, kinds: list[str]) -> Exception:
     # Keep the error family so the job service can word it (ValueError, OSError) as it would locally.
+    if OutOfMemory.__name__ in kinds:
+        return OutOfMemory(message)
     for base in (ValueError, OSError):
         if base.__name__ in kinds:
             return type(f"Remote{base.__name__}", (RemoteJobError, base), {})(message, kinds)

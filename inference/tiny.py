@@ -135,6 +135,8 @@ def make_tiny(dest: Path) -> Path:
 _TOML = """\
 # Tiny random-weight models written by inference.tiny.make_tiny: they draw noise, fast, on a CPU.
 default = "tiny-sd15"
+# Only these models (not the packaged ones with real hub ids).
+packaged = false
 
 [models.tiny-sd15]
 kind = "sd15"

@@ -138,3 +138,6 @@ def run_limit(requests: list[GenerationRequest], override: float | None = None) 
     if override:
         return override
     return max(RUN_LIMITS.get(r.task, 600.0) for r in requests)
+class OutOfMemory(RuntimeError):
+    """The job does not fit in its device's memory, even after moving every other model off the device
+    and retrying with model CPU offload; the message names the model and the size asked for."""

@@ -71,6 +71,11 @@ class Worker:
         """The job on the device now (the first of a batch), or None when idle."""
         return self._running[0] if self._running else None
 
+    @property
+    def engine(self) -> EngineLike | None:
+        """The device's engine once built (it is built on the worker thread by the first job or warmup)."""
+        return self._engine
+
     def _engine_now(self) -> EngineLike:
         # Built on the worker thread: the first build imports torch (seconds), never on the loop.
         if self._engine is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import heapq
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,6 +106,7 @@ class _Queued:
     guild: tuple[str, int]
     cost: float
     weight: float
+    model: str = ""
 
 
 def _guild_key(guild_id: int | None, user_id: int) -> tuple[str, int]:
@@ -114,8 +115,13 @@ def _guild_key(guild_id: int | None, user_id: int) -> tuple[str, int]:
 
 
 def _fair_order(queued: Sequence[_Queued], user_service: dict[int, float], guild_service: dict[tuple[str, int], float],
-                last_served: dict[int, float], *, until: int | None = None) -> list[int]:
-    """Job ids in the order the scheduler would start them (stops after ``until`` when given)."""
+                last_served: dict[int, float], *, until: int | None = None,
+                prefer: Collection[str] = ()) -> list[int]:
+    """Job ids in the order the scheduler would start them (stops after ``until`` when given).
+
+    ``prefer``: models already loaded on the claiming device. Among jobs exactly as due (equal tags),
+    one on such a model goes first, before the round-robin: the device skips a load, and the other
+    member's tag is then the smaller one, so it waits one job at most."""
     per_user: dict[int, deque[_Queued]] = {}
     for job in sorted(queued, key=lambda j: j.id):
         per_user.setdefault(job.user_id, deque()).append(job)
@@ -123,19 +129,21 @@ def _fair_order(queued: Sequence[_Queued], user_service: dict[int, float], guild
     guilds = dict(guild_service)
     # (never served, 0) < (served at, timestamp) < (served by this simulation, pick number)
     served: dict[int, tuple[int, float]] = {u: (0, t) for u, t in last_served.items()}
-    heaps: dict[tuple[str, int], list[tuple[float, tuple[int, float], int, int]]] = {}
+    heaps: dict[tuple[str, int], list[tuple[float, int, tuple[int, float], int, int]]] = {}
 
     def push(user_id: int) -> None:
         head = per_user[user_id][0]
         tag = (users.get(user_id, 0.0) + head.cost) / head.weight
-        heapq.heappush(heaps.setdefault(head.guild, []), (tag, served.get(user_id, (-1, 0.0)), head.id, user_id))
+        cold = 0 if not prefer or head.model in prefer else 1
+        heapq.heappush(heaps.setdefault(head.guild, []),
+                       (tag, cold, served.get(user_id, (-1, 0.0)), head.id, user_id))
 
     for user_id in per_user:
         push(user_id)
     order: list[int] = []
     while heaps:
-        guild = min(heaps, key=lambda g: (guilds.get(g, 0.0), heaps[g][0][:3]))
-        _, _, job_id, user_id = heapq.heappop(heaps[guild])
+        guild = min(heaps, key=lambda g: (guilds.get(g, 0.0), heaps[g][0][:4]))
+        _, _, _, job_id, user_id = heapq.heappop(heaps[guild])
         if not heaps[guild]:
             del heaps[guild]
         job = per_user[user_id].popleft()
@@ -152,7 +160,8 @@ def _fair_order(queued: Sequence[_Queued], user_service: dict[int, float], guild
 
 def _queued_row(row: Any) -> _Queued:
     params = row.params or {}
-    return _Queued(row.id, row.user_id, _guild_key(row.guild_id, row.user_id), job_cost(params), job_priority(params))
+    return _Queued(row.id, row.user_id, _guild_key(row.guild_id, row.user_id), job_cost(params), job_priority(params),
+                   str(params.get("model") or ""))
 
 
 # The scheduler's statements run on every claim and every submission's queue position: each is
@@ -253,10 +262,11 @@ MAX_WAIT = timedelta(minutes=10)
 
 
 async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequence[str] | None = None,
-                         max_wait: timedelta = MAX_WAIT) -> Job | None:
+                         max_wait: timedelta = MAX_WAIT, prefer: Collection[str] = ()) -> Job | None:
     """Move the fairest next queued job to running, atomically (the UPDATE is guarded by status).
 
-    See the comment above ``job_cost`` for the order; with a single member it is plain FIFO."""
+    See the comment above ``job_cost`` for the order; with a single member it is plain FIFO.
+    ``prefer``: the models loaded on the claiming device, which break exact ties (see _fair_order)."""
     await _serialise_claims(session)
     for _ in range(5):
         heads = await _queued_heads(session, commands)
@@ -268,7 +278,8 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
             since = max(h.created_at for h in heads)
             users, guilds = await _service_since(session, since)
             served = await _last_served(session, [h.user_id for h in heads])
-            job_id = _aged(heads, served, max_wait) or _fair_order([_queued_row(h) for h in heads], users, guilds, served)[0]
+            job_id = _aged(heads, served, max_wait) or _fair_order([_queued_row(h) for h in heads], users, guilds, served,
+                                                                   prefer=prefer)[0]
         job = await _start(session, job_id=job_id, worker=worker)
         if job is not None:
             return job

@@ -73,7 +73,8 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
     try:
         # A1111 emphasis and long prompts, as in /imagine (the ControlNet pipelines take the same
         # text encoders and embeddings); plain prompts stay strings.
-        encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance, device=engine.device)
+        encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance, device=engine.device,
+                                  clip_skip=base.clip_skip)
         if request.task == "img2img":
             images = _img2img(engine, spec, pipe, request, control, guidance, on_step, is_cancelled, encoded.kwargs)
         else:

@@ -33,7 +33,7 @@ def patch() -> None:
     discord.http.Route.BASE = os.environ["ATELIER_TEST_API_BASE"]
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["ATELIER_TEST_GATEWAY"])
     engine = LoggedEngine(step_seconds=float(os.environ.get("ATELIER_TEST_STEP_SECONDS", "0")))
-    bot.client._default_engine_factory = lambda registry, lora_dir=None, batch_max=4: engine.factory  # type: ignore[assignment]
+    bot.client.engine_factory = lambda settings, registry: engine.factory  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from inference.types import GeneratedImage, GenerationResult
 
 TOML = """
 default = "fast"
+packaged = false
 [models.fast]
 kind = "sd15"
 source = "/nonexistent"

@@ -87,3 +87,51 @@ def test_db_upgrade_and_models_list(tiny_models: Path, tmp_path: Path, monkeypat
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert "tiny-sd15" in out and "tiny-sdxl-lightning" in out
+
+
+def test_generate_with_single_file_checkpoints(single_file_models: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATELIER_MODELS", str(single_file_models))
+    monkeypatch.setenv("ATELIER_DEVICES", "cpu")
+    monkeypatch.setenv("ATELIER_MODERATION_SEMANTIC", "false")
+    for model in ("tiny-sd15-file", "tiny-pony"):
+        out = tmp_path / f"{model}.png"
+        assert main(["generate", "a lighthouse", "--model", model, "--steps", "2", "--seed", "3", "-q",
+                     "-o", str(out)]) == 0
+        params = read_parameters(out.read_bytes())
+        assert f"Model: {model}" in params and "Model hash: " in params
+
+
+def test_models_list_shows_the_models_dir_and_the_packaged_models(single_file_models: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    shutil.copy(single_file_models.parent / "checkpoints" / "pony" / "tiny-pony.safetensors",
+                tmp_path / "illustrious-v1.safetensors")
+    (tmp_path / "old.ckpt").write_bytes(b"pickle")
+    (tmp_path / "user.toml").write_text('[models.sdxl-turbo]\ndisabled = true\n', encoding="utf-8")
+    monkeypatch.setenv("ATELIER_MODELS", str(tmp_path / "user.toml"))
+    monkeypatch.setenv("ATELIER_MODELS_DIR", str(tmp_path))
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    lines = {line[2:].split()[0]: line[2:].split()[1] for line in out.splitlines() if line.strip()}
+    assert lines["illustrious-v1"] == "sdxl" and lines["sd15"] == "sd15" and "sdxl-turbo" not in lines
+    assert "old" not in lines
+    monkeypatch.setenv("ATELIER_PRELOAD", "no-such-model")
+    assert main(["models", "list"]) == 2
+    assert "ATELIER_PRELOAD names 'no-such-model'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("variable", "value"), [("ATELIER_VRAM_BUDGET", "lots"), ("ATELIER_RAM_BUDGET", "12"),
+                                                 ("ATELIER_MODELS_DIR", "/no/such/folder")])
+def test_memory_and_folder_settings_are_checked(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_budget_sizes_accept_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATELIER_VRAM_BUDGET", "60GB")
+    monkeypatch.setenv("ATELIER_RAM_BUDGET", "512 MiB")
+    settings = load_settings()
+    assert (settings.vram_budget, settings.ram_budget) == (60 * 10**9, 512 * 2**20)

@@ -32,7 +32,7 @@ def start_bot(fake: FakeDiscord, tiny_models: Path, db_url: str) -> BotStarter:
         settings = load_settings(**{
             "discord_token": "fake.bot.token", "database_url": db_url, "models": tiny_models, "devices": "cpu",
             "progress_interval": 0.05, "sync_guild": fake.guild_id, "moderation_semantic": False,
-            "cooldown": 0, **overrides,  # tests act faster than people: a test of the cooldown sets one
+            "preload": "none", "cooldown": 0, **overrides,  # tests act faster than people: a test of the cooldown sets one
         })
         engine_factory = overrides.pop("engine_factory", None)
         # identify_interval=0: with several shards discord.py would wait 5 s before each IDENTIFY after the first.

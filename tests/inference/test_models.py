@@ -112,7 +112,7 @@ def test_relative_sources_resolve_against_the_toml_folder(tmp_path: Path) -> Non
     ("text", "message"),
     [
         ("default = \n", "malformed TOML"),
-        ('default = "a"\n', "key 'models'"),
+        ('default = "a"\nmodels = 3\n', "key 'models'"),
         ('[models.a]\nsource = "x"\n', "models.a.kind is missing"),
         ('[models.a]\nkind = "sd15"\n', "models.a.source is missing"),
         ('[models.a]\nkind = "flux"\nsource = "x"\n', "models.a.kind = 'flux'"),
@@ -148,3 +148,23 @@ def test_option_limits_have_specific_messages() -> None:
         validate_request_options(lightning, 4, 1, guidance=float("nan"))
     validate_request_options(lightning, 8, 4, guidance=0.0)
     validate_request_options(lightning, None, None)
+
+
+def test_user_file_extends_overrides_patches_and_disables_packaged_models(tmp_path: Path) -> None:
+    path = write(tmp_path, 'default = "sdxl"\n'
+                 '[models.mine]\nkind = "sd15"\nsource = "owner/mine"\n'
+                 '[models.sd15]\nsteps = 12\n'  # no kind or source: changes the packaged entry's field
+                 '[models.sdxl-turbo]\nkind = "sdxl-turbo"\nsource = "owner/turbo"\n'  # replaces it
+                 '[models.svd-xt]\ndisabled = true\n')
+    registry = ModelRegistry.load(path)
+    packaged = ModelRegistry.load()
+    assert set(registry.names()) == set(packaged.names()) - {"svd-xt"} | {"mine"}
+    assert registry.default_name == "sdxl"
+    assert registry.get("sd15").steps == 12 and registry.get("sd15").source == packaged.get("sd15").source
+    assert registry.get("sdxl-turbo").source == "owner/turbo"
+    assert registry.get("sdxl-turbo").description == ""  # a full table replaces, it does not merge
+
+
+def test_packaged_false_serves_the_file_alone(tmp_path: Path) -> None:
+    path = write(tmp_path, 'packaged = false\n[models.a]\nkind = "sd15"\nsource = "owner/a"\n')
+    assert ModelRegistry.load(path).names() == ["a"]

@@ -156,3 +156,29 @@ def test_job_cost_scales_with_steps_pixels_count_and_guidance() -> None:
     assert jobs_repo.job_cost({**base, "width": 1024, "height": 1024, "count": 4}) == 16.0
     assert jobs_repo.job_cost({**base, "guidance": 0.0, "steps": 4}) == 0.1
     assert jobs_repo.job_priority({"priority": "x"}) == 1.0 and jobs_repo.job_priority({"priority": 1e9}) == 100.0
+
+
+async def test_resident_models_break_ties_without_breaking_the_order(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Jobs equally due: the one whose model the device holds goes first; then the other member's,
+    whose tag is now the smaller, so preferring a resident model costs the other member one job at most."""
+    cold = await _add(sessions, 1, 2, model="sdxl")
+    warm = await _add(sessions, 2, 2, model="sd15")
+    order = []
+    for _ in range(4):
+        async with sessions.begin() as s:
+            job = await jobs_repo.claim_next_job(s, worker="w", prefer={"sd15"})
+            await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
+        order.append(job.id)
+    assert order == [warm[0], cold[0], warm[1], cold[1]]
+    # Without the preference the round-robin (then the oldest job) decides.
+    more_cold = await _add(sessions, 3, 1, model="sdxl")
+    await _add(sessions, 4, 1, model="sd15")
+    async with sessions.begin() as s:
+        assert (await jobs_repo.claim_next_job(s, worker="w")).id == more_cold[0]
+
+
+async def test_a_resident_model_never_jumps_a_job_that_is_more_due(sessions) -> None:  # type: ignore[no-untyped-def]
+    cheap = await _add(sessions, 1, 1, model="sdxl", steps=10)
+    await _add(sessions, 2, 1, model="sd15", steps=40)
+    async with sessions.begin() as s:
+        assert (await jobs_repo.claim_next_job(s, worker="w", prefer={"sd15"})).id == cheap[0]

@@ -22,6 +22,7 @@ from inference.types import GeneratedImage, GenerationRequest, GenerationResult,
 
 TOML = """
 default = "fast"
+packaged = false
 [models.fast]
 kind = "sd15"
 source = "/nonexistent"
