@@ -73,7 +73,8 @@ def unknown_words(text: str, known: frozenset[str] | set[str]) -> list[tuple[str
         if _UNSPACED.search(word) or len(word) < MIN_LETTERS or word.isdigit():
             continue
         key = anyascii(word).replace("'", "") if _CYRILLIC.search(word) else word
-        if key not in known and phrase_key(word) not in known:
+        folded = phrase_key(word)
+        if key not in known and folded not in known:
             out.append((word, key))
     return out
 

@@ -120,10 +120,12 @@ class Moderator:
         already_blocked = any(policy.action_for(f.category, nsfw_channel=nsfw_channel) is Action.BLOCK
                               for f in findings)
         if semantic and self.learned is not None and self.learned.available and not explicit:
-            tokens = list(norm.tokens)
-            # Words inside allowlisted phrases ("çıplak ağaç", a bare tree) are not for this layer either.
-            allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
-            for hit in self.learned.check(prompt, self.known_words | allowed if allowed else self.known_words):
+            hits = self.learned.check(prompt, self.known_words)
+            if hits:  # words inside allowlisted phrases ("çıplak ağaç", a bare tree) don't count either
+                tokens = list(norm.tokens)
+                allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
+                hits = [h for h in hits if rules.phrase_key(h.word) not in allowed]
+            for hit in hits:
                 findings.append(Finding(hit.category, hit.word,
                                         f"reads as {hit.category} (probability {hit.probability:.2f})",
                                         "learned", hit.probability))
