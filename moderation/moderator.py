@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from moderation import rules
 from moderation.languages import cjk_minor_ages
+from moderation.learned import LearnedLayer
 from moderation.normalize import normalize
 from moderation.policy import DEFAULT_POLICY, SEVERITY, Action, Policy, Verdict
 from moderation.rules import ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, Match
@@ -53,8 +54,11 @@ class Finding:
 class Moderator:
     """Holds the loaded lists and the lazily loaded model; share one instance across threads."""
 
-    def __init__(self, *, semantic: bool = True) -> None:
+    def __init__(self, *, semantic: bool = True, learned: bool | None = None) -> None:
+        """``semantic=False`` is the rules only; ``learned`` defaults to the same choice."""
         self.lexicon = rules.default_lexicon()
+        self.learned = LearnedLayer() if (semantic if learned is None else learned) else None
+        self._known: frozenset[str] | None = None
         self._semantic: SemanticLayer | None = None
         self._semantic_lock = threading.Lock()
         self._semantic_wanted = semantic
@@ -67,8 +71,16 @@ class Moderator:
             with self._semantic_lock:
                 if self._semantic is None:
                     names = [e for es in self.lexicon.table.values() for e in es]
-                    self._semantic = SemanticLayer(names, rules.known_words())
+                    # Words of any list, in any language, are never misspelt names ("fillette" is not Gillette).
+                    self._semantic = SemanticLayer(names, self.known_words)
         return self._semantic
+
+    @property
+    def known_words(self) -> frozenset[str]:
+        """Words the learned layer leaves alone: everything the lists or the English vocabulary know."""
+        if self._known is None:
+            self._known = frozenset(rules.known_words() | {k for k in self.lexicon.table if " " not in k})
+        return self._known
 
     @property
     def semantic_available(self) -> bool:
@@ -107,6 +119,19 @@ class Moderator:
         layer = self.semantic if semantic else None
         already_blocked = any(policy.action_for(f.category, nsfw_channel=nsfw_channel) is Action.BLOCK
                               for f in findings)
+        if semantic and self.learned is not None and self.learned.available and not explicit:
+            hits = self.learned.check(prompt, self.known_words)
+            if hits:  # words inside allowlisted phrases ("çıplak ağaç", a bare tree) don't count either
+                tokens = list(norm.tokens)
+                allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
+                hits = [h for h in hits if rules.phrase_key(h.word) not in allowed]
+            for hit in hits:
+                findings.append(Finding(hit.category, hit.word,
+                                        f"reads as {hit.category} (probability {hit.probability:.2f})",
+                                        "learned", hit.probability))
+                if hit.category == "sexual":
+                    sexual_signal.append(hit.word)
+                    explicit = True
         if layer is not None and layer.available and not already_blocked:
             for hit in layer.check(rules.without_allowed(list(norm.tokens), self.lexicon), list(norm.tokens)):
                 findings.append(Finding(hit.category, hit.term, hit.reason, "semantic", hit.score))
@@ -161,6 +186,8 @@ def _reason(action: Action, f: Finding) -> str:
         return f"{verb} (minors): the prompt combines {f.reason}. {_HOW['minors']}"
     if f.layer == "semantic" and f.category in ("sexual", "gore"):
         what = f"reads as {f.category} content (similarity {f.score:.2f})"
+    elif f.layer == "learned":
+        what = f"uses \u201c{f.term}\u201d, which {f.reason}"
     elif f.layer == "guild-terms":
         what = f"uses \u201c{f.term}\u201d, a term this server added to its {f.category} list"
     else:

@@ -21,7 +21,7 @@ SEVERITY: dict[str, int] = {c: i for i, c in enumerate(
     ("minors", "sexual", "gore", "real-person", "copyright", "living-artist", "trademark"))}
 # Categories an age-restricted channel of an opted-in guild allows.
 NSFW_CATEGORIES = frozenset({"sexual", "gore"})
-LAYERS = ("rules", "semantic", "combination", "guild-terms", "image")
+LAYERS = ("rules", "learned", "semantic", "combination", "guild-terms", "image")
 
 # Appended to the negative prompt where policy asks for it (ordinary channels by default).
 # Not "child" or "minor": that would erase the children from "a mother with 3 kids".
