@@ -257,8 +257,9 @@ def prepare(library: LoraLibrary | None, requested: list[tuple[str, float]] | li
             raise LoraError(f"LoRA {file.name!r} is named twice")
         try:
             header = read_header(file.path)
-        except (OSError, ValueError) as exc:
-            raise LoraError(f"LoRA {file.name!r} is not a readable .safetensors file ({exc})") from None
+        except (OSError, ValueError) as exc:  # the parser's words go to the log, not to the member
+            log.warning("LoRA %r is not readable: %s: %s", file.name, type(exc).__name__, exc)
+            raise LoraError(f"LoRA {file.name!r} is not a readable .safetensors file; tell the bot's owner.") from None
         check_family(file, header, model=model, model_width=model_width)
         chosen.append(JobLora(file, check_weight(float(weight))))
     return chosen

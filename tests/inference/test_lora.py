@@ -232,3 +232,18 @@ def test_settings_lora_dir(tmp_path: Path) -> None:
     assert load_settings(lora_dir="").lora_dir is None
     with pytest.raises(SettingsError, match=r"Invalid setting ATELIER_LORA_DIR: .*no such folder"):
         load_settings(lora_dir=tmp_path / "missing")
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe not json", b"{ not json"])
+def test_an_unreadable_file_is_refused_without_the_decoders_words(tmp_path: Path, body: bytes) -> None:
+    """Issue 14 item 11: the member hears which LoRA and that it is unreadable; the parser's own
+    message (byte offsets, codec names) is not theirs to read."""
+    import struct
+
+    (tmp_path / "garbled.safetensors").write_bytes(struct.pack("<Q", len(body)) + body)
+    with pytest.raises(lora.LoraError) as caught:
+        lora.prepare(lora.library(str(tmp_path)), [("garbled", 1.0)], kind="sd15", model="tiny-sd15",
+                     model_width=768)
+    message = str(caught.value)
+    assert message.startswith("LoRA 'garbled' is not a readable .safetensors file")
+    assert "codec" not in message and "char 0" not in message and "position" not in message
