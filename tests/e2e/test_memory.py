@@ -6,6 +6,8 @@ import asyncio
 import collections
 import gc
 
+import pytest
+
 from tests.accounts.engines import ScriptedEngine
 from tests.e2e.helpers import has_image
 
@@ -60,16 +62,17 @@ async def test_result_buttons_are_not_kept_per_message(fake, start_bot) -> None:
         await again.wait_for(lambda i: has_image(i.original), timeout=60)  # the buttons still work
 
 
+@pytest.mark.slow
 async def test_objects_per_delivered_job_do_not_grow(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
     users = [int(fake.add_member(71_000 + n, f"member{n}")["user"]["id"]) for n in range(2)]
     async with start_bot(engine_factory=ScriptedEngine().factory, nsfw_image_check=False) as bot:
-        await _deliver(fake, users, 4)  # warm-up: caches, pools and compiled statements fill once
+        await _deliver(fake, users, 3)  # warm-up: caches, pools and compiled statements fill once
         await bot.service.drain()
         before = _census()
-        await _deliver(fake, users, 12)
+        await _deliver(fake, users, 10)
         await bot.service.drain()
         after = _census()
-    jobs = len(users) * 12
+    jobs = len(users) * 10
     grown = after.total() - before.total()
     top = (after - before).most_common(8)
     # The delivery keeps a small lock per recent job (bounded): about one object a job. A view kept
