@@ -29,7 +29,6 @@ import asyncio
 import collections
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import discord  # noqa: E402
 
+from bench.ack import BotProcess  # noqa: E402
 from bench.probe import ProbeClient  # noqa: E402
 from inference.tiny import make_tiny  # noqa: E402
 from tests.fakediscord import FakeDiscord  # noqa: E402
@@ -53,14 +53,14 @@ PROMPTS = ["a lighthouse at dusk, oil painting", "a red fox in fresh snow", "a c
 REFUSALS: list[dict[str, Any]] = [{"prompt": "explicit sex scene on a beach"},
                                   {"prompt": "a quiet harbour", "steps": 999}]
 # Share of each command in the mix (the rest is /imagine without count).
-MIX = {"count": 0.2, "reroll": 0.15, "upscale": float(os.environ.get("SOAK_UPSCALE", "0.12")), "refusal": 0.03}
+MIX = {"count": 0.2, "reroll": 0.15, "upscale": 0.12, "refusal": 0.03}
 
 
 def has_image(message: Any) -> bool:
     return message is not None and any(a.filename.endswith((".png", ".webp", ".jpg")) for a in message.attachments)
 
 
-class Child:
+class Child(BotProcess):
     """A process of the bot's (bench/bot_process.py with the probe loaded), its log and its probe."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], tmp: Path) -> None:
@@ -70,6 +70,7 @@ class Child:
         env = {**env, "BENCH_INSTRUMENT": str(ROOT / "bench" / "probe.py"), "BENCH_PROBE_SOCKET": socket_path}
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bot_process.py"), *argv], cwd=ROOT,
                                      env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        # stop() is BotProcess's: SIGINT, as an operator's Ctrl-C, then a kill if it hangs.
         self.probe = ProbeClient(socket_path)
 
     def alive(self) -> bool:
@@ -79,15 +80,6 @@ class Child:
 
     async def ask(self, request: str) -> Any:
         return await asyncio.to_thread(self.probe.ask, request)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 class Soak:

@@ -6,6 +6,8 @@ import asyncio
 import collections
 import gc
 
+import pytest
+
 from tests.accounts.engines import ScriptedEngine
 from tests.e2e.helpers import has_image
 
@@ -19,16 +21,23 @@ async def _deliver(fake, users: list[int], rounds: int, *, keep: bool = False) -
             if n % 3 == 0:
                 options["count"] = 2
             inter = await fake.slash("imagine", options, user_id=user, channel_id=fake.channel_id)
-            await inter.wait_for(lambda i: has_image(i.original), timeout=60)
+            await inter.wait_for(lambda i: has_image(i.original), timeout=120)
             if not keep:
                 forget(fake, inter)
 
     await asyncio.gather(*(member(u) for u in users))
 
 
+# Whose objects are counted: the bot's and its libraries', not the fake Discord's (aiohttp's server
+# side, the records it keeps) that shares this process. Timer handles come and go with the load.
+BOT_SIDE = ("discord.", "bot.", "cogs.", "db.", "inference.", "moderation.", "sqlalchemy.", "asyncio.locks.",
+            "asyncio.tasks.", "_asyncio.")
+
+
 def _census() -> collections.Counter[str]:
     gc.collect()
-    return collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+    names = (f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+    return collections.Counter(name for name in names if name.startswith(BOT_SIDE))
 
 
 def forget(fake, inter) -> None:  # type: ignore[no-untyped-def]
@@ -53,16 +62,19 @@ async def test_result_buttons_are_not_kept_per_message(fake, start_bot) -> None:
         await again.wait_for(lambda i: has_image(i.original), timeout=60)  # the buttons still work
 
 
+@pytest.mark.slow
 async def test_objects_per_delivered_job_do_not_grow(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
-    users = [int(fake.add_member(71_000 + n, f"member{n}")["user"]["id"]) for n in range(4)]
+    users = [int(fake.add_member(71_000 + n, f"member{n}")["user"]["id"]) for n in range(2)]
     async with start_bot(engine_factory=ScriptedEngine().factory, nsfw_image_check=False) as bot:
-        await _deliver(fake, users, 5)  # warm-up: caches, pools and compiled statements fill once
+        await _deliver(fake, users, 3)  # warm-up: caches, pools and compiled statements fill once
         await bot.service.drain()
         before = _census()
-        await _deliver(fake, users, 15)
+        await _deliver(fake, users, 10)
         await bot.service.drain()
         after = _census()
-    jobs = len(users) * 15
+    jobs = len(users) * 10
     grown = after.total() - before.total()
     top = (after - before).most_common(8)
-    assert grown / jobs < 5, f"{grown} more Python objects after {jobs} more delivered jobs; most: {top}"
+    # The delivery keeps a small lock per recent job (bounded): about one object a job. A view kept
+    # per result message was twenty.
+    assert grown / jobs < 2, f"{grown} more Python objects after {jobs} more delivered jobs; most: {top}"
