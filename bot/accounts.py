@@ -38,6 +38,7 @@ from db.models_accounts import NO_GUILD, QuotaScope
 from db.repositories import accounts as repo
 from db.repositories import jobs as jobs_repo
 from inference.media import TooLarge, fit_to_limit
+from inference.video import GIF, MP4, VideoTooLarge, fit_video, sniff_mime
 
 log = logging.getLogger(__name__)
 
@@ -350,12 +351,20 @@ class AccountService:
         return job
 
     async def result_file(self, job_id: int, limit: int) -> tuple[bytes, str]:
-        """The job's posted image (the grid for several), re-encoded off the loop to fit `limit` bytes."""
+        """The job's posted image (the grid for several) or video, re-encoded off the loop to fit `limit`
+        bytes, and the file extension it now has."""
         async with self.sessions() as session:
             outputs = await jobs_repo.get_outputs(session, job_id=job_id)
         if not outputs:
             raise UnknownJob(f"The images of job #{job_id} are no longer stored.")
         grid = [o for o in outputs if o.index == -1]
+        data = (grid or outputs)[0].data
+        if sniff_mime(data) in (MP4, GIF):  # an /animate result: posted as the video it is, never as a .png
+            try:
+                return await asyncio.to_thread(fit_video, data, limit)
+            except VideoTooLarge:
+                raise InvalidOption(f"Job #{job_id}'s video cannot be made smaller than this channel's upload "
+                                    f"limit ({limit / 2**20:.1f} MiB).") from None
         try:
             return await asyncio.to_thread(fit_to_limit, (grid or outputs)[0].data, limit)
         except TooLarge:

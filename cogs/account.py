@@ -6,6 +6,7 @@ the /forget confirmation keep working after a restart; who may press them is che
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
@@ -19,6 +20,7 @@ from discord.ext import commands, tasks
 
 from bot.access import check_use
 from bot.accounts import AccountService, QuotaStatus, job_cost, message_link
+from bot.animate import stills_for_moderation
 from bot.components import custom_id as job_custom_id
 from bot.errors import NotHere, NotYours
 from bot.jobs import ImagineOptions
@@ -248,7 +250,9 @@ class Account(commands.Cog):
         self.bot.limits.take("show", interaction.user.id)
         await interaction.response.defer(thinking=True)  # a refusal after this replaces it privately
         data, extension = await self.bot.accounts.result_file(job, interaction.filesize_limit)
-        why = await self.bot.moderation.screen_repost(found, [data], guild_id=interaction.guild_id,
+        # A video is scored on its first, middle and last frames, as when it was first posted.
+        stills = await asyncio.to_thread(stills_for_moderation, [data])
+        why = await self.bot.moderation.screen_repost(found, stills, guild_id=interaction.guild_id,
                                                       nsfw_channel=place.nsfw_channel)
         if why is not None:
             raise NotHere(why)

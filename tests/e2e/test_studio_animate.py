@@ -86,3 +86,31 @@ async def test_reaction_and_animate_button_fit_the_upload_limit(fake, start_bot)
         frames, fps = video.decode_frames(attachment.data)
         assert len(frames) == 4 and fps == pytest.approx(7)
         assert not [r for r in fake.requests if r[2] == 413]
+
+
+async def test_show_posts_an_animate_job_as_its_video(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    """/show of an /animate job reposts the video (it used to be read as a PNG: the NSFW gate failed on
+    it, or without that gate the video went out named .png); the gate scores its frames."""
+    async with start_bot(nsfw_image_check=True) as bot:
+        scored: list[bytes] = []
+        check = bot.moderation.images.check
+
+        def recording(png: bytes, **kwargs):  # type: ignore[no-untyped-def]
+            scored.append(png)
+            return check(png, **kwargs)
+
+        bot.moderation.images.check = recording
+        inter = await fake.slash("animate", {"frames": 6, "fps": 12, "seed": 4}, attachments=_still(),
+                                 user_id=fake.user_id, channel_id=fake.channel_id)
+        await inter.wait_for(lambda i: _has(i.original, ".mp4"), timeout=90)
+        await bot.service.drain()
+        job = await bot.service.job_for_message(inter.original.id)
+        scored.clear()
+        show = await fake.slash("show", {"job": job.id}, user_id=fake.user_id, channel_id=fake.channel_id)
+        await show.wait_for(lambda i: any(_has(m, ".mp4", ".png", ".webp") or m.embeds and not m.loading
+                                          for m in i.messages if not m.deleted), timeout=30)
+        (posted,) = [m for m in show.messages if not m.deleted and not m.loading]
+        assert not posted.ephemeral and _has(posted, ".mp4"), posted.embeds
+        frames, _ = video.decode_frames(posted.attachments[0].data)
+        assert len(frames) == 6
+        assert scored and all(png.startswith(b"\x89PNG") for png in scored)
