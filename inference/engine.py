@@ -190,7 +190,7 @@ class Engine:
         request: GenerationRequest,
         on_step: Callable[[int, int], None] | None,
         is_cancelled: Callable[[], bool] | None,
-    ) -> GenerationResult:
+    ) -> Finishing:
         handler = HANDLERS.get(spec.kind)
         if handler is not None:
             return Finishing.done(handler(self, spec, request, on_step, is_cancelled))
