@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import struct
 import zlib
@@ -50,7 +49,7 @@ async def test_grid_has_v_buttons_and_v2_varies_image_two(fake, start_bot) -> No
         assert child.params["source"] == {"job_id": parent.id, "index": 1} and child.params["task"] == "img2img"
         async with bot.service.sessions() as s:
             second = next(o for o in await jobs_repo.get_outputs(s, job_id=parent.id) if o.index == 1)
-        stored = Image.open(io.BytesIO(base64.b64decode(child.params["init_image"])))
+            stored = Image.open(io.BytesIO((await jobs_repo.get_inputs(s, job_id=child.id))["init_image"]))
         assert np.array_equal(np.asarray(stored.convert("RGB")), np.asarray(Image.open(io.BytesIO(second.data))))
         embed = click.original.embeds[0]
         assert any(f["value"].startswith(f"Variation of image 2 of job #{parent.id}") for f in embed["fields"])
@@ -75,7 +74,9 @@ async def test_imagine_with_an_attachment_follows_its_shape(fake, start_bot) -> 
         click = await fake.click(inter.original.id, f"atelier:reroll:{job.id}", user_id=fake.user_id)
         await click.wait_for(lambda i: _has_image(i.original), timeout=60)
         rerolled = await bot.service.job_for_message(click.original.id)
-        assert rerolled.params["init_image"] == job.params["init_image"] and rerolled.seed != job.seed
+        async with bot.service.sessions() as s:
+            inputs = [await jobs_repo.get_inputs(s, job_id=j.id) for j in (rerolled, job)]
+        assert inputs[0]["init_image"] == inputs[1]["init_image"] and rerolled.seed != job.seed
 
 
 def _bomb() -> bytes:
