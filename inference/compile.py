@@ -89,6 +89,9 @@ def optimize(pipe: Any, mode: CompileMode, device: str, *, backend: str = "induc
         return False
     cuda = torch.device(device).type == "cuda"
     vae = getattr(pipe, "vae", None)
+    # Compiled code guards on each parameter's requires_grad: inference never needs gradients, and a
+    # flag that later flips (a LoRA load marks base weights frozen) would recompile every block.
+    model.requires_grad_(False)
     if cuda:
         model.to(memory_format=torch.channels_last)
         if vae is not None:

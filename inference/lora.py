@@ -314,6 +314,7 @@ class AdapterCache:
             self._trim(pipe, names, keep=set(adapters))
             pipe.enable_lora()
             pipe.set_adapters(adapters, adapter_weights=[lora.weight for lora in loras])
+            _frozen(pipe)  # PEFT's set_adapter marks the active adapters trainable again
         except BaseException:
             self._forget(pipe, names)
             raise
@@ -355,12 +356,21 @@ def _load(pipe: Any, lora: JobLora, adapter: str, model: str) -> None:
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             pipe.load_lora_weights(str(lora.file.path.parent), weight_name=lora.file.path.name,
                                    adapter_name=adapter)
+        _frozen(pipe)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         # The library's words (layer names, shapes, paths) are for the owner's log, not the member.
         log.warning("LoRA %r could not be applied to %s: %s: %s", lora.name, model, type(exc).__name__, exc)
         raise LoraError(f"LoRA {lora.name!r} could not be applied to {model}: its layers do not fit this model "
                         "(it may be damaged or made for another base). The bot's owner can read why in the log."
                         ) from exc
+
+
+def _frozen(pipe: Any) -> None:
+    """PEFT marks a new adapter's weights trainable; nothing here trains, and compiled blocks guard on
+    requires_grad (a flag that differs from the one seen at compile time recompiles the block)."""
+    for component in pipe.components.values():
+        if hasattr(component, "requires_grad_") and hasattr(component, "parameters"):
+            component.requires_grad_(False)
 
 
 @contextlib.contextmanager

@@ -107,7 +107,7 @@ async def test_show_posts_an_animate_job_as_its_video(fake, start_bot) -> None: 
         job = await bot.service.job_for_message(inter.original.id)
         scored.clear()
         show = await fake.slash("show", {"job": job.id}, user_id=fake.user_id, channel_id=fake.channel_id)
-        await show.wait_for(lambda i: any(_has(m, ".mp4", ".png", ".webp") or m.embeds and not m.loading
+        await show.wait_for(lambda i: any(_has(m, ".mp4", ".png", ".webp") or (m.embeds and not m.loading)
                                           for m in i.messages if not m.deleted), timeout=30)
         (posted,) = [m for m in show.messages if not m.deleted and not m.loading]
         assert not posted.ephemeral and _has(posted, ".mp4"), posted.embeds
