@@ -7,10 +7,9 @@ import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import StartupError
+from inference.remote import scrub_query
 
 TIMEOUT = 10.0
-# Query parameters that carry credentials (libpq's and redis-py's names): their values are hidden too.
-_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "sslpassword", "secret", "token", "auth"})
 
 
 def redact(url: str) -> str:
@@ -24,9 +23,7 @@ def redact(url: str) -> str:
     if parts.password is not None:
         host = parts.hostname or ""
         parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}" + (f":{port}" if port else ""))
-    query = "&".join(f"{key}=***" if eq and key.lower() in _SECRET_PARAMS else f"{key}{eq}{value}"
-                     for key, eq, value in (pair.partition("=") for pair in parts.query.split("&") if pair))
-    return urlunsplit(parts._replace(query=query))
+    return urlunsplit(parts._replace(query=scrub_query(parts.query)))
 
 
 def describe(exc: BaseException) -> str:

@@ -155,7 +155,15 @@ def job_key(job_id: int) -> str:
     return f"atelier-job-{job_id}"
 
 
-_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "auth", "username", "user"})
+# Query parameters of a database or Redis URL that carry a credential.
+SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "sslpassword", "secret", "token", "auth",
+                           "username", "user"})
+
+
+def scrub_query(query: str) -> str:
+    """A URL's query string with the value of every credential parameter replaced by ***."""
+    return "&".join(f"{key}=***" if eq and key.lower() in SECRET_PARAMS else f"{key}{eq}{value}"
+                    for key, eq, value in (pair.partition("=") for pair in query.split("&") if pair))
 
 
 def redacted(url: str) -> str:
@@ -165,11 +173,7 @@ def redacted(url: str) -> str:
     rest = rest.rpartition("@")[2]
     address, mark, query = rest.partition("?")
     if mark:
-        parts = []
-        for pair in query.split("&"):
-            key, eq, _value = pair.partition("=")
-            parts.append(f"{key}=***" if eq and key.lower() in _SECRET_PARAMS else pair)
-        address = f"{address}?{'&'.join(parts)}"
+        address = f"{address}?{scrub_query(query)}"
     return f"{scheme}{sep}{address}"
 
 
