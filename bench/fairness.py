@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select, update
 
-from bot.jobs import ImagineOptions, JobService, Origin
+from bot.services.jobs import ImagineOptions, JobService, Origin
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, JobStatus, utcnow

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image, ImageDraw
 
-from bot.jobs import ImagineOptions, JobService
+from bot.services.jobs import ImagineOptions, JobService
 from inference.engine import Engine
 from inference.models import ModelRegistry
 from inference.tiny import make_tiny

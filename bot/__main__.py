@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "db":
             return _db(settings)
         if args.command == "doctor":
-            from bot import doctor
+            from bot.cli import doctor
 
             logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
             return doctor.main(settings)
@@ -178,9 +178,9 @@ def _loop_factory() -> Any:
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli.generate import generate_once
     from bot.errors import UserFacingError
-    from bot.jobs import ImagineOptions
-    from bot.local import generate_once
+    from bot.services.jobs import ImagineOptions
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = ImagineOptions(prompt=args.prompt, negative=args.negative, model=args.model, aspect=args.aspect,
@@ -210,7 +210,7 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.models_command == "pull":
-        from bot.pull import pull
+        from bot.cli.pull import pull
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         device = args.device or (settings.device_list or _devices())[0]

@@ -22,14 +22,14 @@ import discord
 from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.delivery import DiscordDelivery
 from bot.engines import engine_factory, load_registry
-from bot.jobs import JobService
-from bot.limits import Limits
 from bot.metrics import Metrics
-from bot.moderation import ModerationService
+from bot.services.jobs import JobService
+from bot.services.moderation import ModerationService
+from bot.services.rate_limits import Limits
 from bot.settings import Settings
-from bot.tree import AtelierTree
+from bot.ui.delivery import DiscordDelivery
+from bot.ui.tree import AtelierTree
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.repositories import users as users_repo

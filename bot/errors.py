@@ -49,7 +49,7 @@ class QuotaExceeded(UserFacingError):
 
 
 class SlowDown(UserFacingError):
-    """A per-member cooldown or per-minute limit (bot/limits.py)."""
+    """A per-member cooldown or per-minute limit (bot/services/rate_limits.py)."""
 
     title = "Slow down"
 

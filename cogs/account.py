@@ -18,14 +18,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from bot.access import check_use
-from bot.accounts import AccountService, QuotaStatus, job_cost, message_link
-from bot.animate import stills_for_moderation
-from bot.components import custom_id as job_custom_id
 from bot.errors import NotHere, NotYours
-from bot.jobs import ImagineOptions
-from bot.render import ACCENT, relative_time, result_embed, result_file, shorten
-from bot.tree import place_of, report_error
+from bot.params.animate import stills_for_moderation
+from bot.services.access import check_use
+from bot.services.accounts import AccountService, QuotaStatus, job_cost, message_link
+from bot.services.jobs import ImagineOptions
+from bot.ui.components import custom_id as job_custom_id
+from bot.ui.render import ACCENT, relative_time, result_embed, result_file, shorten
+from bot.ui.tree import place_of, report_error
 from cogs.imagine import origin_of, show_ticket
 from cogs.views import guard_job_button
 from inference.models import TEXT_TO_IMAGE_KINDS
@@ -294,9 +294,9 @@ class Account(commands.Cog):
 
 async def setup(bot: Atelier) -> None:
     roles = RoleMemory()
-    bot.accounts = AccountService(bot.service, roles_of=roles,  # type: ignore[attr-defined]
+    bot.services.accounts = AccountService(bot.service, roles_of=roles,  # type: ignore[attr-defined]
                                   default_daily=bot.settings.default_daily_credits,
                                   default_retention_days=bot.settings.retention_days)
-    bot.service.listeners.append(bot.accounts)  # type: ignore[attr-defined]
+    bot.service.listeners.append(bot.services.accounts)  # type: ignore[attr-defined]
     bot.add_dynamic_items(AccountButton)
     await bot.add_cog(Account(bot, roles))

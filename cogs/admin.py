@@ -17,8 +17,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOption
-from bot.moderation import GLOBAL
-from bot.render import ACCENT
+from bot.services.moderation import GLOBAL
+from bot.ui.render import ACCENT
 from cogs.mod import parse_duration
 from db.models_accounts import QuotaScope
 

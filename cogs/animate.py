@@ -1,7 +1,7 @@
 """/animate, the Animate button on single results and 🎬 on them: Stable Video Diffusion, MP4 out.
 
 Videos take minutes on real hardware, longer than an interaction token lives; delivery already
-falls back to the channel with the bot token when the token has expired (bot/delivery.py).
+falls back to the channel with the bot token when the token has expired (bot/ui/delivery.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import animate
+from bot.params import animate
 from cogs.imagine import act_on_reaction, load_attachment, origin_of, show_ticket
 from cogs.views import handles
 
@@ -86,7 +86,7 @@ def _video_aware(check: Any) -> Any:
 
 
 async def setup(bot: Atelier) -> None:
-    # TODO(owner of bot/client.py, bot/moderation.py): move this into the wiring; kept here so video
+    # TODO(owner of bot/client.py, bot/services/moderation.py): move this into the wiring; kept here so video
     # results are scored frame by frame rather than crashing the PNG decoder.
     if bot.service.image_check is not None:
         bot.service.image_check = _video_aware(bot.service.image_check)

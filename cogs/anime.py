@@ -1,4 +1,4 @@
-"""/anime: Animagine XL from Danbooru tags, reordered the way the model was trained (bot/anime.py)."""
+"""/anime: Animagine XL from Danbooru tags, reordered the way the model was trained (bot/params/anime.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import anime
+from bot.params import anime
 from cogs.imagine import origin_of, show_ticket
 
 if TYPE_CHECKING:

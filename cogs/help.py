@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.render import ACCENT
+from bot.ui.render import ACCENT
 
 if TYPE_CHECKING:
     from bot.client import Atelier

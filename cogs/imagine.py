@@ -2,7 +2,7 @@
 
 With an ``image`` attachment /imagine runs image-to-image at ``strength``. ``lora`` picks a LoRA
 from the owner's folder (ATELIER_LORA_DIR; autocompleted) at ``lora_weight``. The attachment is
-fetched and checked (bot/attachments.py) before the job exists, so a bad file never leaves a job.
+fetched and checked (bot/params/attachments.py) before the job exists, so a bad file never leaves a job.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import animate, attachments, studio
-from bot.access import Place, check_use
 from bot.errors import InvalidOption, UserFacingError
-from bot.jobs import ImagineOptions, Origin, Ticket
-from bot.tree import error_embed, is_nsfw
+from bot.params import animate, attachments
+from bot.params import images as studio
+from bot.services.access import Place, check_use
+from bot.services.jobs import ImagineOptions, Origin, Ticket
+from bot.ui.tree import error_embed, is_nsfw
 from cogs.views import JobButton, handles
 from inference import lora as loras
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
@@ -97,9 +98,9 @@ async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent,
     origin = Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
                     nsfw_channel=is_nsfw(channel))
     try:
-        bot.limits.cooldown(payload.user_id)
+        bot.services.rate_limits.cooldown(payload.user_id)
         check_use(job, Place(payload.user_id, payload.guild_id, origin.nsfw_channel))
-        await bot.moderation.ensure_not_banned(payload.guild_id, payload.user_id)
+        await bot.services.moderation.ensure_not_banned(payload.guild_id, payload.user_id)
         await bot.service.precheck(SMALLEST_JOB, origin)  # the DM policy, and any credit left at all
         if single_only is not None and int(job.params.get("count", 1)) > 1:
             raise InvalidOption(single_only.format(job=job, count=job.params["count"]))
@@ -125,7 +126,7 @@ async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent,
 async def tell_privately(bot: Atelier, user_id: int, error: UserFacingError) -> None:
     """Say why a reaction did nothing, to the member alone: by DM, at most once a minute, or not at all
     (closed DMs). A reaction has no interaction to answer ephemerally."""
-    if not bot.limits.may_notify(user_id):
+    if not bot.services.rate_limits.may_notify(user_id):
         return
     try:
         user = bot.get_user(user_id) or await bot.fetch_user(user_id)

@@ -1,4 +1,4 @@
-"""/pose: text to image in a chosen pose with ControlNet OpenPose (bot/pose.py)."""
+"""/pose: text to image in a chosen pose with ControlNet OpenPose (bot/params/pose.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import pose as pose_jobs
+from bot.params import pose as pose_jobs
 from cogs.imagine import load_attachment, origin_of, show_ticket
 from inference.models import ASPECTS
 

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import studio
+from bot.params import images as studio
 from cogs.imagine import act_on_reaction, load_attachment, origin_of, show_ticket
 from cogs.views import handles
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.access import check_cancel, check_use
-from bot.components import TEMPLATE, custom_id
-from bot.tree import place_of, report_error
+from bot.services.access import check_cancel, check_use
+from bot.ui.components import TEMPLATE, custom_id
+from bot.ui.tree import place_of, report_error
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -40,7 +40,7 @@ async def guard_job_button(interaction: discord.Interaction[Atelier], action: st
     member's cooldown counts for every button that makes the bot work (not Cancel)."""
     bot = interaction.client
     if action != "cancel":
-        bot.limits.cooldown(interaction.user.id)
+        bot.services.rate_limits.cooldown(interaction.user.id)
     job = await bot.service.get_job(job_id)
     if job is None:
         return  # the handler says so

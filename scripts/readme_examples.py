@@ -3,8 +3,8 @@
     .venv/bin/python scripts/readme_examples.py [--out docs/examples]
 
 Each example goes through the path the bot takes for that command, minus Discord: the bot-side
-option checks (``JobService.prepare_imagine``, ``bot/anime.py``, ``bot/pose.py``,
-``bot/studio.py``, ``bot/animate.py``, ``bot/attachments.py``), a job in a throwaway SQLite
+option checks (``JobService.prepare_imagine``, ``bot/params/anime.py``, ``bot/params/pose.py``,
+``bot/params/images.py``, ``bot/params/animate.py``, ``bot/params/attachments.py``), a job in a throwaway SQLite
 database, the inference pool and engine, and the stored outputs the delivery would post. Only the
 last step differs: the file is written to disk, shrunk where needed so the README stays light.
 
@@ -29,9 +29,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import animate, anime, attachments, studio  # noqa: E402
-from bot import pose as pose_jobs  # noqa: E402
-from bot.jobs import ImagineOptions, JobService, Origin, Ticket  # noqa: E402
+from bot.params import animate, anime, attachments  # noqa: E402
+from bot.params import images as studio  # noqa: E402
+from bot.params import pose as pose_jobs  # noqa: E402
+from bot.services.jobs import ImagineOptions, JobService, Origin, Ticket  # noqa: E402
 from db import migrate  # noqa: E402
 from db.engine import create_engine, create_sessionmaker  # noqa: E402
 from db.models import Job, Output  # noqa: E402

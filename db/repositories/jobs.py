@@ -398,7 +398,7 @@ def _run_times_query() -> Any:
 
 async def run_times(session: AsyncSession, *, model: str) -> tuple[float | None, int]:
     """(mean run time of the model's latest completed jobs or None before its first, jobs running
-    now) in one statement: what a start estimate needs (bot.jobs.starts_in). Built once: every
+    now) in one statement: what a start estimate needs (bot.services.jobs.starts_in). Built once: every
     submission asks."""
     average, running = (await session.execute(_run_times_query(), {"model": model})).one()
     return (float(average) if average is not None else None), int(running or 0)
@@ -489,7 +489,7 @@ async def recover_interrupted(session: AsyncSession, *, max_attempts: int = 2,
     """After a crash: re-queue running jobs once; fail those that already died before.
 
     ``alive(job)`` true leaves a running job alone (another process still runs it; see
-    bot.jobs.JobService.recover). Returns (requeued ids, failed ids)."""
+    bot.services.jobs.JobService.recover). Returns (requeued ids, failed ids)."""
     running = (await session.execute(select(Job).where(Job.status == JobStatus.running))).scalars().all()
     requeued, failed = [], []
     for job in running:

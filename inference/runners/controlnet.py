@@ -6,7 +6,7 @@ resident pipeline, so the UNet, VAE and text encoders exist once in memory wheth
 /imagine or /pose; only the ControlNet (~360 MB for SD 1.5, ~2.5 GB for SDXL) is added. It gets its
 own scheduler object, because the base pipeline's is per-call state.
 
-The control image arrives as a skeleton already (a preset drawn by bot/poses.py, or one the member
+The control image arrives as a skeleton already (a preset drawn by bot/params/pose_presets.py, or one the member
 attached); a photo is turned into one here by controlnet_aux's OpenposeDetector when the operator
 installed it and its annotator weights (``detector`` in the registry entry), because the detector
 needs torch. Variations of a pose result (img2img) keep the pose: they run the ControlNet img2img

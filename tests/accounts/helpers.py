@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from bot.jobs import JobService
+from bot.services.jobs import JobService
 from inference.models import ModelRegistry
 from inference.types import GeneratedImage, GenerationResult
 

@@ -1,11 +1,11 @@
-"""Acknowledgements come first (bot/acks.py), except when the devices have nothing to do."""
+"""Acknowledgements come first (bot/services/acks.py), except when the devices have nothing to do."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bot.acks import AckGate
-from bot.jobs import ImagineOptions, Origin
+from bot.services.acks import AckGate
+from bot.services.jobs import ImagineOptions, Origin
 from tests.accounts.helpers import service
 
 

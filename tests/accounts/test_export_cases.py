@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-import bot.accounts as accounts_module
-from bot.accounts import AccountService
-from bot.jobs import ImagineOptions, Origin
+import bot.services.accounts as accounts_module
+from bot.services.accounts import AccountService
+from bot.services.jobs import ImagineOptions, Origin
 from db.models_moderation import Ban, ModerationCase
 from tests.accounts.helpers import service
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-import bot.accounts as accounts_module
-from bot.accounts import AccountService, job_cost, next_reset
+import bot.services.accounts as accounts_module
 from bot.errors import QuotaExceeded, Refused
-from bot.jobs import ImagineOptions, Origin
+from bot.services.accounts import AccountService, job_cost, next_reset
+from bot.services.jobs import ImagineOptions, Origin
 from db.models import Job, JobStatus
 from db.models_accounts import QuotaScope, QuotaUsage
 from db.repositories import accounts as repo

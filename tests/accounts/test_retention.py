@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from bot.accounts import AccountService
-from bot.jobs import ImagineOptions, Origin
+from bot.services.accounts import AccountService
+from bot.services.jobs import ImagineOptions, Origin
 from db.models import Job, Output
 from db.repositories import accounts as repo
 from tests.accounts.helpers import result_for, service

@@ -7,10 +7,10 @@ import contextlib
 import pytest
 from sqlalchemy import event, select
 
-from bot.accounts import AccountService, job_cost
 from bot.errors import Refused
-from bot.jobs import ImagineOptions, Origin
-from bot.moderation import ModerationService
+from bot.services.accounts import AccountService, job_cost
+from bot.services.jobs import ImagineOptions, Origin
+from bot.services.moderation import ModerationService
 from db.engine import create_sessionmaker
 from db.models import Job
 from moderation import Moderator

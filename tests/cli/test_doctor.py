@@ -75,7 +75,7 @@ def test_doctor_passes_when_nothing_blocks(host: FakeHub, monkeypatch: pytest.Mo
 
 
 def test_gpus_are_listed_with_their_memory_and_missing_ones_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot import doctor
+    from bot.cli import doctor
     from inference import telemetry
 
     monkeypatch.setattr(telemetry, "torch_build", lambda: ("2.13.0+cu128", "12.8", [("NVIDIA H100 80GB HBM3", 85 * 2**30)]))

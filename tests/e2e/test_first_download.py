@@ -45,7 +45,7 @@ async def test_first_use_downloads_and_the_queue_message_says_so(fake, start_bot
 
 async def test_a_dropped_connection_tells_the_member_and_refunds(fake, start_bot, hub_models, caplog) -> None:  # type: ignore[no-untyped-def]
     fake_hub, models = hub_models
-    caplog.set_level(logging.INFO, logger="bot.failures")
+    caplog.set_level(logging.INFO, logger="bot.services.failures")
     fake_hub.drop.add(f"{REPO}/unet/diffusion_pytorch_model.safetensors")
     async with start_bot(models=models) as bot:
         inter = await fake.slash("imagine", {"prompt": "a lighthouse", "seed": 3}, user_id=fake.user_id,
@@ -57,7 +57,7 @@ async def test_a_dropped_connection_tells_the_member_and_refunds(fake, start_bot
             totals = await accounts_repo.ledger_totals(s)
     assert totals["reserve"] > 0 and totals["refund"] == totals["reserve"] and totals["charge"] == 0
     assert "refunded" in _embeds(inter)
-    (line,) = [r for r in caplog.records if r.name == "bot.failures" and "failed (network)" in r.getMessage()]
+    (line,) = [r for r in caplog.records if r.name == "bot.services.failures" and "failed (network)" in r.getMessage()]
     assert line.levelno == logging.WARNING and REPO in line.getMessage() and line.exc_info is None
 
 
@@ -69,7 +69,7 @@ async def test_a_process_that_warmed_up_the_semantic_layer_still_downloads(fake,
     fake_hub, models = hub_models
     async with start_bot(models=models, moderation_semantic=True) as bot:
         await bot._warmup  # the MiniLM model loaded before the first job
-        assert bot.moderation.semantic_ready
+        assert bot.services.moderation.semantic_ready
         inter = await fake.slash("imagine", {"prompt": "a lighthouse", "seed": 3}, user_id=fake.user_id,
                                  channel_id=fake.channel_id)
         await inter.wait_acked(3)

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.poses import render
+from bot.params.pose_presets import render
 from db.models import Job, JobStatus
 from inference.media import read_parameters
 from tests.e2e.helpers import has_image as _has_image

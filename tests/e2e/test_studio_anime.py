@@ -7,7 +7,7 @@ import io
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.anime import DEFAULT_NEGATIVE
+from bot.params.anime import DEFAULT_NEGATIVE
 from db.models import Job
 from inference.media import read_parameters
 from tests.e2e.helpers import has_image as _has_image

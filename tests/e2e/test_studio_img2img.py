@@ -102,7 +102,7 @@ def _truncated() -> bytes:
 ])
 async def test_bad_attachments_get_their_message_and_leave_no_job(fake, start_bot, monkeypatch, file, options,
                                                                   needle) -> None:  # type: ignore[no-untyped-def]
-    from bot import attachments
+    from bot.params import attachments
 
     if "cap" in options:
         monkeypatch.setattr(attachments, "MAX_BYTES", options.pop("cap"))

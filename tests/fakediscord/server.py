@@ -145,7 +145,7 @@ class FakeDiscord(UserActions):
 
     def patch_discord(self) -> Callable[[], None]:
         """Point discord.py's REST base (read per request, webhooks too) and gateway at the fake."""
-        from bot import attachments
+        from bot.params import attachments
 
         old_base = discord.http.Route.BASE
         old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY

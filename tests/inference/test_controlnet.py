@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.poses import render
+from bot.params.pose_presets import render
 from inference.engine import Engine
 from inference.media import encode_job_image, read_parameters
 from inference.models import InvalidOption, ModelRegistry

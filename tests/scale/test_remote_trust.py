@@ -55,7 +55,7 @@ async def test_the_device_count_a_worker_announces_is_capped() -> None:
 
 async def test_a_remote_worker_receives_a_jobs_stored_input(redis_queue: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Inputs live in the database apart from the job (issue 14, item 7); the job handed to Redis carries them."""
-    from bot.jobs import JobService, Origin
+    from bot.services.jobs import JobService, Origin
     from db import migrate
     from db.engine import create_engine, create_sessionmaker
     from inference.models import ModelRegistry

@@ -16,7 +16,7 @@ from saq.job import Status
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from bot.jobs import Origin
+from bot.services.jobs import Origin
 from db.models import Job, JobStatus, utcnow
 from db.repositories import jobs as jobs_repo
 from inference.pool import InferencePool

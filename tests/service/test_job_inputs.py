@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete, event, func, select
 
-from bot.jobs import JobService, Origin
+from bot.services.jobs import JobService, Origin
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, JobInput

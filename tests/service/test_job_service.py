@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy import update
 
 from bot.errors import InvalidOption, QueueFull
-from bot.jobs import ImagineOptions, JobService, Origin
+from bot.services.jobs import ImagineOptions, JobService, Origin
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, JobStatus
@@ -270,7 +270,7 @@ async def test_recovery_leaves_jobs_other_live_processes_run(env) -> None:  # ty
 
     from sqlalchemy import update
 
-    from bot.jobs import STALE_AFTER
+    from bot.services.jobs import STALE_AFTER
     from db.models import Job
 
     service, _recorder, _engine, pool = env
@@ -361,8 +361,8 @@ async def test_stopping_puts_a_job_claimed_ahead_back(env) -> None:  # type: ign
 
 
 async def test_the_ticket_and_the_queue_command_estimate_the_same_start(env) -> None:  # type: ignore[no-untyped-def]
-    from bot.accounts import AccountService
-    from bot.jobs import starts_in
+    from bot.services.accounts import AccountService
+    from bot.services.jobs import starts_in
 
     service, recorder, engine, _ = env
     first = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InvalidOption
-from bot.jobs import ImagineOptions, JobService
+from bot.services.jobs import ImagineOptions, JobService
 from inference.models import ModelRegistry
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.anime import (
+from bot.params.anime import (
     DEFAULT_NEGATIVE,
     QUALITY_TAGS,
     RESOLUTIONS,

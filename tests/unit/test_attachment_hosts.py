@@ -8,8 +8,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot import attachments
 from bot.errors import InvalidOption
+from bot.params import attachments
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""bot.attachments: every kind of bad file gets its own message; good files become upright RGB."""
+"""bot.params.attachments: every kind of bad file gets its own message; good files become upright RGB."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from bot import attachments
 from bot.errors import InvalidOption
+from bot.params import attachments
 from tests.e2e.helpers import png_bytes as _png
 
 

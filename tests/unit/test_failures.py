@@ -1,4 +1,4 @@
-"""Each failure class has its own member sentence and log level (bot/failures.py); the raw exception text
+"""Each failure class has its own member sentence and log level (bot/services/failures.py); the raw exception text
 (paths, internals) reaches only the log."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from bot import failures
-from bot.jobs import Withheld, user_message_for
+from bot.services import failures
+from bot.services.jobs import Withheld, user_message_for
 from inference import hub
 from inference.models import InvalidOption as RunnerInvalidOption
 from inference.remote import RemoteJobError, _remote_error
@@ -57,7 +57,7 @@ def test_each_failure_class_has_its_sentence_and_level_and_never_the_raw_text(
     message = user_message_for(error)
     assert says in message and "Traceback" not in message
     assert SECRET_PATH not in message and "10.0.0.3" not in message and "mismatch" not in message
-    caplog.set_level(logging.INFO, logger="bot.failures")
+    caplog.set_level(logging.INFO, logger="bot.services.failures")
     failures.log_failure(error, job_id=42)
     record = caplog.records[-1]  # the owner reads the detail in the log
     assert record.levelno == level and "42" in record.getMessage() and str(error) in record.getMessage()

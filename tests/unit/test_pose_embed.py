@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.render import result_embed
-from bot.studio import describe_source
+from bot.params.images import describe_source
+from bot.ui.render import result_embed
 from db.models import Job
 
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from bot.errors import InvalidOption
-from bot.pose import check_strength, is_skeleton, preset_name
-from bot.poses import PRESETS, render
+from bot.params.pose import check_strength, is_skeleton, preset_name
+from bot.params.pose_presets import PRESETS, render
 
 
 def _jpeg(image: Image.Image) -> Image.Image:

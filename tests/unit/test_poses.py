@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.poses import COLORS, KEYPOINTS, LIMB_SHADE, LIMBS, PRESETS, place, render
+from bot.params.pose_presets import COLORS, KEYPOINTS, LIMB_SHADE, LIMBS, PRESETS, place, render
 
 REQUIRED = {"standing", "walking", "running", "sitting", "kneeling", "lying down", "t-pose", "arms crossed",
             "waving", "jumping", "dancing", "fighting stance"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.access import Place, check_cancel, check_use
 from bot.errors import NotHere, NotYours, SlowDown
-from bot.limits import Limits
+from bot.services.access import Place, check_cancel, check_use
+from bot.services.rate_limits import Limits
 from bot.settings import SettingsError, load_settings
 from db.models import Job
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from bot.engines import engine_factory, load_registry
 from bot.errors import UserFacingError
-from bot.jobs import ImagineOptions, JobService, Origin
+from bot.services.jobs import ImagineOptions, JobService, Origin
 from bot.settings import Settings
 from db import migrate
 from db.engine import create_engine, create_sessionmaker

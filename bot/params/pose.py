@@ -1,7 +1,7 @@
 """/pose jobs: text to image in a given pose, through a ControlNet OpenPose model.
 
 The pose comes from one of three places, decided here before any job exists: a named preset
-(drawn by bot/poses.py at the job's size), an attached OpenPose skeleton, or an attached photo,
+(drawn by bot/params/pose_presets.py at the job's size), an attached OpenPose skeleton, or an attached photo,
 which the worker turns into a skeleton when the operator installed a pose detector. Which of the
 last two an attachment is, is read from its pixels (``is_skeleton``): the annotator draws on black
 in fully saturated colours, which photos, even dark ones, almost never are.
@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from bot import poses
-from bot.attachments import InputImage, encode_for_job
 from bot.errors import InvalidOption
-from bot.jobs import ImagineOptions
-from bot.studio import pick_model, size_for_image
+from bot.params import pose_presets as poses
+from bot.params.attachments import InputImage, encode_for_job
+from bot.params.images import pick_model, size_for_image
+from bot.services.jobs import ImagineOptions
 from inference.models import ModelSpec, detector_problem
 
 if TYPE_CHECKING:
-    from bot.jobs import JobService
+    from bot.services.jobs import JobService
 
 DEFAULT_PRESET = "standing"
 MIN_STRENGTH, MAX_STRENGTH = 0.0, 2.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.studio import VARIABLE_COMMANDS
+from bot.params.images import VARIABLE_COMMANDS
 from db.models import Job
 
 PREFIX = "atelier"

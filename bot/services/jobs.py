@@ -1,7 +1,7 @@
 """JobService: validation -> moderation -> database -> pool, and pool events -> database -> delivery.
 
 No discord import here: the service speaks in jobs and outputs, and a `Delivery` (implemented in
-bot/delivery.py) turns them into Discord messages. The database is the queue, so what the service
+bot/ui/delivery.py) turns them into Discord messages. The database is the queue, so what the service
 accepted survives a restart and is delivered exactly once.
 """
 
@@ -24,11 +24,11 @@ from typing import Any, Protocol
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import failures
-from bot.access import Place, check_cancel
-from bot.acks import AckGate
 from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
-from bot.inputs import fill_inputs, split_inputs
+from bot.services import failures
+from bot.services.access import Place, check_cancel
+from bot.services.acks import AckGate
+from bot.services.inputs import fill_inputs, split_inputs
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import access as access_repo
@@ -68,7 +68,7 @@ MAX_NEGATIVE = 1000
 
 
 class Delivery(Protocol):
-    """Shows a job's life to its member. Implemented over Discord in bot/delivery.py."""
+    """Shows a job's life to its member. Implemented over Discord in bot/ui/delivery.py."""
 
     async def show_queued(self, job: Job, position: int, total: int, eta_seconds: float | None, *,
                           paused: bool = False) -> int | None:
@@ -202,12 +202,12 @@ class JobService:
         # worker name -> the models loaded on its device (the embedded pool's), for the claim's tie-break.
         self.resident: Callable[[str], Collection[str]] | None = None
         self.listeners: list[Any] = []
-        # Scores finished images; returns why they must not be posted, or None (see bot/moderation.py).
+        # Scores finished images; returns why they must not be posted, or None (see bot/services/moderation.py).
         self.image_check: Callable[[Job, list[bytes]], Awaitable[str | None]] | None = None
         self._clock = clock
         self._live: dict[int, _Live] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        # Lets pending acknowledgements go first under a burst (bot/acks.py); the bot sets it.
+        # Lets pending acknowledgements go first under a burst (bot/services/acks.py); the bot sets it.
         self.acks: AckGate | None = None
         # This process's name among the bot processes sharing the database (Settings.instance): the
         # prefix of its workers' names, so recovery and the heartbeat know which jobs are its own.
@@ -331,7 +331,7 @@ class JobService:
     async def submit(self, *, command: str, params: dict[str, Any], origin: Origin,
                      parent_job_id: int | None = None) -> Ticket:
         self.check_place(origin)
-        # Acknowledgements first (bot/acks.py), unless the devices have nothing to do: then this job
+        # Acknowledgements first (bot/services/acks.py), unless the devices have nothing to do: then this job
         # is stored and started at once rather than after a burst's other commands are answered.
         if self.acks is not None and (self.pool is None or self.pool.busy > 0):
             await self.acks.quiet()
@@ -867,7 +867,7 @@ class Withheld(Exception):
 
 def user_message_for(error: BaseException) -> str:
     """Turn a runner failure into one sentence a member can act on (never a stack trace nor a
-    path); the table of failure classes and their sentences is bot/failures.py."""
+    path); the table of failure classes and their sentences is bot/services/failures.py."""
     return failures.member_message(error)
 
 

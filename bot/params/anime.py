@@ -6,7 +6,7 @@ series, then everything else; quality tags (``masterpiece, best quality, very ae
 absurdres``) close the prompt. Pure Python (no torch, no discord), no I/O after import: the command validates and
 reorders before it defers, and the embed shows the prompt exactly as the model receives it.
 
-Characters and series are recognised from ``bot/data/anime_tags.toml`` (a few hundred well-known
+Characters and series are recognised from ``bot/params/data/anime_tags.toml`` (a few hundred well-known
 characters with their series) and from Danbooru's ``name (series)`` convention, so a character
 missing from the file but written the Danbooru way (``fern (sousou no frieren)``) is still placed
 as a character.
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import InvalidOption
-from bot.jobs import ImagineOptions
+from bot.services.jobs import ImagineOptions
 
 if TYPE_CHECKING:
-    from bot.jobs import JobService
+    from bot.services.jobs import JobService
     from inference.models import ModelRegistry, ModelSpec
 
 QUALITY_TAGS = ("masterpiece", "best quality", "very aesthetic", "absurdres")

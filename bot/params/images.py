@@ -1,7 +1,7 @@
 """Jobs made from images: /imagine with an attachment, and variations (V buttons) of a result.
 
 The input image travels inside the job's stored parameters (``init_image``, lossless WebP as
-base64; see bot/attachments.py), so a queued job keeps its input across a restart and a reroll of
+base64; see bot/params/attachments.py), so a queued job keeps its input across a restart and a reroll of
 a variation varies the same image again. ``source`` records where it came from, for the embed.
 Trade-off: a parent output is copied into the child's parameters (a few hundred KB at SD sizes,
 ~1-2 MB at SDXL sizes) rather than referenced; a reference would need the job service to resolve
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-from bot.attachments import InputImage, encode_for_job
 from bot.errors import InvalidOption, UnknownJob
+from bot.params.attachments import InputImage, encode_for_job
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
 from inference.models import UPSCALER_KINDS, ModelSpec
 
 if TYPE_CHECKING:
-    from bot.jobs import ImagineOptions, JobService, Origin, Ticket
+    from bot.services.jobs import ImagineOptions, JobService, Origin, Ticket
 
 MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 DEFAULT_STRENGTH = 0.6

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.access import Place
-from bot.acks import AckGate
-from bot.components import custom_id, layout
 from bot.errors import Refused, UserFacingError
+from bot.services.access import Place
+from bot.services.acks import AckGate
+from bot.ui.components import custom_id, layout
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -101,7 +101,7 @@ def is_nsfw(channel: object) -> bool:
 
 
 def place_of(interaction: discord.Interaction) -> Place:
-    """Who pressed or typed, where: the access rules' view of an interaction (bot/access.py)."""
+    """Who pressed or typed, where: the access rules' view of an interaction (bot/services/access.py)."""
     manages = interaction.guild_id is not None and interaction.permissions.manage_guild
     return Place(interaction.user.id, interaction.guild_id, is_nsfw(interaction.channel), manages_guild=manages)
 

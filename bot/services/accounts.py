@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import InvalidOption, QuotaExceeded, UnknownJob
-from bot.jobs import JobService, Origin, Ticket, starts_in
+from bot.services.jobs import JobService, Origin, Ticket, starts_in
 from db.models import Job, JobStatus
 from db.models_accounts import NO_GUILD, QuotaScope
 from db.repositories import accounts as repo
@@ -186,7 +186,7 @@ class AccountService:
         Answers from an in-memory snapshot (see SNAPSHOT_SECONDS) so that a burst of commands is
         acknowledged at once rather than queueing on the database; a member without a fresh
         snapshot waits at most PRECHECK_BUDGET for it. Only a courtesy: the atomic reservation in
-        before_submit decides, and its refusal is private too (bot.tree.reply)."""
+        before_submit decides, and its refusal is private too (bot.ui.tree.reply)."""
         cost = job_cost(params)
         today = day_of(self.clock())
         key = (origin.guild_id or NO_GUILD, origin.user_id)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import discord
 
-from bot.studio import describe_source
+from bot.params.images import describe_source
 from db.models import Job, Output
 from inference.hub_progress import loading_text
 

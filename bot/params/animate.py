@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-from bot.attachments import InputImage, encode_for_job
 from bot.errors import InvalidOption
-from bot.studio import VARIABLE_COMMANDS, parent_output, pick_model, size_for_image
+from bot.params.attachments import InputImage, encode_for_job
+from bot.params.images import VARIABLE_COMMANDS, parent_output, pick_model, size_for_image
 from inference.models import ModelSpec
 
 if TYPE_CHECKING:
-    from bot.jobs import JobService, Origin, Ticket
+    from bot.services.jobs import JobService, Origin, Ticket
 
 FPS_RANGE = (3, 30)
 MOTION_RANGE = (1, 255)

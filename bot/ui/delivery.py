@@ -16,8 +16,8 @@ from typing import Any
 
 import discord
 
-from bot import render
-from bot.components import queued_view, result_view
+from bot.ui import render
+from bot.ui.components import queued_view, result_view
 from db.models import Job, Output
 from inference.media import TooLarge, fit_to_limit
 from inference.video import GIF, MP4, VideoTooLarge, fit_video, sniff_mime

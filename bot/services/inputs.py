@@ -1,6 +1,6 @@
 """A job's input images on their way in and out of storage (db.models.JobInput).
 
-Commands put a new input in a job's parameters as base64 text (bot/attachments.py); the job
+Commands put a new input in a job's parameters as base64 text (bot/params/attachments.py); the job
 service stores the bytes in their own table and keeps only their ids in the parameters, so the
 scheduler's many reads of job rows never carry images. A claimed job's request gets them back as
 base64, the form a runner (and a remote worker, over JSON) takes.
@@ -22,7 +22,7 @@ INPUT_FIELDS = ("init_image", "control_image")
 async def split_inputs(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, int]]:
     """(params without input images, new images to store, stored inputs of another job to copy).
 
-    Commands put a new input in params as base64 (bot/attachments.py); a rerun's params name its
+    Commands put a new input in params as base64 (bot/params/attachments.py); a rerun's params name its
     parent's stored inputs by id (``params["inputs"]``). A new image replaces a named one."""
     inline = {name: params[name] for name in INPUT_FIELDS if isinstance(params.get(name), str)}
     rest = {k: v for k, v in params.items() if k not in INPUT_FIELDS and k != "inputs"}
