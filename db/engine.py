@@ -120,8 +120,8 @@ class TurnTakingSessions(async_sessionmaker[AsyncSession]):
     """``begin()`` takes a first-come, first-served turn at SQLite's single write lock.
 
     Without it, writers that find the lock taken wait in SQLite's busy handler, which polls with
-    growing sleeps (1, 2, 5, 10 ... 100 ms) and in no particular order: in a burst of twenty
-    submissions, each commit was followed by up to ~10 ms in which nobody wrote. Queued here, the
+    growing sleeps (1, 2, 5, 10 ... 100 ms) and in no particular order: in a burst of submissions,
+    each commit could be followed by a sleep in which nobody wrote. Queued here, the
     next writer starts as soon as the last one commits. ``begin(urgent=True)`` (see ``begin_urgent``)
     goes ahead of the queue: a worker claiming its next job must not wait behind a burst of
     submissions while its device idles. Other processes on the same file (the CLI) still meet
