@@ -136,19 +136,18 @@ def _queued_row(row: Any) -> Queued:
 
 
 @functools.cache
-def _service_query(bounded: bool) -> Any:
-    query = select(Job.user_id, Job.guild_id, Job.params).where(Job.status != JobStatus.queued)
-    if not bounded:
-        return query.where(Job.status == JobStatus.running)
+def _service_query() -> Any:
     since = bindparam("since", type_=Job.__table__.c.started_at.type)
-    return query.where(or_(Job.status == JobStatus.running, Job.started_at >= since, Job.finished_at >= since))
+    return select(Job.user_id, Job.guild_id, Job.params).where(
+        Job.status != JobStatus.queued,
+        or_(Job.status == JobStatus.running, Job.started_at >= since, Job.finished_at >= since))
 
 
-async def _service_since(session: AsyncSession, since: datetime | None) -> tuple[dict[int, float], dict[tuple[str, int], float]]:
+async def _service_since(session: AsyncSession, since: datetime) -> tuple[dict[int, float], dict[tuple[str, int], float]]:
     """Estimated work each member and guild received: jobs running now or at any moment since ``since``."""
     users: dict[int, float] = {}
     guilds: dict[tuple[str, int], float] = {}
-    rows = await session.execute(_service_query(since is not None), {} if since is None else {"since": since})
+    rows = await session.execute(_service_query(), {"since": since})
     for row in rows.all():
         work = gpu_work(row.params or {})
         users[row.user_id] = users.get(row.user_id, 0.0) + work
