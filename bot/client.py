@@ -24,10 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engines import engine_factory, load_registry
 from bot.metrics import Metrics
+from bot.services.cases import Cases
+from bot.services.derived import DerivedJobs
 from bot.services.jobs import JobService
 from bot.services.moderation import ModerationService
 from bot.services.rate_limits import Limits
 from bot.settings import Settings
+from bot.ui.buttons import JobButton
 from bot.ui.delivery import DiscordDelivery
 from bot.ui.tree import AtelierTree
 from db import migrate
@@ -92,6 +95,8 @@ class Atelier(commands.AutoShardedBot):
         self.registry: ModelRegistry
         self.synced: bool = False
         self.moderation: ModerationService
+        self.cases: Cases
+        self.derived: DerivedJobs
         self.limits = Limits()
 
     async def setup_hook(self) -> None:
@@ -112,8 +117,10 @@ class Atelier(commands.AutoShardedBot):
             "show": self.settings.show_per_minute, "export": self.settings.export_per_minute,
             "attachment": self.settings.attachments_per_minute})
         self.service.delivery = DiscordDelivery(self)
+        self.derived = DerivedJobs(self.service)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)
+        self.cases = Cases(sessions)
         self.service.listeners.append(self.moderation)
         self.service.image_check = lambda job, pngs: self.moderation.check_images(
             job, pngs, nsfw_channel=bool(job.params.get("nsfw_channel")))
@@ -133,6 +140,7 @@ class Atelier(commands.AutoShardedBot):
                                       owner=self.settings.instance, run_timeout=self.settings.job_timeout or None)
             self.service.resident = self.pool.resident_models
         self.service.pool = self.pool
+        self.add_dynamic_items(JobButton)  # result buttons; their actions' handlers come with the cogs
         for extension in extensions():
             await self.load_extension(extension)
         if self.settings.runs_shard_zero:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -17,10 +16,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOption
+from bot.params.bans import ban_until
 from bot.services.moderation import GLOBAL
 from bot.ui.render import ACCENT
-from cogs.mod import parse_duration
-from db.models_accounts import QuotaScope
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -147,12 +145,12 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         if role is not None and member is not None:
             raise app_commands.CheckFailure("Pick a role or a member, not both.")
         if member is not None:
-            scope, target, who = QuotaScope.member, member.id, member.mention
+            scope, target, who = "member", member.id, member.mention
         elif role is not None:
-            scope, target, who = QuotaScope.role, role.id, role.mention
+            scope, target, who = "role", role.id, role.mention
         else:
-            scope, target, who = QuotaScope.guild, guild_id, "Everyone on this server (default)"
-        await self.bot.accounts.set_quota(guild_id=guild_id, scope=scope, target_id=target,  # type: ignore[attr-defined]
+            scope, target, who = "guild", guild_id, "Everyone on this server (default)"
+        await self.bot.accounts.set_quota(guild_id=guild_id, scope=scope, target_id=target,  # type: ignore[attr-defined, arg-type]
                                           credits=credits)
         await interaction.response.send_message(f"{who}: {_credits(credits)}.", ephemeral=True,
                                                 allowed_mentions=discord.AllowedMentions.none())
@@ -173,8 +171,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
     async def ban_global(self, interaction: discord.Interaction[Atelier], user: discord.User,
                          duration: str | None = None, reason: str | None = None) -> None:
         require_owner(interaction, "bar members everywhere")
-        length = parse_duration(duration)
-        until = datetime.now(UTC) + length if length else None
+        until = ban_until(duration)
         await self.bot.moderation.ban(guild_id=GLOBAL, user_id=user.id, until=until, reason=reason or "",
                                       moderator_id=interaction.user.id)
         log.info("owner %s barred %s everywhere until %s", interaction.user.id, user.id, until)

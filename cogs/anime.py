@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.params import anime
-from cogs.imagine import origin_of, show_ticket
+from bot.ui.submit import submit
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -37,11 +37,9 @@ class Anime(commands.Cog):
     @app_commands.choices(aspect=_ASPECT_CHOICES)
     async def anime(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                     aspect: str | None = None, seed: int | None = None, count: int = 1) -> None:
-        service = self.bot.service
-        params = anime.prepare(service, prompt=prompt, negative=negative, aspect=aspect, seed=seed, count=count)
-        await interaction.response.defer(thinking=True)
-        ticket = await service.submit(command="anime", params=params, origin=origin_of(interaction))
-        await show_ticket(self.bot, ticket)
+        params = anime.prepare(self.bot.service, prompt=prompt, negative=negative, aspect=aspect, seed=seed,
+                               count=count)
+        await submit(interaction, "anime", params)
 
 
 async def setup(bot: Atelier) -> None:

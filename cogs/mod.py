@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -16,34 +15,21 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOption, UnknownJob
+from bot.params.bans import ban_until
 from bot.ui.components import TEMPLATE, custom_id
 from bot.ui.tree import report_error
-from db.models_moderation import ModerationCase
-from db.repositories import jobs as jobs_repo
-from db.repositories import moderation as mod_repo
 from moderation import CATEGORIES, Action, Policy
 
 if TYPE_CHECKING:
     from bot.client import Atelier
+    from bot.services.cases import ModerationCase
+    from bot.services.jobs import Job
 
 log = logging.getLogger(__name__)
 
 CATEGORY_CHOICES = [app_commands.Choice(name=c, value=c) for c in CATEGORIES]
 ACTION_CHOICES = [app_commands.Choice(name=a.value, value=a.value) for a in Action]
-_DURATION = re.compile(r"(\d+)\s*([mhdw])")
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LINK = re.compile(r"channels/\d+/\d+/(\d+)")
-
-
-def parse_duration(text: str | None) -> timedelta | None:
-    """'30m', '12h', '7d', '1w', '1d12h'; None or 'permanent' for no end."""
-    if text is None or text.strip().lower() in {"", "permanent", "forever"}:
-        return None
-    cleaned = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(cleaned)
-    if not parts or "".join(n + u for n, u in parts) != cleaned:
-        raise InvalidOption(f"I can't read the duration {text!r}: use e.g. 30m, 12h, 7d, 1w or permanent.")
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
 
 
 def case_embed(case: ModerationCase, *, title: str | None = None) -> discord.Embed:
@@ -78,7 +64,7 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     async def callback(self, interaction: discord.Interaction[Atelier]) -> None:  # type: ignore[override]
         try:
             bot = interaction.client
-            case = await bot.services.moderation.request_review(self.case_id, interaction.user.id)
+            case = await bot.moderation.request_review(self.case_id, interaction.user.id)
             if case is None:
                 raise InvalidOption("Only the member a decision concerns can ask for its review.")
             sent = await post_to_mod_channel(bot, case, title=f"Review requested: case #{case.id}")
@@ -92,8 +78,7 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
 async def post_to_mod_channel(bot: Atelier, case: ModerationCase, *, title: str | None = None) -> bool:
     if case.guild_id is None:
         return False
-    async with bot.service.sessions() as session:
-        _, channel_id = await mod_repo.get_policy(session, guild_id=case.guild_id)
+    channel_id = await bot.cases.report_channel(case.guild_id)
     if channel_id is None:
         return False
     channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
@@ -205,9 +190,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
 
     @app_commands.command(name="log", description="Recent moderation decisions, optionally for one member")
     async def log(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
-        async with self.bot.service.sessions() as session:
-            cases = await mod_repo.list_cases(session, guild_id=interaction.guild_id,
-                                              user_id=user.id if user else None, limit=10)
+        cases = await self.bot.cases.recent(guild_id=interaction.guild_id, user_id=user.id if user else None)
         embed = discord.Embed(title="Moderation log" + (f" for {user}" if user else ""), colour=discord.Colour(0x7C5CFF))
         for case in cases:
             what = ", ".join(case.categories) or case.reason[:60] or "-"
@@ -222,8 +205,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
     async def ban(self, interaction: discord.Interaction, user: discord.User, duration: str | None = None,
                   reason: str | None = None) -> None:
         assert interaction.guild_id is not None
-        length = parse_duration(duration)
-        until = datetime.now(UTC) + length if length else None
+        until = ban_until(duration)
         await self.moderation.ban(guild_id=interaction.guild_id, user_id=user.id, until=until, reason=reason or "",
                                   moderator_id=interaction.user.id)
         when = f"until {discord.utils.format_dt(until, 'f')}" if until else "permanently"
@@ -256,29 +238,27 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
                 deleted = True
             except discord.HTTPException as exc:
                 log.warning("could not delete message %s: %s", job.message_id, exc)
-        async with self.bot.service.sessions.begin() as session:
-            await mod_repo.purge_job(session, job_id=job.id)  # type: ignore[arg-type]
+        await self.bot.cases.purge(job.id)  # type: ignore[arg-type]
         await self.moderation.record_action(action="purge", user_id=job.user_id, guild_id=job.guild_id,
                                             moderator_id=interaction.user.id, job_id=job.id)
         text = f"Job #{job.id} removed" + ("" if deleted else " (its message could not be deleted)") + "."
         await interaction.followup.send(text, ephemeral=True)
 
-    async def _find_job(self, text: str):  # type: ignore[no-untyped-def]
+    async def _find_job(self, text: str) -> Job | None:
+        """A job by number, message id or message link."""
         text = text.strip().lstrip("#")
         link = _LINK.search(text)
-        async with self.bot.service.sessions() as session:
-            if link:
-                return await jobs_repo.get_job_by_message(session, message_id=int(link.group(1)))
-            if text.isdigit():
-                job = await jobs_repo.get_job(session, job_id=int(text))
-                return job or await jobs_repo.get_job_by_message(session, message_id=int(text))
+        if link:
+            return await self.bot.service.job_for_message(int(link.group(1)))
+        if text.isdigit():
+            job = await self.bot.service.get_job(int(text))
+            return job or await self.bot.service.job_for_message(int(text))
         return None
 
     @app_commands.command(name="channel", description="Where moderation reports and review requests go")
     async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         assert interaction.guild_id is not None
-        async with self.bot.service.sessions.begin() as session:
-            await mod_repo.set_mod_channel(session, guild_id=interaction.guild_id, channel_id=channel.id)
+        await self.bot.cases.set_report_channel(interaction.guild_id, channel.id)
         await interaction.response.send_message(f"Moderation reports now go to {channel.mention}.", ephemeral=True)
 
 
@@ -288,5 +268,5 @@ async def setup(bot: Atelier) -> None:
     async def report(case: ModerationCase) -> None:
         await post_to_mod_channel(bot, case, title=f"Reported automatically: case #{case.id}")
 
-    bot.services.moderation.reporter = report
+    bot.moderation.reporter = report
     await bot.add_cog(Mod(bot))

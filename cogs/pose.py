@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.params import pose as pose_jobs
-from cogs.imagine import load_attachment, origin_of, show_ticket
+from bot.ui.submit import load_attachment, submit
 from inference.models import ASPECTS
 
 if TYPE_CHECKING:
@@ -37,21 +37,15 @@ class Pose(commands.Cog):
     async def pose(self, interaction: discord.Interaction[Atelier], prompt: str, pose: str | None = None,
                    reference: discord.Attachment | None = None, model: str | None = None, aspect: str | None = None,
                    seed: int | None = None, strength: float | None = None) -> None:
-        service = self.bot.service
         # Cheap checks first, so bad options are answered privately before any download or defer.
-        pose_jobs.pose_spec(service, model)
+        pose_jobs.pose_spec(self.bot.registry, model)
         pose_jobs.check_strength(strength)
         if reference is None:
             pose_jobs.preset_name(pose)
         loaded = await load_attachment(interaction, reference) if reference is not None else None
-        params = await pose_jobs.prepare(service, prompt=prompt, pose=pose, reference=loaded, model=model,
+        params = await pose_jobs.prepare(self.bot.service, prompt=prompt, pose=pose, reference=loaded, model=model,
                                          aspect=aspect, seed=seed, strength=strength)
-        origin = origin_of(interaction)
-        await service.precheck(params, origin)
-        if not interaction.response.is_done():
-            await interaction.response.defer(thinking=True)
-        ticket = await service.submit(command="pose", params=params, origin=origin)
-        await show_ticket(self.bot, ticket)
+        await submit(interaction, "pose", params)
 
     @pose.autocomplete("pose")
     async def pose_autocomplete(self, interaction: discord.Interaction, current: str
@@ -63,7 +57,7 @@ class Pose(commands.Cog):
                                  ) -> list[app_commands.Choice[str]]:
         current = current.lower().strip()
         return [app_commands.Choice(name=f"{spec.name} ({spec.base})"[:100], value=spec.name)
-                for spec in pose_jobs.pose_models(self.bot.service) if current in spec.name.lower()][:25]
+                for spec in pose_jobs.pose_models(self.bot.registry) if current in spec.name.lower()][:25]
 
 
 async def setup(bot: Atelier) -> None:
