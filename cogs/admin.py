@@ -60,11 +60,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
     @app_commands.describe(everywhere="Bot owners only: pause the whole bot, every server")
     async def pause(self, interaction: discord.Interaction[Atelier], everywhere: bool = False) -> None:
         if everywhere:
-            require_owner(interaction, "pause the whole bot")
-            was = self.bot.pool.paused
-            self.bot.pool.pause()
-            log.info("pool paused everywhere by owner %s", interaction.user.id)
-            text = ("Already paused everywhere." if was else
+            text = ("Already paused everywhere." if self._hold_everywhere(interaction, True) else
                     "Paused in every server: running jobs finish, queued jobs wait. `/admin resume everywhere` "
                     "to continue.")
         else:
@@ -80,10 +76,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
     @app_commands.describe(everywhere="Bot owners only: lift a pause of the whole bot")
     async def resume(self, interaction: discord.Interaction[Atelier], everywhere: bool = False) -> None:
         if everywhere:
-            require_owner(interaction, "resume the whole bot")
-            was = self.bot.pool.paused
-            self.bot.pool.resume()
-            log.info("pool resumed everywhere by owner %s", interaction.user.id)
+            was = self._hold_everywhere(interaction, False)
             text = "Resumed in every server." if was else "The bot was not paused everywhere."
         else:
             assert interaction.guild_id is not None
@@ -94,6 +87,17 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
             if resumed and self.bot.pool.paused:
                 text += " The bot's owners have paused the whole bot, so they wait for that too."
         await interaction.response.send_message(text, ephemeral=True)
+
+    def _hold_everywhere(self, interaction: discord.Interaction[Atelier], hold: bool) -> bool:
+        """Pause (or resume) the whole bot, for its owners only; whether it was paused before."""
+        require_owner(interaction, "pause the whole bot" if hold else "resume the whole bot")
+        was = self.bot.pool.paused
+        if hold:
+            self.bot.pool.pause()
+        else:
+            self.bot.pool.resume()
+        log.info("pool %s everywhere by owner %s", "paused" if hold else "resumed", interaction.user.id)
+        return was
 
     @app_commands.command(name="stats", description="Jobs, GPU time, failures and top models on this server")
     @app_commands.describe(days="How many days back (default 7)")

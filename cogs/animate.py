@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.params import animate
 from bot.ui.buttons import handles
+from bot.ui.choices import model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 
 if TYPE_CHECKING:
@@ -50,9 +51,7 @@ class Animate(commands.Cog):
     @animate.autocomplete("model")
     async def model_autocomplete(self, interaction: discord.Interaction, current: str
                                  ) -> list[app_commands.Choice[str]]:
-        current = current.lower().strip()
-        return [app_commands.Choice(name=spec.name, value=spec.name)
-                for spec in animate.video_models(self.bot.registry) if current in spec.name.lower()][:25]
+        return model_choices(animate.video_models(self.bot.registry), current)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -18,6 +18,7 @@ from discord.ext import commands
 from bot.params import images
 from bot.params.imagine import ImagineOptions
 from bot.ui.buttons import handles
+from bot.ui.choices import model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 from inference import lora as loras
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
@@ -72,15 +73,8 @@ class Imagine(commands.Cog):
 
     @imagine.autocomplete("model")
     async def model_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        current = current.lower().strip()
-        choices = []
-        for spec in self.bot.registry.specs():
-            if spec.kind not in TEXT_TO_IMAGE_KINDS:
-                continue
-            if current in spec.name.lower() or current in spec.kind.lower():
-                label = f"{spec.name} ({spec.kind})"
-                choices.append(app_commands.Choice(name=label[:100], value=spec.name))
-        return choices[:25]
+        return model_choices((s for s in self.bot.registry.specs() if s.kind in TEXT_TO_IMAGE_KINDS), current,
+                             label=lambda spec: f"{spec.name} ({spec.kind})", match_kind=True)
 
     @imagine.autocomplete("lora")
     async def lora_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -143,12 +143,12 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
         embed.add_field(name="Extra terms", value=str(extra))
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    async def _edit_terms(self, guild_id: int, category: str, term: str, *, add: bool) -> Policy:
-        term = " ".join(term.lower().split())
+    async def _edit_terms(self, interaction: discord.Interaction, category: str, typed: str, *, add: bool) -> None:
+        assert interaction.guild_id is not None
+        term = " ".join(typed.lower().split())
         if not term or len(term) > 100:
             raise InvalidOption("A term must be 1-100 characters.")
-        policy = await self.moderation.policy(guild_id)
-        data = policy.to_dict()
+        data = (await self.moderation.policy(interaction.guild_id)).to_dict()
         current = data["extra_terms"].setdefault(category, [])
         if add:
             if term in current:
@@ -158,23 +158,19 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
             if term not in current:
                 raise InvalidOption(f"“{term}” is not on the {category} list.")
             current.remove(term)
-        policy = Policy.from_dict(data)
-        await self.moderation.save_policy(guild_id, policy)
-        return policy
+        await self.moderation.save_policy(interaction.guild_id, Policy.from_dict(data))
+        done = f"Added “{typed}” to {category}." if add else f"Removed “{typed}” from {category}."
+        await interaction.response.send_message(done, ephemeral=True)
 
     @terms.command(name="add", description="Refuse or flag an extra term in this server")
     @app_commands.choices(category=CATEGORY_CHOICES)
     async def terms_add(self, interaction: discord.Interaction, category: str, term: str) -> None:
-        assert interaction.guild_id is not None
-        await self._edit_terms(interaction.guild_id, category, term, add=True)
-        await interaction.response.send_message(f"Added “{term}” to {category}.", ephemeral=True)
+        await self._edit_terms(interaction, category, term, add=True)
 
     @terms.command(name="remove", description="Remove an extra term")
     @app_commands.choices(category=CATEGORY_CHOICES)
     async def terms_remove(self, interaction: discord.Interaction, category: str, term: str) -> None:
-        assert interaction.guild_id is not None
-        await self._edit_terms(interaction.guild_id, category, term, add=False)
-        await interaction.response.send_message(f"Removed “{term}” from {category}.", ephemeral=True)
+        await self._edit_terms(interaction, category, term, add=False)
 
     @terms.command(name="list", description="List this server's extra terms")
     async def terms_list(self, interaction: discord.Interaction) -> None:

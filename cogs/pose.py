@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.params import pose as pose_jobs
+from bot.ui.choices import model_choices
 from bot.ui.submit import load_attachment, submit
 from inference.models import ASPECTS
 
@@ -55,10 +56,8 @@ class Pose(commands.Cog):
     @pose.autocomplete("model")
     async def model_autocomplete(self, interaction: discord.Interaction, current: str
                                  ) -> list[app_commands.Choice[str]]:
-        current = current.lower().strip()
-        return [app_commands.Choice(name=f"{spec.name} ({spec.base})"[:100], value=spec.name)
-                for spec in pose_jobs.pose_models(self.bot.registry) if current in spec.name.lower()][:25]
-
+        return model_choices(pose_jobs.pose_models(self.bot.registry), current,
+                             label=lambda spec: f"{spec.name} ({spec.base})")
 
 async def setup(bot: Atelier) -> None:
     await bot.add_cog(Pose(bot))

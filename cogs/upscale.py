@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.params import images
 from bot.ui.buttons import handles
+from bot.ui.choices import model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 
 if TYPE_CHECKING:
@@ -45,9 +46,8 @@ class Upscale(commands.Cog):
     @upscale.autocomplete("upscaler")
     async def upscaler_autocomplete(self, interaction: discord.Interaction, current: str
                                     ) -> list[app_commands.Choice[str]]:
-        current = current.lower().strip()
-        return [app_commands.Choice(name=f"{spec.name} ({spec.kind})"[:100], value=spec.name)
-                for spec in images.upscalers(self.bot.registry) if current in spec.name.lower()][:25]
+        return model_choices(images.upscalers(self.bot.registry), current,
+                             label=lambda spec: f"{spec.name} ({spec.kind})")
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
