@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot.params import animate
 from bot.ui.buttons import handles
-from bot.ui.choices import model_choices
+from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 
 if TYPE_CHECKING:
@@ -27,10 +27,7 @@ log = logging.getLogger(__name__)
 ANIMATE_EMOJI = "🎬"
 
 
-class Animate(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Animate(Feature):
     @app_commands.command(name="animate", description="Turn an image into a short video (Stable Video Diffusion)")
     @app_commands.describe(image="The still to bring to life (PNG, JPEG, WebP, GIF or BMP)",
                            frames="How many frames (14 for SVD, 25 for SVD-XT; fewer is faster)",

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.params import anime
+from bot.ui.feature import Feature
 from bot.ui.submit import submit
 
 if TYPE_CHECKING:
@@ -22,10 +22,7 @@ _ASPECT_CHOICES = [
 ]
 
 
-class Anime(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Anime(Feature):
     @app_commands.command(name="anime", description="Anime art from Danbooru tags with Animagine XL")
     @app_commands.describe(
         prompt="Comma-separated tags, e.g. 1girl, hatsune miku, vocaloid, smile, night sky",

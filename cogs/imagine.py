@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot.params import images
 from bot.params.imagine import ImagineOptions
 from bot.ui.buttons import handles
-from bot.ui.choices import model_choices
+from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 from inference import lora as loras
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
@@ -31,10 +31,7 @@ log = logging.getLogger(__name__)
 REROLL_EMOJI = "🔄"
 
 
-class Imagine(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Imagine(Feature):
     @app_commands.command(name="imagine", description="Create an image from a text prompt")
     @app_commands.describe(
         prompt="What to draw: subject, setting, details, style",

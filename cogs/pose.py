@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.params import pose as pose_jobs
-from bot.ui.choices import model_choices
+from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import load_attachment, submit
 from inference.models import ASPECTS
 
@@ -20,10 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Pose(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Pose(Feature):
     @app_commands.command(name="pose", description="Create an image of a person in a chosen pose (ControlNet OpenPose)")
     @app_commands.describe(
         prompt="Who, wearing what, where, in which style",

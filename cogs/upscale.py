@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.params import images
 from bot.ui.buttons import handles
-from bot.ui.choices import model_choices
+from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 
 if TYPE_CHECKING:
@@ -26,10 +26,7 @@ UPSCALE_EMOJI = "🔍"
 BUTTON_SCALE = 2
 
 
-class Upscale(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Upscale(Feature):
     @app_commands.command(name="upscale", description="Enlarge an image x2 or x4 (Real-ESRGAN, or SD x4 for small images)")
     @app_commands.describe(image="The image to enlarge (PNG, JPEG, WebP, GIF or BMP)",
                            scale="How much larger (x4 takes images up to 1 MP, x2 up to 4 MP)",

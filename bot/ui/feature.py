@@ -1,13 +1,26 @@
-"""Autocomplete for the commands' `model` options: the installed models of one family that match
-what the member has typed so far, at most the 25 Discord shows."""
+"""What the feature cogs share: a base class with the bot at hand, and the autocomplete of their
+`model` options (the installed models of one family that match what the member has typed so far,
+at most the 25 Discord shows)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from discord import app_commands
+from discord.ext import commands
 
 from inference.models import ModelSpec
+
+if TYPE_CHECKING:
+    from bot.client import Atelier
+
+
+class Feature(commands.Cog):
+    """A cog of one feature; its services are reached through the bot (bot/client.py builds them)."""
+
+    def __init__(self, bot: Atelier) -> None:
+        self.bot = bot
 
 
 def model_choices(specs: Iterable[ModelSpec], current: str, *, label: Callable[[ModelSpec], str] = lambda s: s.name,
