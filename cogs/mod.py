@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bot.client import Atelier
     from bot.services.cases import ModerationCase
     from bot.services.jobs import Job
+    from bot.services.moderation import ModerationService
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
         return True
 
     @property
-    def moderation(self):  # type: ignore[no-untyped-def]
+    def moderation(self) -> ModerationService:
         return self.bot.moderation
 
     @app_commands.command(name="policy", description="View the moderation policy, or change one category")
