@@ -90,13 +90,13 @@ class Atelier(commands.AutoShardedBot):
         self.db: AsyncEngine | None = None
         self.read_db: AsyncEngine | None = None
         self.service: JobService
+        self.derived: DerivedJobs
+        self.cases: Cases
         self.pool: InferencePool | RemotePool
         self.metrics: Metrics | None = None
         self.registry: ModelRegistry
         self.synced: bool = False
         self.moderation: ModerationService
-        self.cases: Cases
-        self.derived: DerivedJobs
         self.limits = Limits()
 
     async def setup_hook(self) -> None:
@@ -118,9 +118,9 @@ class Atelier(commands.AutoShardedBot):
             "attachment": self.settings.attachments_per_minute})
         self.service.delivery = DiscordDelivery(self)
         self.derived = DerivedJobs(self.service)
+        self.cases = Cases(sessions)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)
-        self.cases = Cases(sessions)
         self.service.listeners.append(self.moderation)
         self.service.image_check = lambda job, pngs: self.moderation.check_images(
             job, pngs, nsfw_channel=bool(job.params.get("nsfw_channel")))
