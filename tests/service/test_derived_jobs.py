@@ -3,10 +3,7 @@ refuse what that result can't take, before any job exists."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 
 from bot.errors import InvalidOption, UnknownJob
@@ -18,21 +15,8 @@ from db.models import Job, JobStatus, Output
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
 from inference.models import ModelRegistry
+from tests.accounts.helpers import TOML, png
 
-MODELS = """
-default = "sd"
-packaged = false
-[models.sd]
-kind = "sd15"
-source = "/nonexistent"
-steps = 4
-guidance = 7.0
-scheduler = "euler"
-width = 64
-height = 64
-max_steps = 50
-max_count = 4
-"""
 UPSCALER = """
 [models.esrgan]
 kind = "esrgan"
@@ -50,29 +34,33 @@ frames = 4
 """
 
 
-def _png(width: int = 32, height: int = 32) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), "teal").save(buffer, "PNG")
-    return buffer.getvalue()
+@pytest.fixture
+async def service_with(tmp_path):  # type: ignore[no-untyped-def]
+    """A job service (no pool: nothing runs) over the models of a registry file's text."""
+    engines = []
 
+    async def build(toml: str) -> JobService:
+        (tmp_path / "models.toml").write_text(toml)
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+        engines.append(engine)
+        await migrate.upgrade(engine)
+        return JobService(create_sessionmaker(engine), ModelRegistry.load(tmp_path / "models.toml"))
 
-async def _service(tmp_path, toml: str) -> JobService:  # type: ignore[no-untyped-def]
-    (tmp_path / "models.toml").write_text(toml)
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
-    await migrate.upgrade(engine)
-    return JobService(create_sessionmaker(engine), ModelRegistry.load(tmp_path / "models.toml"))
+    yield build
+    for engine in engines:
+        await engine.dispose()
 
 
 async def _finished(service: JobService, command: str = "imagine", images: int = 1) -> int:
-    params = {"model": "sd", "prompt": "a teal square", "negative_prompt": "", "width": 32, "height": 32,
+    params = {"model": "fast", "prompt": "a teal square", "negative_prompt": "", "width": 32, "height": 32,
               "steps": 4, "guidance": 7.0, "seed": 5, "count": images, "scheduler": "euler"}
     async with service.sessions.begin() as session:
         await users_repo.ensure_user(session, user_id=1, name="member")
         job = await jobs_repo.create_job(session, job=Job(command=command, user_id=1, guild_id=2, channel_id=3,
-                                                          model="sd", prompt="a teal square", seed=5, params=params,
+                                                          model="fast", prompt="a teal square", seed=5, params=params,
                                                           status=JobStatus.completed))
         for index in range(images):
-            session.add(Output(job_id=job.id, index=index, seed=5 + index, width=32, height=32, data=_png()))
+            session.add(Output(job_id=job.id, index=index, seed=5 + index, width=32, height=32, data=png(32, 32)))
     assert job.id is not None
     return job.id
 
@@ -85,8 +73,8 @@ async def _jobs(service: JobService) -> int:
 ORIGIN = Origin(user_id=1, guild_id=2, channel_id=3)
 
 
-async def test_a_variation_is_image_to_image_from_the_chosen_image(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    service = await _service(tmp_path, MODELS)
+async def test_a_variation_is_image_to_image_from_the_chosen_image(service_with) -> None:  # type: ignore[no-untyped-def]
+    service = await service_with(TOML)
     parent = await _finished(service, images=2)
     ticket = await DerivedJobs(service).variation(job_id=parent, index=1, strength=0.35, origin=ORIGIN)
     child = ticket.job
@@ -95,8 +83,8 @@ async def test_a_variation_is_image_to_image_from_the_chosen_image(tmp_path) -> 
     assert child.params["source"] == {"job_id": parent, "index": 1} and "init_image" in child.params["inputs"]
 
 
-async def test_refusals_name_the_job_and_queue_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    service = await _service(tmp_path, MODELS + UPSCALER)
+async def test_refusals_name_the_job_and_queue_nothing(service_with) -> None:  # type: ignore[no-untyped-def]
+    service = await service_with(TOML + UPSCALER)
     derived = DerivedJobs(service)
     image = await _finished(service)
     upscale = await _finished(service, command="upscale")
@@ -113,8 +101,8 @@ async def test_refusals_name_the_job_and_queue_nothing(tmp_path) -> None:  # typ
     assert await _jobs(service) == 2
 
 
-async def test_upscales_and_animations_keep_the_parent_prompt(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    service = await _service(tmp_path, MODELS + UPSCALER + VIDEO)
+async def test_upscales_and_animations_keep_the_parent_prompt(service_with) -> None:  # type: ignore[no-untyped-def]
+    service = await service_with(TOML + UPSCALER + VIDEO)
     derived = DerivedJobs(service)
     parent = await _finished(service)
     upscaled = (await derived.upscale(job_id=parent, index=0, scale=2, origin=ORIGIN)).job
