@@ -6,9 +6,8 @@ falls back to the channel with the bot token when the token has expired (bot/ui/
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -65,18 +64,5 @@ async def animate_button(interaction: discord.Interaction[Atelier], job_id: int,
                                                                                 origin=origin))
 
 
-def _video_aware(check: Any) -> Any:
-    """The image check, fed sampled frames for videos (it decodes stills only)."""
-
-    async def checked(job: Any, files: list[bytes]) -> str | None:
-        return await check(job, await asyncio.to_thread(animate.stills_for_moderation, files))
-
-    return checked
-
-
 async def setup(bot: Atelier) -> None:
-    # TODO(owner of bot/client.py, bot/services/moderation.py): move this into the wiring; kept here so video
-    # results are scored frame by frame rather than crashing the PNG decoder.
-    if bot.service.image_check is not None:
-        bot.service.image_check = _video_aware(bot.service.image_check)
     await bot.add_cog(Animate(bot))
