@@ -24,14 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engines import engine_factory, load_registry
 from bot.metrics import Metrics
+from bot.params.animate import stills_for_moderation
+from bot.services.cases import Cases
+from bot.services.derived import DerivedJobs
 from bot.services.jobs import JobService
 from bot.services.moderation import ModerationService
 from bot.services.rate_limits import Limits
 from bot.settings import Settings
+from bot.ui.buttons import JobButton
 from bot.ui.delivery import DiscordDelivery
 from bot.ui.tree import AtelierTree
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
+from db.models import Job
 from db.repositories import users as users_repo
 from inference.models import ModelRegistry
 from inference.pool import InferencePool, default_devices
@@ -87,6 +92,8 @@ class Atelier(commands.AutoShardedBot):
         self.db: AsyncEngine | None = None
         self.read_db: AsyncEngine | None = None
         self.service: JobService
+        self.derived: DerivedJobs
+        self.cases: Cases
         self.pool: InferencePool | RemotePool
         self.metrics: Metrics | None = None
         self.registry: ModelRegistry
@@ -112,11 +119,12 @@ class Atelier(commands.AutoShardedBot):
             "show": self.settings.show_per_minute, "export": self.settings.export_per_minute,
             "attachment": self.settings.attachments_per_minute})
         self.service.delivery = DiscordDelivery(self)
+        self.derived = DerivedJobs(self.service)
+        self.cases = Cases(sessions)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)
         self.service.listeners.append(self.moderation)
-        self.service.image_check = lambda job, pngs: self.moderation.check_images(
-            job, pngs, nsfw_channel=bool(job.params.get("nsfw_channel")))
+        self.service.image_check = self.check_result
         # Load the moderation models off the loop now, not on the first member's prompt.
         self._warmup = asyncio.create_task(self.moderation.warmup())
         self.metrics = Metrics(gpu_memory=gpu_memory)
@@ -133,6 +141,7 @@ class Atelier(commands.AutoShardedBot):
                                       owner=self.settings.instance, run_timeout=self.settings.job_timeout or None)
             self.service.resident = self.pool.resident_models
         self.service.pool = self.pool
+        self.add_dynamic_items(JobButton)  # result buttons; their actions' handlers come with the cogs
         for extension in extensions():
             await self.load_extension(extension)
         if self.settings.runs_shard_zero:
@@ -145,6 +154,12 @@ class Atelier(commands.AutoShardedBot):
         await self.pool.start()
         self._heartbeat = asyncio.create_task(self.service.heartbeat_forever(), name="atelier-job-heartbeat")
         self.metrics.start(reads, port=self.settings.metrics_port, addr=self.settings.metrics_host)
+
+    async def check_result(self, job: Job, files: list[bytes]) -> str | None:
+        """The image check of a finished job's files; a video is scored by its first, middle and last
+        frames, since the checker decodes stills."""
+        stills = await asyncio.to_thread(stills_for_moderation, files)
+        return await self.moderation.check_images(job, stills, nsfw_channel=bool(job.params.get("nsfw_channel")))
 
     async def preload(self) -> None:
         """Load ATELIER_PRELOAD's models (default: the registry's default) on every device before the bot

@@ -20,14 +20,14 @@ from discord.ext import commands, tasks
 
 from bot.errors import NotHere, NotYours
 from bot.params.animate import stills_for_moderation
+from bot.params.imagine import ImagineOptions
 from bot.services.access import check_use
 from bot.services.accounts import AccountService, QuotaStatus, job_cost, message_link
-from bot.services.jobs import ImagineOptions
+from bot.ui.buttons import guard_job_button
 from bot.ui.components import custom_id as job_custom_id
 from bot.ui.render import ACCENT, relative_time, result_embed, result_file, shorten
+from bot.ui.submit import start
 from bot.ui.tree import place_of, report_error
-from cogs.imagine import origin_of, show_ticket
-from cogs.views import guard_job_button
 from inference.models import TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -110,9 +110,8 @@ class AccountButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]]
                 await self._page(interaction)
             elif self.action == "rerun":
                 await guard_job_button(interaction, "rerun", self.target)
-                await interaction.response.defer(thinking=True)
-                ticket = await interaction.client.accounts.rerun(job_id=self.target, origin=origin_of(interaction))
-                await show_ticket(interaction.client, ticket)
+                await start(interaction, lambda origin: interaction.client.accounts.rerun(job_id=self.target,
+                                                                                          origin=origin))
             elif self.action == "forget":
                 await self._forget(interaction)
         except Exception as exc:  # DynamicItem errors bypass the tree: report them the same way

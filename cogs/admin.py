@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -17,10 +16,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOption
+from bot.params.bans import ban_until
 from bot.services.moderation import GLOBAL
 from bot.ui.render import ACCENT
-from cogs.mod import parse_duration
-from db.models_accounts import QuotaScope
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -62,11 +60,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
     @app_commands.describe(everywhere="Bot owners only: pause the whole bot, every server")
     async def pause(self, interaction: discord.Interaction[Atelier], everywhere: bool = False) -> None:
         if everywhere:
-            require_owner(interaction, "pause the whole bot")
-            was = self.bot.pool.paused
-            self.bot.pool.pause()
-            log.info("pool paused everywhere by owner %s", interaction.user.id)
-            text = ("Already paused everywhere." if was else
+            text = ("Already paused everywhere." if self._hold_everywhere(interaction, True) else
                     "Paused in every server: running jobs finish, queued jobs wait. `/admin resume everywhere` "
                     "to continue.")
         else:
@@ -82,10 +76,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
     @app_commands.describe(everywhere="Bot owners only: lift a pause of the whole bot")
     async def resume(self, interaction: discord.Interaction[Atelier], everywhere: bool = False) -> None:
         if everywhere:
-            require_owner(interaction, "resume the whole bot")
-            was = self.bot.pool.paused
-            self.bot.pool.resume()
-            log.info("pool resumed everywhere by owner %s", interaction.user.id)
+            was = self._hold_everywhere(interaction, False)
             text = "Resumed in every server." if was else "The bot was not paused everywhere."
         else:
             assert interaction.guild_id is not None
@@ -96,6 +87,17 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
             if resumed and self.bot.pool.paused:
                 text += " The bot's owners have paused the whole bot, so they wait for that too."
         await interaction.response.send_message(text, ephemeral=True)
+
+    def _hold_everywhere(self, interaction: discord.Interaction[Atelier], hold: bool) -> bool:
+        """Pause (or resume) the whole bot, for its owners only; whether it was paused before."""
+        require_owner(interaction, "pause the whole bot" if hold else "resume the whole bot")
+        was = self.bot.pool.paused
+        if hold:
+            self.bot.pool.pause()
+        else:
+            self.bot.pool.resume()
+        log.info("pool %s everywhere by owner %s", "paused" if hold else "resumed", interaction.user.id)
+        return was
 
     @app_commands.command(name="stats", description="Jobs, GPU time, failures and top models on this server")
     @app_commands.describe(days="How many days back (default 7)")
@@ -147,12 +149,12 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         if role is not None and member is not None:
             raise app_commands.CheckFailure("Pick a role or a member, not both.")
         if member is not None:
-            scope, target, who = QuotaScope.member, member.id, member.mention
+            scope, target, who = "member", member.id, member.mention
         elif role is not None:
-            scope, target, who = QuotaScope.role, role.id, role.mention
+            scope, target, who = "role", role.id, role.mention
         else:
-            scope, target, who = QuotaScope.guild, guild_id, "Everyone on this server (default)"
-        await self.bot.accounts.set_quota(guild_id=guild_id, scope=scope, target_id=target,  # type: ignore[attr-defined]
+            scope, target, who = "guild", guild_id, "Everyone on this server (default)"
+        await self.bot.accounts.set_quota(guild_id=guild_id, scope=scope, target_id=target,  # type: ignore[attr-defined, arg-type]
                                           credits=credits)
         await interaction.response.send_message(f"{who}: {_credits(credits)}.", ephemeral=True,
                                                 allowed_mentions=discord.AllowedMentions.none())
@@ -173,8 +175,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
     async def ban_global(self, interaction: discord.Interaction[Atelier], user: discord.User,
                          duration: str | None = None, reason: str | None = None) -> None:
         require_owner(interaction, "bar members everywhere")
-        length = parse_duration(duration)
-        until = datetime.now(UTC) + length if length else None
+        until = ban_until(duration)
         await self.bot.moderation.ban(guild_id=GLOBAL, user_id=user.id, until=until, reason=reason or "",
                                       moderator_id=interaction.user.id)
         log.info("owner %s barred %s everywhere until %s", interaction.user.id, user.id, until)

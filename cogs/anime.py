@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.params import anime
-from cogs.imagine import origin_of, show_ticket
+from bot.ui.feature import Feature
+from bot.ui.submit import submit
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -22,10 +22,7 @@ _ASPECT_CHOICES = [
 ]
 
 
-class Anime(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Anime(Feature):
     @app_commands.command(name="anime", description="Anime art from Danbooru tags with Animagine XL")
     @app_commands.describe(
         prompt="Comma-separated tags, e.g. 1girl, hatsune miku, vocaloid, smile, night sky",
@@ -37,11 +34,9 @@ class Anime(commands.Cog):
     @app_commands.choices(aspect=_ASPECT_CHOICES)
     async def anime(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                     aspect: str | None = None, seed: int | None = None, count: int = 1) -> None:
-        service = self.bot.service
-        params = anime.prepare(service, prompt=prompt, negative=negative, aspect=aspect, seed=seed, count=count)
-        await interaction.response.defer(thinking=True)
-        ticket = await service.submit(command="anime", params=params, origin=origin_of(interaction))
-        await show_ticket(self.bot, ticket)
+        params = anime.prepare(self.bot.service, prompt=prompt, negative=negative, aspect=aspect, seed=seed,
+                               count=count)
+        await submit(interaction, "anime", params)
 
 
 async def setup(bot: Atelier) -> None:

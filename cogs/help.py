@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
+from bot.ui.feature import Feature
 from bot.ui.render import ACCENT
 
 if TYPE_CHECKING:
@@ -103,10 +103,7 @@ class HelpPageButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]
         await interaction.response.edit_message(embed=page_embed(self.target), view=page_view(self.target))
 
 
-class Help(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Help(Feature):
     @app_commands.command(name="help", description="Prompt craft: how to get the image you have in mind")
     @app_commands.describe(page="Start at this page")
     async def help(self, interaction: discord.Interaction[Atelier], page: app_commands.Range[int, 1, len(PAGES)] = 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -16,34 +15,22 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOption, UnknownJob
+from bot.params.bans import ban_until
 from bot.ui.components import TEMPLATE, custom_id
 from bot.ui.tree import report_error
-from db.models_moderation import ModerationCase
-from db.repositories import jobs as jobs_repo
-from db.repositories import moderation as mod_repo
 from moderation import CATEGORIES, Action, Policy
 
 if TYPE_CHECKING:
     from bot.client import Atelier
+    from bot.services.cases import ModerationCase
+    from bot.services.jobs import Job
+    from bot.services.moderation import ModerationService
 
 log = logging.getLogger(__name__)
 
 CATEGORY_CHOICES = [app_commands.Choice(name=c, value=c) for c in CATEGORIES]
 ACTION_CHOICES = [app_commands.Choice(name=a.value, value=a.value) for a in Action]
-_DURATION = re.compile(r"(\d+)\s*([mhdw])")
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LINK = re.compile(r"channels/\d+/\d+/(\d+)")
-
-
-def parse_duration(text: str | None) -> timedelta | None:
-    """'30m', '12h', '7d', '1w', '1d12h'; None or 'permanent' for no end."""
-    if text is None or text.strip().lower() in {"", "permanent", "forever"}:
-        return None
-    cleaned = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(cleaned)
-    if not parts or "".join(n + u for n, u in parts) != cleaned:
-        raise InvalidOption(f"I can't read the duration {text!r}: use e.g. 30m, 12h, 7d, 1w or permanent.")
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
 
 
 def case_embed(case: ModerationCase, *, title: str | None = None) -> discord.Embed:
@@ -92,8 +79,7 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
 async def post_to_mod_channel(bot: Atelier, case: ModerationCase, *, title: str | None = None) -> bool:
     if case.guild_id is None:
         return False
-    async with bot.service.sessions() as session:
-        _, channel_id = await mod_repo.get_policy(session, guild_id=case.guild_id)
+    channel_id = await bot.cases.report_channel(case.guild_id)
     if channel_id is None:
         return False
     channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
@@ -116,7 +102,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
         return True
 
     @property
-    def moderation(self):  # type: ignore[no-untyped-def]
+    def moderation(self) -> ModerationService:
         return self.bot.moderation
 
     @app_commands.command(name="policy", description="View the moderation policy, or change one category")
@@ -158,12 +144,12 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
         embed.add_field(name="Extra terms", value=str(extra))
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    async def _edit_terms(self, guild_id: int, category: str, term: str, *, add: bool) -> Policy:
-        term = " ".join(term.lower().split())
+    async def _edit_terms(self, interaction: discord.Interaction, category: str, typed: str, *, add: bool) -> None:
+        assert interaction.guild_id is not None
+        term = " ".join(typed.lower().split())
         if not term or len(term) > 100:
             raise InvalidOption("A term must be 1-100 characters.")
-        policy = await self.moderation.policy(guild_id)
-        data = policy.to_dict()
+        data = (await self.moderation.policy(interaction.guild_id)).to_dict()
         current = data["extra_terms"].setdefault(category, [])
         if add:
             if term in current:
@@ -173,23 +159,19 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
             if term not in current:
                 raise InvalidOption(f"“{term}” is not on the {category} list.")
             current.remove(term)
-        policy = Policy.from_dict(data)
-        await self.moderation.save_policy(guild_id, policy)
-        return policy
+        await self.moderation.save_policy(interaction.guild_id, Policy.from_dict(data))
+        done = f"Added “{typed}” to {category}." if add else f"Removed “{typed}” from {category}."
+        await interaction.response.send_message(done, ephemeral=True)
 
     @terms.command(name="add", description="Refuse or flag an extra term in this server")
     @app_commands.choices(category=CATEGORY_CHOICES)
     async def terms_add(self, interaction: discord.Interaction, category: str, term: str) -> None:
-        assert interaction.guild_id is not None
-        await self._edit_terms(interaction.guild_id, category, term, add=True)
-        await interaction.response.send_message(f"Added “{term}” to {category}.", ephemeral=True)
+        await self._edit_terms(interaction, category, term, add=True)
 
     @terms.command(name="remove", description="Remove an extra term")
     @app_commands.choices(category=CATEGORY_CHOICES)
     async def terms_remove(self, interaction: discord.Interaction, category: str, term: str) -> None:
-        assert interaction.guild_id is not None
-        await self._edit_terms(interaction.guild_id, category, term, add=False)
-        await interaction.response.send_message(f"Removed “{term}” from {category}.", ephemeral=True)
+        await self._edit_terms(interaction, category, term, add=False)
 
     @terms.command(name="list", description="List this server's extra terms")
     async def terms_list(self, interaction: discord.Interaction) -> None:
@@ -205,9 +187,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
 
     @app_commands.command(name="log", description="Recent moderation decisions, optionally for one member")
     async def log(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
-        async with self.bot.service.sessions() as session:
-            cases = await mod_repo.list_cases(session, guild_id=interaction.guild_id,
-                                              user_id=user.id if user else None, limit=10)
+        cases = await self.bot.cases.recent(guild_id=interaction.guild_id, user_id=user.id if user else None)
         embed = discord.Embed(title="Moderation log" + (f" for {user}" if user else ""), colour=discord.Colour(0x7C5CFF))
         for case in cases:
             what = ", ".join(case.categories) or case.reason[:60] or "-"
@@ -222,8 +202,7 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
     async def ban(self, interaction: discord.Interaction, user: discord.User, duration: str | None = None,
                   reason: str | None = None) -> None:
         assert interaction.guild_id is not None
-        length = parse_duration(duration)
-        until = datetime.now(UTC) + length if length else None
+        until = ban_until(duration)
         await self.moderation.ban(guild_id=interaction.guild_id, user_id=user.id, until=until, reason=reason or "",
                                   moderator_id=interaction.user.id)
         when = f"until {discord.utils.format_dt(until, 'f')}" if until else "permanently"
@@ -256,29 +235,27 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
                 deleted = True
             except discord.HTTPException as exc:
                 log.warning("could not delete message %s: %s", job.message_id, exc)
-        async with self.bot.service.sessions.begin() as session:
-            await mod_repo.purge_job(session, job_id=job.id)  # type: ignore[arg-type]
+        await self.bot.cases.purge(job.id)  # type: ignore[arg-type]
         await self.moderation.record_action(action="purge", user_id=job.user_id, guild_id=job.guild_id,
                                             moderator_id=interaction.user.id, job_id=job.id)
         text = f"Job #{job.id} removed" + ("" if deleted else " (its message could not be deleted)") + "."
         await interaction.followup.send(text, ephemeral=True)
 
-    async def _find_job(self, text: str):  # type: ignore[no-untyped-def]
+    async def _find_job(self, text: str) -> Job | None:
+        """A job by number, message id or message link."""
         text = text.strip().lstrip("#")
         link = _LINK.search(text)
-        async with self.bot.service.sessions() as session:
-            if link:
-                return await jobs_repo.get_job_by_message(session, message_id=int(link.group(1)))
-            if text.isdigit():
-                job = await jobs_repo.get_job(session, job_id=int(text))
-                return job or await jobs_repo.get_job_by_message(session, message_id=int(text))
+        if link:
+            return await self.bot.service.job_for_message(int(link.group(1)))
+        if text.isdigit():
+            job = await self.bot.service.get_job(int(text))
+            return job or await self.bot.service.job_for_message(int(text))
         return None
 
     @app_commands.command(name="channel", description="Where moderation reports and review requests go")
     async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         assert interaction.guild_id is not None
-        async with self.bot.service.sessions.begin() as session:
-            await mod_repo.set_mod_channel(session, guild_id=interaction.guild_id, channel_id=channel.id)
+        await self.bot.cases.set_report_channel(interaction.guild_id, channel.id)
         await interaction.response.send_message(f"Moderation reports now go to {channel.mention}.", ephemeral=True)
 
 

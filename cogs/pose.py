@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.params import pose as pose_jobs
-from cogs.imagine import load_attachment, origin_of, show_ticket
+from bot.ui.feature import Feature, model_choices
+from bot.ui.submit import load_attachment, submit
 from inference.models import ASPECTS
 
 if TYPE_CHECKING:
@@ -19,10 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Pose(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Pose(Feature):
     @app_commands.command(name="pose", description="Create an image of a person in a chosen pose (ControlNet OpenPose)")
     @app_commands.describe(
         prompt="Who, wearing what, where, in which style",
@@ -37,21 +34,15 @@ class Pose(commands.Cog):
     async def pose(self, interaction: discord.Interaction[Atelier], prompt: str, pose: str | None = None,
                    reference: discord.Attachment | None = None, model: str | None = None, aspect: str | None = None,
                    seed: int | None = None, strength: float | None = None) -> None:
-        service = self.bot.service
         # Cheap checks first, so bad options are answered privately before any download or defer.
-        pose_jobs.pose_spec(service, model)
+        pose_jobs.pose_spec(self.bot.registry, model)
         pose_jobs.check_strength(strength)
         if reference is None:
             pose_jobs.preset_name(pose)
         loaded = await load_attachment(interaction, reference) if reference is not None else None
-        params = await pose_jobs.prepare(service, prompt=prompt, pose=pose, reference=loaded, model=model,
+        params = await pose_jobs.prepare(self.bot.service, prompt=prompt, pose=pose, reference=loaded, model=model,
                                          aspect=aspect, seed=seed, strength=strength)
-        origin = origin_of(interaction)
-        await service.precheck(params, origin)
-        if not interaction.response.is_done():
-            await interaction.response.defer(thinking=True)
-        ticket = await service.submit(command="pose", params=params, origin=origin)
-        await show_ticket(self.bot, ticket)
+        await submit(interaction, "pose", params)
 
     @pose.autocomplete("pose")
     async def pose_autocomplete(self, interaction: discord.Interaction, current: str
@@ -61,10 +52,8 @@ class Pose(commands.Cog):
     @pose.autocomplete("model")
     async def model_autocomplete(self, interaction: discord.Interaction, current: str
                                  ) -> list[app_commands.Choice[str]]:
-        current = current.lower().strip()
-        return [app_commands.Choice(name=f"{spec.name} ({spec.base})"[:100], value=spec.name)
-                for spec in pose_jobs.pose_models(self.bot.service) if current in spec.name.lower()][:25]
-
+        return model_choices(pose_jobs.pose_models(self.bot.registry), current,
+                             label=lambda spec: f"{spec.name} ({spec.base})")
 
 async def setup(bot: Atelier) -> None:
     await bot.add_cog(Pose(bot))

@@ -10,9 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.params import images as studio
-from cogs.imagine import act_on_reaction, load_attachment, origin_of, show_ticket
-from cogs.views import handles
+from bot.params import images
+from bot.ui.buttons import handles
+from bot.ui.feature import Feature, model_choices
+from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -25,10 +26,7 @@ UPSCALE_EMOJI = "🔍"
 BUTTON_SCALE = 2
 
 
-class Upscale(commands.Cog):
-    def __init__(self, bot: Atelier) -> None:
-        self.bot = bot
-
+class Upscale(Feature):
     @app_commands.command(name="upscale", description="Enlarge an image x2 or x4 (Real-ESRGAN, or SD x4 for small images)")
     @app_commands.describe(image="The image to enlarge (PNG, JPEG, WebP, GIF or BMP)",
                            scale="How much larger (x4 takes images up to 1 MP, x2 up to 4 MP)",
@@ -36,38 +34,31 @@ class Upscale(commands.Cog):
     @app_commands.choices(scale=[app_commands.Choice(name="x2", value=2), app_commands.Choice(name="x4", value=4)])
     async def upscale(self, interaction: discord.Interaction[Atelier], image: discord.Attachment, scale: int = 4,
                       upscaler: str | None = None) -> None:
-        service = self.bot.service
-        studio.check_scale(scale)
-        studio.upscaler_spec(service, upscaler)
+        images.check_scale(scale)
+        images.upscaler_spec(self.bot.registry, upscaler)
         loaded = await load_attachment(interaction, image)
-        params = await studio.upscale_attachment(service, loaded, scale, upscaler)
-        if not interaction.response.is_done():
-            await interaction.response.defer(thinking=True)
-        ticket = await service.submit(command="upscale", params=params, origin=origin_of(interaction))
-        await show_ticket(self.bot, ticket)
+        params = await images.upscale_attachment(self.bot.registry, loaded, scale, upscaler)
+        await submit(interaction, "upscale", params)
 
     @upscale.autocomplete("upscaler")
     async def upscaler_autocomplete(self, interaction: discord.Interaction, current: str
                                     ) -> list[app_commands.Choice[str]]:
-        current = current.lower().strip()
-        return [app_commands.Choice(name=f"{spec.name} ({spec.kind})"[:100], value=spec.name)
-                for spec in studio.upscalers(self.bot.service) if current in spec.name.lower()][:25]
+        return model_choices(images.upscalers(self.bot.registry), current,
+                             label=lambda spec: f"{spec.name} ({spec.kind})")
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         await act_on_reaction(
             self.bot, payload, emoji=UPSCALE_EMOJI, verb="Upscaling",
             single_only="pick the image to upscale with U1-U{count} under job #{job.id}.",
-            start=lambda job, origin: studio.upscale_output(self.bot.service, job_id=job.id, index=0,  # type: ignore[arg-type]
-                                                            scale=BUTTON_SCALE, origin=origin))
+            begin=lambda job_id, origin: self.bot.derived.upscale(job_id=job_id, index=0, scale=BUTTON_SCALE,
+                                                                  origin=origin))
 
 
 @handles("upscale")
-async def upscale_button(interaction: discord.Interaction[Atelier], job_id: int, index: int = 0) -> None:
-    await interaction.response.defer(thinking=True)
-    ticket = await studio.upscale_output(interaction.client.service, job_id=job_id, index=index,
-                                         scale=BUTTON_SCALE, origin=origin_of(interaction))
-    await show_ticket(interaction.client, ticket)
+async def upscale_button(interaction: discord.Interaction[Atelier], job_id: int, index: int) -> None:
+    await start(interaction, lambda origin: interaction.client.derived.upscale(
+        job_id=job_id, index=index, scale=BUTTON_SCALE, origin=origin))
 
 
 async def setup(bot: Atelier) -> None:

@@ -16,11 +16,11 @@ from PIL import Image, ImageOps
 
 from bot.errors import InvalidOption
 from bot.params.attachments import InputImage, encode_for_job
-from bot.params.images import VARIABLE_COMMANDS, parent_output, pick_model, size_for_image
+from bot.params.images import VARIABLE_COMMANDS, pick_model, size_for_image
 from inference.models import ModelSpec
 
 if TYPE_CHECKING:
-    from bot.services.jobs import JobService, Origin, Ticket
+    from inference.models import ModelRegistry
 
 FPS_RANGE = (3, 30)
 MOTION_RANGE = (1, 255)
@@ -31,12 +31,12 @@ VIDEO_MIMES = ("video/mp4", "image/gif")
 ANIMATABLE_COMMANDS = (*VARIABLE_COMMANDS, "upscale")
 
 
-def video_models(service: JobService) -> list[ModelSpec]:
-    return [spec for spec in service.registry.specs() if spec.kind == "svd"]
+def video_models(registry: ModelRegistry) -> list[ModelSpec]:
+    return [spec for spec in registry.specs() if spec.kind == "svd"]
 
 
-def video_spec(service: JobService, name: str | None = None) -> ModelSpec:
-    return pick_model(video_models(service), name, what="video model",
+def video_spec(registry: ModelRegistry, name: str | None = None) -> ModelSpec:
+    return pick_model(video_models(registry), name, what="video model",
                       missing="No video model is installed on this bot; ask its admin to add Stable Video "
                               "Diffusion to models.toml.")
 
@@ -77,31 +77,23 @@ def _params(spec: ModelSpec, image: Image.Image, *, prompt: str, frames: int, fp
             "frames": frames, "fps": fps, "motion": motion, "init_image": encode_for_job(fitted), "source": source}
 
 
-async def animate_attachment(service: JobService, image: InputImage, *, frames: int | None, fps: int | None,
+async def animate_attachment(registry: ModelRegistry, image: InputImage, *, frames: int | None, fps: int | None,
                              motion: int | None, seed: int | None, model: str | None = None) -> dict[str, Any]:
-    spec = video_spec(service, model)
+    spec = video_spec(registry, model)
     frames, fps, motion = check_options(spec, frames, fps, motion)
     return await asyncio.to_thread(_params, spec, image.image, prompt=f"Animation of {image.filename[:200]}",
                                    frames=frames, fps=fps, motion=motion, seed=check_seed(seed),
                                    source={"attachment": image.filename[:100]})
 
 
-async def animate_output(service: JobService, *, job_id: int, index: int, origin: Origin) -> Ticket:
-    """Animate image ``index`` of a finished job (Animate button, 🎬) with the model's defaults."""
-    spec = video_spec(service)
-    parent, output = await parent_output(
-        service, job_id, index, lambda job: None if job.command in ANIMATABLE_COMMANDS else
-        f"Job #{job_id} is a /{job.command} result; only images can be animated.")
+def animate_output(spec: ModelSpec, png: bytes, *, prompt: str, job_id: int, index: int) -> dict[str, Any]:
+    """Parameters to animate image ``index`` (``png``) of a finished job (Animate button, 🎬) with the
+    model's defaults. Decodes the image: run it off the event loop."""
     frames, fps, motion = check_options(spec, None, None, None)
-
-    def build() -> dict[str, Any]:
-        with Image.open(io.BytesIO(output.data)) as opened:
-            image = opened.convert("RGB")
-        return _params(spec, image, prompt=parent.prompt, frames=frames, fps=fps, motion=motion,
-                       seed=check_seed(None), source={"job_id": job_id, "index": index})
-
-    params = await asyncio.to_thread(build)
-    return await service.submit(command="animate", params=params, origin=origin, parent_job_id=job_id)
+    with Image.open(io.BytesIO(png)) as opened:
+        image = opened.convert("RGB")
+    return _params(spec, image, prompt=prompt, frames=frames, fps=fps, motion=motion, seed=check_seed(None),
+                   source={"job_id": job_id, "index": index})
 
 
 def stills_for_moderation(files: list[bytes]) -> list[bytes]:

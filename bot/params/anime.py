@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import InvalidOption
-from bot.services.jobs import ImagineOptions
+from bot.params.imagine import ImagineChecks, ImagineOptions
 
 if TYPE_CHECKING:
-    from bot.services.jobs import JobService
     from inference.models import ModelRegistry, ModelSpec
 
 QUALITY_TAGS = ("masterpiece", "best quality", "very aesthetic", "absurdres")
@@ -225,10 +224,10 @@ def anime_models(registry: ModelRegistry) -> list[ModelSpec]:
     return [spec for spec in registry.specs() if spec.extra.get("style") == "anime"]
 
 
-def prepare(service: JobService, *, prompt: str, negative: str | None, aspect: str | None, seed: int | None,
+def prepare(checks: ImagineChecks, *, prompt: str, negative: str | None, aspect: str | None, seed: int | None,
             count: int) -> dict[str, Any]:
     """/anime parameters: tags in Animagine's order, its negative and resolutions; options checked."""
-    models = anime_models(service.registry)
+    models = anime_models(checks.registry)
     if not models:
         raise InvalidOption("No anime model is installed on this bot; ask its admin to add Animagine XL to models.toml.")
     spec = models[0]
@@ -238,7 +237,7 @@ def prepare(service: JobService, *, prompt: str, negative: str | None, aspect: s
     if not built.original:
         raise InvalidOption("The prompt is empty: list Danbooru tags, e.g. `1girl, hatsune miku, vocaloid, smile`.")
     negative_text = DEFAULT_NEGATIVE if negative is None or not negative.strip() else negative
-    params = service.prepare_imagine(ImagineOptions(prompt=built.prompt, negative=negative_text, model=spec.name,
+    params = checks.prepare_imagine(ImagineOptions(prompt=built.prompt, negative=negative_text, model=spec.name,
                                                     seed=seed, count=count))
     width, height = resolution(aspect or "1:1", spec.width, spec.height)
     params.update(width=width, height=height, aspect=aspect or "1:1",

@@ -200,22 +200,12 @@ async def load(attachment: AttachmentLike, *, max_bytes: int | None = None, max_
     return await asyncio.to_thread(decode, data, filename=attachment.filename, max_pixels=max_pixels)
 
 
-def fit_within(image: Image.Image, max_pixels: int) -> Image.Image:
-    """Downscale (never upscale) so the image has at most ``max_pixels``, keeping its aspect."""
-    pixels = image.width * image.height
-    if pixels <= max_pixels:
-        return image
-    scale = (max_pixels / pixels) ** 0.5
-    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
 def encode_for_job(image: Image.Image) -> str:
-    """A job's input image as text for its stored parameters (lossless WebP, base64).
+    """A job's input image as text in its parameters (lossless WebP, base64), the form the job
+    service takes; it stores the bytes apart from the job row (bot/services/inputs.py).
 
-    Jobs are stored as JSON, so an input image travels inside them and survives a restart. The
-    callers cap the pixel count first (img2img inputs are fitted to the model's size, upscale
-    inputs to the upscaler's limit), which bounds a row to a few MB at most. Lossless, because an
-    upscaler must see the member's pixels, not a second generation of compression artefacts.
+    The callers cap the pixel count first (img2img inputs are fitted to the model's size, upscale
+    inputs to the upscaler's limit). Lossless, because an upscaler must see the member's pixels,
+    not a second generation of compression artefacts.
     """
     return encode_job_image(image)

@@ -1,11 +1,10 @@
-"""Jobs made from images: /imagine with an attachment, and variations (V buttons) of a result.
+"""Jobs made from images: /imagine with an attachment, variations (V buttons) and upscales of a result.
 
-The input image travels inside the job's stored parameters (``init_image``, lossless WebP as
-base64; see bot/params/attachments.py), so a queued job keeps its input across a restart and a reroll of
-a variation varies the same image again. ``source`` records where it came from, for the embed.
-Trade-off: a parent output is copied into the child's parameters (a few hundred KB at SD sizes,
-~1-2 MB at SDXL sizes) rather than referenced; a reference would need the job service to resolve
-inputs when a worker claims the job.
+Pure builders: options and images already in hand become job parameters. The input image goes
+into the parameters as lossless WebP in base64 (bot/params/attachments.py); the job service stores
+it apart from the job row (bot/services/inputs.py), so a queued job keeps its input across a
+restart and a reroll of a variation varies the same image again. ``source`` records where it came
+from, for the embed. Reading a parent result from the database is bot/services/derived.py's work.
 """
 
 from __future__ import annotations
@@ -14,19 +13,16 @@ import asyncio
 import io
 import math
 import secrets
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-from bot.errors import InvalidOption, UnknownJob
+from bot.errors import InvalidOption
 from bot.params.attachments import InputImage, encode_for_job
-from db.models import Job, Output
-from db.repositories import jobs as jobs_repo
 from inference.models import UPSCALER_KINDS, ModelSpec
 
 if TYPE_CHECKING:
-    from bot.services.jobs import ImagineOptions, JobService, Origin, Ticket
+    from inference.models import ModelRegistry
 
 MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 DEFAULT_STRENGTH = 0.6
@@ -38,7 +34,8 @@ VARIABLE_COMMANDS = ("imagine", "anime", "pose")
 # The longest side ratio an input may have; beyond it the model would be asked for strips.
 _MAX_ASPECT = 4.0
 _GRID = 64
-# Kinds the /imagine command may name (upscalers and video models live in the same registry).
+
+
 def check_strength(strength: float | None, *, has_image: bool) -> float:
     if strength is None:
         return DEFAULT_STRENGTH
@@ -61,52 +58,24 @@ def size_for_image(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
     return w, h
 
 
-async def imagine_from_image(service: JobService, options: ImagineOptions, image: InputImage,
+async def imagine_from_image(params: dict[str, Any], spec: ModelSpec, image: InputImage,
                              strength: float) -> dict[str, Any]:
-    """/imagine parameters for image-to-image: the input's shape at the model's budget."""
-    params = service.prepare_imagine(options)
-    spec = service.model_spec(params["model"])
+    """/imagine parameters (checked, for model ``spec``) turned image-to-image: the input's shape at
+    the model's pixel budget."""
     width, height = size_for_image(spec, *image.size)
     fitted = await asyncio.to_thread(ImageOps.fit, image.image, (width, height), Image.Resampling.LANCZOS)
-    params.update(width=width, height=height, task="img2img", strength=strength,
-                  init_image=await asyncio.to_thread(encode_for_job, fitted),
-                  source={"attachment": image.filename[:100]})
+    params = {**params, "width": width, "height": height, "task": "img2img", "strength": strength,
+              "init_image": await asyncio.to_thread(encode_for_job, fitted),
+              "source": {"attachment": image.filename[:100]}}
     params.pop("aspect", None)
     return params
 
 
-async def parent_output(service: JobService, job_id: int, index: int,
-                        refuse: Callable[[Job], str | None]) -> tuple[Job, Output]:
-    """Job ``job_id`` and its image ``index``, for work made from a result (vary, upscale, animate).
-
-    Refuses a deleted job, then whatever ``refuse`` names (the kind of result this work does not take),
-    then an image the job does not have."""
-    async with service.reads() as session:
-        parent = await jobs_repo.get_job(session, job_id=job_id)
-        outputs = await jobs_repo.get_outputs(session, job_id=job_id) if parent is not None else []
-    if parent is None:
-        raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
-    refusal = refuse(parent)
-    if refusal is not None:
-        raise InvalidOption(refusal)
-    output = next((o for o in outputs if o.index == index), None)
-    if output is None:
-        raise InvalidOption(f"Job #{job_id} has no image {index + 1}.")
-    return parent, output
-
-
-async def variation(service: JobService, *, job_id: int, index: int, strength: float, origin: Origin) -> Ticket:
-    """Image-to-image from image ``index`` of job ``job_id``, same prompt and options, new seed."""
-    parent, output = await parent_output(
-        service, job_id, index, lambda job: None if job.command in VARIABLE_COMMANDS else
-        f"Job #{job_id} is a /{job.command} result; only generated images can be varied.")
-    if parent.params.get("model") not in service.registry.names():
-        raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
-    params = dict(parent.params)
-    params.update(task="img2img", strength=strength, seed=secrets.randbelow(2**32),
-                  init_image=await asyncio.to_thread(_reencode, output.data),
-                  source={"job_id": job_id, "index": index})
-    return await service.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
+def variation(parent: dict[str, Any], png: bytes, *, job_id: int, index: int, strength: float) -> dict[str, Any]:
+    """Image-to-image from image ``index`` (``png``) of job ``job_id``: its parameters, a new seed.
+    Decodes and re-encodes the image: run it off the event loop."""
+    return {**parent, "task": "img2img", "strength": strength, "seed": secrets.randbelow(2**32),
+            "init_image": _reencode(png), "source": {"job_id": job_id, "index": index}}
 
 
 UPSCALE_FACTORS = (2, 4)
@@ -118,9 +87,9 @@ UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
 SD_X4_MAX_INPUT = 256 * 256
 
 
-def upscalers(service: JobService) -> list[ModelSpec]:
+def upscalers(registry: ModelRegistry) -> list[ModelSpec]:
     """Installed upscalers, Real-ESRGAN ones first: the first is the default of /upscale, U and 🔍."""
-    found = [spec for spec in service.registry.specs() if spec.kind in UPSCALER_KINDS]
+    found = [spec for spec in registry.specs() if spec.kind in UPSCALER_KINDS]
     return sorted(found, key=lambda spec: spec.kind != "esrgan")
 
 
@@ -137,8 +106,8 @@ def pick_model(available: list[ModelSpec], name: str | None, *, what: str, missi
     raise InvalidOption(f"Unknown {what} {name!r}; choose one of {', '.join(s.name for s in available)}.")
 
 
-def upscaler_spec(service: JobService, name: str | None) -> ModelSpec:
-    return pick_model(upscalers(service), name, what="upscaler",
+def upscaler_spec(registry: ModelRegistry, name: str | None) -> ModelSpec:
+    return pick_model(upscalers(registry), name, what="upscaler",
                       missing="No upscaler is installed on this bot; ask its admin to add one to models.toml.")
 
 
@@ -173,32 +142,25 @@ def _upscale_params(spec: ModelSpec, image: Image.Image, scale: int, *, prompt: 
             "extra": extra}
 
 
-async def upscale_attachment(service: JobService, image: InputImage, scale: int, upscaler: str | None
+async def upscale_attachment(registry: ModelRegistry, image: InputImage, scale: int, upscaler: str | None
                              ) -> dict[str, Any]:
-    spec = upscaler_spec(service, upscaler)
+    spec = upscaler_spec(registry, upscaler)
     return await asyncio.to_thread(_upscale_params, spec, image.image, check_scale(scale),
                                    prompt=f"Upscale of {image.filename[:200]}", seed=0, parameters=None,
                                    source={"attachment": image.filename[:100]})
 
 
-async def upscale_output(service: JobService, *, job_id: int, index: int, scale: int, origin: Origin,
-                         upscaler: str | None = None) -> Ticket:
-    """Upscale image ``index`` of a finished job (U buttons, 🔍), keeping its parameters in the PNG."""
+def upscale_output(spec: ModelSpec, png: bytes, scale: int, *, prompt: str, seed: int, job_id: int,
+                   index: int) -> dict[str, Any]:
+    """Upscale parameters for image ``index`` (``png``) of a finished job (U buttons, 🔍), keeping its
+    generation parameters in the PNG. Decodes the image: run it off the event loop."""
     from inference.media import read_parameters
 
-    spec = upscaler_spec(service, upscaler)
-    parent, output = await parent_output(
-        service, job_id, index, lambda job: f"Job #{job_id} is already an upscale." if job.command == "upscale" else None)
-
-    def build() -> dict[str, Any]:
-        with Image.open(io.BytesIO(output.data)) as opened:
-            image = opened.convert("RGB")
-        return _upscale_params(spec, image, check_scale(scale), prompt=parent.prompt, seed=output.seed,
-                               parameters=read_parameters(output.data), source={"job_id": job_id, "index": index},
-                               guide=parent.prompt)
-
-    params = await asyncio.to_thread(build)
-    return await service.submit(command="upscale", params=params, origin=origin, parent_job_id=job_id)
+    with Image.open(io.BytesIO(png)) as opened:
+        image = opened.convert("RGB")
+    return _upscale_params(spec, image, check_scale(scale), prompt=prompt, seed=seed,
+                           parameters=read_parameters(png), source={"job_id": job_id, "index": index},
+                           guide=prompt)
 
 
 def _reencode(png: bytes) -> str:

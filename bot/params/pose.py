@@ -7,7 +7,7 @@ last two an attachment is, is read from its pixels (``is_skeleton``): the annota
 in fully saturated colours, which photos, even dark ones, almost never are.
 
 The prompt, seed and aspect are checked by the same code as /imagine (against the ControlNet's base
-model), and the job goes through the same JobService path, so moderation and quotas apply as they
+model), and the job goes through the same job service path, so moderation and quotas apply as they
 do there. Reroll, Vary and Upscale work on the result because "pose" is one of the
 VARIABLE_COMMANDS; a variation keeps the skeleton (the worker runs ControlNet image-to-image).
 """
@@ -25,11 +25,11 @@ from bot.errors import InvalidOption
 from bot.params import pose_presets as poses
 from bot.params.attachments import InputImage, encode_for_job
 from bot.params.images import pick_model, size_for_image
-from bot.services.jobs import ImagineOptions
+from bot.params.imagine import ImagineChecks, ImagineOptions
 from inference.models import ModelSpec, detector_problem
 
 if TYPE_CHECKING:
-    from bot.services.jobs import JobService
+    from inference.models import ModelRegistry
 
 DEFAULT_PRESET = "standing"
 MIN_STRENGTH, MAX_STRENGTH = 0.0, 2.0
@@ -41,12 +41,12 @@ _MIN_VIVID = 0.7
 _MIN_LIT = 0.001
 
 
-def pose_models(service: JobService) -> list[ModelSpec]:
-    return [spec for spec in service.registry.specs() if spec.kind == "controlnet"]
+def pose_models(registry: ModelRegistry) -> list[ModelSpec]:
+    return [spec for spec in registry.specs() if spec.kind == "controlnet"]
 
 
-def pose_spec(service: JobService, name: str | None) -> ModelSpec:
-    return pick_model(pose_models(service), name, what="pose model",
+def pose_spec(registry: ModelRegistry, name: str | None) -> ModelSpec:
+    return pick_model(pose_models(registry), name, what="pose model",
                       missing="No pose model is installed on this bot; ask its admin to add an OpenPose "
                               "ControlNet to models.toml.")
 
@@ -100,19 +100,19 @@ def fit_skeleton(image: Image.Image, width: int, height: int) -> Image.Image:
     return ImageOps.pad(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS, color=(0, 0, 0))
 
 
-async def prepare(service: JobService, *, prompt: str, pose: str | None, reference: InputImage | None,
+async def prepare(checks: ImagineChecks, *, prompt: str, pose: str | None, reference: InputImage | None,
                   model: str | None, aspect: str | None, seed: int | None, strength: float | None) -> dict[str, Any]:
     """/pose parameters: the /imagine checks against the base model, then the control image."""
-    spec = pose_spec(service, model)
+    spec = pose_spec(checks.registry, model)
     scale = check_strength(strength)
     if pose is not None and reference is not None:
         raise InvalidOption("Give either a `pose` preset or a `reference` image, not both.")
     preset = preset_name(pose) if reference is None else None
     assert spec.base is not None  # the registry refuses ControlNet entries without one
-    params = service.prepare_imagine(ImagineOptions(prompt=prompt, model=spec.base, aspect=aspect, seed=seed))
+    params = checks.prepare_imagine(ImagineOptions(prompt=prompt, model=spec.base, aspect=aspect, seed=seed))
     width, height = params["width"], params["height"]
     if reference is not None and aspect is None:
-        width, height = size_for_image(service.registry.get(spec.base), *reference.size)
+        width, height = size_for_image(checks.registry.get(spec.base), *reference.size)
     extra: dict[str, Any] = {}
     if preset is not None:
         skeleton = await asyncio.to_thread(lambda: poses.render(preset, width, height).image)

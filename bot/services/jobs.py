@@ -25,6 +25,7 @@ from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
+from bot.params.imagine import ImagineOptions
 from bot.services import failures
 from bot.services.access import Place, check_cancel
 from bot.services.acks import AckGate
@@ -132,25 +133,6 @@ class Origin:
     nsfw_channel: bool = False
     # A channel message already posted for this job (reaction-triggered jobs have no interaction).
     message_id: int | None = None
-
-
-@dataclass(slots=True)
-class ImagineOptions:
-    prompt: str
-    negative: str | None = None
-    model: str | None = None
-    aspect: str | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    seed: int | None = None
-    count: int = 1
-    # A LoRA name from the bot's LoRA folder and its weight (default loras.DEFAULT_WEIGHT).
-    lora: str | None = None
-    lora_weight: float | None = None
-    # That folder (settings.lora_dir); None: LoRAs are off and naming one is refused.
-    lora_dir: Path | None = None
-    # "fast": the model's distilled sibling (its registry entry's `fast`), else half the steps.
-    quality: str | None = None
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """Button rows attached to messages. Only ids travel in custom_id (100 chars max); state is in the database.
 
-The DynamicItem classes in cogs/views.py match these templates, so buttons keep working after a
-restart: discord.py routes a click by regex on custom_id, not by an in-memory view.
+The DynamicItem classes (bot/ui/buttons.py; the account and review buttons in their cogs) match
+these templates, so buttons keep working after a restart: discord.py routes a click by regex on
+custom_id, not by an in-memory view.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def layout(view: discord.ui.View) -> discord.ui.View:
     discord.py stores every view it sends that is still listening and has a plain button with a
     custom_id, one per message, and with ``timeout=None`` never drops it: a bot posting a result a
     minute would hold every result's buttons for as long as it runs. Clicks on these buttons are
-    routed by the DynamicItem templates (cogs/views.py), which never needed the stored view.
+    routed by the DynamicItem templates (bot/ui/buttons.py), which never needed the stored view.
     """
     view.stop()
     return view

@@ -151,20 +151,13 @@ class DiscordDelivery:
 
     async def _result_kwargs(self, job: Job, output: Output, limit: int) -> dict[str, Any]:
         mime = output.mime if output.mime != "image/png" else sniff_mime(output.data)
-        if mime in (MP4, GIF):
-            try:
-                data, extension = await asyncio.to_thread(fit_video, output.data, limit)
-            except VideoTooLarge:
-                embed = render.failure_embed(
-                    job, f"The video could not be made smaller than the upload limit ({limit / 2**20:.1f} MiB).")
-                return {"embed": embed, "view": result_view(job), "attachments": []}
-            file = render.result_file(job, data, extension)
-            return {"embed": render.result_embed(job, file.filename), "view": result_view(job), "attachments": [file]}
+        video = mime in (MP4, GIF)
+        fit, too_large = (fit_video, VideoTooLarge) if video else (fit_to_limit, TooLarge)
         try:
-            data, extension = await asyncio.to_thread(fit_to_limit, output.data, limit)
-        except TooLarge:
-            embed = render.failure_embed(
-                job, f"The image could not be made smaller than the upload limit ({limit / 2**20:.1f} MiB).")
+            data, extension = await asyncio.to_thread(fit, output.data, limit)
+        except too_large:
+            embed = render.failure_embed(job, f"The {'video' if video else 'image'} could not be made smaller "
+                                              f"than the upload limit ({limit / 2**20:.1f} MiB).")
             return {"embed": embed, "view": result_view(job), "attachments": []}
         file = render.result_file(job, data, extension)
         return {"embed": render.result_embed(job, file.filename), "view": result_view(job), "attachments": [file]}

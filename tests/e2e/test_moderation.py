@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from db.models import Job, JobStatus
+from db.models import Job, JobStatus, Output
 from db.models_moderation import ModerationCase
 from moderation import Policy
 from tests.e2e.helpers import has_image as _has_image
@@ -153,3 +153,50 @@ async def test_image_over_threshold_is_withheld(fake, start_bot) -> None:  # typ
             job = (await s.execute(select(Job))).scalars().one()
             case = (await s.execute(select(ModerationCase))).scalars().one()
         assert job.status == JobStatus.failed and case.layer == "image" and case.job_id == job.id
+
+
+async def test_purge_removes_a_result_by_number_or_link(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        jobs = []
+        for prompt in ("a lighthouse at dusk", "a red fox in snow"):
+            inter = await fake.slash("imagine", {"prompt": prompt}, user_id=fake.user_id, channel_id=fake.channel_id)
+            await inter.wait_for(lambda i: _has_image(i.original), timeout=60)
+            jobs.append((await bot.service.job_for_message(inter.original.id), inter.original))
+        (first, first_message), (second, second_message) = jobs
+        link = f"https://discord.com/channels/{fake.guild_id}/{fake.channel_id}/{second_message.id}"
+        for generation, job in ((f"#{first.id}", first), (link, second)):
+            purge = await fake.slash("mod purge", {"generation": generation}, user_id=fake.owner_id,
+                                     channel_id=fake.channel_id)
+            await purge.wait_for(lambda i: i.followups, timeout=10)
+            assert purge.followups[-1].ephemeral and f"Job #{job.id} removed." in purge.followups[-1].content
+        assert first_message.deleted and second_message.deleted
+        async with bot.service.sessions() as s:
+            cases = (await s.execute(select(ModerationCase).where(ModerationCase.action == "purge"))).scalars().all()
+            kept = await s.scalar(select(func.count()).select_from(Output).where(Output.job_id.in_([first.id, second.id])))
+        assert kept == 0, "a purged result's images are deleted"
+        assert sorted(c.job_id for c in cases) == sorted([first.id, second.id])
+        assert all(c.moderator_id == fake.owner_id and c.user_id == fake.user_id for c in cases)
+        unknown = await fake.slash("mod purge", {"generation": "987654"}, user_id=fake.owner_id,
+                                   channel_id=fake.channel_id)
+        await unknown.wait_acked(3)
+        assert unknown.ephemeral and "can't find a result '987654'" in _text(unknown.original)
+
+
+async def test_extra_terms_are_added_listed_and_removed(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot():
+        async def mod(command: str, options: dict) -> str:  # type: ignore[type-arg]
+            inter = await fake.slash(command, options, user_id=fake.owner_id, channel_id=fake.channel_id)
+            await inter.wait_acked(3)
+            assert inter.ephemeral
+            return _text(inter.original)
+
+        assert "Added “Lighthouse” to trademark." in await mod("mod terms add", {"category": "trademark",
+                                                                                  "term": "Lighthouse"})
+        assert "already on the trademark list" in await mod("mod terms add", {"category": "trademark",
+                                                                              "term": "lighthouse"})
+        assert "trademark lighthouse" in await mod("mod terms list", {})
+        assert "Removed “lighthouse” from trademark." in await mod("mod terms remove", {"category": "trademark",
+                                                                                        "term": "lighthouse"})
+        assert "“fog” is not on the trademark list" in await mod("mod terms remove", {"category": "trademark",
+                                                                                      "term": "fog"})
+        assert "None yet" in await mod("mod terms list", {})

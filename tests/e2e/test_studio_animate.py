@@ -105,6 +105,8 @@ async def test_show_posts_an_animate_job_as_its_video(fake, start_bot) -> None: 
         await inter.wait_for(lambda i: _has(i.original, ".mp4"), timeout=90)
         await bot.service.drain()
         job = await bot.service.job_for_message(inter.original.id)
+        assert len(scored) == 3 and all(s.startswith(b"\x89PNG") for s in scored), \
+            "the delivered video was scored by its first, middle and last frames"
         scored.clear()
         show = await fake.slash("show", {"job": job.id}, user_id=fake.user_id, channel_id=fake.channel_id)
         await show.wait_for(lambda i: any(_has(m, ".mp4", ".png", ".webp") or (m.embeds and not m.loading)

@@ -1,9 +1,15 @@
-"""Buttons that survive restarts: DynamicItems matched by custom_id, with the job id inside it."""
+"""Result buttons that survive restarts: one DynamicItem matched by custom_id, with the job id inside it.
+
+The button only routes: each action's handler lives with its feature (cogs/imagine.py registers
+reroll, vary, subtle and cancel; cogs/upscale.py and cogs/animate.py theirs) through @handles.
+bot/client.py registers the item once, before the cogs load.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -17,16 +23,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Any  # async (interaction, job_id, index) -> None
+Handler = Callable[["discord.Interaction[Atelier]", int, int], Awaitable[None]]
 
 # Every action a result button can carry; a handler registers itself for each with @handles.
 ACTIONS = ("reroll", "cancel", "vary", "subtle", "upscale", "animate")
 
-# action -> coroutine function, filled in by the cogs that own each action.
+# action -> handler(interaction, job_id, index), filled in by the cogs that own each action.
 HANDLERS: dict[str, Handler] = {}
 
 
-def handles(action: str):  # type: ignore[no-untyped-def]
+def handles(action: str) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
         HANDLERS[action] = func
         return func

@@ -1,0 +1,43 @@
+"""The options of /imagine as one value, and what the other builders need from whoever checks them.
+
+/anime, /pose and image-to-image start from the /imagine checks (prompt, model, aspect, steps,
+seed, LoRAs) and add their own; the checks live with the job service (`JobService.prepare_imagine`),
+which this package reaches only through the `ImagineChecks` protocol, so it imports no service and
+no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from inference.models import ModelRegistry
+
+
+@dataclass(slots=True)
+class ImagineOptions:
+    prompt: str
+    negative: str | None = None
+    model: str | None = None
+    aspect: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+    count: int = 1
+    # A LoRA name from the bot's LoRA folder and its weight (default loras.DEFAULT_WEIGHT).
+    lora: str | None = None
+    lora_weight: float | None = None
+    # That folder (settings.lora_dir); None: LoRAs are off and naming one is refused.
+    lora_dir: Path | None = None
+    # "fast": the model's distilled sibling (its registry entry's `fast`), else half the steps.
+    quality: str | None = None
+
+
+class ImagineChecks(Protocol):
+    """The installed models and the /imagine checks against them (the job service provides both)."""
+
+    registry: ModelRegistry
+
+    def prepare_imagine(self, options: ImagineOptions) -> dict[str, Any]: ...
