@@ -52,6 +52,8 @@ class DiscordDelivery:
 
     async def show_queued(self, job: Job, position: int, total: int, eta_seconds: float | None, *,
                           paused: bool = False) -> int | None:
+        if self._stage.get(job.id) == _DONE:
+            return None
         async with self._locks[job.id]:
             if self._stage.get(job.id, _QUEUED) > _QUEUED:
                 return None
@@ -61,6 +63,8 @@ class DiscordDelivery:
             return message.id if message is not None else None
 
     async def show_progress(self, job: Job, step: int, total: int) -> None:
+        if self._stage.get(job.id) == _DONE:
+            return
         async with self._locks[job.id]:
             if self._stage.get(job.id, _QUEUED) >= _DONE:
                 return
@@ -68,6 +72,8 @@ class DiscordDelivery:
             await self._edit(job, embed=render.progress_embed(job, step, total), view=queued_view(job))
 
     async def show_loading(self, job: Job, model: str, done: int, total: int) -> None:
+        if self._stage.get(job.id) == _DONE:
+            return
         async with self._locks[job.id]:
             if self._stage.get(job.id, _QUEUED) >= _DONE:
                 return
@@ -196,15 +202,15 @@ class DiscordDelivery:
         return channel
 
     def _release(self, job_id: int) -> None:
-        # The stage stays _DONE so a progress edit still in flight never overwrites the result;
-        # only the oldest finished jobs are forgotten, to bound memory.
+        # The stage stays _DONE so a progress edit still in flight never overwrites the result
+        # (only the oldest finished jobs are forgotten, to bound memory). The lock goes now: an
+        # update waiting on it still holds it and finds the job done; later ones return before
+        # taking one, so a finished job keeps no lock.
         self._dead_tokens.discard(job_id)
+        self._locks.pop(job_id, None)
         if len(self._stage) > MAX_TRACKED:
             for old in [j for j, stage in self._stage.items() if stage == _DONE][: MAX_TRACKED // 2]:
                 self._stage.pop(old, None)
-                lock = self._locks.get(old)
-                if lock is not None and not lock.locked():
-                    self._locks.pop(old, None)
 
 
 def _mention(job: Job) -> discord.AllowedMentions:
