@@ -51,6 +51,9 @@ def starts_in(per_job: float | None, position: int, running: int, workers: int) 
 
 
 class JobService(Recovery):
+    """The one way a job enters the queue and leaves it by a member's hand; what the pool reports
+    and what recovery finishes are the layers below (pool_events.py, recovery.py)."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: ModelRegistry, *,
                  progress_interval: float = 1.5, max_queued_per_user: int = 10, max_queue: int = 500,
                  clock: Callable[[], float] = time.monotonic,

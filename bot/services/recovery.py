@@ -28,6 +28,8 @@ STALE_AFTER = timedelta(seconds=90)
 
 
 class Recovery(PoolEvents):
+    """Retries and re-queues on top of the pool's events: what they could not finish, this does."""
+
     def _mine(self, job: Job) -> bool:
         """Claimed by this process (or by a version that did not name processes)."""
         return job.worker is None or "/" not in job.worker or job.worker.startswith(f"{self.owner}/")
