@@ -5,6 +5,10 @@ metrics and accounts, and the job service's hooks (in the order they run) -> inf
 cogs -> command sync (only when the commands changed, and only in the process that runs
 shard 0) -> recovery of interrupted jobs.
 
+Two cogs hand in what only they hold, in their setup(): the account cog its memory of members'
+roles (AccountService.roles_of, for role tiers) and the mod cog its report to a server's
+moderation channel (ModerationService.reporter).
+
 The bot is an AutoShardedBot: one process runs every shard (Discord's recommended count) unless
 ATELIER_SHARD_COUNT / ATELIER_SHARD_IDS split them over several processes sharing one database.
 """
@@ -125,7 +129,7 @@ class Atelier(commands.AutoShardedBot):
         self.metrics = Metrics(gpu_memory=gpu_memory)
         self.accounts = AccountService(self.service, default_daily=self.settings.default_daily_credits,
                                        default_retention_days=self.settings.retention_days)
-        # Moderation first: a refused prompt reserves no credits.
+        # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
             before_acknowledge=[self.accounts.before_acknowledge],
             screen=[self.moderation.screen, self.accounts.screen],
