@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
-from bot.params.imagine import ImagineOptions, imagine_params, model_spec
+from bot.params.imagine import ImagineOptions
 from bot.services.access import Place, check_cancel
 from bot.services.hooks import Origin, Submission, notify
+from bot.services.imagine_checks import imagine_params, model_spec
 from bot.services.inputs import split_inputs
 from bot.services.recovery import HEARTBEAT_SECONDS, Recovery
 from db.models import Job, JobStatus
@@ -68,7 +69,7 @@ class JobService(Recovery):
         # server's moderators, bans or allowances watch it.
         self.dm_allowed = dm_allowed
 
-    # ----- validation (pure, fast: runs before the interaction is deferred; bot/params/imagine.py) -----
+    # ----- validation (fast: runs before the interaction is deferred; bot/services/imagine_checks.py) -----
 
     def prepare_imagine(self, options: ImagineOptions) -> dict[str, Any]:
         """Check every option against the model's limits; return request parameters (no job id)."""
