@@ -63,7 +63,9 @@ class PoolLike(Protocol):
 
 
 @dataclass
-class _Live:
+class LiveJob:
+    """A job this process claimed and has not finished recording: its row as claimed, its tasks."""
+
     job: Job
     last_progress: float = 0.0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -96,7 +98,7 @@ class JobState:
         # How often the sweep runs (heartbeat, retries, recovery of stuck jobs); see Recovery.sweep().
         self.sweep_seconds = sweep_seconds
         self._clock = clock
-        self._live: dict[int, _Live] = {}
+        self._live: dict[int, LiveJob] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._delivering: set[int] = set()
         self._delivery_tries: dict[int, int] = {}

@@ -15,7 +15,7 @@ from PIL import Image
 from bot.services import failures
 from bot.services.hooks import notify
 from bot.services.inputs import fill_inputs
-from bot.services.live import MAX_RETRIES, JobState, _Live
+from bot.services.live import MAX_RETRIES, JobState, LiveJob
 from db.engine import begin_urgent
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
@@ -40,7 +40,7 @@ class PoolEvents(JobState):
             return None
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
         # from its queue message straight to its result, without an edit nobody would see.
-        self._live[job.id] = _Live(job, last_progress=self._clock())
+        self._live[job.id] = LiveJob(job, last_progress=self._clock())
         request = request_from_params(job.id, job.params)
         if job.params.get("inputs"):  # stored apart (db.models.JobInput); only this job's are read
             async with self.reads() as session:
@@ -82,7 +82,7 @@ class PoolEvents(JobState):
             partners = await jobs_repo.claim_partners(session, worker=worker, job_id=request.job_id, user_id=user_id,
                                                       compatible=compatible, room=room)
         for partner in partners:
-            self._live[partner.id] = _Live(partner, last_progress=self._clock())  # type: ignore[index]
+            self._live[partner.id] = LiveJob(partner, last_progress=self._clock())  # type: ignore[index]
         return [request_from_params(p.id, p.params) for p in partners]  # type: ignore[arg-type]
 
     async def progress(self, event: Progress) -> None:
@@ -101,7 +101,7 @@ class PoolEvents(JobState):
         # The job as claimed: its prompt, model and ids are all a progress edit needs.
         self._spawn(event.job_id, self.delivery.show_progress(live.job, event.step, event.total))
 
-    async def _loading(self, live: _Live, event: Progress, now: float) -> None:
+    async def _loading(self, live: LiveJob, event: Progress, now: float) -> None:
         """A download for the job's model: the first event at once (the member learns why the job waits),
         then at most one every progress interval."""
         show = getattr(self.delivery, "show_loading", None)
