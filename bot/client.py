@@ -1,8 +1,13 @@
 """The Bot subclass: the only place that wires concrete objects together.
 
-Start-up order: database (migrated) -> model registry -> job service -> delivery -> inference
-pool -> cogs -> command sync (only when the commands changed, and only in the process that runs
+Start-up order: database (migrated) -> model registry -> job service -> delivery -> moderation,
+metrics and accounts, and the job service's hooks (in the order they run) -> inference pool ->
+cogs -> command sync (only when the commands changed, and only in the process that runs
 shard 0) -> recovery of interrupted jobs.
+
+Two cogs hand in what only they hold, in their setup(): the account cog its memory of members'
+roles (AccountService.roles_of, for role tiers) and the mod cog its report to a server's
+moderation channel (ModerationService.reporter).
 
 The bot is an AutoShardedBot: one process runs every shard (Discord's recommended count) unless
 ATELIER_SHARD_COUNT / ATELIER_SHARD_IDS split them over several processes sharing one database.
@@ -25,8 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.engines import engine_factory, load_registry
 from bot.metrics import Metrics
 from bot.params.animate import stills_for_moderation
+from bot.services.accounts import AccountService
 from bot.services.cases import Cases
 from bot.services.derived import DerivedJobs
+from bot.services.hooks import Hooks
 from bot.services.jobs import JobService
 from bot.services.moderation import ModerationService
 from bot.services.rate_limits import Limits
@@ -99,6 +106,7 @@ class Atelier(commands.AutoShardedBot):
         self.registry: ModelRegistry
         self.synced: bool = False
         self.moderation: ModerationService
+        self.accounts: AccountService
         self.limits = Limits()
 
     async def setup_hook(self) -> None:
@@ -123,12 +131,20 @@ class Atelier(commands.AutoShardedBot):
         self.cases = Cases(sessions)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
         self.moderation = build_moderation(self.settings, sessions, reads)
-        self.service.listeners.append(self.moderation)
         self.service.image_check = self.check_result
         # Load the moderation models off the loop now, not on the first member's prompt.
         self._warmup = asyncio.create_task(self.moderation.warmup())
         self.metrics = Metrics(gpu_memory=gpu_memory)
-        self.service.listeners.append(self.metrics)
+        self.accounts = AccountService(self.service, default_daily=self.settings.default_daily_credits,
+                                       default_retention_days=self.settings.retention_days)
+        # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
+        self.service.hooks = Hooks(
+            before_acknowledge=[self.accounts.before_acknowledge],
+            screen=[self.moderation.screen, self.accounts.screen],
+            before_submit=[self.moderation.before_submit, self.accounts.before_submit],
+            on_delivered=[self.metrics.on_delivered, self.accounts.on_delivered],
+            on_ended=[self.metrics.on_ended, self.accounts.on_ended],
+        )
         source = self.metrics.source(self.service)
         if self.settings.redis_url is not None:  # GPU workers elsewhere (`atelier worker`), fed over Redis
             self.pool = RemotePool(source, self.settings.redis_url.get_secret_value(),

@@ -1,6 +1,6 @@
 """Prometheus metrics: queue depth per model, wait and run time per command, jobs by outcome, GPU memory.
 
-`Metrics` is a job-service listener (submissions and outcomes) and wraps the pool's job source
+`Metrics` gives the job service outcome hooks (bot/services/hooks.py) and wraps the pool's job source
 (claims, results), so neither the service nor the pools know it exists. Queue depth is read from the
 database every few seconds, so every shard process reports the same, whole queue. GPU memory comes
 from a callback into inference (bot/ never imports torch). The HTTP endpoint is off unless
@@ -80,7 +80,7 @@ class Metrics:
         self._server: Any = None
         self._refresher: asyncio.Task[None] | None = None
 
-    # ----- job service listener -----
+    # ----- job service hooks (bot/services/hooks.py) -----
 
     async def on_delivered(self, session: AsyncSession, job: Job) -> None:
         self._ended(job, "completed")

@@ -22,7 +22,8 @@ from bot.errors import NotHere, NotYours
 from bot.params.animate import stills_for_moderation
 from bot.params.imagine import ImagineOptions
 from bot.services.access import check_use
-from bot.services.accounts import AccountService, QuotaStatus, job_cost, message_link
+from bot.services.accounts import AccountService, message_link
+from bot.services.quotas import QuotaStatus, job_credits
 from bot.ui.buttons import guard_job_button
 from bot.ui.components import custom_id as job_custom_id
 from bot.ui.render import ACCENT, relative_time, result_embed, result_file, shorten
@@ -198,7 +199,7 @@ class Account(commands.Cog):
             if spec.kind not in TEXT_TO_IMAGE_KINDS:
                 continue
             params = self.bot.service.prepare_imagine(ImagineOptions(prompt="x", model=spec.name, seed=0))
-            costs.append((spec.name, job_cost(params), f"{params['width']}×{params['height']}, {params['steps']} steps"))
+            costs.append((spec.name, job_credits(params), f"{params['width']}×{params['height']}, {params['steps']} steps"))
         await interaction.response.send_message(embed=quota_embed(status, costs), ephemeral=True)
 
     @app_commands.command(name="queue", description="Your queued and running jobs, with positions and start times")
@@ -293,9 +294,6 @@ class Account(commands.Cog):
 
 async def setup(bot: Atelier) -> None:
     roles = RoleMemory()
-    bot.accounts = AccountService(bot.service, roles_of=roles,  # type: ignore[attr-defined]
-                                  default_daily=bot.settings.default_daily_credits,
-                                  default_retention_days=bot.settings.retention_days)
-    bot.service.listeners.append(bot.accounts)  # type: ignore[attr-defined]
+    bot.accounts.roles_of = roles  # the allowances' role tiers read the roles this cog sees
     bot.add_dynamic_items(AccountButton)
     await bot.add_cog(Account(bot, roles))

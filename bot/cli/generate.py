@@ -11,7 +11,8 @@ from PIL import Image
 
 from bot.engines import engine_factory, load_registry
 from bot.errors import UserFacingError
-from bot.services.jobs import ImagineOptions, JobService, Origin
+from bot.services.hooks import Hooks, Origin
+from bot.services.jobs import ImagineOptions, JobService
 from bot.settings import Settings
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
@@ -111,17 +112,19 @@ async def generate_once(settings: Settings, options: ImagineOptions, output: Pat
             from bot.client import build_moderation
 
             moderation = build_moderation(settings, service.sessions)
-            service.listeners.append(moderation)
+            # The bot's hooks less quotas and metrics: a local run spends no member's credits.
+            service.hooks = Hooks(screen=[moderation.screen], before_submit=[moderation.before_submit])
             await moderation.warmup()
             service.image_check = lambda job, pngs: moderation.check_images(job, pngs, nsfw_channel=False)
-            await moderation.precheck(params["prompt"], params["negative_prompt"], user_id=0, guild_id=None,
-                                      channel_id=None, nsfw_channel=False)
+            checked = await moderation.precheck(params["prompt"], params["negative_prompt"], user_id=0,
+                                                guild_id=None, channel_id=None, nsfw_channel=False)
             devices = settings.device_list or await asyncio.to_thread(default_devices)
 
             # One job: nothing to batch.
             pool = InferencePool(service, engine_factory(settings, registry, batch_max=1), devices[:1])
             service.pool = pool
-            await service.submit(command="imagine", params=params, origin=Origin(user_id=0, user_name="cli"))
+            origin = Origin(user_id=0, user_name="cli", prompt_verdict=checked)
+            await service.submit(command="imagine", params=params, origin=origin)
             await pool.start()
             try:
                 failure = await delivery.done

@@ -45,11 +45,6 @@ def _a(*classes: type[BaseException]) -> Callable[[BaseException], bool]:
     return lambda error: isinstance(error, classes)
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
-
-
 def scrub(text: str) -> str:
     """A member-facing exception text without filesystem paths, on one line, shortened."""
     first = text.strip().splitlines()[0] if text.strip() else ""

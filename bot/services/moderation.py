@@ -1,9 +1,13 @@
 """ModerationService: the guild's policy applied to prompts, images and members, with a record of it.
 
-It runs in three places: the command tree's global check (so a refusal is an ephemeral reply
-before anything is queued), the job service's `before_submit` (every job, including rerolls by
-button or reaction), and on finished images before they are posted. No discord import: reports
-to a guild's moderation channel go through `reporter`, which the /mod cog provides.
+A prompt is judged once per submission, and the verdict travels as a value: the command tree's
+global check runs the rule layers before the command is acknowledged (so a refusal is an ephemeral
+reply before anything is queued) and leaves its verdict on the Origin; the job service's screen
+hook (every job, including rerolls by button or reaction) reuses it when it is the whole answer,
+else judges the prompt with every layer, and hands the verdict on in the Submission to
+before_submit, which records and enforces it inside the job's transaction. Finished images are
+checked before they are posted. No discord import: reports to a guild's moderation channel go
+through `reporter`, which the /mod cog provides.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import Banned, InvalidOption, Refused
+from bot.services.hooks import PromptVerdict, Submission
 from db.models import Job
 from db.models_moderation import Ban, ModerationCase
 from db.repositories import moderation as mod_repo
@@ -45,16 +49,10 @@ def _aware(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
-SCREENED_KEPT = 256
-# The rule layers take ~0.02 ms on a short prompt and grow with its length (~5 ms at 1500
-# characters): up to this many characters they run on the loop, where handing them to a thread
-# would cost more than the check; longer prompts and the semantic model go to a thread.
+# The rule layers' cost grows with the prompt's length: up to this many characters they run on the
+# loop, where handing them to a thread would cost more than the check; longer prompts and the
+# semantic model go to a thread.
 INLINE_RULES_CHARS = 300
-
-
-def _screen_key(params: dict[str, Any], origin: Any) -> tuple[str, str, int | None, bool]:
-    """What a prompt's verdict depends on: prompt, negative prompt, guild (its policy), channel kind."""
-    return params["prompt"], params.get("negative_prompt", ""), origin.guild_id, bool(origin.nsfw_channel)
 
 
 def _with_safety_negative(params: dict[str, Any], policy: Policy, nsfw_channel: bool) -> dict[str, Any]:
@@ -81,8 +79,6 @@ class ModerationService:
         # The semantic layer joins only once loaded: loading takes seconds, and a command must be
         # acknowledged within 3 s, so until then prompts get the rule layers alone.
         self.semantic_ready = False
-        # Verdicts worked out by screen() just before a job's write transaction, for before_submit.
-        self._screened: OrderedDict[tuple[str, str, int | None, bool], Verdict] = OrderedDict()
 
     async def warmup(self) -> bool:
         self.semantic_ready = await asyncio.to_thread(self.moderator.warmup)
@@ -196,12 +192,12 @@ class ModerationService:
                                        policy=policy, semantic=semantic)
 
     async def precheck(self, prompt: str, negative: str, *, user_id: int, guild_id: int | None,
-                       channel_id: int | None, nsfw_channel: bool) -> Verdict:
+                       channel_id: int | None, nsfw_channel: bool) -> PromptVerdict:
         """Before a command is acknowledged: refuse (and record) a blocked prompt.
 
-        Rule layers only (well under a millisecond): the semantic layer costs ~20 ms of CPU a prompt,
-        which a burst of commands would turn into missed 3 s deadlines. It runs in before_submit,
-        after the acknowledgement, on every job."""
+        Rule layers only: the semantic layer's CPU cost a prompt, times a burst of commands, would
+        turn into missed 3 s deadlines. The verdict is returned for the submission (see screen):
+        where it is the whole answer the prompt is not judged again."""
         verdict = await self.verdict(prompt, negative, guild_id=guild_id, nsfw_channel=nsfw_channel, semantic=False)
         if verdict.action is Action.BLOCK:
             async with self.sessions.begin() as session:
@@ -209,33 +205,38 @@ class ModerationService:
                                           guild_id=guild_id, channel_id=channel_id)
             await self._report(case, verdict)
             raise refusal(verdict, case.id)
-        return verdict
+        return PromptVerdict(prompt, negative, guild_id, nsfw_channel, verdict, semantic=False)
 
-    # JobService listener: every job, whatever started it.
-    async def screen(self, params: dict[str, Any], origin: Any) -> dict[str, Any]:
-        """Called by JobService.submit before it opens the job's write transaction: the prompt's
-        verdict (the semantic model takes ~10 ms of CPU) is worked out here, so the database's write
-        lock is never held across it and a burst's submissions and the worker's claims do not queue
-        behind each other's model calls. before_submit takes it from here. A prompt that may run
-        gets the guild's safety negative prompt now, so the job's row is written once."""
-        key = _screen_key(params, origin)
-        verdict = await self.verdict(key[0], key[1], guild_id=key[2], nsfw_channel=key[3])
+    # Job service hooks (bot/services/hooks.py): every job, whatever started it.
+    async def screen(self, submission: Submission) -> Submission:
+        """Before the job's write transaction opens: the prompt's verdict, so the database's write
+        lock is never held across a model call and a burst's submissions and the worker's claims
+        do not queue behind each other's. The check made before the acknowledgement (on the Origin)
+        stands when it judged this same text here and the semantic layer has nothing to add (not
+        loaded, or off); otherwise every layer judges it. A prompt that may run gets the guild's
+        safety negative prompt now, so the job's row is written once."""
+        params, origin = submission.params, submission.origin
+        prompt, negative = params["prompt"], params.get("negative_prompt", "")
+        nsfw_channel = bool(origin.nsfw_channel)
+        checked = origin.prompt_verdict
+        if (checked is not None and checked.judged(prompt, negative, origin.guild_id, nsfw_channel)
+                and (checked.semantic or not self.semantic_ready)):
+            verdict = checked.verdict
+        else:
+            verdict = await self.verdict(prompt, negative, guild_id=origin.guild_id, nsfw_channel=nsfw_channel)
         if verdict.action is not Action.BLOCK:
-            params = _with_safety_negative(params, await self.policy(origin.guild_id), bool(origin.nsfw_channel))
-        self._screened[_screen_key(params, origin)] = verdict
-        while len(self._screened) > SCREENED_KEPT:  # submissions refused before before_submit ran
-            self._screened.popitem(last=False)
-        return params
+            params = _with_safety_negative(params, await self.policy(origin.guild_id), nsfw_channel)
+        return Submission(params, origin, verdict)
 
-    async def before_submit(self, session: AsyncSession, job: Job, origin: Any) -> None:
+    async def before_submit(self, session: AsyncSession, job: Job, submission: Submission) -> None:
         await self.ensure_not_banned(job.guild_id, job.user_id, session)
-        params = job.params
-        key = _screen_key(params, origin)  # job.guild_id is origin.guild_id
-        verdict = self._screened.pop(key, None)
-        if verdict is None:  # not screened (or a twin submission took it): decide here
-            verdict = await self.verdict(key[0], key[1], guild_id=job.guild_id, nsfw_channel=key[3])
+        params, nsfw_channel = job.params, bool(submission.origin.nsfw_channel)
+        verdict = submission.verdict
+        if verdict is None:  # wired without the screen hook: judged here, inside the transaction
+            verdict = await self.verdict(params["prompt"], params.get("negative_prompt", ""),
+                                         guild_id=job.guild_id, nsfw_channel=nsfw_channel)
         if verdict.action is Action.ALLOW and not verdict.categories:
-            self._apply_safety_negative(job, await self.policy(job.guild_id), origin.nsfw_channel)
+            self._apply_safety_negative(job, await self.policy(job.guild_id), nsfw_channel)
             return
         case = await self._record(session, verdict, prompt=params["prompt"], negative=params.get("negative_prompt", ""),
                                   user_id=job.user_id, guild_id=job.guild_id, channel_id=job.channel_id,
@@ -244,7 +245,7 @@ class ModerationService:
             await self._report(case, verdict)
             raise refusal(verdict, case.id)
         job.notice = f"⚠️ {verdict.reason}"
-        self._apply_safety_negative(job, await self.policy(job.guild_id), origin.nsfw_channel)
+        self._apply_safety_negative(job, await self.policy(job.guild_id), nsfw_channel)
 
     @staticmethod
     def _apply_safety_negative(job: Job, policy: Policy, nsfw_channel: bool) -> None:

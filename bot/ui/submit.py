@@ -20,7 +20,7 @@ from bot.errors import InvalidOption, UserFacingError
 from bot.params import animate, attachments, images
 from bot.services.access import Place, check_use
 from bot.services.jobs import Origin, Ticket
-from bot.ui.tree import error_embed, is_nsfw
+from bot.ui.tree import PROMPT_VERDICT, error_embed, is_nsfw
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -44,6 +44,7 @@ def origin_of(interaction: discord.Interaction) -> Origin:
         channel_id=interaction.channel_id, application_id=interaction.application_id,
         interaction_token=interaction.token, interaction_at=interaction.created_at,
         upload_limit=interaction.filesize_limit, nsfw_channel=nsfw,
+        prompt_verdict=interaction.extras.get(PROMPT_VERDICT),
     )
 
 

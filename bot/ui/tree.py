@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # Commands that only read or manage (ephemeral answers, nothing queued or posted) skip the member
 # cooldown (ATELIER_COOLDOWN); every other command, including ones added later, counts.
 COOLDOWN_FREE = frozenset({"quota", "queue", "cancel", "history", "forget", "help", "admin", "mod"})
+# The key under which the global check leaves its verdict on a prompt in `interaction.extras`, for
+# the command's submission (cogs build its Origin with it), so the prompt is not judged again.
+PROMPT_VERDICT = "atelier.prompt_verdict"
 
 
 def error_embed(title: str, message: str) -> discord.Embed:
@@ -53,7 +56,8 @@ class AtelierTree(app_commands.CommandTree["Atelier"]):
         """Global checks for every command: bans, then moderation of any prompt, before the cog runs.
 
         Refusals are answered here, ephemerally, before the command is deferred, so nothing is queued
-        and nobody else sees the refused prompt.
+        and nobody else sees the refused prompt. A prompt let through leaves its verdict in
+        ``interaction.extras[PROMPT_VERDICT]``.
         """
         if interaction.type is not discord.InteractionType.application_command:
             return True
@@ -69,7 +73,7 @@ class AtelierTree(app_commands.CommandTree["Atelier"]):
             prompt = options.get("prompt")
             if isinstance(prompt, str) and prompt.strip():
                 negative = options.get("negative")
-                await moderation.precheck(
+                interaction.extras[PROMPT_VERDICT] = await moderation.precheck(
                     prompt, negative if isinstance(negative, str) else "", user_id=interaction.user.id,
                     guild_id=interaction.guild_id, channel_id=interaction.channel_id,
                     nsfw_channel=is_nsfw(interaction.channel))

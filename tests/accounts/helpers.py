@@ -7,6 +7,7 @@ from typing import Any
 
 from PIL import Image
 
+from bot.services.hooks import Hooks
 from bot.services.jobs import JobService
 from inference.models import ModelRegistry
 from inference.types import GeneratedImage, GenerationResult
@@ -66,3 +67,18 @@ def service(sessions, tmp_path, **kw: Any) -> JobService:  # type: ignore[no-unt
     svc = JobService(sessions, registry(tmp_path), max_queued_per_user=kw.pop("max_queued_per_user", 100), **kw)
     svc.delivery = RecordingDelivery()
     return svc
+
+
+def hooks(*, moderation: Any = None, accounts: Any = None) -> Hooks:
+    """The job service's hooks as bot/client.py wires them (moderation first), for those given."""
+    wired = Hooks()
+    if moderation is not None:
+        wired.screen.append(moderation.screen)
+        wired.before_submit.append(moderation.before_submit)
+    if accounts is not None:
+        wired.before_acknowledge.append(accounts.before_acknowledge)
+        wired.screen.append(accounts.screen)
+        wired.before_submit.append(accounts.before_submit)
+        wired.on_delivered.append(accounts.on_delivered)
+        wired.on_ended.append(accounts.on_ended)
+    return wired

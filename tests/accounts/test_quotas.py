@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-import bot.services.accounts as accounts_module
+import bot.services.quotas as quotas_module
 from bot.errors import QuotaExceeded, Refused
-from bot.services.accounts import AccountService, job_cost, next_reset
+from bot.services.accounts import AccountService
 from bot.services.jobs import ImagineOptions, Origin
+from bot.services.quotas import job_credits, next_reset
 from db.models import Job, JobStatus
 from db.models_accounts import QuotaScope, QuotaUsage
 from db.repositories import accounts as repo
-from tests.accounts.helpers import result_for, service
+from tests.accounts.helpers import hooks, result_for, service
 from tests.db.conftest import statements_sent
 
 GUILD = 1_000_000_000_000_000_001
@@ -24,14 +25,14 @@ USER = 1_000_000_000_000_000_002
 
 def test_cost_model_grows_with_pixels_steps_frames_and_count() -> None:
     base = {"width": 512, "height": 512, "steps": 25, "count": 1}
-    assert job_cost(base) == 5
-    assert job_cost({**base, "width": 1024, "height": 1024, "steps": 30}) == 24   # SDXL
-    assert job_cost({**base, "width": 1024, "height": 1024, "steps": 4}) == 4     # Lightning 4-step
-    assert job_cost({**base, "steps": 1}) == 1                                    # Turbo: never below 1
-    assert job_cost({**base, "count": 4}) == 20
-    assert job_cost({**base, "frames": 16}) == 80
-    assert job_cost({**base, "steps": 50}) == 2 * job_cost(base)
-    assert job_cost({**base, "width": 1024}) == 2 * job_cost(base)
+    assert job_credits(base) == 5
+    assert job_credits({**base, "width": 1024, "height": 1024, "steps": 30}) == 24   # SDXL
+    assert job_credits({**base, "width": 1024, "height": 1024, "steps": 4}) == 4     # Lightning 4-step
+    assert job_credits({**base, "steps": 1}) == 1                                    # Turbo: never below 1
+    assert job_credits({**base, "count": 4}) == 20
+    assert job_credits({**base, "frames": 16}) == 80
+    assert job_credits({**base, "steps": 50}) == 2 * job_credits(base)
+    assert job_credits({**base, "width": 1024}) == 2 * job_credits(base)
 
 
 def test_reset_is_next_utc_midnight() -> None:
@@ -66,9 +67,9 @@ async def test_allowance_rules_member_then_best_role_then_guild_then_owner(sessi
 async def test_fifty_concurrent_submissions_against_a_quota_of_ten(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     jobs = service(sessions, tmp_path)
     accounts = AccountService(jobs, default_daily=10)
-    jobs.listeners.append(accounts)
+    jobs.hooks = hooks(accounts=accounts)
     params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
-    assert job_cost(params) == 1
+    assert job_credits(params) == 1
     # The member is new: their first row is written by fifty submissions at once.
     async def one(n: int):  # type: ignore[no-untyped-def]
         return await jobs.submit(command="imagine", params=dict(params), origin=_origin())
@@ -107,10 +108,10 @@ async def test_fifty_concurrent_submissions_against_a_quota_of_ten(sessions, tmp
 async def test_charge_and_refund_happen_once_each(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     jobs = service(sessions, tmp_path)
     accounts = AccountService(jobs, default_daily=100)
-    jobs.listeners.append(accounts)
+    jobs.hooks = hooks(accounts=accounts)
     params = {**jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1, count=4)), "width": 512, "height": 512}
     ticket = await jobs.submit(command="imagine", params=params, origin=_origin())
-    assert ticket.job.params["credits"] == job_cost(params) == 4  # 4 images x 512² x 4 steps / 5
+    assert ticket.job.params["credits"] == job_credits(params) == 4  # 4 images x 512² x 4 steps / 5
     await jobs.claim("w")
     await jobs.finished(result_for(ticket.job.id))
     await jobs.drain()
@@ -122,12 +123,12 @@ async def test_charge_and_refund_happen_once_each(sessions, tmp_path) -> None:  
 
 
 async def test_a_refusal_after_the_reservation_rolls_it_back(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    class Moderation:
-        async def before_submit(self, session, job, origin):  # type: ignore[no-untyped-def]
-            raise Refused("no", categories=["test"])
+    async def refuse(session, job, submission):  # type: ignore[no-untyped-def]
+        raise Refused("no", categories=["test"])
 
     jobs = service(sessions, tmp_path)
-    jobs.listeners += [AccountService(jobs, default_daily=10), Moderation()]
+    jobs.hooks = hooks(accounts=AccountService(jobs, default_daily=10))
+    jobs.hooks.before_submit.append(refuse)  # after the reservation
     with pytest.raises(Refused):
         await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="x")),
                           origin=_origin())
@@ -141,7 +142,7 @@ async def test_reroll_and_rerun_are_charged_to_whoever_pressed(sessions, tmp_pat
     other = USER + 1
     jobs = service(sessions, tmp_path)
     accounts = AccountService(jobs, default_daily=10)
-    jobs.listeners.append(accounts)
+    jobs.hooks = hooks(accounts=accounts)
     first = await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="x", seed=3)),
                               origin=_origin())
     rerolled = await jobs.reroll(job_id=first.job.id, origin=_origin(other))
@@ -166,13 +167,13 @@ def _snapshot_reads(accounts: AccountService, monkeypatch: pytest.MonkeyPatch) -
 
 async def test_the_next_command_is_let_through_from_the_snapshot_and_only_a_fresh_read_refuses(
         sessions, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(accounts_module, "PRECHECK_BUDGET", 10.0)  # a slow CI database still answers
+    monkeypatch.setattr(quotas_module, "PRECHECK_BUDGET", 10.0)  # a slow CI database still answers
     jobs = service(sessions, tmp_path)
     accounts = AccountService(jobs, default_daily=3)
-    jobs.listeners.append(accounts)
+    jobs.hooks = hooks(accounts=accounts)
     reads = _snapshot_reads(accounts, monkeypatch)
     params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
-    assert job_cost(params) == 1
+    assert job_credits(params) == 1
     for _ in range(3):  # one read, then the member's own reservations keep the snapshot current
         await accounts.before_acknowledge(dict(params), _origin())
         await jobs.submit(command="imagine", params=dict(params), origin=_origin())
@@ -196,18 +197,18 @@ async def test_the_next_command_is_let_through_from_the_snapshot_and_only_a_fres
 
 async def test_a_charge_is_one_statement_and_happens_once(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     jobs = service(sessions, tmp_path)
-    jobs.listeners.append(AccountService(jobs, default_daily=100))
+    jobs.hooks = hooks(accounts=AccountService(jobs, default_daily=100))
     params = {**jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1)), "width": 512, "height": 512}
     ticket = await jobs.submit(command="imagine", params=params, origin=_origin())
     with statements_sent(sessions) as statements:
         async with sessions.begin() as s:
-            assert await repo.charge(s, job_id=ticket.job.id) == job_cost(params)
+            assert await repo.charge(s, job_id=ticket.job.id) == job_credits(params)
     assert len(statements) == 1 and statements[0].startswith("INSERT INTO credit_ledger")
     async with sessions.begin() as s:
         assert await repo.charge(s, job_id=ticket.job.id) == 0  # charged already
         assert await repo.refund(s, job_id=ticket.job.id) == 0  # and so nothing is left to refund
         assert await repo.charge(s, job_id=ticket.job.id + 1) == 0  # no reservation at all
-        assert await repo.ledger_totals(s) == {"reserve": job_cost(params), "charge": job_cost(params), "refund": 0}
+        assert await repo.ledger_totals(s) == {"reserve": job_credits(params), "charge": job_credits(params), "refund": 0}
 
 
 async def test_a_reservation_is_one_guarded_upsert_and_a_ledger_row(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -251,7 +252,7 @@ async def test_in_a_burst_the_precheck_reads_nothing_and_submissions_leave_the_s
     jobs = service(sessions, tmp_path)
     jobs.acks = Burst()  # type: ignore[assignment]
     accounts = AccountService(jobs, default_daily=2)
-    jobs.listeners.append(accounts)
+    jobs.hooks = hooks(accounts=accounts)
     reads = _snapshot_reads(accounts, monkeypatch)
     params = jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1))
     await accounts.before_acknowledge(dict(params), _origin())  # acknowledged at once, nothing read

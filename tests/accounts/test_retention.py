@@ -10,7 +10,7 @@ from bot.services.accounts import AccountService
 from bot.services.jobs import ImagineOptions, Origin
 from db.models import Job, Output
 from db.repositories import accounts as repo
-from tests.accounts.helpers import result_for, service
+from tests.accounts.helpers import hooks, result_for, service
 
 A, B = 2_000_000_000_000_000_001, 2_000_000_000_000_000_002
 USER = 2_000_000_000_000_000_003
@@ -20,7 +20,7 @@ async def test_prune_follows_each_guilds_retention(sessions, tmp_path) -> None: 
     now = datetime(2026, 6, 30, 12, tzinfo=UTC)
     jobs = service(sessions, tmp_path)
     accounts = AccountService(jobs, default_daily=-1, default_retention_days=90, clock=lambda: now - timedelta(days=40))
-    jobs.listeners.append(accounts)
+    jobs.hooks = hooks(accounts=accounts)
     params = jobs.prepare_imagine(ImagineOptions(prompt="old", seed=1))
     ids = {}
     for name, guild in (("a_old", A), ("b_old", B), ("a_active", A)):

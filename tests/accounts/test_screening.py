@@ -1,4 +1,5 @@
-"""Moderation's verdict on a prompt is worked out before the job's write transaction opens."""
+"""Moderation's verdict on a prompt is worked out once, before the job's write transaction opens,
+and travels to the submission as a value."""
 
 from __future__ import annotations
 
@@ -8,20 +9,22 @@ import pytest
 from sqlalchemy import event, select
 
 from bot.errors import Refused
-from bot.services.accounts import AccountService, job_cost
+from bot.services.accounts import AccountService
+from bot.services.hooks import Hooks
 from bot.services.jobs import ImagineOptions, Origin
 from bot.services.moderation import ModerationService
+from bot.services.quotas import job_credits
 from db.engine import create_sessionmaker
 from db.models import Job
 from moderation import Moderator
 from moderation.policy import SAFETY_NEGATIVE
-from tests.accounts.helpers import service
+from tests.accounts.helpers import hooks, service
 
 GUILD = 1_000_000_000_000_000_001
 
 
-def _origin(user_id: int) -> Origin:
-    return Origin(user_id=user_id, user_name="someone", guild_id=GUILD, channel_id=5)
+def _origin(user_id: int, **kw) -> Origin:  # type: ignore[no-untyped-def]
+    return Origin(user_id=user_id, user_name="someone", guild_id=GUILD, channel_id=5, **kw)
 
 
 class Watched(ModerationService):
@@ -65,7 +68,7 @@ async def test_the_verdict_comes_before_the_write_transaction(sessions, tmp_path
     jobs = service(sessions, tmp_path)
     flag = jobs.sessions = WriteFlag(sessions)
     moderation = Watched(sessions, log)
-    jobs.listeners.append(moderation)
+    jobs.hooks = hooks(moderation=moderation)
     moderation.verdict_hook = lambda: log.append(f"write transaction open: {bool(flag.open)}")
     ticket = await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a red fox")),
                                origin=_origin(1))
@@ -75,24 +78,24 @@ async def test_the_verdict_comes_before_the_write_transaction(sessions, tmp_path
 
 async def test_a_screened_refusal_still_leaves_no_job(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     jobs = service(sessions, tmp_path)
-    moderation = Watched(sessions, [])
-    jobs.listeners.append(moderation)
+    log: list[str] = []
+    moderation = Watched(sessions, log)
+    jobs.hooks = hooks(moderation=moderation)
     with pytest.raises(Refused) as info:
         await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a nude woman, nsfw")),
                           origin=_origin(2))
     assert "sexual" in str(info.value.categories)
     async with sessions() as s:
         assert (await s.execute(select(Job))).scalars().first() is None
-    assert not moderation._screened  # taken by before_submit, not left behind
+    assert log == ["verdict a nude woman, nsfw"]  # judged once: before_submit enforced the screen's verdict
 
 
 async def test_an_unscreened_submission_is_still_checked(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A listener list without screen() support (or a twin that took the verdict) decides inside."""
+    """Hooks wired without moderation's screen: before_submit judges the prompt itself."""
     log: list[str] = []
     jobs = service(sessions, tmp_path)
     moderation = Watched(sessions, log)
-    jobs.listeners.append(moderation)
-    moderation.screen = None  # type: ignore[assignment,method-assign]
+    jobs.hooks = Hooks(before_submit=[moderation.before_submit])
     with pytest.raises(Refused):
         await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a nude woman, nsfw")),
                           origin=_origin(3))
@@ -101,8 +104,7 @@ async def test_an_unscreened_submission_is_still_checked(sessions, tmp_path) -> 
 
 async def test_the_job_row_is_written_once_with_its_safety_negative_and_cost(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     jobs = service(sessions, tmp_path)
-    jobs.listeners.append(Watched(sessions, []))
-    jobs.listeners.append(AccountService(jobs, default_daily=100))
+    jobs.hooks = hooks(moderation=Watched(sessions, []), accounts=AccountService(jobs, default_daily=100))
     statements: list[str] = []
 
     def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +122,37 @@ async def test_the_job_row_is_written_once_with_its_safety_negative_and_cost(ses
         stored = await s.get(Job, ticket.job.id)
     assert stored is not None
     assert stored.params["negative_prompt"] == f"blurry, {SAFETY_NEGATIVE}" and stored.params["safety_negative"]
-    assert stored.params["credits"] == job_cost(stored.params)
+    assert stored.params["credits"] == job_credits(stored.params)
+
+
+async def test_the_check_before_the_acknowledgement_stands_for_the_same_prompt(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The command tree's rule check travels on the Origin: with no semantic layer to add, the same
+    text in the same place is not judged again; other text (e.g. a prompt a command built) is."""
+    log: list[str] = []
+    jobs = service(sessions, tmp_path)
+    moderation = Watched(sessions, log)
+    jobs.hooks = hooks(moderation=moderation)
+    checked = await moderation.precheck("a red fox", "", user_id=6, guild_id=GUILD, channel_id=5, nsfw_channel=False)
+    assert log == ["verdict a red fox"]
+    ticket = await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a red fox")),
+                               origin=_origin(6, prompt_verdict=checked))
+    assert log == ["verdict a red fox"]  # once per submission
+    assert ticket.job.params["safety_negative"]
+    await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a grey wolf")),
+                      origin=_origin(6, prompt_verdict=checked))
+    assert log[1:] == ["verdict a grey wolf"]
+
+
+async def test_a_rules_only_check_does_not_stand_once_the_semantic_layer_is_ready(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log: list[str] = []
+    jobs = service(sessions, tmp_path)
+    moderation = Watched(sessions, log)
+    jobs.hooks = hooks(moderation=moderation)
+    checked = await moderation.precheck("a red fox", "", user_id=7, guild_id=GUILD, channel_id=5, nsfw_channel=False)
+    moderation.semantic_ready = True
+    await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a red fox")),
+                      origin=_origin(7, prompt_verdict=checked))
+    assert log == ["verdict a red fox", "verdict a red fox"]  # the rules' verdict, then every layer's
 
 
 async def test_short_prompts_are_checked_on_the_loop_and_long_ones_in_a_thread(sessions, monkeypatch) -> None:  # type: ignore[no-untyped-def]

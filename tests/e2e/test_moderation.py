@@ -57,11 +57,22 @@ async def test_naked_mole_rat_is_fine(fake, start_bot) -> None:  # type: ignore[
 
 async def test_warned_prompt_is_made_with_a_notice(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
     async with start_bot() as bot:
+        judged: list[str] = []
+        check = bot.moderation.moderator.check
+
+        def counted(prompt, *args, **kwargs):  # type: ignore[no-untyped-def]
+            judged.append(prompt)
+            return check(prompt, *args, **kwargs)
+
+        bot.moderation.moderator.check = counted
         inter = await fake.slash("imagine", {"prompt": "Pikachu napping in a sunny forest"}, user_id=fake.user_id,
                                  channel_id=fake.channel_id)
         await inter.wait_acked(3)
         await inter.wait_for(lambda i: _has_image(i.original), timeout=60)
         assert "copyright" in _text(inter.original).lower()
+        # The command tree's verdict travelled with the command to its submission (no semantic
+        # layer in these tests, so it was the whole answer): the prompt was judged once.
+        assert judged == ["Pikachu napping in a sunny forest"]
         async with bot.service.sessions() as s:
             case = (await s.execute(select(ModerationCase))).scalars().one()
             job = (await s.execute(select(Job))).scalars().one()

@@ -23,9 +23,9 @@ async def test_out_of_credits_is_ephemeral_and_queues_nothing(fake, start_bot) -
 async def test_refusal_after_the_acknowledgement_stays_private(fake, start_bot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Under a burst the pre-acknowledgement check may not wait for the database; the atomic check at
     submission refuses instead, and the public "thinking..." placeholder is replaced by a private reply."""
-    import bot.services.accounts
+    import bot.services.quotas
 
-    monkeypatch.setattr(bot.services.accounts, "PRECHECK_BUDGET", 0)
+    monkeypatch.setattr(bot.services.quotas, "PRECHECK_BUDGET", 0)
     async with start_bot(default_daily_credits=1) as bot_:
         inter = await fake.slash("imagine", {"prompt": "a lighthouse", "steps": 8}, user_id=fake.user_id,
                                  channel_id=fake.channel_id)

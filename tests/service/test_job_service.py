@@ -271,7 +271,7 @@ async def test_recovery_leaves_jobs_other_live_processes_run(env) -> None:  # ty
 
     from sqlalchemy import update
 
-    from bot.services.jobs import STALE_AFTER
+    from bot.services.recovery import STALE_AFTER
     from db.models import Job
 
     service, _recorder, _engine, pool = env

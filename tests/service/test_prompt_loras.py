@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import InvalidOption
-from bot.services.jobs import ImagineOptions, JobService, prompt_loras
+from bot.services.imagine_checks import prompt_loras
+from bot.services.jobs import ImagineOptions, JobService
 from inference.models import ModelRegistry
 from tests.lora_files import tiny_loras  # noqa: F401  (fixture)
 

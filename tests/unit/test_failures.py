@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from bot.services import failures
-from bot.services.jobs import Withheld, user_message_for
+from bot.services.failures import member_message
+from bot.services.pool_events import Withheld
 from inference import hub
 from inference.models import InvalidOption as RunnerInvalidOption
 from inference.remote import RemoteJobError, _remote_error
@@ -54,7 +55,7 @@ def test_each_failure_class_has_its_sentence_and_level_and_never_the_raw_text(
         error: BaseException, kind: str, level: int, says: str, caplog: pytest.LogCaptureFixture) -> None:
     row = failures.classify(error)
     assert (row.kind, row.level) == (kind, level)
-    message = user_message_for(error)
+    message = member_message(error)
     assert says in message and "Traceback" not in message
     assert SECRET_PATH not in message and "10.0.0.3" not in message and "mismatch" not in message
     caplog.set_level(logging.INFO, logger="bot.services.failures")
@@ -65,18 +66,18 @@ def test_each_failure_class_has_its_sentence_and_level_and_never_the_raw_text(
 
 def test_download_failures_say_the_credits_were_refunded() -> None:
     for error in (hub.GatedModel("a", "o/a", "r"), hub.HubUnreachable("a", "o/a", "r"), hub.ModelUnavailable("a", "o/a", "r")):
-        assert user_message_for(error).endswith("The job's credits were refunded.")
+        assert member_message(error).endswith("The job's credits were refunded.")
 
 
 def test_a_gated_model_names_its_licence_page() -> None:
-    message = user_message_for(hub.GatedModel("sd3-medium", "stabilityai/stable-diffusion-3-medium-diffusers", "r"))
+    message = member_message(hub.GatedModel("sd3-medium", "stabilityai/stable-diffusion-3-medium-diffusers", "r"))
     assert "https://huggingface.co/stabilityai/stable-diffusion-3-medium-diffusers and set" not in message
     assert "accept its licence at https://huggingface.co/stabilityai/stable-diffusion-3-medium-diffusers" in message
 
 
 def test_messages_written_for_members_are_shown_without_paths() -> None:
-    shown = user_message_for(RunnerInvalidOption(f"LoRA 'x' is not a readable .safetensors file ({SECRET_PATH})"))
+    shown = member_message(RunnerInvalidOption(f"LoRA 'x' is not a readable .safetensors file ({SECRET_PATH})"))
     assert shown.startswith("The job could not run: LoRA 'x' is not a readable .safetensors file")
     assert "/srv" not in shown and "atelier/private" not in shown
     reason = "The image was not posted: the NSFW image filter scored it 0.91 (limit 0.60). Case #3."
-    assert user_message_for(Withheld(reason)) == reason
+    assert member_message(Withheld(reason)) == reason

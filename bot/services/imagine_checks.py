@@ -1,0 +1,174 @@
+"""The /imagine checks: every option against the installed models' limits -> a job's parameters.
+
+Fast, and no database: they run before the interaction is deferred, so a wrong option is refused
+privately before a job exists. A named LoRA's file header is read from the owner's folder. The job
+service offers them as `JobService.prepare_imagine`; /anime, /pose and image-to-image build on
+them (bot/params/imagine.py).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from bot.errors import InvalidOption
+from bot.params.imagine import ImagineOptions
+from inference import lora as loras
+from inference.models import (
+    ASPECTS,
+    TEXT_TO_IMAGE_KINDS,
+    ModelRegistry,
+    ModelSpec,
+    UnknownAspect,
+    UnknownModel,
+)
+
+MAX_PROMPT = 2000
+MAX_NEGATIVE = 1000
+MAX_LORAS = 3
+# A1111's prompt syntax for extra networks: <lora:name> or <lora:name:weight> (<lyco:...> too).
+_LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]+)(?::([^:<>]*))?(?::[^<>]*)?>", re.IGNORECASE)
+
+
+def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str, Any]:
+    """Check every option against the model's limits; return request parameters (no job id)."""
+    # A1111's <lora:name:weight> typed in the prompt is applied like the `lora` option, or refused:
+    # left in the text it would be drawn from as words and recorded as if it had been applied.
+    prompt, typed_loras = prompt_loras((options.prompt or "").strip())
+    if not prompt:
+        raise InvalidOption("The prompt is empty: describe what you want to see.")
+    if len(prompt) > MAX_PROMPT:
+        raise InvalidOption(f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}.")
+    negative = (options.negative or "").strip()
+    if len(negative) > MAX_NEGATIVE:
+        raise InvalidOption(f"The negative prompt is {len(negative)} characters; the limit is {MAX_NEGATIVE}.")
+    spec = model_spec(registry, options.model)
+    spec, fast_steps = _quality(registry, spec, options)
+    try:
+        width, height = spec.size_for_aspect(options.aspect or "1:1")
+    except UnknownAspect:
+        raise InvalidOption(f"Unknown aspect {options.aspect!r}; choose one of {', '.join(ASPECTS)}.") from None
+    steps = spec.steps if options.steps is None else options.steps
+    steps = fast_steps or steps
+    if not 1 <= steps <= spec.max_steps:
+        raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}.")
+    guidance = spec.guidance if options.guidance is None else options.guidance
+    if not 0.0 <= guidance <= 30.0:
+        raise InvalidOption(f"Guidance must be between 0 and 30; you asked for {guidance:g}.")
+    if not 1 <= options.count <= spec.max_count:
+        raise InvalidOption(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {options.count}.")
+    seed = options.seed
+    if seed is None or seed < 0:
+        seed = secrets.randbelow(2**32)
+    elif seed >= 2**32:
+        raise InvalidOption(f"Seed must be between 0 and {2**32 - 1}; you gave {seed}.")
+    params: dict[str, Any] = {
+        "model": spec.name, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
+        "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
+        "scheduler": spec.scheduler, "aspect": options.aspect or "1:1",
+    }
+    if options.quality == "fast":
+        params["quality"] = "fast"
+    chosen = _lora_choice(options, spec)
+    for tag, name, weight in typed_loras:
+        if any(found == name for found, _ in chosen):
+            raise InvalidOption(f"`{tag}` names a LoRA this job already uses; name each LoRA once.")
+        chosen += _checked_lora(name, weight, options.lora_dir, spec, typed=tag)
+    if len(chosen) > MAX_LORAS:
+        raise InvalidOption(f"A job takes at most {MAX_LORAS} LoRAs; this one names {len(chosen)}.")
+    if chosen:
+        params["loras"] = chosen
+    return params
+
+
+def _quality(registry: ModelRegistry, spec: ModelSpec, options: ImagineOptions) -> tuple[ModelSpec, int | None]:
+    """``quality: fast``: the model's distilled sibling at its own steps and guidance where the
+    registry names one (``fast = "sdxl-lightning"``), else this model at half its steps."""
+    if options.quality in (None, "standard"):
+        return spec, None
+    if options.quality != "fast":
+        raise InvalidOption(f"Unknown quality {options.quality!r}; choose standard or fast.")
+    if options.steps is not None:
+        raise InvalidOption("`quality: fast` picks its own steps; leave `steps` empty or choose standard.")
+    sibling = spec.extra.get("fast")
+    if sibling:
+        fast = model_spec(registry, str(sibling))
+        return fast, fast.steps
+    return spec, max(4, (spec.steps + 1) // 2)
+
+
+def model_spec(registry: ModelRegistry, name: str | None, *, kinds: tuple[str, ...] = TEXT_TO_IMAGE_KINDS) -> ModelSpec:
+    """The named model (or the default) among those of `kinds`; the error lists only those."""
+    valid = [spec.name for spec in registry.specs() if spec.kind in kinds]
+    if not name:
+        default = registry.default
+        if default.kind in kinds:
+            return default
+        if not valid:
+            raise InvalidOption("No model of that kind is installed; ask the bot's owner.")
+        return registry.get(valid[0])
+    try:
+        spec = registry.get(name)
+    except UnknownModel:
+        spec = None
+    if spec is None or spec.kind not in kinds:
+        raise InvalidOption(f"Unknown model {name!r}; choose one of: {', '.join(valid)}.")
+    return spec
+
+
+def _lora_choice(options: ImagineOptions, spec: ModelSpec) -> list[list[Any]]:
+    """The job's [[name, weight]] LoRA list, checked against the folder and the model's family.
+
+    The worker checks again (its folder may differ, and it knows the model's exact width); this
+    check is what lets a wrong name or family be refused privately, before a job exists."""
+    name = (options.lora or "").strip()
+    if not name:
+        if options.lora_weight is not None:
+            raise InvalidOption("You set a LoRA weight but no LoRA; pick one in the `lora` option.")
+        return []
+    weight = loras.DEFAULT_WEIGHT if options.lora_weight is None else float(options.lora_weight)
+    return _checked_lora(name, weight, options.lora_dir, spec)
+
+
+def _checked_lora(name: str, weight: float, lora_dir: Path | None, spec: ModelSpec, *, typed: str | None = None
+                  ) -> list[list[Any]]:
+    """[[name, weight]] for a LoRA that exists and fits the model; ``typed``: the prompt tag it came from."""
+    where = f"`{typed}` in your prompt: " if typed else ""
+    if lora_dir is None:
+        raise InvalidOption(f"{where}LoRAs are not available here (the bot's owner has not set ATELIER_LORA_DIR, "
+                            "or this command takes none); remove it." if typed else
+                            "LoRAs are turned off on this bot (its owner has not set ATELIER_LORA_DIR).")
+    if spec.kind not in loras.LORA_KINDS:
+        raise InvalidOption(f"{where}{spec.name} does not take LoRAs; choose an SD 1.5 or SDXL model.")
+    try:
+        found = loras.library(str(lora_dir)).resolve(name)
+        loras.check_weight(weight)
+        made_for = loras.family_hint(loras.read_header(found.path))
+    except loras.LoraError as exc:
+        raise InvalidOption(f"{where}{exc}") from None
+    except (OSError, ValueError):
+        raise InvalidOption(f"LoRA {name!r} is not a readable .safetensors file; tell the bot's owner.") from None
+    family = loras.kind_family(spec.kind)
+    if made_for is not None and family is not None and made_for != family:
+        raise InvalidOption(f"LoRA {name!r} is made for {loras.FAMILY_NAMES[made_for]} models and {spec.name} is "
+                            f"{loras.FAMILY_NAMES[family]}; choose a {loras.FAMILY_NAMES[made_for]} model or "
+                            "another LoRA.")
+    return [[found.name, weight]]
+
+
+def prompt_loras(prompt: str) -> tuple[str, list[tuple[str, str, float]]]:
+    """The prompt without its ``<lora:name:weight>`` tags, and each tag as (tag, name, weight)."""
+    found: list[tuple[str, str, float]] = []
+    for match in _LORA_TAG.finditer(prompt):
+        text = match[2].strip() if match[2] is not None else ""
+        try:
+            weight = float(text) if text else loras.DEFAULT_WEIGHT
+            loras.check_weight(weight)
+        except (ValueError, loras.LoraError):
+            raise InvalidOption(f"`{match[0]}` in your prompt: the weight must be a number from {loras.MIN_WEIGHT:g} "
+                                f"to {loras.MAX_WEIGHT:g}.") from None
+        found.append((match[0], match[1].strip(), weight))
+    stripped = re.sub(r"\s{2,}", " ", _LORA_TAG.sub(" ", prompt)).strip(" ,")
+    return (stripped, found) if found else (prompt, [])
