@@ -9,7 +9,6 @@ picks the runner for the model's kind, and turns the images into the files users
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,9 +27,9 @@ from inference.media import a1111_parameters, decode_job_image, encode_png, make
 from inference.models import (
     ASPECTS,
     SCHEDULERS,
-    InvalidOption,
     ModelRegistry,
     ModelSpec,
+    RequestRefused,
     validate_request_options,
 )
 from inference.runners import HANDLERS, img2img, img2vid, txt2img, upscale
@@ -96,10 +95,9 @@ class Engine:
         self._upscalers: dict[str, upscale.RRDBNet] = {}
         # (model name) -> its img2img pipeline, sharing the resident pipeline's modules.
         self._img2img: dict[str, tuple[DiffusionPipeline, DiffusionPipeline]] = {}
-        # The LoRA folder of this machine (a remote worker has its own): the argument, else
-        # ATELIER_LORA_DIR; None turns LoRAs off and jobs naming one fail with that reason.
-        folder = lora_dir if lora_dir is not None else os.environ.get("ATELIER_LORA_DIR") or None
-        self.loras = lora.LoraLibrary(folder) if folder else None
+        # The LoRA folder of this machine (a remote worker has its own; bot/engines.py passes the
+        # setting); None turns LoRAs off and jobs naming one fail with that reason.
+        self.loras = lora.LoraLibrary(lora_dir) if lora_dir else None
         # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
         self.adapters = lora.AdapterCache(lora_cache)
         # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.
@@ -157,7 +155,7 @@ class Engine:
 
         ``on_step(step, total)`` is called after every denoising step; when ``is_cancelled()``
         turns true between steps the run stops and JobCancelled(job_id, step) is raised.
-        Raises UnknownModel and InvalidOption for requests the model cannot serve, and OutOfMemory
+        Raises UnknownModel and RequestRefused for requests the model cannot serve, and OutOfMemory
         when the job does not fit even after the recovery steps (inference/recovery.py).
         """
         return self.generate(request, on_step, is_cancelled).finish()
@@ -396,7 +394,7 @@ class Engine:
             source = Path(spec.source)
             if not source.is_file():
                 if not spec.extra.get("file"):
-                    raise InvalidOption(f"{spec.name}: source must be a .pth/.safetensors file or a hub repo with `file`")
+                    raise RequestRefused(f"{spec.name}: source must be a .pth/.safetensors file or a hub repo with `file`")
                 source = hub.fetch_file(spec.name, spec.source, str(spec.extra["file"]))
             model = upscale.load(source, self.device)
             self._upscalers[spec.name] = model
@@ -410,15 +408,15 @@ class Engine:
         is_cancelled: Callable[[], bool] | None,
     ) -> GenerationResult:
         if spec.kind != "esrgan" or request.task != "upscale":
-            raise InvalidOption(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
+            raise RequestRefused(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
         if request.scale not in UPSCALE_FACTORS:
-            raise InvalidOption(f"Scale must be 2 or 4; you asked for {request.scale}")
+            raise RequestRefused(f"Scale must be 2 or 4; you asked for {request.scale}")
         if not request.init_image:
-            raise InvalidOption("Upscaling needs an input image")
+            raise RequestRefused("Upscaling needs an input image")
         image = decode_job_image(request.init_image)
         limit = int(spec.extra.get("max_input", UPSCALE_MAX_INPUT[request.scale]))
         if image.width * image.height > limit:
-            raise InvalidOption(
+            raise RequestRefused(
                 f"x{request.scale} upscaling takes images up to {limit / 1e6:.1f} MP; this one is "
                 f"{image.width}x{image.height}"
             )
@@ -454,22 +452,22 @@ class Engine:
         is_cancelled: Callable[[], bool] | None,
     ) -> GenerationResult:
         if spec.kind != "svd" or request.task != "img2vid":
-            raise InvalidOption(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
+            raise RequestRefused(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
         default_frames, max_frames = frame_limits(spec)
         if request.frames == 0:
             request = replace(request, frames=default_frames)
         if not 2 <= request.frames <= max_frames:
-            raise InvalidOption(f"Frames must be 2-{max_frames} for {spec.name}; you asked for {request.frames}")
+            raise RequestRefused(f"Frames must be 2-{max_frames} for {spec.name}; you asked for {request.frames}")
         if not FPS_RANGE[0] <= request.fps <= FPS_RANGE[1]:
-            raise InvalidOption(f"FPS must be {FPS_RANGE[0]}-{FPS_RANGE[1]}; you asked for {request.fps}")
+            raise RequestRefused(f"FPS must be {FPS_RANGE[0]}-{FPS_RANGE[1]}; you asked for {request.fps}")
         if not MOTION_RANGE[0] <= request.motion <= MOTION_RANGE[1]:
-            raise InvalidOption(f"Motion must be {MOTION_RANGE[0]}-{MOTION_RANGE[1]}; you asked for {request.motion}")
+            raise RequestRefused(f"Motion must be {MOTION_RANGE[0]}-{MOTION_RANGE[1]}; you asked for {request.motion}")
         validate_request_options(spec, request.steps, 1, request.guidance)
         if request.width % 8 or request.height % 8 or min(request.width, request.height) < 64:
-            raise InvalidOption(f"Width and height must be multiples of 8 and at least 64; you asked for "
+            raise RequestRefused(f"Width and height must be multiples of 8 and at least 64; you asked for "
                                 f"{request.width}x{request.height}")
         if not request.init_image:
-            raise InvalidOption("Animating needs an input image")
+            raise RequestRefused("Animating needs an input image")
         if is_cancelled is not None and is_cancelled():
             raise JobCancelled(request.job_id, 0)
         pipe = self.pipeline(spec)
@@ -510,26 +508,26 @@ class Engine:
         """
         validate_request_options(spec, request.steps, request.count, request.guidance)
         if request.width % 8 or request.height % 8 or request.width < 64 or request.height < 64:
-            raise InvalidOption(
+            raise RequestRefused(
                 f"Width and height must be multiples of 8 and at least 64; you asked for {request.width}x{request.height}"
             )
         if not request.prompt.strip():
-            raise InvalidOption("The prompt is empty")
+            raise RequestRefused("The prompt is empty")
         if request.scheduler and request.scheduler not in SCHEDULERS:
-            raise InvalidOption(
+            raise RequestRefused(
                 f"Unknown scheduler {request.scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}"
             )
         if request.task == "img2img":
             if spec.kind not in IMG2IMG_KINDS:
-                raise InvalidOption(f"{spec.name} cannot transform an image")
+                raise RequestRefused(f"{spec.name} cannot transform an image")
             if not request.init_image:
-                raise InvalidOption("Image-to-image needs an input image")
+                raise RequestRefused("Image-to-image needs an input image")
             if not MIN_STRENGTH <= request.strength <= MAX_STRENGTH:
-                raise InvalidOption(
+                raise RequestRefused(
                     f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {request.strength:g}"
                 )
         elif request.task != "txt2img":
-            raise InvalidOption(f"Task {request.task!r} is not supported by {spec.name}")
+            raise RequestRefused(f"Task {request.task!r} is not supported by {spec.name}")
         return 0.0 if spec.few_step else float(request.guidance)
 
     def _result(

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.checkpoints import file_sha256, read_header
-from inference.models import InvalidOption
+from inference.models import RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ LIST_TTL = 10.0
 FAMILIES = {768: "SD 1.5", 1024: "SD 2.x", 2048: "SDXL"}
 
 
-class LoraError(InvalidOption):
+class LoraError(RequestRefused):
     """A LoRA cannot be used for this job; the message says which one and why."""
 
 

@@ -78,8 +78,10 @@ class UnknownAspect(ValueError):
         self.valid = list(ASPECTS)
 
 
-class InvalidOption(ValueError):
-    """A request option is outside what the model allows; the message is shown to the user as is."""
+class RequestRefused(ValueError):
+    """The model cannot serve the request as asked (an option out of its range, a missing input image);
+    the message is shown to the member as is. Not bot.errors.InvalidOption, which the bot raises
+    before a job exists."""
 
 
 @dataclass(frozen=True)
@@ -193,11 +195,11 @@ def validate_request_options(
     runner) lets the bot answer at once instead of failing a queued job minutes later.
     """
     if steps is not None and not 1 <= steps <= spec.max_steps:
-        raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}")
+        raise RequestRefused(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}")
     if count is not None and not 1 <= count <= spec.max_count:
-        raise InvalidOption(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {count}")
+        raise RequestRefused(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {count}")
     if guidance is not None and not (math.isfinite(guidance) and 0.0 <= guidance <= _MAX_GUIDANCE):
-        raise InvalidOption(
+        raise RequestRefused(
             f"Guidance must be 0-{_MAX_GUIDANCE:g} for {spec.name}; you asked for {guidance:g}"
         )
 

@@ -38,7 +38,7 @@ from PIL import Image, ImageOps
 from inference import prompts
 from inference.cache import make_scheduler
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
-from inference.models import SCHEDULERS, InvalidOption, ModelSpec, detector_problem, validate_request_options
+from inference.models import SCHEDULERS, ModelSpec, RequestRefused, detector_problem, validate_request_options
 from inference.runners import img2img
 from inference.runners.txt2img import StepsInterrupted, generators_for, step_callback
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
@@ -94,24 +94,24 @@ def check(spec: ModelSpec, base: ModelSpec, request: GenerationRequest) -> float
     distilled base such as Lightning or Turbo, which were trained without classifier-free guidance)."""
     validate_request_options(spec, request.steps, request.count, request.guidance)
     if request.width % 8 or request.height % 8 or min(request.width, request.height) < 64:
-        raise InvalidOption(f"Width and height must be multiples of 8 and at least 64; you asked for "
+        raise RequestRefused(f"Width and height must be multiples of 8 and at least 64; you asked for "
                             f"{request.width}x{request.height}")
     if not request.prompt.strip():
-        raise InvalidOption("The prompt is empty")
+        raise RequestRefused("The prompt is empty")
     if request.task not in ("pose", "txt2img", "img2img"):
-        raise InvalidOption(f"{spec.name} is a ControlNet; it cannot run a {request.task} job")
+        raise RequestRefused(f"{spec.name} is a ControlNet; it cannot run a {request.task} job")
     if not request.control_image:
-        raise InvalidOption(f"{spec.name} needs a control image (a pose skeleton)")
+        raise RequestRefused(f"{spec.name} needs a control image (a pose skeleton)")
     if not (math.isfinite(request.control_scale) and MIN_SCALE <= request.control_scale <= MAX_SCALE):
-        raise InvalidOption(f"ControlNet strength must be {MIN_SCALE:g}-{MAX_SCALE:g}; you asked for "
+        raise RequestRefused(f"ControlNet strength must be {MIN_SCALE:g}-{MAX_SCALE:g}; you asked for "
                             f"{request.control_scale:g}")
     if request.scheduler and request.scheduler not in SCHEDULERS:
-        raise InvalidOption(f"Unknown scheduler {request.scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}")
+        raise RequestRefused(f"Unknown scheduler {request.scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}")
     if request.task == "img2img":
         if not request.init_image:
-            raise InvalidOption("Image-to-image needs an input image")
+            raise RequestRefused("Image-to-image needs an input image")
         if not MIN_STRENGTH <= request.strength <= MAX_STRENGTH:
-            raise InvalidOption(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for "
+            raise RequestRefused(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for "
                                 f"{request.strength:g}")
     return 0.0 if base.few_step else float(request.guidance)
 
@@ -136,7 +136,7 @@ def detect_pose(spec: ModelSpec, photo: Image.Image, device: str) -> Image.Image
     """OpenPose skeleton of the people in ``photo`` (controlnet_aux with local annotator weights)."""
     problem = detector_problem(spec)
     if problem is not None:
-        raise InvalidOption(problem)
+        raise RequestRefused(problem)
     from controlnet_aux import OpenposeDetector
 
     folder = str(spec.extra["detector"])
@@ -149,7 +149,7 @@ def detect_pose(spec: ModelSpec, photo: Image.Image, device: str) -> Image.Image
     skeleton = detector(photo, detect_resolution=DETECT_RESOLUTION, image_resolution=max(photo.size),
                         output_type="pil")
     if skeleton.convert("L").getbbox() is None:
-        raise InvalidOption("No person was found in the photo; try one where the whole body is visible, or a preset.")
+        raise RequestRefused("No person was found in the photo; try one where the whole body is visible, or a preset.")
     return skeleton.convert("RGB")
 
 

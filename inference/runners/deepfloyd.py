@@ -23,7 +23,7 @@ import torch
 from diffusers import IFSuperResolutionPipeline
 from PIL import Image
 
-from inference.models import InvalidOption, ModelSpec
+from inference.models import ModelSpec, RequestRefused
 from inference.runners import sd_upscale
 from inference.runners.txt2img import StepsInterrupted, generators_for
 from inference.types import GenerationRequest, GenerationResult, JobCancelled
@@ -44,13 +44,13 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
            on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> GenerationResult:
     """The HANDLERS entry for ``deepfloyd-if`` models."""
     if request.task != "txt2img":
-        raise InvalidOption(f"{spec.name} (DeepFloyd IF) only draws from text; it cannot run a {request.task} job")
+        raise RequestRefused(f"{spec.name} (DeepFloyd IF) only draws from text; it cannot run a {request.task} job")
     if not spec.extra.get("stage_2"):
-        raise InvalidOption(f"{spec.name} has no `stage_2` in models.toml (DeepFloyd IF needs its stage II)")
+        raise RequestRefused(f"{spec.name} has no `stage_2` in models.toml (DeepFloyd IF needs its stage II)")
     guidance = engine._check(spec, replace_scheduler(request))
     stage_3 = engine.registry.get(str(spec.extra["stage_3"])) if spec.extra.get("stage_3") else None
     if stage_3 is not None and stage_3.kind != "sd-x4":
-        raise InvalidOption(f"{spec.name}: stage_3 = {stage_3.name!r} must be an sd-x4 upscaler")
+        raise RequestRefused(f"{spec.name}: stage_3 = {stage_3.name!r} must be an sd-x4 upscaler")
     if is_cancelled is not None and is_cancelled():
         raise JobCancelled(request.job_id, 0)
     first = engine.pipeline(spec)
@@ -99,7 +99,7 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
 def replace_scheduler(request: GenerationRequest) -> GenerationRequest:
     """IF runs the DDPM schedules its stages ship (learned variance): a sampler choice cannot apply."""
     if request.scheduler not in (None, "default"):
-        raise InvalidOption(f"DeepFloyd IF samples with its own schedulers only; {request.scheduler!r} does not apply")
+        raise RequestRefused(f"DeepFloyd IF samples with its own schedulers only; {request.scheduler!r} does not apply")
     return request
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from inference.cache import make_scheduler
-from inference.models import InvalidOption, ModelSpec
+from inference.models import ModelSpec, RequestRefused
 from inference.runners import img2img, txt2img
 from inference.types import GenerationRequest, GenerationResult, JobCancelled
 
@@ -31,9 +31,9 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
     variation = request.task == "img2img"
     if variation:
         if not request.init_image:
-            raise InvalidOption("Image-to-image needs an input image")
+            raise RequestRefused("Image-to-image needs an input image")
         if not MIN_STRENGTH <= request.strength <= MAX_STRENGTH:
-            raise InvalidOption(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {request.strength:g}")
+            raise RequestRefused(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {request.strength:g}")
     # The engine's own checks (options, size, prompt, scheduler) for the text-to-image shape of the job.
     guidance = engine._check(spec, replace(request, task="txt2img") if variation else request)
     if is_cancelled is not None and is_cancelled():

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from inference.models import InvalidOption, ModelSpec
+from inference.models import ModelSpec, RequestRefused
 from inference.runners.txt2img import StepsInterrupted, generators_for, step_callback
 from inference.types import GenerationRequest, GenerationResult, JobCancelled
 
@@ -30,13 +30,13 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
            on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> GenerationResult:
     """The HANDLERS entry for ``sd3`` models."""
     if request.task != "txt2img":
-        raise InvalidOption(f"{spec.name} (SD 3) only draws from text; it cannot run a {request.task} job")
+        raise RequestRefused(f"{spec.name} (SD 3) only draws from text; it cannot run a {request.task} job")
     if request.scheduler not in (None, "default"):
-        raise InvalidOption(f"{spec.name} samples with its own flow-matching scheduler only; "
+        raise RequestRefused(f"{spec.name} samples with its own flow-matching scheduler only; "
                             f"{request.scheduler!r} does not apply to it")
     guidance = engine._check(spec, request)
     if request.width % 16 or request.height % 16:
-        raise InvalidOption(f"SD 3 needs sizes in multiples of 16; you asked for {request.width}x{request.height}")
+        raise RequestRefused(f"SD 3 needs sizes in multiples of 16; you asked for {request.width}x{request.height}")
     if is_cancelled is not None and is_cancelled():
         raise JobCancelled(request.job_id, 0)
     pipe = engine.pipeline(spec)

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from inference.media import decode_job_image, encode_png
-from inference.models import InvalidOption, ModelSpec, validate_request_options
+from inference.models import ModelSpec, RequestRefused, validate_request_options
 from inference.runners.txt2img import StepsInterrupted, generators_for
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
 
@@ -37,14 +37,14 @@ def max_input(spec: ModelSpec) -> int:
 
 def check(spec: ModelSpec, request: GenerationRequest, image: Image.Image) -> None:
     if request.task != "upscale":
-        raise InvalidOption(f"{spec.name} is an upscaler; it cannot run a {request.task} job")
+        raise RequestRefused(f"{spec.name} is an upscaler; it cannot run a {request.task} job")
     if request.scale != SCALE:
-        raise InvalidOption(f"{spec.name} enlarges x4 only; you asked for x{request.scale} "
+        raise RequestRefused(f"{spec.name} enlarges x4 only; you asked for x{request.scale} "
                             "(use a Real-ESRGAN upscaler for x2)")
     validate_request_options(spec, request.steps, 1, request.guidance)
     limit = max_input(spec)
     if image.width * image.height > limit:
-        raise InvalidOption(f"{spec.name} takes images up to {limit:,} pixels (e.g. {int(limit ** 0.5)}x"
+        raise RequestRefused(f"{spec.name} takes images up to {limit:,} pixels (e.g. {int(limit ** 0.5)}x"
                             f"{int(limit ** 0.5)}); this one is {image.width}x{image.height}")
 
 
@@ -70,7 +70,7 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
            on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> GenerationResult:
     """The HANDLERS entry for ``sd-x4`` models (/upscale with ``upscaler:`` naming one)."""
     if not request.init_image:
-        raise InvalidOption("Upscaling needs an input image")
+        raise RequestRefused("Upscaling needs an input image")
     image = decode_job_image(request.init_image)
     check(spec, request, image)
     if is_cancelled is not None and is_cancelled():

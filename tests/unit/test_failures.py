@@ -10,7 +10,7 @@ import pytest
 from bot.services import failures
 from bot.services.jobs import Withheld, user_message_for
 from inference import hub
-from inference.models import InvalidOption as RunnerInvalidOption
+from inference.models import RequestRefused
 from inference.remote import RemoteJobError, _remote_error
 from inference.types import JobCancelled, JobTimedOut
 
@@ -75,7 +75,7 @@ def test_a_gated_model_names_its_licence_page() -> None:
 
 
 def test_messages_written_for_members_are_shown_without_paths() -> None:
-    shown = user_message_for(RunnerInvalidOption(f"LoRA 'x' is not a readable .safetensors file ({SECRET_PATH})"))
+    shown = user_message_for(RequestRefused(f"LoRA 'x' is not a readable .safetensors file ({SECRET_PATH})"))
     assert shown.startswith("The job could not run: LoRA 'x' is not a readable .safetensors file")
     assert "/srv" not in shown and "atelier/private" not in shown
     reason = "The image was not posted: the NSFW image filter scored it 0.91 (limit 0.60). Case #3."
