@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.params import images as studio
 from cogs.imagine import act_on_reaction, load_attachment, origin_of, show_ticket
 from cogs.views import handles
+from inference.limits import UPSCALE_FACTORS, UPSCALE_MAX_INPUT
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -31,9 +32,10 @@ class Upscale(commands.Cog):
 
     @app_commands.command(name="upscale", description="Enlarge an image x2 or x4 (Real-ESRGAN, or SD x4 for small images)")
     @app_commands.describe(image="The image to enlarge (PNG, JPEG, WebP, GIF or BMP)",
-                           scale="How much larger (x4 takes images up to 1 MP, x2 up to 4 MP)",
+                           scale=f"How much larger (x4 takes images up to {UPSCALE_MAX_INPUT[4] / 1e6:.0f} MP, "
+                                 f"x2 up to {UPSCALE_MAX_INPUT[2] / 1e6:.0f} MP)",
                            upscaler="Which upscaler (default: Real-ESRGAN; SD x4 redraws small images, x4 only)")
-    @app_commands.choices(scale=[app_commands.Choice(name="x2", value=2), app_commands.Choice(name="x4", value=4)])
+    @app_commands.choices(scale=[app_commands.Choice(name=f"x{factor}", value=factor) for factor in UPSCALE_FACTORS])
     async def upscale(self, interaction: discord.Interaction[Atelier], image: discord.Attachment, scale: int = 4,
                       upscaler: str | None = None) -> None:
         service = self.bot.service

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.checkpoints import file_sha256, read_header
+from inference.limits import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
 from inference.models import RequestRefused
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ SUFFIX = ".safetensors"
 LORA_KINDS = frozenset({"sd15", "sdxl", "sdxl-lightning", "sdxl-turbo"})
 # The weight a LoRA applies at when the member names none: the strength its author trained it at.
 DEFAULT_WEIGHT = 1.0
-MIN_WEIGHT, MAX_WEIGHT = 0.0, 2.0
 # How long a folder listing is reused (autocomplete asks on every keystroke).
 LIST_TTL = 10.0
 # Cross-attention width of a UNet -> the family members know it by.
@@ -148,8 +148,8 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check_weight(weight: float) -> float:
-    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
-        raise LoraError(f"LoRA weight must be {MIN_WEIGHT:g}-{MAX_WEIGHT:g}; you asked for {weight:g}")
+    if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
+        raise LoraError(f"LoRA weight must be {MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}; you asked for {weight:g}")
     return float(weight)
 
 

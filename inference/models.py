@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inference import checkpoints
+from inference.limits import MAX_GUIDANCE, SIZE_GRID
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ SAMPLER_NAMES: dict[str, tuple[str, str | None]] = {
 SCHEDULERS = tuple(SAMPLER_NAMES)
 
 _DEFAULT_TOML = Path(__file__).parent / "data" / "models.toml"
-_GRID = 64
-_MAX_GUIDANCE = 30.0
 
 
 class RegistryError(ValueError):
@@ -157,7 +156,7 @@ class ModelSpec:
 
 
 def _round_to_grid(value: float) -> int:
-    return max(_GRID, math.floor(value / _GRID + 0.5) * _GRID)
+    return max(SIZE_GRID, math.floor(value / SIZE_GRID + 0.5) * SIZE_GRID)
 
 
 def detector_problem(spec: ModelSpec) -> str | None:
@@ -198,9 +197,9 @@ def validate_request_options(
         raise RequestRefused(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}")
     if count is not None and not 1 <= count <= spec.max_count:
         raise RequestRefused(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {count}")
-    if guidance is not None and not (math.isfinite(guidance) and 0.0 <= guidance <= _MAX_GUIDANCE):
+    if guidance is not None and not (math.isfinite(guidance) and 0.0 <= guidance <= MAX_GUIDANCE):
         raise RequestRefused(
-            f"Guidance must be 0-{_MAX_GUIDANCE:g} for {spec.name}; you asked for {guidance:g}"
+            f"Guidance must be 0-{MAX_GUIDANCE:g} for {spec.name}; you asked for {guidance:g}"
         )
 
 

@@ -23,12 +23,21 @@ from bot.errors import InvalidOption, UnknownJob
 from bot.params.attachments import InputImage, encode_for_job
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
+from inference.limits import (
+    MAX_STRENGTH,
+    MIN_STRENGTH,
+    SD_X4_SCALE,
+    SEED_LIMIT,
+    SIZE_GRID,
+    UPSCALE_FACTORS,
+    UPSCALE_MAX_INPUT,
+    sd_x4_max_input,
+)
 from inference.models import UPSCALER_KINDS, ModelSpec
 
 if TYPE_CHECKING:
     from bot.services.jobs import ImagineOptions, JobService, Origin, Ticket
 
-MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 DEFAULT_STRENGTH = 0.6
 # Midjourney's "Vary (Subtle)" and "Vary (Strong)": how far a variation may wander from its image.
 SUBTLE, STRONG = 0.35, 0.7
@@ -37,7 +46,6 @@ SUBTLE, STRONG = 0.35, 0.7
 VARIABLE_COMMANDS = ("imagine", "anime", "pose")
 # The longest side ratio an input may have; beyond it the model would be asked for strips.
 _MAX_ASPECT = 4.0
-_GRID = 64
 # Kinds the /imagine command may name (upscalers and video models live in the same registry).
 def check_strength(strength: float | None, *, has_image: bool) -> float:
     if strength is None:
@@ -56,8 +64,8 @@ def size_for_image(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
         raise InvalidOption(f"The image is {width}×{height}; its sides can differ by at most {_MAX_ASPECT:g}×. "
                             "Crop it and try again.")
     budget = spec.width * spec.height
-    w = max(_GRID, round(math.sqrt(budget * ratio) / _GRID) * _GRID)
-    h = max(_GRID, round(math.sqrt(budget / ratio) / _GRID) * _GRID)
+    w = max(SIZE_GRID, round(math.sqrt(budget * ratio) / SIZE_GRID) * SIZE_GRID)
+    h = max(SIZE_GRID, round(math.sqrt(budget / ratio) / SIZE_GRID) * SIZE_GRID)
     return w, h
 
 
@@ -103,19 +111,10 @@ async def variation(service: JobService, *, job_id: int, index: int, strength: f
     if parent.params.get("model") not in service.registry.names():
         raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
     params = dict(parent.params)
-    params.update(task="img2img", strength=strength, seed=secrets.randbelow(2**32),
+    params.update(task="img2img", strength=strength, seed=secrets.randbelow(SEED_LIMIT),
                   init_image=await asyncio.to_thread(_reencode, output.data),
                   source={"job_id": job_id, "index": index})
     return await service.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
-
-
-UPSCALE_FACTORS = (2, 4)
-# Input pixel caps per factor (the engine enforces the same): the result stays at most 16.8 MP.
-UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
-# The Stable Diffusion x4 upscaler redraws at 4x with a UNet at the input's size: small inputs only
-# (its registry entry's `max_input`, default 256x256), x4 only. Kept in step with
-# inference/runners/sd_upscale.py, which enforces the same.
-SD_X4_MAX_INPUT = 256 * 256
 
 
 def upscalers(service: JobService) -> list[ModelSpec]:
@@ -153,9 +152,9 @@ def _upscale_params(spec: ModelSpec, image: Image.Image, scale: int, *, prompt: 
     extra: dict[str, Any] = {"parameters": parameters} if parameters else {}
     steps, guidance = 1, 0.0
     if spec.kind == "sd-x4":
-        if scale != 4:
+        if scale != SD_X4_SCALE:
             raise InvalidOption(f"{spec.name} enlarges x4 only; choose scale x4, or another upscaler for x2.")
-        limit = int(spec.extra.get("max_input", SD_X4_MAX_INPUT))
+        limit = sd_x4_max_input(spec)
         if image.width * image.height > limit:
             side = int(limit**0.5)
             raise InvalidOption(f"{spec.name} is for small images, up to {limit:,} pixels (e.g. {side}×{side}); "

@@ -35,6 +35,7 @@ from db.repositories import access as access_repo
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
 from inference import lora as loras
+from inference.limits import MAX_GUIDANCE, MAX_LORA_WEIGHT, MIN_LORA_WEIGHT, SEED_LIMIT
 from inference.models import (
     ASPECTS,
     TEXT_TO_IMAGE_KINDS,
@@ -244,15 +245,15 @@ class JobService:
         if not 1 <= steps <= spec.max_steps:
             raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}.")
         guidance = spec.guidance if options.guidance is None else options.guidance
-        if not 0.0 <= guidance <= 30.0:
-            raise InvalidOption(f"Guidance must be between 0 and 30; you asked for {guidance:g}.")
+        if not 0.0 <= guidance <= MAX_GUIDANCE:
+            raise InvalidOption(f"Guidance must be between 0 and {MAX_GUIDANCE:g}; you asked for {guidance:g}.")
         if not 1 <= options.count <= spec.max_count:
             raise InvalidOption(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {options.count}.")
         seed = options.seed
         if seed is None or seed < 0:
-            seed = secrets.randbelow(2**32)
-        elif seed >= 2**32:
-            raise InvalidOption(f"Seed must be between 0 and {2**32 - 1}; you gave {seed}.")
+            seed = secrets.randbelow(SEED_LIMIT)
+        elif seed >= SEED_LIMIT:
+            raise InvalidOption(f"Seed must be between 0 and {SEED_LIMIT - 1}; you gave {seed}.")
         params: dict[str, Any] = {
             "model": spec.name, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
@@ -386,7 +387,7 @@ class JobService:
         if parent is None:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
         params = dict(parent.params)
-        params["seed"] = secrets.randbelow(2**32)
+        params["seed"] = secrets.randbelow(SEED_LIMIT)
         if params["model"] not in self.registry.names():
             raise InvalidOption(f"The model {params['model']!r} of job #{job_id} is no longer installed.")
         return await self.submit(command=parent.command, params=params, origin=origin, parent_job_id=parent.id)
@@ -841,8 +842,8 @@ def prompt_loras(prompt: str) -> tuple[str, list[tuple[str, str, float]]]:
             weight = float(text) if text else loras.DEFAULT_WEIGHT
             loras.check_weight(weight)
         except (ValueError, loras.LoraError):
-            raise InvalidOption(f"`{match[0]}` in your prompt: the weight must be a number from {loras.MIN_WEIGHT:g} "
-                                f"to {loras.MAX_WEIGHT:g}.") from None
+            raise InvalidOption(f"`{match[0]}` in your prompt: the weight must be a number from {MIN_LORA_WEIGHT:g} "
+                                f"to {MAX_LORA_WEIGHT:g}.") from None
         found.append((match[0], match[1].strip(), weight))
     stripped = re.sub(r"\s{2,}", " ", _LORA_TAG.sub(" ", prompt)).strip(" ,")
     return (stripped, found) if found else (prompt, [])
