@@ -40,13 +40,13 @@ from typing import Any
 
 from inference.checkpoints import file_sha256, read_header
 from inference.limits import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
-from inference.models import RequestRefused
+from inference.models import SD_KINDS, RequestRefused
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".safetensors"
 # The kinds whose pipelines take LoRAs here (diffusers' SD and SDXL loaders).
-LORA_KINDS = frozenset({"sd15", "sdxl", "sdxl-lightning", "sdxl-turbo"})
+LORA_KINDS = frozenset(SD_KINDS)
 # The weight a LoRA applies at when the member names none: the strength its author trained it at.
 DEFAULT_WEIGHT = 1.0
 # How long a folder listing is reused (autocomplete asks on every keystroke).

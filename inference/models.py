@@ -27,6 +27,9 @@ ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
 # engine cannot serve yet, and is refused at load time rather than at the first job.
 KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan", "svd", "controlnet", "sd-x4", "sd2", "sd3",
          "deepfloyd-if")
+# The Stable Diffusion 1.5 and SDXL families: one runner (inference/runners/sd.py), per-job LoRAs,
+# batching across jobs and compilation.
+SD_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
 # Kinds that draw from a prompt (the rest, e.g. upscalers, only transform images).
 TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "sd2", "sd3", "deepfloyd-if")
 # Kinds a ``controlnet`` entry's ``base`` may name: UNet pipelines diffusers has ControlNet variants of.

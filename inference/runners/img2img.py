@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
 from PIL import Image, ImageOps
 
 from inference.media import decode_job_image
+from inference.models import ModelSpec
 from inference.runners.txt2img import (
     CancelCheck,
     StepCallback,
@@ -29,6 +30,9 @@ from inference.runners.txt2img import (
 )
 from inference.types import GenerationRequest
 
+if TYPE_CHECKING:
+    from inference.engine import Engine
+
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +40,14 @@ def derive(pipe: DiffusionPipeline) -> DiffusionPipeline:
     """The img2img pipeline sharing ``pipe``'s modules (no weights are copied)."""
     derived = AutoPipelineForImage2Image.from_pipe(pipe)
     derived.set_progress_bar_config(disable=True)
+    return derived
+
+
+def pipeline_over(engine: Engine, spec: ModelSpec, pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """The img2img pipeline over the resident ``pipe`` of ``spec`` (kept while it stays resident),
+    running ``pipe``'s current scheduler, so a job's scheduler choice applies to it too."""
+    derived = engine.cache.companion((f"{spec.name}:img2img", engine.device), pipe, lambda: derive(pipe))
+    derived.scheduler = pipe.scheduler
     return derived
 
 

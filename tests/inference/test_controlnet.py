@@ -17,7 +17,7 @@ from bot.params.pose_presets import render
 from inference.engine import Engine
 from inference.media import encode_job_image, read_parameters
 from inference.models import ModelRegistry, RequestRefused
-from inference.runners import HANDLERS
+from inference.runners import RUNNERS
 from inference.runners.controlnet import fit_control
 from inference.types import GenerationRequest, JobCancelled
 
@@ -39,7 +39,7 @@ def pixels(png: bytes) -> np.ndarray:
 def test_registry_entries_inherit_their_base_model(tiny_registry: ModelRegistry) -> None:
     spec = tiny_registry.get("tiny-sd15-openpose")
     base = tiny_registry.get("tiny-sd15")
-    assert spec.kind == "controlnet" and spec.base == "tiny-sd15" and "controlnet" in HANDLERS
+    assert spec.kind == "controlnet" and spec.base == "tiny-sd15" and "controlnet" in RUNNERS
     assert (spec.width, spec.steps, spec.scheduler, spec.guidance) == (base.width, base.steps, base.scheduler,
                                                                        base.guidance)
     assert Path(spec.source).is_dir()

@@ -12,8 +12,8 @@ from PIL import Image
 
 from inference.engine import Engine
 from inference.media import encode_job_image, read_parameters
-from inference.models import TEXT_TO_IMAGE_KINDS, RequestRefused
-from inference.runners import HANDLERS
+from inference.models import KINDS, TEXT_TO_IMAGE_KINDS, RequestRefused
+from inference.runners import RUNNERS
 from inference.types import GenerationRequest, JobCancelled
 
 
@@ -28,8 +28,8 @@ def pixels(png: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def test_every_new_kind_has_a_handler_and_the_drawing_ones_are_offered_to_imagine() -> None:
-    assert {"controlnet", "sd-x4", "sd2", "sd3", "deepfloyd-if"} <= set(HANDLERS)
+def test_every_kind_has_a_runner_and_the_drawing_ones_are_offered_to_imagine() -> None:
+    assert set(RUNNERS) == set(KINDS)
     assert {"sd2", "sd3", "deepfloyd-if"} <= set(TEXT_TO_IMAGE_KINDS)
 
 
