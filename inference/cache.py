@@ -277,7 +277,7 @@ class ModelCache(Residency):
             kwargs["variant"] = variant
         target = torch.device(device)
         if target.type == "cuda":
-            # Loading straight onto the GPU is ~4.5x faster than .to() after a CPU load. diffusers
+            # Loading straight onto the GPU skips a copy through host memory (.to() after a CPU load). diffusers
             # only accepts the bare "cuda" device map, which means the current CUDA device.
             kwargs["device_map"] = "cuda"
         try:

@@ -11,7 +11,7 @@ from bot.services import failures
 from bot.services.jobs import Withheld, user_message_for
 from inference import hub
 from inference.models import RequestRefused
-from inference.remote import RemoteJobError, _remote_error
+from inference.remote_queue import RemoteJobError, remote_error
 from inference.types import JobCancelled, JobTimedOut
 
 SECRET_PATH = "/srv/atelier/private/models/sd15/unet/diffusion_pytorch_model.safetensors"
@@ -38,7 +38,7 @@ class ModelLoadError(RuntimeError):
     (TimeoutError(), "timed out", logging.WARNING, "took too long"),
     (JobTimedOut(4, 600), "timed out", logging.WARNING, "took too long"),
     (ModelLoadError("pony"), "bad checkpoint", logging.ERROR, "pony could not be loaded"),
-    (_remote_error(f"Cannot load model: {SECRET_PATH}", ["ModelLoadError", "RuntimeError", "Exception"]),
+    (remote_error(f"Cannot load model: {SECRET_PATH}", ["ModelLoadError", "RuntimeError", "Exception"]),
      "bad checkpoint", logging.ERROR, "could not be loaded"),
     (OSError(f"[Errno 2] No such file or directory: '{SECRET_PATH}'"), "not loadable", logging.ERROR,
      "could not be loaded"),
