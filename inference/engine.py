@@ -16,7 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from diffusers import DiffusionPipeline
 
 from inference import batching, hub, lora, memory, prompts, recovery
@@ -305,7 +304,3 @@ class Engine:
             model = upscale.load(source, self.device)
             self._upscalers[spec.name] = model
         return model
-
-def default_device() -> str:
-    """The first CUDA device when there is one, else the CPU."""
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
