@@ -109,12 +109,8 @@ class Engine:
             log.exception("warm-up of %s at %dx%d x%d failed", name, width, height, count)
         return bool(self.warm_up)
 
-    def run(
-        self,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None = None,
-        is_cancelled: Callable[[], bool] | None = None,
-    ) -> GenerationResult:
+    def run(self, request: GenerationRequest, on_step: Callable[[int, int], None] | None = None,
+            is_cancelled: Callable[[], bool] | None = None) -> GenerationResult:
         """Generate ``request.count`` images; blocking, on the caller's (the device worker's) thread.
 
         ``on_step(step, total)`` is called after every denoising step; when ``is_cancelled()``
@@ -124,12 +120,8 @@ class Engine:
         """
         return self.generate(request, on_step, is_cancelled).finish()
 
-    def generate(
-        self,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None = None,
-        is_cancelled: Callable[[], bool] | None = None,
-    ) -> Finishing:
+    def generate(self, request: GenerationRequest, on_step: Callable[[int, int], None] | None = None,
+                 is_cancelled: Callable[[], bool] | None = None) -> Finishing:
         """``run``'s device work only: the worker calls ``finish()`` on another thread, so the device
         starts its next job while this one's files are made (inference/finishing.py)."""
         spec = self.registry.get(request.model)
@@ -146,13 +138,8 @@ class Engine:
             names.append(stage_3)
         return names
 
-    def _run_once(
-        self,
-        spec: ModelSpec,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None,
-        is_cancelled: Callable[[], bool] | None,
-    ) -> Finishing:
+    def _run_once(self, spec: ModelSpec, request: GenerationRequest, on_step: Callable[[int, int], None] | None,
+                  is_cancelled: Callable[[], bool] | None) -> Finishing:
         outcome = RUNNERS[spec.kind](self, spec, request, on_step, is_cancelled)
         return outcome if isinstance(outcome, Finishing) else Finishing.done(outcome)
 
@@ -167,22 +154,14 @@ class Engine:
             return True
         return batching.is_batch_invariant(pipe) and not job_loras
 
-    def run_batch(
-        self,
-        requests: list[GenerationRequest],
-        on_step: Callable[[int, int, int], None] | None = None,
-        is_cancelled: Callable[[int], bool] | None = None,
-    ) -> list[GenerationResult | BaseException]:
+    def run_batch(self, requests: list[GenerationRequest], on_step: Callable[[int, int, int], None] | None = None,
+                  is_cancelled: Callable[[int], bool] | None = None) -> list[GenerationResult | BaseException]:
         """``generate_batch`` with every job's files made at once (see there)."""
         return [outcome.finish() if isinstance(outcome, Finishing) else outcome
                 for outcome in self.generate_batch(requests, on_step, is_cancelled)]
 
-    def generate_batch(
-        self,
-        requests: list[GenerationRequest],
-        on_step: Callable[[int, int, int], None] | None = None,
-        is_cancelled: Callable[[int], bool] | None = None,
-    ) -> list[Finishing | BaseException]:
+    def generate_batch(self, requests: list[GenerationRequest], on_step: Callable[[int, int, int], None] | None = None,
+                       is_cancelled: Callable[[int], bool] | None = None) -> list[Finishing | BaseException]:
         """Run compatible text-to-image jobs (equal ``batch_key()``) as few pipeline calls as possible.
 
         Returns, per request and in order, its finishing result or the exception it alone raised (bad

@@ -15,12 +15,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from diffusers import DiffusionPipeline
-from PIL import Image, ImageOps
+from PIL import Image
 
 from inference.limits import FPS_RANGE, MIN_FRAMES, MOTION_RANGE, frame_limits
-from inference.media import a1111_parameters, decode_job_image
+from inference.media import a1111_parameters
 from inference.models import ModelSpec, RequestRefused, validate_request_options
 from inference.runners.base import cancellable, check_size, stop_if_cancelled, wrong_kind
+from inference.runners.img2img import prepare_image
 from inference.runners.txt2img import CancelCheck, StepCallback, generators_for, step_callback
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult
 from inference.video import encode_video
@@ -44,12 +45,7 @@ def animate(
     is_cancelled: CancelCheck | None = None,
 ) -> list[Image.Image]:
     """The frames of one video from ``request.init_image`` (centre-cropped to the request's size)."""
-    if not request.init_image:
-        raise ValueError("img2vid needs an input image")
-    image = decode_job_image(request.init_image)
-    size = (request.width, request.height)
-    if image.size != size:
-        image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+    image = prepare_image(request)
     total = request.steps
 
     output = pipe(

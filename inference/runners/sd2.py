@@ -13,15 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from inference.models import ModelSpec, RequestRefused
-from inference.runners import img2img, txt2img
-from inference.runners.base import (
-    cancellable,
-    check_img2img,
-    check_prompt_job,
-    image_result,
-    job_scheduler,
-    stop_if_cancelled,
-)
+from inference.runners import base, img2img, txt2img
 from inference.types import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
@@ -33,14 +25,14 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest,
     """The runner of ``sd2`` models: text to image, and image to image for variations."""
     variation = request.task == "img2img"
     if variation:
-        check_img2img(request)
-    guidance = check_prompt_job(spec, request)
+        base.check_img2img(request)
+    guidance = base.check_prompt_job(spec, request)
     if request.task not in ("txt2img", "img2img"):
         raise RequestRefused(f"Task {request.task!r} is not supported by {spec.name}")
-    stop_if_cancelled(request, is_cancelled)
+    base.stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)
     started = time.perf_counter()
-    with job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request):
+    with base.job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, base.cancellable(request):
         if variation:
             images = img2img.run(img2img.pipeline_over(engine, spec, pipe), request, guidance=guidance,
                                  device=engine.device, on_step=on_step, is_cancelled=is_cancelled,
@@ -48,4 +40,4 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest,
         else:
             images = txt2img.run(pipe, request, guidance=guidance, device=engine.device, on_step=on_step,
                                  is_cancelled=is_cancelled, batch=engine.batch_images)
-    return image_result(run_spec, request, guidance, images, time.perf_counter() - started)
+    return base.image_result(run_spec, request, guidance, images, time.perf_counter() - started)
