@@ -143,7 +143,7 @@ def upscaler_spec(service: JobService, name: str | None) -> ModelSpec:
 
 def check_scale(scale: int) -> int:
     if scale not in UPSCALE_FACTORS:
-        raise InvalidOption(f"Scale must be 2 or 4; you asked for {scale}.")
+        raise InvalidOption(f"Scale must be {' or '.join(map(str, UPSCALE_FACTORS))}; you asked for {scale}.")
     return scale
 
 

@@ -196,7 +196,7 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     if request.task != "upscale":
         raise wrong_kind(spec, request)
     if request.scale not in UPSCALE_FACTORS:
-        raise RequestRefused(f"Scale must be 2 or 4; you asked for {request.scale}")
+        raise RequestRefused(f"Scale must be {' or '.join(map(str, UPSCALE_FACTORS))}; you asked for {request.scale}")
     if not request.init_image:
         raise RequestRefused("Upscaling needs an input image")
     image = decode_job_image(request.init_image)
