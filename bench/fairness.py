@@ -4,7 +4,7 @@
 
 The real JobService and InferencePool run on a SQLite job table with one worker whose engine
 sleeps ``--duration`` seconds per job (a scripted stand-in for the GPU, so only the order matters).
-Two arrival patterns, each under the fair scheduler (db/repositories/jobs.py) and plain FIFO:
+Two arrival patterns, each under the fair scheduler (db/queue.py) and plain FIFO:
 
 - staggered: the light members ask while the heavy backlog is being worked through;
 - together: the light members ask right after the heavy member queued 30 jobs.
@@ -33,9 +33,9 @@ from sqlalchemy import select, update
 
 from bot.services.jobs import ImagineOptions, JobService, Origin
 from db import migrate
+from db import queue as job_queue
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, JobStatus, utcnow
-from db.repositories import jobs as jobs_repo
 from inference.models import ModelRegistry
 from inference.pool import InferencePool
 from inference.types import GenerationRequest, GenerationResult
@@ -88,9 +88,9 @@ async def scenario(tmp: Path, registry: ModelRegistry, *, policy: str, pattern: 
     fake = SleepingEngine(duration, heavy_jobs + len(LIGHT))
     pool = InferencePool(service, lambda device: fake, ["cpu"], poll_interval=0.05)
     service.pool = pool
-    original = jobs_repo.claim_next_job
+    original = job_queue.claim_next_job
     if policy == "fifo":
-        jobs_repo.claim_next_job = fifo_claim  # type: ignore[assignment]
+        job_queue.claim_next_job = fifo_claim  # type: ignore[assignment]
     params = service.prepare_imagine(ImagineOptions(prompt="a cat", seed=1))
     submitted: dict[int, float] = {}
     owner: dict[int, int] = {}
@@ -116,7 +116,7 @@ async def scenario(tmp: Path, registry: ModelRegistry, *, policy: str, pattern: 
         await asyncio.wait_for(fake.all_done.wait(), timeout=60 + 10 * duration * len(submitted))
         await asyncio.sleep(duration)
     finally:
-        jobs_repo.claim_next_job = original  # type: ignore[assignment]
+        job_queue.claim_next_job = original  # type: ignore[assignment]
         await pool.stop()
         await engine.dispose()
     starts = sorted(fake.started.values())

@@ -349,7 +349,7 @@ async def main() -> None:
         where: list[dict[str, float]] = []
         try:
             async with running(bot, fake, timeout=60):  # type: ignore[arg-type]
-                await bot.services.moderation.warmup()
+                await bot.moderation.warmup()
                 await end_to_end(fake, users, 1, spans)  # warm the whole path once
 
                 async def direct_round() -> None:

@@ -12,7 +12,7 @@ without reloads, for ``--hours``; then the queue drains.
 
 Three orders of the same arrivals:
 - FIFO: the oldest queued job.
-- fair: today's scheduler (db/repositories/jobs.py: fair order over guilds then members, aging).
+- fair: today's scheduler (db/queue.py: fair order over guilds then members, aging).
 - model-aware: the fair order, except that among the heads *equally due* (a fair key within
   ``--slack`` cost units of the first's) a job whose model is resident goes first. Aging still
   comes first, and a member with more service is never equally due with one with less service
@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db.repositories.jobs import MAX_WAIT, _fair_order, _guild_key, _Queued, job_cost
+from db.queue import MAX_WAIT, Queued, fair_order, gpu_work, guild_key
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Job:
 
     @property
     def cost(self) -> float:
-        return job_cost({**MODELS[self.model].params, "count": self.count})
+        return gpu_work({**MODELS[self.model].params, "count": self.count})
 
     @property
     def run_s(self) -> float:
@@ -142,21 +142,21 @@ def pick(order: str, queued: list[Job], history: list[Job], now: float, gpu: Gpu
         served[job.user] = max(served.get(job.user, 0.0), job.started or 0.0)
         if job.ended is None or job.ended > since:
             users[job.user] = users.get(job.user, 0.0) + job.cost
-            key = _guild_key(job.guild, job.user)
+            key = guild_key(job.guild, job.user)
             guilds[key] = guilds.get(key, 0.0) + job.cost
     waiting = [(max(h.created, served.get(h.user, -1.0)), h.id) for h in heads.values()]
     oldest = min(waiting)
     if oldest[0] < now - MAX_WAIT.total_seconds():
         return next(h for h in heads.values() if h.id == oldest[1])
-    rows = [_Queued(h.id, h.user, _guild_key(h.guild, h.user), h.cost, 1.0) for h in heads.values()]
-    fair = _fair_order(rows, users, guilds, {u: served[u] for u in heads if u in served})
+    rows = [Queued(h.id, h.user, guild_key(h.guild, h.user), h.cost, 1.0) for h in heads.values()]
+    fair = fair_order(rows, users, guilds, {u: served[u] for u in heads if u in served})
     by_id = {h.id: h for h in heads.values()}
     first = by_id[fair[0]]
     if order == "fair" or first.model in gpu.resident:
         return first
 
     def due(job: Job) -> float:
-        return guilds.get(_guild_key(job.guild, job.user), 0.0) + users.get(job.user, 0.0) + job.cost
+        return guilds.get(guild_key(job.guild, job.user), 0.0) + users.get(job.user, 0.0) + job.cost
 
     limit = due(first) + slack
     for job_id in fair:

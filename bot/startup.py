@@ -37,10 +37,12 @@ def describe(exc: BaseException) -> str:
 async def check_database(url: str) -> list[str]:
     """Connect to the database; the migrations it still lacks. StartupError when it does not answer."""
     from db import migrate
-    from db.engine import create_engine
+    from db.engine import UnsupportedDatabase, create_engine
 
     try:
         engine = create_engine(url)
+    except UnsupportedDatabase as exc:
+        raise StartupError(str(exc)) from None
     except Exception as exc:  # a URL SQLAlchemy can't parse (e.g. a port that is not a number)
         raise StartupError(f"ATELIER_DATABASE_URL is not a database URL Atelier can use ({redact(url)}): "
                            f"{type(exc).__name__}") from None

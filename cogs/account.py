@@ -294,9 +294,9 @@ class Account(commands.Cog):
 
 async def setup(bot: Atelier) -> None:
     roles = RoleMemory()
-    bot.services.accounts = AccountService(bot.service, roles_of=roles,  # type: ignore[attr-defined]
+    bot.accounts = AccountService(bot.service, roles_of=roles,  # type: ignore[attr-defined]
                                   default_daily=bot.settings.default_daily_credits,
                                   default_retention_days=bot.settings.retention_days)
-    bot.service.listeners.append(bot.services.accounts)  # type: ignore[attr-defined]
+    bot.service.listeners.append(bot.accounts)  # type: ignore[attr-defined]
     bot.add_dynamic_items(AccountButton)
     await bot.add_cog(Account(bot, roles))

@@ -99,9 +99,9 @@ async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent,
     origin = Origin(user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
                     nsfw_channel=is_nsfw(channel))
     try:
-        bot.services.rate_limits.cooldown(payload.user_id)
+        bot.limits.cooldown(payload.user_id)
         check_use(job, Place(payload.user_id, payload.guild_id, origin.nsfw_channel))
-        await bot.services.moderation.ensure_not_banned(payload.guild_id, payload.user_id)
+        await bot.moderation.ensure_not_banned(payload.guild_id, payload.user_id)
         await bot.service.precheck(SMALLEST_JOB, origin)  # the DM policy, and any credit left at all
         if single_only is not None and int(job.params.get("count", 1)) > 1:
             raise InvalidOption(single_only.format(job=job, count=job.params["count"]))
@@ -127,7 +127,7 @@ async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent,
 async def tell_privately(bot: Atelier, user_id: int, error: UserFacingError) -> None:
     """Say why a reaction did nothing, to the member alone: by DM, at most once a minute, or not at all
     (closed DMs). A reaction has no interaction to answer ephemerally."""
-    if not bot.services.rate_limits.may_notify(user_id):
+    if not bot.limits.may_notify(user_id):
         return
     try:
         user = bot.get_user(user_id) or await bot.fetch_user(user_id)

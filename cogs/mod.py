@@ -78,7 +78,7 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     async def callback(self, interaction: discord.Interaction[Atelier]) -> None:  # type: ignore[override]
         try:
             bot = interaction.client
-            case = await bot.services.moderation.request_review(self.case_id, interaction.user.id)
+            case = await bot.moderation.request_review(self.case_id, interaction.user.id)
             if case is None:
                 raise InvalidOption("Only the member a decision concerns can ask for its review.")
             sent = await post_to_mod_channel(bot, case, title=f"Review requested: case #{case.id}")
@@ -288,5 +288,5 @@ async def setup(bot: Atelier) -> None:
     async def report(case: ModerationCase) -> None:
         await post_to_mod_channel(bot, case, title=f"Reported automatically: case #{case.id}")
 
-    bot.services.moderation.reporter = report
+    bot.moderation.reporter = report
     await bot.add_cog(Mod(bot))

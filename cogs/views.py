@@ -40,7 +40,7 @@ async def guard_job_button(interaction: discord.Interaction[Atelier], action: st
     member's cooldown counts for every button that makes the bot work (not Cancel)."""
     bot = interaction.client
     if action != "cancel":
-        bot.services.rate_limits.cooldown(interaction.user.id)
+        bot.limits.cooldown(interaction.user.id)
     job = await bot.service.get_job(job_id)
     if job is None:
         return  # the handler says so

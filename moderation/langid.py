@@ -1,7 +1,7 @@
 """Which language a prompt is written in, for the few words that mean different things per language.
 
-py3langid ships its model inside the wheel (BSD-3-Clause) and classifies a short prompt in well under a
-millisecond, but the rule layers handle thousands of prompts a second, so it is only asked when a list
+py3langid ships its model inside the wheel (BSD-3-Clause) and classifies a short prompt quickly, but
+it costs more than all the list lookups of a prompt together, so it is only asked when a list
 match is an ordinary word in some language ("groot" is Dutch for big, "góry" Polish for mountains).
 Restricted to the languages the lists cover, so a short prompt is not read as a language nobody writes
 prompts in. Without the package every word keeps its listed meaning.

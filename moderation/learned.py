@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import unicodedata
 import zlib
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from importlib import resources
 from typing import Any
 
 from anyascii import anyascii
+
+from moderation.lazy import LazyModel
 
 log = logging.getLogger(__name__)
 
@@ -79,35 +80,28 @@ def unknown_words(text: str, known: frozenset[str] | set[str]) -> list[tuple[str
     return out
 
 
-class LearnedLayer:
+class LearnedLayer(LazyModel):
     """Loads the packaged weights once; scoring is a sum of weight columns, safe across threads."""
 
+    unavailable = "learned moderation layer unavailable"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__(available=resources.files("moderation.data").joinpath(MODEL_FILE).is_file(),
+                         missing=f"moderation/data/{MODEL_FILE} missing")
         self._weights: Any = None
         self._bias: Any = None
         self._memo: dict[str, tuple[str, float]] = {}  # word -> (most likely harmful class, probability)
-        self.available = resources.files("moderation.data").joinpath(MODEL_FILE).is_file()
-        self.error: str | None = None if self.available else f"moderation/data/{MODEL_FILE} missing"
 
-    def load(self) -> bool:
-        if self._weights is not None or not self.available:
-            return self._weights is not None
-        with self._lock:
-            if self._weights is None:
-                try:
-                    import numpy as np
+    def _loaded(self) -> bool:
+        return self._weights is not None
 
-                    with resources.files("moderation.data").joinpath(MODEL_FILE).open("rb") as fh:
-                        data = np.load(fh)
-                        self._bias = data["bias"].astype(np.float32)
-                        self._weights = data["weights"].astype(np.float32)
-                except Exception as exc:  # a broken file must degrade to rules, not take the bot down
-                    self.available = False
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    log.warning("learned moderation layer unavailable: %s", self.error)
-                    return False
-        return True
+    def _load(self) -> None:
+        import numpy as np
+
+        with resources.files("moderation.data").joinpath(MODEL_FILE).open("rb") as fh:
+            data = np.load(fh)
+            self._bias = data["bias"].astype(np.float32)
+            self._weights = data["weights"].astype(np.float32)
 
     def probabilities(self, text: str) -> dict[str, float]:
         if not self.load():

@@ -11,7 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from moderation import rules
+from moderation import fuzzy, rules
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
 from moderation.normalize import normalize
@@ -79,7 +79,7 @@ class Moderator:
     def known_words(self) -> frozenset[str]:
         """Words the learned layer leaves alone: everything the lists or the English vocabulary know."""
         if self._known is None:
-            self._known = frozenset(rules.known_words() | {k for k in self.lexicon.table if " " not in k})
+            self._known = frozenset(fuzzy.known_words() | {k for k in self.lexicon.table if " " not in k})
         return self._known
 
     @property

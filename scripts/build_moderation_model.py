@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from moderation.fuzzy import known_words  # noqa: E402
 from moderation.learned import BUCKETS, CLASSES, MODEL_FILE, features  # noqa: E402
 from moderation.rules import (  # noqa: E402
     _FILES,
@@ -29,7 +30,6 @@ from moderation.rules import (  # noqa: E402
     EXPLICIT,
     INJURY,
     _load_file,
-    known_words,
 )
 
 log = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import InvalidOption, QuotaExceeded, UnknownJob
 from bot.services.jobs import JobService, Origin, Ticket, starts_in
+from db import queue as job_queue
 from db.models import Job, JobStatus
 from db.models_accounts import NO_GUILD, QuotaScope
 from db.repositories import accounts as repo
@@ -311,7 +312,7 @@ class AccountService:
                 if job.status == JobStatus.running:
                     entries.append(QueueEntry(job, None, None))
                     continue
-                position, _ = await jobs_repo.queue_position(session, job=job)
+                position, _ = await job_queue.queue_position(session, job=job)
                 per_job, running = await jobs_repo.run_times(session, model=job.model)
                 entries.append(QueueEntry(job, position, starts_in(per_job, position, running, self.jobs.workers)))
         return entries

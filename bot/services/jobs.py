@@ -29,6 +29,7 @@ from bot.services import failures
 from bot.services.access import Place, check_cancel
 from bot.services.acks import AckGate
 from bot.services.inputs import fill_inputs, split_inputs
+from db import queue as job_queue
 from db.engine import begin_urgent
 from db.models import Job, JobStatus, Output
 from db.repositories import access as access_repo
@@ -367,7 +368,7 @@ class JobService:
         # for this one's place in line to be worked out. The worker is woken after it, so the place
         # is one in the queue, not a job already running.
         async with self.reads() as session:
-            position, total = await jobs_repo.queue_position(session, job=job)
+            position, total = await job_queue.queue_position(session, job=job)
             per_job, running = await jobs_repo.run_times(session, model=job.model)
             paused = await access_repo.is_paused(session, guild_id=job.guild_id)
         if self.pool is not None:
@@ -448,7 +449,7 @@ class JobService:
         # The models loaded on the worker's device break ties between jobs equally due (fewer loads).
         prefer = self.resident(worker) if self.resident is not None else ()
         async with begin_urgent(self.sessions) as session:  # a device may be waiting: ahead of submissions
-            job = await jobs_repo.claim_next_job(session, worker=worker, **({"prefer": prefer} if prefer else {}))
+            job = await job_queue.claim_next_job(session, worker=worker, **({"prefer": prefer} if prefer else {}))
         if job is None:
             return None
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
@@ -469,7 +470,7 @@ class JobService:
     async def release(self, worker: str, job_ids: list[int]) -> None:
         """Jobs ``worker`` claimed ahead but will not run (paused or stopping) go back to the queue."""
         async with self.sessions.begin() as session:
-            released = await jobs_repo.release_claims(session, job_ids=job_ids, worker=worker)
+            released = await job_queue.release_claims(session, job_ids=job_ids, worker=worker)
         for job_id in released:
             self._forget(job_id)
         if released:
@@ -492,7 +493,7 @@ class JobService:
         job = self._live.get(request.job_id)
         user_id = job.job.user_id if job is not None else -1
         async with begin_urgent(self.sessions) as session:
-            partners = await jobs_repo.claim_partners(session, worker=worker, job_id=request.job_id, user_id=user_id,
+            partners = await job_queue.claim_partners(session, worker=worker, job_id=request.job_id, user_id=user_id,
                                                       compatible=compatible, room=room)
         for partner in partners:
             self._live[partner.id] = _Live(partner, last_progress=self._clock())  # type: ignore[index]

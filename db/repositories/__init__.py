@@ -1,4 +1,5 @@
-"""All SQL lives here. Functions take the caller's session and never commit: the caller's transaction does."""
+"""Rows' lifecycle, one module per area. Functions take the caller's session and never commit: the
+caller's transaction does. Which queued job starts next is db.queue."""
 
 from db.repositories import jobs, users
 

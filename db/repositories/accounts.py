@@ -63,39 +63,22 @@ async def used_today(session: AsyncSession, *, user_id: int, guild_id: int, day:
     return int(value or 0)
 
 
-async def _ensure_usage_row(session: AsyncSession, *, user_id: int, guild_id: int, day: str) -> None:
-    insert_row = upsert_insert(session.bind.dialect.name)(QuotaUsage)
-    await session.execute(insert_row.values(user_id=user_id, guild_id=guild_id, day=day, used=0).on_conflict_do_nothing())
-
-
 async def reserve(session: AsyncSession, *, job_id: int, user_id: int, guild_id: int, day: str, credits: int,
                   allowance: int | None) -> int | None:
     """Hold `credits` for a job if the day's usage stays within `allowance` (None: unlimited); the
     day's usage with them, or None when they do not fit.
 
-    One guarded statement decides, so concurrent reservations can never overspend: where the
-    database returns rows from an upsert (SQLite 3.35+, PostgreSQL), an INSERT of the day's row
-    that adds to it on conflict only while it stays within the allowance; else the row is ensured,
-    then a guarded UPDATE."""
+    One guarded statement decides, so concurrent reservations can never overspend: an INSERT of
+    the day's row that adds to it on conflict only while it stays within the allowance, returning
+    the day's usage."""
     if allowance is not None and credits > allowance:
         return None
     key = {"user_id": user_id, "guild_id": guild_id, "day": day}
-    dialect = session.bind.dialect
-    if dialect.name in ("sqlite", "postgresql") and dialect.insert_returning:
-        result = await session.execute(_reserve_query(dialect.name, allowance is not None),
-                                       {**key, "credits": credits, "allowance": allowance})
-        used = result.scalar()
-        if used is None:
-            return None
-    else:
-        await _ensure_usage_row(session, user_id=user_id, guild_id=guild_id, day=day)
-        query = update(QuotaUsage).where(
-            QuotaUsage.user_id == user_id, QuotaUsage.guild_id == guild_id, QuotaUsage.day == day)
-        if allowance is not None:
-            query = query.where(QuotaUsage.used + credits <= allowance)
-        if (await session.execute(query.values(used=QuotaUsage.used + credits))).rowcount != 1:
-            return None
-        used = await used_today(session, **key)
+    result = await session.execute(_reserve_query(session.bind.dialect.name, allowance is not None),
+                                   {**key, "credits": credits, "allowance": allowance})
+    used = result.scalar()
+    if used is None:
+        return None
     await session.execute(_ledger_insert(), {"job_id": job_id, **key, "kind": LedgerKind.reserve.value,
                                              "credits": credits, "created_at": utcnow()})
     return int(used)
@@ -133,24 +116,15 @@ async def _open_reservation(session: AsyncSession, *, job_id: int) -> CreditEntr
 async def charge(session: AsyncSession, *, job_id: int) -> int:
     """Turn the job's reservation into a charge; returns the credits charged (0 if nothing was open).
 
-    Every delivered job comes here, so it is one INSERT ... SELECT copying the open reservation
-    where the database returns rows from an INSERT (SQLite 3.35+, PostgreSQL); else read, then add."""
-    if session.bind.dialect.insert_returning:
-        charged = await session.execute(_charge_query(), {"job_id": job_id, "now": utcnow()})
-        return int(charged.scalar() or 0)
-    held = await _open_reservation(session, job_id=job_id)
-    if held is None:
-        return 0
-    session.add(CreditEntry(job_id=job_id, user_id=held.user_id, guild_id=held.guild_id, day=held.day,
-                            kind=LedgerKind.charge, credits=held.credits))
-    await session.flush()
-    return held.credits
+    Every delivered job comes here, so it is one INSERT ... SELECT copying the open reservation."""
+    charged = await session.execute(_charge_query(), {"job_id": job_id, "now": utcnow()})
+    return int(charged.scalar() or 0)
 
 
 @functools.cache
 def _charge_query() -> Any:
     """INSERT ... SELECT ... RETURNING copying job ``:job_id``'s open reservation as a charge at
-    ``:now``. Built once: constructing it took ~1 ms of the event loop, on every delivery."""
+    ``:now``. Built once rather than on the event loop at every delivery."""
     job_id = bindparam("job_id", type_=BigInteger)
     reserve = aliased(CreditEntry)
     closed = select(CreditEntry.id).where(CreditEntry.job_id == job_id,

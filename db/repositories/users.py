@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engine import upsert_insert
-from db.models import GuildSettings, Meta, User, utcnow
+from db.models import Meta, User, utcnow
 
 
 async def ensure_user(session: AsyncSession, *, user_id: int, name: str = "") -> None:
@@ -44,11 +43,3 @@ async def set_meta(session: AsyncSession, *, key: str, value: str) -> None:
     else:
         row.value = value
     await session.flush()
-
-
-async def get_guild_settings(session: AsyncSession, *, guild_id: int) -> GuildSettings | None:
-    return await session.get(GuildSettings, guild_id)
-
-
-async def all_user_ids(session: AsyncSession) -> list[int]:
-    return list((await session.execute(select(User.id))).scalars().all())

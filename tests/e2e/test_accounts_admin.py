@@ -115,7 +115,7 @@ async def test_retention_setting(fake, start_bot) -> None:  # type: ignore[no-un
     async with start_bot(engine_factory=ScriptedEngine().factory) as bot:
         done = await _slash(fake, "admin retention", {"days": 30}, fake.owner_id)
         assert "kept for 30 days" in _text(done)
-        assert await bot.services.accounts.retention_for(fake.guild_id) == 30
+        assert await bot.accounts.retention_for(fake.guild_id) == 30
         bad = await _slash(fake, "admin retention", {"days": 0}, fake.owner_id)
         assert "Retention must be 1-3650 days" in _text(bad)
         default = await _slash(fake, "admin retention", {}, fake.owner_id)

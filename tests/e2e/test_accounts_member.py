@@ -205,7 +205,7 @@ async def test_forget_needs_confirmation_and_leaves_no_personal_row(fake, start_
         # Both jobs are in the database (the reply is deferred before the job is stored).
         await fake.wait_for(lambda f: all(i.original.embeds for i in (running, queued)), timeout=30)
         await fake.wait_for(lambda f: bot.pool.busy == 1, timeout=30)
-        await bot.services.accounts.set_quota(guild_id=fake.guild_id, scope="member", target_id=member, credits=99)
+        await bot.accounts.set_quota(guild_id=fake.guild_id, scope="member", target_id=member, credits=99)
         await bot.service.drain()
         assert await _rows_mentioning(bot, member)
 

@@ -69,7 +69,7 @@ async def test_a_process_that_warmed_up_the_semantic_layer_still_downloads(fake,
     fake_hub, models = hub_models
     async with start_bot(models=models, moderation_semantic=True) as bot:
         await bot._warmup  # the MiniLM model loaded before the first job
-        assert bot.services.moderation.semantic_ready
+        assert bot.moderation.semantic_ready
         inter = await fake.slash("imagine", {"prompt": "a lighthouse", "seed": 3}, user_id=fake.user_id,
                                  channel_id=fake.channel_id)
         await inter.wait_acked(3)

@@ -79,5 +79,5 @@ async def test_a_job_that_does_not_fit_is_told_so_and_refunded(fake, start_bot, 
         assert "does not fit in the GPU's memory" in text and "refunded" in text
         assert len(calls) == 3  # the first try, after freeing memory, with CPU offload
         await bot.service.drain()
-        status = await bot.services.accounts.status(user_id=fake.user_id, guild_id=fake.guild_id)
+        status = await bot.accounts.status(user_id=fake.user_id, guild_id=fake.guild_id)
         assert status.used == 0

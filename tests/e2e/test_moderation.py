@@ -143,7 +143,7 @@ async def test_age_restricted_channel_with_opt_in(fake, start_bot) -> None:  # t
 async def test_image_over_threshold_is_withheld(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
     async with start_bot() as bot:
         # The tiny models draw noise that scores ~0.001; a threshold below that makes the filter fire.
-        await bot.services.moderation.save_policy(fake.guild_id, Policy(image_threshold=0.00001))
+        await bot.moderation.save_policy(fake.guild_id, Policy(image_threshold=0.00001))
         inter = await fake.slash("imagine", {"prompt": "a quiet harbour"}, user_id=fake.user_id,
                                  channel_id=fake.channel_id)
         await inter.wait_for(lambda i: i.original is not None and "NSFW image filter" in _text(i.original), timeout=60)

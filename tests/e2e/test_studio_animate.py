@@ -93,13 +93,13 @@ async def test_show_posts_an_animate_job_as_its_video(fake, start_bot) -> None: 
     it, or without that gate the video went out named .png); the gate scores its frames."""
     async with start_bot(nsfw_image_check=True) as bot:
         scored: list[bytes] = []
-        check = bot.services.moderation.images.check
+        check = bot.moderation.images.check
 
         def recording(png: bytes, **kwargs):  # type: ignore[no-untyped-def]
             scored.append(png)
             return check(png, **kwargs)
 
-        bot.services.moderation.images.check = recording
+        bot.moderation.images.check = recording
         inter = await fake.slash("animate", {"frames": 6, "fps": 12, "seed": 4}, attachments=_still(),
                                  user_id=fake.user_id, channel_id=fake.channel_id)
         await inter.wait_for(lambda i: _has(i.original, ".mp4"), timeout=90)

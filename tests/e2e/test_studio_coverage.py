@@ -141,7 +141,7 @@ async def test_grid_png_u4_and_reactions_that_need_one_image(fake, start_bot) ->
                 ("🔍", f"pick the image to upscale with U1-U4 under job #{parent.id}"),
                 ("🎬", f"animates single images: upscale or vary one of job #{parent.id} first"))):
             if n:  # a minute later: private notices about reactions go at most once a minute
-                bot.services.rate_limits.clock = lambda: time.monotonic() + 120
+                bot.limits.clock = lambda: time.monotonic() + 120
             await fake.react(grid.id, emoji, user_id=fake.user_id)
             await fake.wait_for(lambda f, needle=needle: any(needle in str(m.embeds)
                                                              for m in f.dm_messages(fake.user_id)),

@@ -100,7 +100,7 @@ async def test_refused_reactions_post_nothing_and_tell_the_member_once(fake, ser
 
         # Out of credits: the same, privately.
         broke = fake.owner_id
-        await bot.services.accounts.set_quota(guild_id=fake.guild_id, scope="member", target_id=broke, credits=0)
+        await bot.accounts.set_quota(guild_id=fake.guild_id, scope="member", target_id=broke, credits=0)
         await fake.react(job.message_id, "🔄", user_id=broke)
         await fake.wait_for(lambda f: f.dm_messages(broke), timeout=10)
         assert bot_posts(fake, fake.channel_id) == posts and "credits" in dm_text(fake, broke)

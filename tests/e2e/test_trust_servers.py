@@ -196,7 +196,7 @@ async def test_forget_keeps_bans_usage_and_the_moderators_records(fake, servers,
         refused = await settled(await slash(fake, "imagine", {"prompt": "a nude figure"}, user_id=MALLORY,
                                             channel_id=fake.channel_id))
         assert refused.ephemeral
-        used = (await bot.services.accounts.status(user_id=MALLORY, guild_id=fake.guild_id)).used
+        used = (await bot.accounts.status(user_id=MALLORY, guild_id=fake.guild_id)).used
         assert used > 0
         await settled(await slash(fake, "mod ban", {"user": MALLORY, "reason": "spam"}, user_id=fake.owner_id,
                                   channel_id=fake.channel_id))
@@ -206,7 +206,7 @@ async def test_forget_keeps_bans_usage_and_the_moderators_records(fake, servers,
         again = await settled(await slash(fake, "imagine", {"prompt": "a red fox"}, user_id=MALLORY,
                                           channel_id=fake.channel_id))
         assert "barred" in error_text(again)
-        assert (await bot.services.accounts.status(user_id=MALLORY, guild_id=fake.guild_id)).used == used
+        assert (await bot.accounts.status(user_id=MALLORY, guild_id=fake.guild_id)).used == used
         async with bot.service.sessions() as s:
             assert (await s.execute(select(Job).where(Job.user_id == MALLORY))).scalars().all() == []
             assert await s.get(Ban, (fake.guild_id, MALLORY)) is not None

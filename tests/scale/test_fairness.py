@@ -7,7 +7,10 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from db.models import Job
+from sqlalchemy import select
+
+from db import queue as job_queue
+from db.models import Job, JobStatus
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
 
@@ -29,7 +32,7 @@ async def _add(sessions, user_id: int, n: int = 1, *, guild_id: int | None = GUI
 async def _run_next(sessions) -> Job | None:  # type: ignore[no-untyped-def]
     """One worker: claim the next job and finish it at once."""
     async with sessions.begin() as s:
-        job = await jobs_repo.claim_next_job(s, worker="w")
+        job = await job_queue.claim_next_job(s, worker="w")
         if job is not None:
             await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
     return job
@@ -51,11 +54,11 @@ async def test_light_members_overtake_a_heavy_backlog(sessions) -> None:  # type
     assert [j.id for j in first] == heavy[:3]  # alone in the queue: plain FIFO
     for user in (2, 3, 4, 5):
         async with sessions.begin() as s:  # the heavy member's next job is running...
-            running = await jobs_repo.claim_next_job(s, worker="w")
+            running = await job_queue.claim_next_job(s, worker="w")
         (job_id,) = await _add(sessions, user)  # ...when a light member asks
         async with sessions() as s:
             queued = await jobs_repo.get_job(s, job_id=job_id)
-            assert await jobs_repo.queue_position(s, job=queued) == (1, 27 - 2 * (user - 2))
+            assert await job_queue.queue_position(s, job=queued) == (1, 27 - 2 * (user - 2))
         async with sessions.begin() as s:
             await jobs_repo.complete_job(s, job_id=running.id, outputs=[], run_seconds=1.0)
         assert (await _run_next(sessions)).id == job_id  # the very next job, whatever the backlog
@@ -110,7 +113,7 @@ async def test_aging_ends_starvation_under_a_stream_of_newcomers(sessions) -> No
             await _add(sessions, newcomer)
             await asyncio.sleep(0.03)
             async with sessions.begin() as s:
-                job = await jobs_repo.claim_next_job(s, worker="w", **claim)
+                job = await job_queue.claim_next_job(s, worker="w", **claim)
                 await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
             started.append(job.user_id)
         return started
@@ -131,8 +134,8 @@ async def test_queue_position_follows_the_fair_order(sessions) -> None:  # type:
     await _add(sessions, 4, 2, priority=3.0)
     await _drain(sessions, 2)
     async with sessions() as s:
-        queued = await jobs_repo.list_jobs(s, status="queued", limit=100)
-        positions = {j.id: await jobs_repo.queue_position(s, job=j) for j in queued}
+        queued = (await s.execute(select(Job).where(Job.status == JobStatus.queued))).scalars().all()
+        positions = {j.id: await job_queue.queue_position(s, job=j) for j in queued}
     order = [j.id for j in await _drain(sessions)]
     assert [positions[i] for i in order] == [(n + 1, len(order)) for n in range(len(order))]
 
@@ -143,19 +146,19 @@ async def test_concurrent_claims_stay_fair(sessions) -> None:  # type: ignore[no
 
     async def claim(worker: str) -> int | None:
         async with sessions.begin() as s:
-            job = await jobs_repo.claim_next_job(s, worker=worker)
+            job = await job_queue.claim_next_job(s, worker=worker)
             return job.user_id if job else None
 
     got = await asyncio.gather(*(claim(f"w{i}") for i in range(4)))
     assert Counter(got) == {1: 2, 2: 2}
 
 
-def test_job_cost_scales_with_steps_pixels_count_and_guidance() -> None:
+def test_gpu_work_scales_with_steps_pixels_count_and_guidance() -> None:
     base = {"steps": 20, "width": 512, "height": 512, "count": 1, "guidance": 7.0}
-    assert jobs_repo.job_cost(base) == 1.0
-    assert jobs_repo.job_cost({**base, "width": 1024, "height": 1024, "count": 4}) == 16.0
-    assert jobs_repo.job_cost({**base, "guidance": 0.0, "steps": 4}) == 0.1
-    assert jobs_repo.job_priority({"priority": "x"}) == 1.0 and jobs_repo.job_priority({"priority": 1e9}) == 100.0
+    assert job_queue.gpu_work(base) == 1.0
+    assert job_queue.gpu_work({**base, "width": 1024, "height": 1024, "count": 4}) == 16.0
+    assert job_queue.gpu_work({**base, "guidance": 0.0, "steps": 4}) == 0.1
+    assert job_queue.job_priority({"priority": "x"}) == 1.0 and job_queue.job_priority({"priority": 1e9}) == 100.0
 
 
 async def test_resident_models_break_ties_without_breaking_the_order(sessions) -> None:  # type: ignore[no-untyped-def]
@@ -166,7 +169,7 @@ async def test_resident_models_break_ties_without_breaking_the_order(sessions) -
     order = []
     for _ in range(4):
         async with sessions.begin() as s:
-            job = await jobs_repo.claim_next_job(s, worker="w", prefer={"sd15"})
+            job = await job_queue.claim_next_job(s, worker="w", prefer={"sd15"})
             await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
         order.append(job.id)
     assert order == [warm[0], cold[0], warm[1], cold[1]]
@@ -174,11 +177,11 @@ async def test_resident_models_break_ties_without_breaking_the_order(sessions) -
     more_cold = await _add(sessions, 3, 1, model="sdxl")
     await _add(sessions, 4, 1, model="sd15")
     async with sessions.begin() as s:
-        assert (await jobs_repo.claim_next_job(s, worker="w")).id == more_cold[0]
+        assert (await job_queue.claim_next_job(s, worker="w")).id == more_cold[0]
 
 
 async def test_a_resident_model_never_jumps_a_job_that_is_more_due(sessions) -> None:  # type: ignore[no-untyped-def]
     cheap = await _add(sessions, 1, 1, model="sdxl", steps=10)
     await _add(sessions, 2, 1, model="sd15", steps=40)
     async with sessions.begin() as s:
-        assert (await jobs_repo.claim_next_job(s, worker="w", prefer={"sd15"})).id == cheap[0]
+        assert (await job_queue.claim_next_job(s, worker="w", prefer={"sd15"})).id == cheap[0]

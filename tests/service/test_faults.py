@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from bot.services.jobs import Origin
+from db import queue as job_queue
 from db.models import Job, JobStatus, utcnow
 from db.repositories import jobs as jobs_repo
 from inference.pool import InferencePool
@@ -97,7 +98,7 @@ async def test_a_running_job_this_process_no_longer_runs_is_requeued(service_env
     pool.pause()
     ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
     async with service.sessions.begin() as session:  # claimed, then the process lost track of it
-        claimed = await jobs_repo.claim_next_job(session, worker="main/cpu#7")
+        claimed = await job_queue.claim_next_job(session, worker="main/cpu#7")
         assert claimed.id == ticket.job.id
         await session.execute(update(Job).where(Job.id == claimed.id)
                               .values(started_at=utcnow() - timedelta(minutes=5)))

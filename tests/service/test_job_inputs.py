@@ -13,6 +13,7 @@ from sqlalchemy import delete, event, func, select
 
 from bot.services.jobs import JobService, Origin
 from db import migrate
+from db import queue as job_queue
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, JobInput
 from db.repositories import jobs as jobs_repo
@@ -64,7 +65,7 @@ async def test_thirty_queued_uploads_leave_the_scheduler_small_rows(service: Job
     with statements(service) as sent:
         async with service.sessions() as session:
             last = await jobs_repo.get_job(session, job_id=tickets[-1].job.id)
-            assert await jobs_repo.queue_position(session, job=last) == (30, 30)
+            assert await job_queue.queue_position(session, job=last) == (30, 30)
         request = await service.claim("main/cpu#0")
     assert request is not None and request.init_image == UPLOAD and request.task == "img2img"  # the worker gets it
     reads = [s for s in sent if "job_inputs" in s]

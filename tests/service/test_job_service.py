@@ -13,6 +13,7 @@ from sqlalchemy import update
 from bot.errors import InvalidOption, QueueFull
 from bot.services.jobs import ImagineOptions, JobService, Origin
 from db import migrate
+from db import queue as job_queue
 from db.engine import create_engine, create_sessionmaker
 from db.models import Job, JobStatus
 from db.repositories import jobs as jobs_repo
@@ -253,7 +254,7 @@ async def test_recovery_requeues_and_redelivers(env) -> None:  # type: ignore[no
     pool.pause()
     ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
     async with service.sessions.begin() as s:  # simulate a crash mid-run
-        await jobs_repo.claim_next_job(s, worker="dead")
+        await job_queue.claim_next_job(s, worker="dead")
     requeued, failed = await service.recover()
     assert requeued == [ticket.job.id] and failed == []
     pool.resume()
@@ -279,7 +280,7 @@ async def test_recovery_leaves_jobs_other_live_processes_run(env) -> None:  # ty
            for u in (1, 2, 3)]
     async with service.sessions.begin() as s:
         for worker in ("main/cpu#0", "shards-1/cuda:0#0", "shards-2/cuda:0#0"):  # ids[0], ids[1], ids[2]
-            await jobs_repo.claim_next_job(s, worker=worker)
+            await job_queue.claim_next_job(s, worker=worker)
         await s.execute(update(Job).where(Job.id == ids[2])
                         .values(heartbeat_at=datetime.now(UTC) - STALE_AFTER - timedelta(seconds=5)))
     requeued, failed = await service.recover()  # this process is "main"
@@ -297,7 +298,7 @@ async def test_heartbeat_keeps_this_process_jobs_alive(env) -> None:  # type: ig
     pool.pause()
     ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
     async with service.sessions.begin() as s:
-        await jobs_repo.claim_next_job(s, worker="main/cpu#0")
+        await job_queue.claim_next_job(s, worker="main/cpu#0")
         before = (await jobs_repo.get_job(s, job_id=ticket.job.id)).heartbeat_at
     assert before is not None, "a claim counts as a sign of life"
     assert await service.sweep() == ([], [])  # its own running job is never re-queued by the sweep
