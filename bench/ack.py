@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import discord  # noqa: E402
 
-from inference.tiny import make_tiny  # noqa: E402
+from inference.testing import make_tiny  # noqa: E402
 from tests.fakediscord import FakeDiscord  # noqa: E402
 
 PROMPT = "a lighthouse at dusk, oil painting"

@@ -27,7 +27,7 @@ import torch
 
 from inference.engine import Engine
 from inference.models import ModelRegistry
-from inference.tiny import make_tiny
+from inference.testing import make_tiny
 from inference.types import GenerationRequest, GenerationResult
 
 PROMPTS = ["a lighthouse at dusk, oil painting", "a red fox in fresh snow", "a busy market at noon, watercolor",

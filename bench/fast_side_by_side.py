@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from bot.services.jobs import ImagineOptions, JobService
 from inference.engine import Engine
 from inference.models import ModelRegistry
-from inference.tiny import make_tiny
+from inference.testing import make_tiny
 from inference.types import GenerationRequest
 
 

@@ -49,7 +49,7 @@ from bot.client import Atelier
 from bot.settings import load_settings
 from inference.engine import Engine
 from inference.models import ModelRegistry
-from inference.tiny import make_tiny
+from inference.testing import make_tiny
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.fixtures import running
 from tests.fakediscord.server import API_PREFIX

@@ -44,7 +44,7 @@ import discord  # noqa: E402
 
 from bench.ack import BotProcess  # noqa: E402
 from bench.probe import ProbeClient  # noqa: E402
-from inference.tiny import make_tiny  # noqa: E402
+from inference.testing import make_tiny  # noqa: E402
 from tests.fakediscord import FakeDiscord  # noqa: E402
 
 TARGET_MB_PER_1000 = 20.0

@@ -196,7 +196,7 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _models(settings: Settings, args: argparse.Namespace) -> int:
     if args.models_command == "make-tiny":
-        from inference.tiny import make_tiny
+        from inference.testing import make_tiny
 
         toml = make_tiny(args.dir)
         print(f"wrote tiny models and {toml}; use ATELIER_MODELS={toml}")

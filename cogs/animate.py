@@ -17,6 +17,14 @@ from bot.params import animate
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
+from inference.limits import (
+    DEFAULT_FPS,
+    DEFAULT_MOTION,
+    FPS_OPTION_RANGE,
+    FPS_RANGE,
+    MOTION_OPTION_RANGE,
+    MOTION_RANGE,
+)
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -30,13 +38,13 @@ class Animate(Feature):
     @app_commands.command(name="animate", description="Turn an image into a short video (Stable Video Diffusion)")
     @app_commands.describe(image="The still to bring to life (PNG, JPEG, WebP, GIF or BMP)",
                            frames="How many frames (14 for SVD, 25 for SVD-XT; fewer is faster)",
-                           fps="Playback speed, 3-30 frames per second (default 7)",
-                           motion="How much moves, 1 (almost still) - 255 (a lot); default 127",
+                           fps=f"Playback speed, {FPS_RANGE[0]}-{FPS_RANGE[1]} frames per second (default {DEFAULT_FPS})",
+                           motion=f"How much moves, {MOTION_RANGE[0]} (almost still) - {MOTION_RANGE[1]} (a lot); default {DEFAULT_MOTION}",
                            seed="Reuse a seed to reproduce a video",
                            model="Which video model (default: the first installed)")
     async def animate(self, interaction: discord.Interaction[Atelier], image: discord.Attachment,
-                      frames: int | None = None, fps: app_commands.Range[int, 1, 60] | None = None,
-                      motion: app_commands.Range[int, 0, 1000] | None = None, seed: int | None = None,
+                      frames: int | None = None, fps: app_commands.Range[int, FPS_OPTION_RANGE[0], FPS_OPTION_RANGE[1]] | None = None,
+                      motion: app_commands.Range[int, MOTION_OPTION_RANGE[0], MOTION_OPTION_RANGE[1]] | None = None, seed: int | None = None,
                       model: str | None = None) -> None:
         animate.check_options(animate.video_spec(self.bot.registry, model), frames, fps, motion)
         loaded = await load_attachment(interaction, image)

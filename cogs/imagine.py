@@ -21,6 +21,7 @@ from bot.ui.buttons import handles
 from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 from inference import lora as loras
+from inference.limits import MAX_LORA_WEIGHT, MAX_STRENGTH, MIN_LORA_WEIGHT, MIN_STRENGTH
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -43,9 +44,10 @@ class Imagine(Feature):
         seed="Reuse a seed to reproduce an image",
         count="How many images (1-4; more than one is posted as a grid)",
         image="Start from this image instead of noise (image-to-image)",
-        strength="With an image: how far to move away from it (0.05 subtle - 1.0 ignore it; default 0.6)",
+        strength=f"With an image: how far to move away from it ({MIN_STRENGTH:g} subtle - {MAX_STRENGTH:.1f} ignore it; "
+                 f"default {images.DEFAULT_STRENGTH:g})",
         lora="A style or character add-on (LoRA) from the bot's collection; off unless the owner set one up",
-        lora_weight=f"How strongly the LoRA applies (0-2; default {loras.DEFAULT_WEIGHT:g})",
+        lora_weight=f"How strongly the LoRA applies ({MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}; default {loras.DEFAULT_WEIGHT:g})",
         quality="fast: a distilled model or fewer steps, a few times quicker and a little rougher",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
@@ -55,7 +57,7 @@ class Imagine(Feature):
                       guidance: float | None = None, seed: int | None = None, count: int = 1,
                       image: discord.Attachment | None = None, strength: float | None = None,
                       lora: str | None = None,
-                      lora_weight: app_commands.Range[float, loras.MIN_WEIGHT, loras.MAX_WEIGHT] | None = None,
+                      lora_weight: app_commands.Range[float, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT] | None = None,
                       quality: str | None = None) -> None:
         # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,

@@ -11,6 +11,7 @@ from discord import app_commands
 from bot.params import pose as pose_jobs
 from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import load_attachment, submit
+from inference.limits import MAX_CONTROL_SCALE, MIN_CONTROL_SCALE
 from inference.models import ASPECTS
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ class Pose(Feature):
         model="Which pose model (default: the first installed)",
         aspect="Shape of the image (default: square, or the reference's shape)",
         seed="Reuse a seed to reproduce an image",
-        strength="How strictly to follow the pose, 0-2 (default 1)",
+        strength=f"How strictly to follow the pose, {MIN_CONTROL_SCALE:g}-{MAX_CONTROL_SCALE:g} "
+                 f"(default {pose_jobs.DEFAULT_STRENGTH:g})",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def pose(self, interaction: discord.Interaction[Atelier], prompt: str, pose: str | None = None,

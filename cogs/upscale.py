@@ -14,6 +14,7 @@ from bot.params import images
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
+from inference.limits import UPSCALE_FACTORS, UPSCALE_MAX_INPUT
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -29,9 +30,10 @@ BUTTON_SCALE = 2
 class Upscale(Feature):
     @app_commands.command(name="upscale", description="Enlarge an image x2 or x4 (Real-ESRGAN, or SD x4 for small images)")
     @app_commands.describe(image="The image to enlarge (PNG, JPEG, WebP, GIF or BMP)",
-                           scale="How much larger (x4 takes images up to 1 MP, x2 up to 4 MP)",
+                           scale=f"How much larger (x4 takes images up to {UPSCALE_MAX_INPUT[4] / 1e6:.0f} MP, "
+                                 f"x2 up to {UPSCALE_MAX_INPUT[2] / 1e6:.0f} MP)",
                            upscaler="Which upscaler (default: Real-ESRGAN; SD x4 redraws small images, x4 only)")
-    @app_commands.choices(scale=[app_commands.Choice(name="x2", value=2), app_commands.Choice(name="x4", value=4)])
+    @app_commands.choices(scale=[app_commands.Choice(name=f"x{factor}", value=factor) for factor in UPSCALE_FACTORS])
     async def upscale(self, interaction: discord.Interaction[Atelier], image: discord.Attachment, scale: int = 4,
                       upscaler: str | None = None) -> None:
         images.check_scale(scale)

@@ -1,68 +1,33 @@
 """The blocking entry point a device worker calls: one request in, finished PNGs out.
 
 An Engine belongs to one device and is driven by that device's single worker thread, so it never
-runs one pipeline object in two threads. It validates the request against the model's limits,
-picks the runner for the model's kind, and turns the images into the files users receive
-(A1111 parameters, AI-generated markers, a grid for multi-image jobs).
+runs one pipeline object in two threads. It calls the runner registered for the model's kind
+(inference/runners/__init__.py), which checks the request against the model's limits, runs the
+pipeline and makes the files users receive (A1111 parameters, AI-generated markers, a grid for
+multi-image jobs); text-to-image jobs that fit together also run here as one batched call.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from diffusers import DiffusionPipeline
 
-from inference import batching, checkpoints, hub, lora, memory, prompts, recovery
+from inference import batching, hub, lora, memory, prompts, recovery
 from inference import compile as compiling
 from inference.cache import ModelCache
-from inference.finishing import Finishing, as_pil, to_uint8
-from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
-from inference.models import (
-    ASPECTS,
-    SCHEDULERS,
-    InvalidOption,
-    ModelRegistry,
-    ModelSpec,
-    validate_request_options,
-)
-from inference.runners import HANDLERS, img2img, img2vid, txt2img, upscale
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
-from inference.video import encode_video
+from inference.finishing import Finishing, to_uint8
+from inference.models import ASPECTS, SD_KINDS, ModelRegistry, ModelSpec, RequestRefused
+from inference.runners import RUNNERS, sd, txt2img, upscale
+from inference.runners.base import image_result, job_scheduler
+from inference.types import GenerationRequest, GenerationResult, JobCancelled
 
 log = logging.getLogger(__name__)
-
-Runner = Callable[..., list[Any]]
-
-# Pipeline kind -> runner module function. One file per kind; SD and SDXL share txt2img.
-RUNNERS: dict[str, Runner] = {
-    "sd15": txt2img.run,
-    "sdxl": txt2img.run,
-    "sdxl-lightning": txt2img.run,
-    "sdxl-turbo": txt2img.run,
-}
-
-# Kinds whose text-to-image pipeline can also run image-to-image (derived with from_pipe).
-IMG2IMG_KINDS = frozenset({"sd15", "sdxl", "sdxl-lightning", "sdxl-turbo"})
-MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
-UPSCALE_FACTORS = (2, 4)
-# Input pixel caps per factor: x4 of 1024x1024 is a 16.8 MP result, x2 of 2048x2048 the same.
-UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
-FPS_RANGE = (3, 30)
-MOTION_RANGE = (1, 255)
-
-
-def frame_limits(spec: ModelSpec) -> tuple[int, int]:
-    """(default frames, most frames) of a video model: its trained count unless the registry says more."""
-    frames = int(spec.extra.get("frames", 14))
-    return frames, int(spec.extra.get("max_frames", frames))
 
 
 class Engine:
@@ -94,12 +59,9 @@ class Engine:
         self.batch_max = max(1, int(batch_max))
         # (model name) -> loaded upscaler network.
         self._upscalers: dict[str, upscale.RRDBNet] = {}
-        # (model name) -> its img2img pipeline, sharing the resident pipeline's modules.
-        self._img2img: dict[str, tuple[DiffusionPipeline, DiffusionPipeline]] = {}
-        # The LoRA folder of this machine (a remote worker has its own): the argument, else
-        # ATELIER_LORA_DIR; None turns LoRAs off and jobs naming one fail with that reason.
-        folder = lora_dir if lora_dir is not None else os.environ.get("ATELIER_LORA_DIR") or None
-        self.loras = lora.LoraLibrary(folder) if folder else None
+        # The LoRA folder of this machine (a remote worker has its own; bot/engines.py passes the
+        # setting); None turns LoRAs off and jobs naming one fail with that reason.
+        self.loras = lora.LoraLibrary(lora_dir) if lora_dir else None
         # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
         self.adapters = lora.AdapterCache(lora_cache)
         # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.
@@ -113,9 +75,9 @@ class Engine:
         if isinstance(spec, str):
             spec = self.registry.get(spec)
         pipe = self.cache.get(spec, self.device)
-        if self.batch_max > 1 and spec.kind in RUNNERS and batching.applies_to(self.device):
+        if self.batch_max > 1 and spec.kind in SD_KINDS and batching.applies_to(self.device):
             batching.make_batch_invariant(pipe, self.device)
-        if spec.kind in RUNNERS:
+        if spec.kind in SD_KINDS:
             # Fused QKV would hide the attention projections LoRAs are trained on.
             compiling.optimize(pipe, self.compile_mode, self.device, backend=self.compile_backend,
                                fuse_qkv=self.loras is None)
@@ -126,7 +88,7 @@ class Engine:
         compiled, plan its warm-up over the registry's aspect sizes at batch 1 and 2."""
         self.pipeline(name)
         spec = self.registry.get(name)
-        if self.compile_mode != "off" and spec.kind in RUNNERS:
+        if self.compile_mode != "off" and spec.kind in SD_KINDS:
             sizes = dict.fromkeys(spec.size_for_aspect(aspect) for aspect in ASPECTS)
             self.plan_warm_up(name, list(sizes))
 
@@ -147,27 +109,19 @@ class Engine:
             log.exception("warm-up of %s at %dx%d x%d failed", name, width, height, count)
         return bool(self.warm_up)
 
-    def run(
-        self,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None = None,
-        is_cancelled: Callable[[], bool] | None = None,
-    ) -> GenerationResult:
+    def run(self, request: GenerationRequest, on_step: Callable[[int, int], None] | None = None,
+            is_cancelled: Callable[[], bool] | None = None) -> GenerationResult:
         """Generate ``request.count`` images; blocking, on the caller's (the device worker's) thread.
 
         ``on_step(step, total)`` is called after every denoising step; when ``is_cancelled()``
         turns true between steps the run stops and JobCancelled(job_id, step) is raised.
-        Raises UnknownModel and InvalidOption for requests the model cannot serve, and OutOfMemory
+        Raises UnknownModel and RequestRefused for requests the model cannot serve, and OutOfMemory
         when the job does not fit even after the recovery steps (inference/recovery.py).
         """
         return self.generate(request, on_step, is_cancelled).finish()
 
-    def generate(
-        self,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None = None,
-        is_cancelled: Callable[[], bool] | None = None,
-    ) -> Finishing:
+    def generate(self, request: GenerationRequest, on_step: Callable[[int, int], None] | None = None,
+                 is_cancelled: Callable[[], bool] | None = None) -> Finishing:
         """``run``'s device work only: the worker calls ``finish()`` on another thread, so the device
         starts its next job while this one's files are made (inference/finishing.py)."""
         spec = self.registry.get(request.model)
@@ -184,59 +138,10 @@ class Engine:
             names.append(stage_3)
         return names
 
-    def _run_once(
-        self,
-        spec: ModelSpec,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None,
-        is_cancelled: Callable[[], bool] | None,
-    ) -> Finishing:
-        handler = HANDLERS.get(spec.kind)
-        if handler is not None:
-            return Finishing.done(handler(self, spec, request, on_step, is_cancelled))
-        if request.task == "upscale" or spec.kind == "esrgan":
-            return Finishing.done(self._upscale(spec, request, on_step, is_cancelled))
-        if request.task == "img2vid" or spec.kind == "svd":
-            return Finishing.done(self._img2vid(spec, request, on_step, is_cancelled))
-        guidance = self._check(spec, request)
-        if is_cancelled is not None and is_cancelled():
-            raise JobCancelled(request.job_id, 0)
-        pipe = self.pipeline(spec)
-        job_loras = lora.prepare(self.loras, request.loras, kind=spec.kind, model=spec.name,
-                                 model_width=int(pipe.unet.config.cross_attention_dim))
-        runner = RUNNERS[spec.kind]
-        if request.task == "img2img":
-            runner = img2img.run
-        run_spec, previous_scheduler = self._use_scheduler(spec, pipe, request.scheduler)
-        started = time.perf_counter()
-        try:
-            # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
-            # encoders): applied for this job only, removed before the next one starts.
-            with self.adapters.applied(pipe, job_loras, model=spec.name):
-                # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
-                encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                         device=self.device, clip_skip=spec.clip_skip)
-                run_pipe = self._img2img_pipeline(spec, pipe) if request.task == "img2img" else pipe
-                one_call = request.task == "txt2img" and self.one_call_for_count(pipe, job_loras)
-                images = runner(
-                    run_pipe,
-                    request,
-                    guidance=guidance,
-                    device=self.device,
-                    on_step=on_step,
-                    is_cancelled=is_cancelled,
-                    batch=self.batch_images or one_call,
-                    prompt=encoded.kwargs,
-                )
-        except txt2img.StepsInterrupted as stop:
-            log.info("job %s cancelled after step %d", request.job_id, stop.step)
-            raise JobCancelled(request.job_id, stop.step) from None
-        finally:
-            if previous_scheduler is not None:
-                pipe.scheduler = previous_scheduler
-        run_seconds = time.perf_counter() - started
-        return Finishing(request.job_id, partial(self._result, run_spec, request, guidance, images, run_seconds,
-                                                 loras=job_loras, notes=encoded.notes))
+    def _run_once(self, spec: ModelSpec, request: GenerationRequest, on_step: Callable[[int, int], None] | None,
+                  is_cancelled: Callable[[], bool] | None) -> Finishing:
+        outcome = RUNNERS[spec.kind](self, spec, request, on_step, is_cancelled)
+        return outcome if isinstance(outcome, Finishing) else Finishing.done(outcome)
 
     def one_call_for_count(self, pipe: DiffusionPipeline, job_loras: list[lora.JobLora]) -> bool:
         """Whether a job's ``count`` images run as one pipeline call (one generator per image)
@@ -249,22 +154,14 @@ class Engine:
             return True
         return batching.is_batch_invariant(pipe) and not job_loras
 
-    def run_batch(
-        self,
-        requests: list[GenerationRequest],
-        on_step: Callable[[int, int, int], None] | None = None,
-        is_cancelled: Callable[[int], bool] | None = None,
-    ) -> list[GenerationResult | BaseException]:
+    def run_batch(self, requests: list[GenerationRequest], on_step: Callable[[int, int, int], None] | None = None,
+                  is_cancelled: Callable[[int], bool] | None = None) -> list[GenerationResult | BaseException]:
         """``generate_batch`` with every job's files made at once (see there)."""
         return [outcome.finish() if isinstance(outcome, Finishing) else outcome
                 for outcome in self.generate_batch(requests, on_step, is_cancelled)]
 
-    def generate_batch(
-        self,
-        requests: list[GenerationRequest],
-        on_step: Callable[[int, int, int], None] | None = None,
-        is_cancelled: Callable[[int], bool] | None = None,
-    ) -> list[Finishing | BaseException]:
+    def generate_batch(self, requests: list[GenerationRequest], on_step: Callable[[int, int, int], None] | None = None,
+                       is_cancelled: Callable[[int], bool] | None = None) -> list[Finishing | BaseException]:
         """Run compatible text-to-image jobs (equal ``batch_key()``) as few pipeline calls as possible.
 
         Returns, per request and in order, its finishing result or the exception it alone raised (bad
@@ -288,7 +185,7 @@ class Engine:
         ready: list[tuple[GenerationRequest, float]] = []
         for request in requests:
             try:
-                ready.append((request, self._check(spec, request)))
+                ready.append((request, sd.check(spec, request)))
             except Exception as exc:
                 outcome[request.job_id] = exc
         if ready:
@@ -312,8 +209,7 @@ class Engine:
                      is_cancelled: Callable[[int], bool] | None) -> None:
         pipe = self.pipeline(spec)
         first, guidance = ready[0]
-        run_spec, previous_scheduler = self._use_scheduler(spec, pipe, first.scheduler)
-        try:
+        with job_scheduler(self, spec, pipe, first.scheduler) as run_spec:
             # Each job's prompt is encoded alone (as in a lone run), then grouped by embedding shape.
             groups: dict[tuple[Any, ...], list[tuple[GenerationRequest, dict[str, Any], list[str]]]] = {}
             for request, _ in ready:
@@ -323,20 +219,6 @@ class Engine:
                 groups.setdefault(batching.shape_key(rows), []).append((request, rows, encoded.notes))
             for members in groups.values():
                 self._batched_call(run_spec, pipe, guidance, members, outcome, on_step, is_cancelled)
-        finally:
-            if previous_scheduler is not None:
-                pipe.scheduler = previous_scheduler
-
-    def _use_scheduler(self, spec: ModelSpec, pipe: DiffusionPipeline, scheduler: str | None
-                       ) -> tuple[ModelSpec, Any]:
-        """Put the job's scheduler on ``pipe`` when it asks for another than the model's; returns the
-        spec as run and the scheduler to put back afterwards (None: nothing to restore)."""
-        if not scheduler or scheduler == spec.scheduler:
-            return spec, None
-        run_spec = replace(spec, scheduler=scheduler)
-        previous = pipe.scheduler
-        pipe.scheduler = self.cache.scheduler_for(run_spec, self.device)
-        return run_spec, previous
 
     def _batched_call(self, spec: ModelSpec, pipe: DiffusionPipeline, guidance: float,
                       members: list[tuple[GenerationRequest, dict[str, Any], list[str]]],
@@ -386,7 +268,7 @@ class Engine:
             if cancelled(request.job_id):
                 outcome[request.job_id] = JobCancelled(request.job_id, request.steps)
                 continue
-            outcome[request.job_id] = Finishing(request.job_id, partial(self._result, spec, request, guidance, mine,
+            outcome[request.job_id] = Finishing(request.job_id, partial(image_result, spec, request, guidance, mine,
                                                                         run_seconds, loras=[], notes=notes))
 
     def upscaler(self, spec: ModelSpec) -> upscale.RRDBNet:
@@ -396,199 +278,8 @@ class Engine:
             source = Path(spec.source)
             if not source.is_file():
                 if not spec.extra.get("file"):
-                    raise InvalidOption(f"{spec.name}: source must be a .pth/.safetensors file or a hub repo with `file`")
+                    raise RequestRefused(f"{spec.name}: source must be a .pth/.safetensors file or a hub repo with `file`")
                 source = hub.fetch_file(spec.name, spec.source, str(spec.extra["file"]))
             model = upscale.load(source, self.device)
             self._upscalers[spec.name] = model
         return model
-
-    def _upscale(
-        self,
-        spec: ModelSpec,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None,
-        is_cancelled: Callable[[], bool] | None,
-    ) -> GenerationResult:
-        if spec.kind != "esrgan" or request.task != "upscale":
-            raise InvalidOption(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
-        if request.scale not in UPSCALE_FACTORS:
-            raise InvalidOption(f"Scale must be 2 or 4; you asked for {request.scale}")
-        if not request.init_image:
-            raise InvalidOption("Upscaling needs an input image")
-        image = decode_job_image(request.init_image)
-        limit = int(spec.extra.get("max_input", UPSCALE_MAX_INPUT[request.scale]))
-        if image.width * image.height > limit:
-            raise InvalidOption(
-                f"x{request.scale} upscaling takes images up to {limit / 1e6:.1f} MP; this one is "
-                f"{image.width}x{image.height}"
-            )
-        if is_cancelled is not None and is_cancelled():
-            raise JobCancelled(request.job_id, 0)
-        model = self.upscaler(spec)
-        started = time.perf_counter()
-        try:
-            result = upscale.upscale(model, image, device=self.device, tile=int(spec.extra.get("tile", upscale.DEFAULT_TILE)),
-                                     on_tile=on_step, is_cancelled=is_cancelled)
-        except txt2img.StepsInterrupted as stop:
-            raise JobCancelled(request.job_id, stop.step) from None
-        result = upscale.fit_scale(result, model.scale, request.scale)
-        run_seconds = time.perf_counter() - started
-        # A1111's extras keys, after the source image's own parameters when the bot passed them.
-        base = str(request.extra.get("parameters") or "").strip()
-        line = f"Postprocess upscale by: {request.scale}, Postprocess upscaler: {spec.name}"
-        text = f"{base}, {line}" if base else line
-        png = encode_png(result, text)
-        return GenerationResult(
-            job_id=request.job_id,
-            images=[GeneratedImage(png, request.seed, result.width, result.height)],
-            grid_png=None,
-            run_seconds=run_seconds,
-            parameters=text,
-        )
-
-    def _img2vid(
-        self,
-        spec: ModelSpec,
-        request: GenerationRequest,
-        on_step: Callable[[int, int], None] | None,
-        is_cancelled: Callable[[], bool] | None,
-    ) -> GenerationResult:
-        if spec.kind != "svd" or request.task != "img2vid":
-            raise InvalidOption(f"{spec.name} is a {spec.kind} model; it cannot run a {request.task} job")
-        default_frames, max_frames = frame_limits(spec)
-        if request.frames == 0:
-            request = replace(request, frames=default_frames)
-        if not 2 <= request.frames <= max_frames:
-            raise InvalidOption(f"Frames must be 2-{max_frames} for {spec.name}; you asked for {request.frames}")
-        if not FPS_RANGE[0] <= request.fps <= FPS_RANGE[1]:
-            raise InvalidOption(f"FPS must be {FPS_RANGE[0]}-{FPS_RANGE[1]}; you asked for {request.fps}")
-        if not MOTION_RANGE[0] <= request.motion <= MOTION_RANGE[1]:
-            raise InvalidOption(f"Motion must be {MOTION_RANGE[0]}-{MOTION_RANGE[1]}; you asked for {request.motion}")
-        validate_request_options(spec, request.steps, 1, request.guidance)
-        if request.width % 8 or request.height % 8 or min(request.width, request.height) < 64:
-            raise InvalidOption(f"Width and height must be multiples of 8 and at least 64; you asked for "
-                                f"{request.width}x{request.height}")
-        if not request.init_image:
-            raise InvalidOption("Animating needs an input image")
-        if is_cancelled is not None and is_cancelled():
-            raise JobCancelled(request.job_id, 0)
-        pipe = self.pipeline(spec)
-        started = time.perf_counter()
-        try:
-            frames = img2vid.run(pipe, request, spec, device=self.device, on_step=on_step, is_cancelled=is_cancelled)
-        except txt2img.StepsInterrupted as stop:
-            raise JobCancelled(request.job_id, stop.step) from None
-        text = a1111_parameters(request.prompt, "", request.steps, spec.sampler, request.guidance, request.seed,
-                                request.width, request.height, spec.name,
-                                {"Frames": request.frames, "FPS": request.fps, "Motion bucket": request.motion})
-        data, mime = encode_video(frames, request.fps, comment=text)
-        run_seconds = time.perf_counter() - started
-        return GenerationResult(
-            job_id=request.job_id,
-            images=[GeneratedImage(data, request.seed, frames[0].width, frames[0].height, mime=mime)],
-            grid_png=None,
-            run_seconds=run_seconds,
-            parameters=text,
-        )
-
-    def _img2img_pipeline(self, spec: ModelSpec, base: DiffusionPipeline) -> DiffusionPipeline:
-        """The img2img pipeline over ``base``'s modules, running ``base``'s current scheduler."""
-        cached = self._img2img.get(spec.name)
-        if cached is None or cached[0] is not base:
-            cached = (base, img2img.derive(base))
-            self._img2img[spec.name] = cached
-        derived = cached[1]
-        derived.scheduler = base.scheduler
-        return derived
-
-    def _check(self, spec: ModelSpec, request: GenerationRequest) -> float:
-        """Refuse what the model cannot do; returns the guidance the model will actually use.
-
-        Distilled models (Lightning, Turbo) were trained without classifier-free guidance: any
-        guidance would only double the work and burn the image, so they always run at 0 and the
-        parameters record 0.
-        """
-        validate_request_options(spec, request.steps, request.count, request.guidance)
-        if request.width % 8 or request.height % 8 or request.width < 64 or request.height < 64:
-            raise InvalidOption(
-                f"Width and height must be multiples of 8 and at least 64; you asked for {request.width}x{request.height}"
-            )
-        if not request.prompt.strip():
-            raise InvalidOption("The prompt is empty")
-        if request.scheduler and request.scheduler not in SCHEDULERS:
-            raise InvalidOption(
-                f"Unknown scheduler {request.scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}"
-            )
-        if request.task == "img2img":
-            if spec.kind not in IMG2IMG_KINDS:
-                raise InvalidOption(f"{spec.name} cannot transform an image")
-            if not request.init_image:
-                raise InvalidOption("Image-to-image needs an input image")
-            if not MIN_STRENGTH <= request.strength <= MAX_STRENGTH:
-                raise InvalidOption(
-                    f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {request.strength:g}"
-                )
-        elif request.task != "txt2img":
-            raise InvalidOption(f"Task {request.task!r} is not supported by {spec.name}")
-        return 0.0 if spec.few_step else float(request.guidance)
-
-    def _result(
-        self,
-        spec: ModelSpec,
-        request: GenerationRequest,
-        guidance: float,
-        images: list[Any],
-        run_seconds: float,
-        *,
-        loras: list[lora.JobLora] | None = None,
-        notes: list[str] | None = None,
-    ) -> GenerationResult:
-        extra: dict[str, Any] = {"Schedule type": spec.schedule_type} if spec.schedule_type else {}
-        if spec.clip_skip > 1:
-            extra["Clip skip"] = spec.clip_skip
-        if str(spec.extra.get("vae", "")).endswith(".safetensors"):
-            extra["VAE"] = Path(str(spec.extra["vae"])).name
-        # A1111's short hash of the checkpoint file, which Civitai matches to the model's page.
-        model_hash = checkpoints.short_hash(Path(spec.source)) if spec.single_file else None
-        if request.task == "img2img":
-            # A1111's key for img2img strength, so PNG Info and Civitai show it.
-            extra["Denoising strength"] = f"{request.strength:g}"
-        prompt = request.prompt
-        if loras:
-            # A1111 names LoRAs in the prompt (<lora:name:weight>) and lists their hashes, which
-            # Civitai matches to its resources (AutoV3).
-            prompt += "".join(f" <lora:{item.name}:{item.weight:g}>" for item in loras)
-            extra["Lora hashes"] = ", ".join(f"{item.name}: {lora.short_hash(item.file.path)}" for item in loras)
-        images = as_pil(images)  # uint8 arrays from the device, made into images here, off its thread
-        generated: list[GeneratedImage] = []
-        texts: list[str] = []
-        for image, seed in zip(images, request.seeds(), strict=True):
-            text = a1111_parameters(
-                prompt,
-                request.negative_prompt,
-                request.steps,
-                spec.sampler,
-                guidance,
-                seed,
-                image.width,
-                image.height,
-                spec.name,
-                extra,
-                model_hash=model_hash,
-            )
-            texts.append(text)
-            generated.append(GeneratedImage(encode_png(image, text), seed, image.width, image.height))
-        grid = encode_png(make_grid(images), texts[0]) if len(images) > 1 else None
-        return GenerationResult(
-            job_id=request.job_id,
-            images=generated,
-            grid_png=grid,
-            run_seconds=run_seconds,
-            parameters=texts[0],
-            notes=list(notes or []),
-        )
-
-
-def default_device() -> str:
-    """The first CUDA device when there is one, else the CPU."""
-    return "cuda:0" if torch.cuda.is_available() else "cpu"

@@ -2,9 +2,8 @@
 
 A loaded pipeline (and the moderation models) are hundreds of thousands of long-lived Python
 objects: modules, parameters, tokenizer tables. Each full collection walks all of them while
-holding the GIL, which stalls the event loop and the device worker's kernel launches alike
-(measured: one full collection of a tiny-model bot's heap, ~720k objects, took 363 ms on the
-development machine). After a big load the survivors are moved out of the collector's sight
+holding the GIL, which stalls the event loop and the device worker's kernel launches alike, for
+longer the more models are loaded. After a big load the survivors are moved out of the collector's sight
 (``gc.freeze``); reference counting still frees them when a model is evicted. Eviction thaws the
 frozen set first so cycles among the evicted objects are collected too.
 """

@@ -39,23 +39,23 @@ from pathlib import Path
 from typing import Any
 
 from inference.checkpoints import file_sha256, read_header
-from inference.models import InvalidOption
+from inference.limits import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
+from inference.models import SD_KINDS, RequestRefused
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".safetensors"
 # The kinds whose pipelines take LoRAs here (diffusers' SD and SDXL loaders).
-LORA_KINDS = frozenset({"sd15", "sdxl", "sdxl-lightning", "sdxl-turbo"})
+LORA_KINDS = frozenset(SD_KINDS)
 # The weight a LoRA applies at when the member names none: the strength its author trained it at.
 DEFAULT_WEIGHT = 1.0
-MIN_WEIGHT, MAX_WEIGHT = 0.0, 2.0
 # How long a folder listing is reused (autocomplete asks on every keystroke).
 LIST_TTL = 10.0
 # Cross-attention width of a UNet -> the family members know it by.
 FAMILIES = {768: "SD 1.5", 1024: "SD 2.x", 2048: "SDXL"}
 
 
-class LoraError(InvalidOption):
+class LoraError(RequestRefused):
     """A LoRA cannot be used for this job; the message says which one and why."""
 
 
@@ -148,8 +148,8 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check_weight(weight: float) -> float:
-    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
-        raise LoraError(f"LoRA weight must be {MIN_WEIGHT:g}-{MAX_WEIGHT:g}; you asked for {weight:g}")
+    if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
+        raise LoraError(f"LoRA weight must be {MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}; you asked for {weight:g}")
     return float(weight)
 
 

@@ -20,39 +20,47 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class _OutOfMemoryAttempt:
+    """An attempt that ran out of device memory. Only the error's first line is kept: the exception's
+    traceback holds the failed call's tensors, which must be gone before the next attempt."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.line = str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _attempt(attempt: Callable[[], T]) -> T | _OutOfMemoryAttempt:
+    try:
+        return attempt()
+    except Exception as exc:
+        if not memory.is_out_of_memory(exc):
+            raise
+        return _OutOfMemoryAttempt(exc)
+
+
 def recovering(cache: ModelCache, device: str, request: GenerationRequest, names: list[str],
                attempt: Callable[[], T]) -> T:
     """Run ``attempt``; on a device out-of-memory error, move every model no job is using off the
     device and retry once, then retry with model CPU offload; OutOfMemory only if all of that fails.
 
-    A cancelled or invalid job raises through at once. The exception is never kept across a retry:
-    its traceback holds the failed call's tensors.
+    A cancelled or invalid job raises through at once.
     """
-    try:
-        return attempt()
-    except Exception as exc:
-        if not memory.is_out_of_memory(exc):
-            raise
-        log.warning("job %s ran out of memory on %s; moving %d idle models off the device and retrying",
-                    request.job_id, device, len(cache.on_device(device) - set(names)))
+    outcome = _attempt(attempt)
+    if not isinstance(outcome, _OutOfMemoryAttempt):
+        return outcome
+    log.warning("job %s ran out of memory on %s; moving %d idle models off the device and retrying",
+                request.job_id, device, len(cache.on_device(device) - set(names)))
     cache.free(device)
-    try:
-        return attempt()
-    except Exception as exc:
-        if not memory.is_out_of_memory(exc):
-            raise
-        log.warning("job %s still ran out of memory on %s; retrying with model CPU offload",
-                    request.job_id, device)
+    outcome = _attempt(attempt)
+    if not isinstance(outcome, _OutOfMemoryAttempt):
+        return outcome
+    log.warning("job %s still ran out of memory on %s; retrying with model CPU offload", request.job_id, device)
     memory.release_cached(device)
-    try:
-        with cache.cpu_offload(device, names):
-            return attempt()
-    except Exception as exc:
-        if not memory.is_out_of_memory(exc):
-            raise
-        log.error("job %s (%s, %dx%d, %d images) does not fit in the memory of %s, even with CPU offload: %s",
-                  request.job_id, request.model, request.width, request.height, request.count, device,
-                  str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    with cache.cpu_offload(device, names):
+        outcome = _attempt(attempt)
+    if not isinstance(outcome, _OutOfMemoryAttempt):
+        return outcome
+    log.error("job %s (%s, %dx%d, %d images) does not fit in the memory of %s, even with CPU offload: %s",
+              request.job_id, request.model, request.width, request.height, request.count, device, outcome.line)
     memory.release_cached(device)
     raise OutOfMemory(f"{request.model} at {request.width}x{request.height} ({request.count} images) does not "
                       f"fit in the memory of {device}")

@@ -21,7 +21,8 @@ from saq import Worker
 from saq.job import Job
 
 from inference import hub_progress
-from inference.remote import FUNCTION, AtelierQueue, encode_result, redacted, wait_event
+from inference.remote import redacted, wait_event
+from inference.remote_queue import FUNCTION, AtelierQueue, encode_result
 from inference.types import GenerationRequest
 from inference.worker import EngineLike
 

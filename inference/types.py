@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from inference.limits import SEED_LIMIT
+
 # txt2img: from noise; img2img: from ``init_image`` at ``strength``; upscale: ``init_image`` through
 # an upscaler model by ``scale``.
 # img2vid: ``init_image`` animated into ``frames`` frames at ``fps`` with ``motion`` (Stable Video Diffusion).
@@ -67,7 +69,7 @@ class GenerationRequest:
 
     def seeds(self) -> list[int]:
         """Image i of a job uses seed + i, so any single image can be reproduced alone."""
-        return [(self.seed + i) % 2**32 for i in range(self.count)]
+        return [(self.seed + i) % SEED_LIMIT for i in range(self.count)]
 
 
 @dataclass(slots=True)

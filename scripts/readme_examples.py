@@ -184,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="atelier-tiny-") as tmp:
-        from inference.tiny import make_tiny
+        from inference.testing import make_tiny
 
         models = args.models or make_tiny(Path(tmp))
         written = asyncio.run(make_examples(models, args.out))

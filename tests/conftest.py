@@ -16,7 +16,7 @@ pytest_plugins = ["tests.fakediscord.fixtures"]
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """models.toml naming tiny random-weight pipelines of every kind, written once per test session."""
-    from inference.tiny import make_tiny
+    from inference.testing import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("tiny-models"))
 

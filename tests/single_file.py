@@ -146,15 +146,15 @@ def tiny_sdxl_folder(base_folder: Path, dest: Path) -> Path:
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    from inference import tiny
+    from inference.testing import components
 
-    torch.manual_seed(tiny.SEED + 40)
+    torch.manual_seed(components.SEED + 40)
     base = StableDiffusionXLPipeline.from_pretrained(str(base_folder))
     unet = UNet2DConditionModel(**{**dict(base.unet.config), "cross_attention_dim": 80,
                                    "projection_class_embeddings_input_dim": 6 * 8 + 48})
-    wide = tiny._text_config()
+    wide = components.text_config()
     wide.hidden_size, wide.projection_dim = 48, 48
-    pipe = StableDiffusionXLPipeline(vae=base.vae, text_encoder=CLIPTextModel(tiny._text_config()),
+    pipe = StableDiffusionXLPipeline(vae=base.vae, text_encoder=CLIPTextModel(components.text_config()),
                                      text_encoder_2=CLIPTextModelWithProjection(wide), tokenizer=base.tokenizer,
                                      tokenizer_2=base.tokenizer_2, unet=unet, scheduler=base.scheduler)
     pipe.save_pretrained(dest, safe_serialization=True)

@@ -17,14 +17,20 @@ from PIL import Image, ImageOps
 from bot.errors import InvalidOption
 from bot.params.attachments import InputImage, encode_for_job
 from bot.params.images import VARIABLE_COMMANDS, pick_model, size_for_image
+from inference.limits import (
+    DEFAULT_FPS,
+    DEFAULT_MOTION,
+    FPS_RANGE,
+    MIN_FRAMES,
+    MOTION_RANGE,
+    SEED_LIMIT,
+    frame_limits,
+)
 from inference.models import ModelSpec
 
 if TYPE_CHECKING:
     from inference.models import ModelRegistry
 
-FPS_RANGE = (3, 30)
-MOTION_RANGE = (1, 255)
-DEFAULT_MOTION = 127
 VIDEO_MIMES = ("video/mp4", "image/gif")
 # Results that Animate / 🎬 take. Upscales too: U1-U4 is how one image of a grid becomes a result of
 # its own, and the video model fits any still to its own pixel budget (about 1 MP) anyway.
@@ -41,17 +47,12 @@ def video_spec(registry: ModelRegistry, name: str | None = None) -> ModelSpec:
                               "Diffusion to models.toml.")
 
 
-def frame_limits(spec: ModelSpec) -> tuple[int, int]:
-    frames = int(spec.extra.get("frames", 14))
-    return frames, int(spec.extra.get("max_frames", frames))
-
-
 def check_options(spec: ModelSpec, frames: int | None, fps: int | None, motion: int | None) -> tuple[int, int, int]:
     default_frames, max_frames = frame_limits(spec)
     frames = default_frames if frames is None else frames
-    if not 2 <= frames <= max_frames:
-        raise InvalidOption(f"Frames must be 2-{max_frames} for {spec.name}; you asked for {frames}.")
-    fps = int(spec.extra.get("fps", 7)) if fps is None else fps
+    if not MIN_FRAMES <= frames <= max_frames:
+        raise InvalidOption(f"Frames must be {MIN_FRAMES}-{max_frames} for {spec.name}; you asked for {frames}.")
+    fps = int(spec.extra.get("fps", DEFAULT_FPS)) if fps is None else fps
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
         raise InvalidOption(f"FPS must be {FPS_RANGE[0]}-{FPS_RANGE[1]}; you asked for {fps}.")
     motion = int(spec.extra.get("motion", DEFAULT_MOTION)) if motion is None else motion
@@ -62,9 +63,9 @@ def check_options(spec: ModelSpec, frames: int | None, fps: int | None, motion: 
 
 def check_seed(seed: int | None) -> int:
     if seed is None or seed < 0:
-        return secrets.randbelow(2**32)
-    if seed >= 2**32:
-        raise InvalidOption(f"Seed must be between 0 and {2**32 - 1}; you gave {seed}.")
+        return secrets.randbelow(SEED_LIMIT)
+    if seed >= SEED_LIMIT:
+        raise InvalidOption(f"Seed must be between 0 and {SEED_LIMIT - 1}; you gave {seed}.")
     return seed
 
 

@@ -19,12 +19,21 @@ from PIL import Image, ImageOps
 
 from bot.errors import InvalidOption
 from bot.params.attachments import InputImage, encode_for_job
+from inference.limits import (
+    MAX_STRENGTH,
+    MIN_STRENGTH,
+    SD_X4_SCALE,
+    SEED_LIMIT,
+    SIZE_GRID,
+    UPSCALE_FACTORS,
+    UPSCALE_MAX_INPUT,
+    sd_x4_max_input,
+)
 from inference.models import UPSCALER_KINDS, ModelSpec
 
 if TYPE_CHECKING:
     from inference.models import ModelRegistry
 
-MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 DEFAULT_STRENGTH = 0.6
 # Midjourney's "Vary (Subtle)" and "Vary (Strong)": how far a variation may wander from its image.
 SUBTLE, STRONG = 0.35, 0.7
@@ -33,7 +42,6 @@ SUBTLE, STRONG = 0.35, 0.7
 VARIABLE_COMMANDS = ("imagine", "anime", "pose")
 # The longest side ratio an input may have; beyond it the model would be asked for strips.
 _MAX_ASPECT = 4.0
-_GRID = 64
 
 
 def check_strength(strength: float | None, *, has_image: bool) -> float:
@@ -53,8 +61,8 @@ def size_for_image(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
         raise InvalidOption(f"The image is {width}×{height}; its sides can differ by at most {_MAX_ASPECT:g}×. "
                             "Crop it and try again.")
     budget = spec.width * spec.height
-    w = max(_GRID, round(math.sqrt(budget * ratio) / _GRID) * _GRID)
-    h = max(_GRID, round(math.sqrt(budget / ratio) / _GRID) * _GRID)
+    w = max(SIZE_GRID, round(math.sqrt(budget * ratio) / SIZE_GRID) * SIZE_GRID)
+    h = max(SIZE_GRID, round(math.sqrt(budget / ratio) / SIZE_GRID) * SIZE_GRID)
     return w, h
 
 
@@ -74,17 +82,8 @@ async def imagine_from_image(params: dict[str, Any], spec: ModelSpec, image: Inp
 def variation(parent: dict[str, Any], png: bytes, *, job_id: int, index: int, strength: float) -> dict[str, Any]:
     """Image-to-image from image ``index`` (``png``) of job ``job_id``: its parameters, a new seed.
     Decodes and re-encodes the image: run it off the event loop."""
-    return {**parent, "task": "img2img", "strength": strength, "seed": secrets.randbelow(2**32),
+    return {**parent, "task": "img2img", "strength": strength, "seed": secrets.randbelow(SEED_LIMIT),
             "init_image": _reencode(png), "source": {"job_id": job_id, "index": index}}
-
-
-UPSCALE_FACTORS = (2, 4)
-# Input pixel caps per factor (the engine enforces the same): the result stays at most 16.8 MP.
-UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
-# The Stable Diffusion x4 upscaler redraws at 4x with a UNet at the input's size: small inputs only
-# (its registry entry's `max_input`, default 256x256), x4 only. Kept in step with
-# inference/runners/sd_upscale.py, which enforces the same.
-SD_X4_MAX_INPUT = 256 * 256
 
 
 def upscalers(registry: ModelRegistry) -> list[ModelSpec]:
@@ -113,7 +112,7 @@ def upscaler_spec(registry: ModelRegistry, name: str | None) -> ModelSpec:
 
 def check_scale(scale: int) -> int:
     if scale not in UPSCALE_FACTORS:
-        raise InvalidOption(f"Scale must be 2 or 4; you asked for {scale}.")
+        raise InvalidOption(f"Scale must be {' or '.join(map(str, UPSCALE_FACTORS))}; you asked for {scale}.")
     return scale
 
 
@@ -122,9 +121,9 @@ def _upscale_params(spec: ModelSpec, image: Image.Image, scale: int, *, prompt: 
     extra: dict[str, Any] = {"parameters": parameters} if parameters else {}
     steps, guidance = 1, 0.0
     if spec.kind == "sd-x4":
-        if scale != 4:
+        if scale != SD_X4_SCALE:
             raise InvalidOption(f"{spec.name} enlarges x4 only; choose scale x4, or another upscaler for x2.")
-        limit = int(spec.extra.get("max_input", SD_X4_MAX_INPUT))
+        limit = sd_x4_max_input(spec)
         if image.width * image.height > limit:
             side = int(limit**0.5)
             raise InvalidOption(f"{spec.name} is for small images, up to {limit:,} pixels (e.g. {side}×{side}); "

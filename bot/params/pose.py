@@ -26,13 +26,13 @@ from bot.params import pose_presets as poses
 from bot.params.attachments import InputImage, encode_for_job
 from bot.params.images import pick_model, size_for_image
 from bot.params.imagine import ImagineChecks, ImagineOptions
+from inference.limits import MAX_CONTROL_SCALE, MIN_CONTROL_SCALE
 from inference.models import ModelSpec, detector_problem
 
 if TYPE_CHECKING:
     from inference.models import ModelRegistry
 
 DEFAULT_PRESET = "standing"
-MIN_STRENGTH, MAX_STRENGTH = 0.0, 2.0
 DEFAULT_STRENGTH = 1.0
 # Skeleton detection: share of near-black pixels, and share of the rest that is vividly coloured.
 _DARK_LEVEL = 40
@@ -54,8 +54,8 @@ def pose_spec(registry: ModelRegistry, name: str | None) -> ModelSpec:
 def check_strength(strength: float | None) -> float:
     if strength is None:
         return DEFAULT_STRENGTH
-    if not (math.isfinite(strength) and MIN_STRENGTH <= strength <= MAX_STRENGTH):
-        raise InvalidOption(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g} (how strictly the pose is "
+    if not (math.isfinite(strength) and MIN_CONTROL_SCALE <= strength <= MAX_CONTROL_SCALE):
+        raise InvalidOption(f"Strength must be {MIN_CONTROL_SCALE:g}-{MAX_CONTROL_SCALE:g} (how strictly the pose is "
                             f"followed; default {DEFAULT_STRENGTH:g}); you asked for {strength:g}.")
     return float(strength)
 

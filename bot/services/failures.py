@@ -95,7 +95,7 @@ FAILURES: tuple[FailureClass, ...] = (
     FailureClass("not loadable", _a(OSError), logging.ERROR,
                  lambda e: "The model could not be loaded. The bot's owner can read why in the log; try another "
                            "model or try again later."),
-    FailureClass("invalid", _named("InvalidOption", "UserFacingError"), logging.WARNING,
+    FailureClass("invalid", _named("RequestRefused", "UserFacingError"), logging.WARNING,
                  _shown("The job could not run:")),
     FailureClass("worker lost", lambda e: "RemoteJobError" in _names(e) and _in_text(
                      "lost track of the remote job", "vanished from redis")(e), logging.WARNING,

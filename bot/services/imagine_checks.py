@@ -16,6 +16,7 @@ from typing import Any
 from bot.errors import InvalidOption
 from bot.params.imagine import ImagineOptions
 from inference import lora as loras
+from inference.limits import MAX_GUIDANCE, MAX_LORA_WEIGHT, MIN_LORA_WEIGHT, SEED_LIMIT
 from inference.models import (
     ASPECTS,
     TEXT_TO_IMAGE_KINDS,
@@ -55,15 +56,15 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
     if not 1 <= steps <= spec.max_steps:
         raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}.")
     guidance = spec.guidance if options.guidance is None else options.guidance
-    if not 0.0 <= guidance <= 30.0:
-        raise InvalidOption(f"Guidance must be between 0 and 30; you asked for {guidance:g}.")
+    if not 0.0 <= guidance <= MAX_GUIDANCE:
+        raise InvalidOption(f"Guidance must be between 0 and {MAX_GUIDANCE:g}; you asked for {guidance:g}.")
     if not 1 <= options.count <= spec.max_count:
         raise InvalidOption(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {options.count}.")
     seed = options.seed
     if seed is None or seed < 0:
-        seed = secrets.randbelow(2**32)
-    elif seed >= 2**32:
-        raise InvalidOption(f"Seed must be between 0 and {2**32 - 1}; you gave {seed}.")
+        seed = secrets.randbelow(SEED_LIMIT)
+    elif seed >= SEED_LIMIT:
+        raise InvalidOption(f"Seed must be between 0 and {SEED_LIMIT - 1}; you gave {seed}.")
     params: dict[str, Any] = {
         "model": spec.name, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
         "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
@@ -167,8 +168,8 @@ def prompt_loras(prompt: str) -> tuple[str, list[tuple[str, str, float]]]:
             weight = float(text) if text else loras.DEFAULT_WEIGHT
             loras.check_weight(weight)
         except (ValueError, loras.LoraError):
-            raise InvalidOption(f"`{match[0]}` in your prompt: the weight must be a number from {loras.MIN_WEIGHT:g} "
-                                f"to {loras.MAX_WEIGHT:g}.") from None
+            raise InvalidOption(f"`{match[0]}` in your prompt: the weight must be a number from {MIN_LORA_WEIGHT:g} "
+                                f"to {MAX_LORA_WEIGHT:g}.") from None
         found.append((match[0], match[1].strip(), weight))
     stripped = re.sub(r"\s{2,}", " ", _LORA_TAG.sub(" ", prompt)).strip(" ,")
     return (stripped, found) if found else (prompt, [])

@@ -29,6 +29,7 @@ from db.models import Job, JobStatus
 from db.repositories import access as access_repo
 from db.repositories import jobs as jobs_repo
 from db.repositories import users as users_repo
+from inference.limits import SEED_LIMIT
 from inference.models import TEXT_TO_IMAGE_KINDS, ModelRegistry, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class JobService(Recovery):
         if parent is None:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
         params = dict(parent.params)
-        params["seed"] = secrets.randbelow(2**32)
+        params["seed"] = secrets.randbelow(SEED_LIMIT)
         if params["model"] not in self.registry.names():
             raise InvalidOption(f"The model {params['model']!r} of job #{job_id} is no longer installed.")
         return await self.submit(command=parent.command, params=params, origin=origin, parent_job_id=parent.id)

@@ -10,6 +10,7 @@ import discord
 from bot.params.images import describe_source
 from db.models import Job, Output
 from inference.hub_progress import loading_text
+from inference.limits import SEED_LIMIT
 
 ACCENT = discord.Colour(0x7C5CFF)
 FAILED = discord.Colour(0xE5534B)
@@ -84,7 +85,7 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
         return _video_embed(job, filename)
     embed.add_field(name="Model", value=job.model)
     seeds = [job.seed + i for i in range(p.get("count", 1))]
-    embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(str(s % 2**32) for s in seeds))
+    embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(str(s % SEED_LIMIT) for s in seeds))
     embed.add_field(name="Steps", value=str(p.get("steps")))
     embed.add_field(name="Guidance", value=f"{p.get('guidance', 0):g}")
     embed.add_field(name="Size", value=f"{p.get('width')}×{p.get('height')}")
@@ -114,7 +115,7 @@ def _video_embed(job: Job, filename: str) -> discord.Embed:
     p = job.params
     embed = discord.Embed(description=shorten(job.prompt, 4000), colour=ACCENT)
     embed.add_field(name="Model", value=job.model)
-    embed.add_field(name="Seed", value=str(job.seed % 2**32))
+    embed.add_field(name="Seed", value=str(job.seed % SEED_LIMIT))
     embed.add_field(name="Frames", value=f"{p.get('frames')} at {p.get('fps')} fps "
                                          f"({int(p.get('frames') or 0) / max(int(p.get('fps') or 1), 1):.1f} s)")
     embed.add_field(name="Motion", value=str(p.get("motion")))

@@ -1,23 +1,21 @@
-"""One runner per pipeline kind.
+"""One runner per pipeline kind, and the registry the engine finds them in.
 
-The text-to-image families (SD 1.5, SDXL and its distillations) and the older special tasks
-(upscale, img2vid) are dispatched by `inference.engine.Engine.run` itself. Newer kinds register a
-*handler* here instead: a function ``handler(engine, spec, request, on_step, is_cancelled)`` that
-returns a finished ``GenerationResult``. The engine looks a model's kind up in `HANDLERS` before
-anything else, so adding a kind means adding a runner file and one entry below, never editing
-the engine.
+A runner is ``handle(engine, spec, request, on_step, is_cancelled)`` (inference/runners/base.py):
+it checks the request, runs the pipeline on the engine's device and returns the job's result.
+Adding a kind means a runner file, its name in inference/models.py's KINDS and one entry below;
+the engine is not edited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from inference.models import SD_KINDS
+from inference.runners import controlnet, deepfloyd, img2vid, sd, sd2, sd3, sd_upscale, upscale
+from inference.runners.base import Runner
 
-from inference.runners import controlnet, deepfloyd, sd2, sd3, sd_upscale
-
-# kind -> handler(engine, spec, request, on_step, is_cancelled) -> GenerationResult
-Handler = Callable[..., Any]
-HANDLERS: dict[str, Handler] = {
+RUNNERS: dict[str, Runner] = {
+    **dict.fromkeys(SD_KINDS, sd.handle),
+    "esrgan": upscale.handle,
+    "svd": img2vid.handle,
     "controlnet": controlnet.handle,
     "sd-x4": sd_upscale.handle,
     "sd2": sd2.handle,

@@ -23,11 +23,9 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffusers import (
-    AutoPipelineForImage2Image,
     ControlNetModel,
     DiffusionPipeline,
     StableDiffusionControlNetPipeline,
@@ -37,17 +35,26 @@ from PIL import Image, ImageOps
 
 from inference import prompts
 from inference.cache import make_scheduler
+from inference.limits import MAX_CONTROL_SCALE, MIN_CONTROL_SCALE
 from inference.media import a1111_parameters, decode_job_image, encode_png, make_grid
-from inference.models import SCHEDULERS, InvalidOption, ModelSpec, detector_problem, validate_request_options
+from inference.models import ModelSpec, RequestRefused, detector_problem, validate_request_options
 from inference.runners import img2img
-from inference.runners.txt2img import StepsInterrupted, generators_for, step_callback
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
+from inference.runners.base import (
+    cancellable,
+    check_img2img,
+    check_scheduler,
+    check_size,
+    job_scheduler,
+    stop_if_cancelled,
+)
+from inference.runners.txt2img import generators_for, step_callback
+from inference.types import GeneratedImage, GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
-# ControlNet conditioning scale ("Weight" in A1111): 0 ignores the skeleton, 2 follows it rigidly.
-MIN_SCALE, MAX_SCALE = 0.0, 2.0
-MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 # Detected poses: the annotator's default working resolution.
 DETECT_RESOLUTION = 512
 
@@ -55,22 +62,16 @@ DETECT_RESOLUTION = 512
 _detectors: dict[tuple[str, str], Any] = {}
 
 
-def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
+def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest,
            on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> GenerationResult:
-    """The HANDLERS entry for ``controlnet`` models (see inference/runners/__init__.py)."""
-    base = engine.registry.get(spec.base)
+    """The runner of ``controlnet`` models."""
+    base = engine.registry.get(str(spec.base))
     guidance = check(spec, base, request)
     control = control_image(spec, request, engine.device)
-    if is_cancelled is not None and is_cancelled():
-        raise JobCancelled(request.job_id, 0)
+    stop_if_cancelled(request, is_cancelled)
     pipe = pipeline(engine, spec, base)
-    previous = pipe.scheduler
-    run_spec = spec
-    if request.scheduler and request.scheduler != spec.scheduler:
-        run_spec = replace(spec, scheduler=request.scheduler)
-        pipe.scheduler = make_scheduler(run_spec, engine.cache.scheduler_config(base, engine.device))
     started = time.perf_counter()
-    try:
+    with job_scheduler(engine, spec, pipe, request.scheduler, config_of=base) as run_spec, cancellable(request):
         # A1111 emphasis and long prompts, as in /imagine (the ControlNet pipelines take the same
         # text encoders and embeddings); plain prompts stay strings.
         encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance, device=engine.device,
@@ -79,11 +80,6 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
             images = _img2img(engine, spec, pipe, request, control, guidance, on_step, is_cancelled, encoded.kwargs)
         else:
             images = _txt2img(pipe, request, control, guidance, engine.device, on_step, is_cancelled, encoded.kwargs)
-    except StepsInterrupted as stop:
-        log.info("job %s cancelled after step %d", request.job_id, stop.step)
-        raise JobCancelled(request.job_id, stop.step) from None
-    finally:
-        pipe.scheduler = previous
     done = result(run_spec, base, request, guidance, images, control, time.perf_counter() - started)
     done.notes = list(encoded.notes)
     return done
@@ -93,26 +89,19 @@ def check(spec: ModelSpec, base: ModelSpec, request: GenerationRequest) -> float
     """Refuse what the ControlNet job cannot do; returns the guidance it will run at (0 over a
     distilled base such as Lightning or Turbo, which were trained without classifier-free guidance)."""
     validate_request_options(spec, request.steps, request.count, request.guidance)
-    if request.width % 8 or request.height % 8 or min(request.width, request.height) < 64:
-        raise InvalidOption(f"Width and height must be multiples of 8 and at least 64; you asked for "
-                            f"{request.width}x{request.height}")
+    check_size(request)
     if not request.prompt.strip():
-        raise InvalidOption("The prompt is empty")
+        raise RequestRefused("The prompt is empty")
     if request.task not in ("pose", "txt2img", "img2img"):
-        raise InvalidOption(f"{spec.name} is a ControlNet; it cannot run a {request.task} job")
+        raise RequestRefused(f"{spec.name} is a ControlNet; it cannot run a {request.task} job")
     if not request.control_image:
-        raise InvalidOption(f"{spec.name} needs a control image (a pose skeleton)")
-    if not (math.isfinite(request.control_scale) and MIN_SCALE <= request.control_scale <= MAX_SCALE):
-        raise InvalidOption(f"ControlNet strength must be {MIN_SCALE:g}-{MAX_SCALE:g}; you asked for "
-                            f"{request.control_scale:g}")
-    if request.scheduler and request.scheduler not in SCHEDULERS:
-        raise InvalidOption(f"Unknown scheduler {request.scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}")
+        raise RequestRefused(f"{spec.name} needs a control image (a pose skeleton)")
+    if not (math.isfinite(request.control_scale) and MIN_CONTROL_SCALE <= request.control_scale <= MAX_CONTROL_SCALE):
+        raise RequestRefused(f"ControlNet strength must be {MIN_CONTROL_SCALE:g}-{MAX_CONTROL_SCALE:g}; you asked "
+                             f"for {request.control_scale:g}")
+    check_scheduler(request)
     if request.task == "img2img":
-        if not request.init_image:
-            raise InvalidOption("Image-to-image needs an input image")
-        if not MIN_STRENGTH <= request.strength <= MAX_STRENGTH:
-            raise InvalidOption(f"Strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for "
-                                f"{request.strength:g}")
+        check_img2img(request)
     return 0.0 if base.few_step else float(request.guidance)
 
 
@@ -136,7 +125,7 @@ def detect_pose(spec: ModelSpec, photo: Image.Image, device: str) -> Image.Image
     """OpenPose skeleton of the people in ``photo`` (controlnet_aux with local annotator weights)."""
     problem = detector_problem(spec)
     if problem is not None:
-        raise InvalidOption(problem)
+        raise RequestRefused(problem)
     from controlnet_aux import OpenposeDetector
 
     folder = str(spec.extra["detector"])
@@ -149,11 +138,11 @@ def detect_pose(spec: ModelSpec, photo: Image.Image, device: str) -> Image.Image
     skeleton = detector(photo, detect_resolution=DETECT_RESOLUTION, image_resolution=max(photo.size),
                         output_type="pil")
     if skeleton.convert("L").getbbox() is None:
-        raise InvalidOption("No person was found in the photo; try one where the whole body is visible, or a preset.")
+        raise RequestRefused("No person was found in the photo; try one where the whole body is visible, or a preset.")
     return skeleton.convert("RGB")
 
 
-def pipeline(engine: Any, spec: ModelSpec, base: ModelSpec) -> DiffusionPipeline:
+def pipeline(engine: Engine, spec: ModelSpec, base: ModelSpec) -> DiffusionPipeline:
     """The ControlNet pipeline over the base model's resident pipeline (shared modules, own scheduler)."""
     base_pipe = engine.pipeline(base)
     cache = engine.cache
@@ -195,18 +184,12 @@ def _txt2img(pipe: DiffusionPipeline, request: GenerationRequest, control: Image
     return images
 
 
-def _img2img(engine: Any, spec: ModelSpec, pipe: DiffusionPipeline, request: GenerationRequest,
+def _img2img(engine: Engine, spec: ModelSpec, pipe: DiffusionPipeline, request: GenerationRequest,
              control: Image.Image, guidance: float, on_step: Callable[[int, int], None] | None,
              is_cancelled: Callable[[], bool] | None, prompt: dict[str, Any]) -> list[Image.Image]:
     """A variation of a pose result: ControlNet img2img, same skeleton, so the pose survives."""
 
-    def build() -> DiffusionPipeline:
-        derived = AutoPipelineForImage2Image.from_pipe(pipe)
-        derived.set_progress_bar_config(disable=True)
-        return derived
-
-    derived = engine.cache.companion((f"{spec.name}:img2img", engine.device), pipe, build)
-    derived.scheduler = pipe.scheduler
+    derived = img2img.pipeline_over(engine, spec, pipe)
     init = img2img.prepare_image(request)
     num_steps, effective = img2img.schedule(request.steps, request.strength)
     seeds = request.seeds()

@@ -17,16 +17,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from diffusers import IFSuperResolutionPipeline
 from PIL import Image
 
-from inference.models import InvalidOption, ModelSpec
+from inference.models import ModelSpec, RequestRefused
 from inference.runners import sd_upscale
+from inference.runners.base import cancellable, check_prompt_job, image_result, stop_if_cancelled
 from inference.runners.txt2img import StepsInterrupted, generators_for
-from inference.types import GenerationRequest, GenerationResult, JobCancelled
+from inference.types import GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +44,18 @@ def stage_sizes(width: int, height: int, factor: int) -> tuple[int, int]:
     return max(8, round(width / factor / 8) * 8), max(8, round(height / factor / 8) * 8)
 
 
-def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
+def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest,
            on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> GenerationResult:
-    """The HANDLERS entry for ``deepfloyd-if`` models."""
+    """The runner of ``deepfloyd-if`` models."""
     if request.task != "txt2img":
-        raise InvalidOption(f"{spec.name} (DeepFloyd IF) only draws from text; it cannot run a {request.task} job")
+        raise RequestRefused(f"{spec.name} (DeepFloyd IF) only draws from text; it cannot run a {request.task} job")
     if not spec.extra.get("stage_2"):
-        raise InvalidOption(f"{spec.name} has no `stage_2` in models.toml (DeepFloyd IF needs its stage II)")
-    guidance = engine._check(spec, replace_scheduler(request))
+        raise RequestRefused(f"{spec.name} has no `stage_2` in models.toml (DeepFloyd IF needs its stage II)")
+    guidance = check_prompt_job(spec, replace_scheduler(request))
     stage_3 = engine.registry.get(str(spec.extra["stage_3"])) if spec.extra.get("stage_3") else None
     if stage_3 is not None and stage_3.kind != "sd-x4":
-        raise InvalidOption(f"{spec.name}: stage_3 = {stage_3.name!r} must be an sd-x4 upscaler")
-    if is_cancelled is not None and is_cancelled():
-        raise JobCancelled(request.job_id, 0)
+        raise RequestRefused(f"{spec.name}: stage_3 = {stage_3.name!r} must be an sd-x4 upscaler")
+    stop_if_cancelled(request, is_cancelled)
     first = engine.pipeline(spec)
     second = engine.cache.companion((f"{spec.name}:stage-2", engine.device), first,
                                     lambda: _load_stage_2(engine, spec, first))
@@ -63,7 +66,7 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
     total = per_image * request.count
     started = time.perf_counter()
     images: list[Image.Image] = []
-    try:
+    with cancellable(request):
         with torch.no_grad():
             embeds, negative = first.encode_prompt(request.prompt, do_classifier_free_guidance=guidance > 1.0,
                                                    negative_prompt=request.negative_prompt or None,
@@ -91,19 +94,17 @@ def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
                                          guidance=stage_3.guidance, noise_level=STAGE_3_NOISE, seed=seed,
                                          device=engine.device, on_step=stage_3_step, is_cancelled=is_cancelled)
             images.append(mid)
-    except StepsInterrupted as stop:
-        raise JobCancelled(request.job_id, stop.step) from None
-    return engine._result(spec, request, guidance, images, time.perf_counter() - started)
+    return image_result(spec, request, guidance, images, time.perf_counter() - started)
 
 
 def replace_scheduler(request: GenerationRequest) -> GenerationRequest:
     """IF runs the DDPM schedules its stages ship (learned variance): a sampler choice cannot apply."""
     if request.scheduler not in (None, "default"):
-        raise InvalidOption(f"DeepFloyd IF samples with its own schedulers only; {request.scheduler!r} does not apply")
+        raise RequestRefused(f"DeepFloyd IF samples with its own schedulers only; {request.scheduler!r} does not apply")
     return request
 
 
-def _load_stage_2(engine: Any, spec: ModelSpec, first: Any) -> Any:
+def _load_stage_2(engine: Engine, spec: ModelSpec, first: Any) -> Any:
     options: dict[str, Any] = {"text_encoder": None, "safety_checker": None, "watermarker": None,
                                "feature_extractor": None, "requires_safety_checker": False}
     if spec.extra.get("variant") and engine.device != "cpu":

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
 from PIL import Image, ImageOps
 
 from inference.media import decode_job_image
-from inference.runners.txt2img import (
-    CancelCheck,
-    StepCallback,
-    generators_for,
-    prompt_arguments,
-    step_callback,
-)
+from inference.models import ModelSpec
+from inference.runners.txt2img import calls
 from inference.types import GenerationRequest
+
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +33,14 @@ def derive(pipe: DiffusionPipeline) -> DiffusionPipeline:
     """The img2img pipeline sharing ``pipe``'s modules (no weights are copied)."""
     derived = AutoPipelineForImage2Image.from_pipe(pipe)
     derived.set_progress_bar_config(disable=True)
+    return derived
+
+
+def pipeline_over(engine: Engine, spec: ModelSpec, pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """The img2img pipeline over the resident ``pipe`` of ``spec`` (kept while it stays resident),
+    running ``pipe``'s current scheduler, so a job's scheduler choice applies to it too."""
+    derived = engine.cache.companion((f"{spec.name}:img2img", engine.device), pipe, lambda: derive(pipe))
+    derived.scheduler = pipe.scheduler
     return derived
 
 
@@ -50,7 +55,7 @@ def schedule(steps: int, strength: float) -> tuple[int, int]:
 def prepare_image(request: GenerationRequest) -> Image.Image:
     """The stored input image at the request's size (centre-cropped, never stretched)."""
     if not request.init_image:
-        raise ValueError("img2img needs an input image")
+        raise ValueError("the job has no input image")
     image = decode_job_image(request.init_image)
     size = (request.width, request.height)
     if image.size != size:
@@ -58,37 +63,9 @@ def prepare_image(request: GenerationRequest) -> Image.Image:
     return image
 
 
-def run(
-    pipe: DiffusionPipeline,
-    request: GenerationRequest,
-    *,
-    guidance: float,
-    device: str,
-    on_step: StepCallback | None = None,
-    is_cancelled: CancelCheck | None = None,
-    batch: bool = False,
-    prompt: Mapping[str, Any] | None = None,
-) -> list[Image.Image]:
-    """``pipe`` is the img2img pipeline (see ``derive``). One call per image unless ``batch``."""
-    init = prepare_image(request)
+def run(pipe: DiffusionPipeline, request: GenerationRequest, **options: Any) -> list[Image.Image]:
+    """``pipe`` is the img2img pipeline (see ``derive``); ``options`` as txt2img.calls takes them."""
     num_steps, effective = schedule(request.steps, request.strength)
-    seeds = request.seeds()
-    groups = [seeds] if batch else [[seed] for seed in seeds]
-    total = effective * len(groups)
-    images: list[Image.Image] = []
-    for index, group in enumerate(groups):
-        offset = index * effective
-
-        output = pipe(
-            **prompt_arguments(request, prompt),
-            image=init,  # one input image, made into len(group) latents by the pipeline
-            num_images_per_prompt=len(group),
-            strength=request.strength,
-            num_inference_steps=num_steps,
-            guidance_scale=guidance,
-            generator=generators_for(group, device),
-            callback_on_step_end=step_callback(offset, total, on_step, is_cancelled),
-            output_type="pil",
-        )
-        images.extend(output.images)
-    return images
+    # One input image, made into as many latents as the call has images by the pipeline.
+    return calls(pipe, request, steps=effective, output_type="pil", image=prepare_image(request),
+                 strength=request.strength, num_inference_steps=num_steps, **options)

@@ -10,14 +10,24 @@ GPU out of memory on 25 frames, so the registry bounds it per model.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from diffusers import DiffusionPipeline
-from PIL import Image, ImageOps
+from PIL import Image
 
-from inference.media import decode_job_image
-from inference.models import ModelSpec
+from inference.limits import FPS_RANGE, MIN_FRAMES, MOTION_RANGE, frame_limits
+from inference.media import a1111_parameters
+from inference.models import ModelSpec, RequestRefused, validate_request_options
+from inference.runners.base import cancellable, check_size, stop_if_cancelled, wrong_kind
+from inference.runners.img2img import prepare_image
 from inference.runners.txt2img import CancelCheck, StepCallback, generators_for, step_callback
-from inference.types import GenerationRequest
+from inference.types import GeneratedImage, GenerationRequest, GenerationResult
+from inference.video import encode_video
+
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +35,7 @@ NOISE_AUG_STRENGTH = 0.02
 DEFAULT_DECODE_CHUNK = 8
 
 
-def run(
+def animate(
     pipe: DiffusionPipeline,
     request: GenerationRequest,
     spec: ModelSpec,
@@ -35,12 +45,7 @@ def run(
     is_cancelled: CancelCheck | None = None,
 ) -> list[Image.Image]:
     """The frames of one video from ``request.init_image`` (centre-cropped to the request's size)."""
-    if not request.init_image:
-        raise ValueError("img2vid needs an input image")
-    image = decode_job_image(request.init_image)
-    size = (request.width, request.height)
-    if image.size != size:
-        image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+    image = prepare_image(request)
     total = request.steps
 
     output = pipe(
@@ -60,3 +65,45 @@ def run(
         output_type="pil",
     )
     return list(output.frames[0])
+
+
+def check(spec: ModelSpec, request: GenerationRequest) -> GenerationRequest:
+    """Refuse what the video model cannot do; returns the request with its frame count filled in."""
+    if request.task != "img2vid":
+        raise wrong_kind(spec, request)
+    default_frames, max_frames = frame_limits(spec)
+    if request.frames == 0:
+        request = replace(request, frames=default_frames)
+    if not MIN_FRAMES <= request.frames <= max_frames:
+        raise RequestRefused(f"Frames must be {MIN_FRAMES}-{max_frames} for {spec.name}; you asked for {request.frames}")
+    if not FPS_RANGE[0] <= request.fps <= FPS_RANGE[1]:
+        raise RequestRefused(f"FPS must be {FPS_RANGE[0]}-{FPS_RANGE[1]}; you asked for {request.fps}")
+    if not MOTION_RANGE[0] <= request.motion <= MOTION_RANGE[1]:
+        raise RequestRefused(f"Motion must be {MOTION_RANGE[0]}-{MOTION_RANGE[1]}; you asked for {request.motion}")
+    validate_request_options(spec, request.steps, 1, request.guidance)
+    check_size(request)
+    if not request.init_image:
+        raise RequestRefused("Animating needs an input image")
+    return request
+
+
+def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step: StepCallback | None,
+           is_cancelled: CancelCheck | None) -> GenerationResult:
+    """The runner of ``svd`` models: /animate, the Animate button and 🎬."""
+    request = check(spec, request)
+    stop_if_cancelled(request, is_cancelled)
+    pipe = engine.pipeline(spec)
+    started = time.perf_counter()
+    with cancellable(request):
+        frames = animate(pipe, request, spec, device=engine.device, on_step=on_step, is_cancelled=is_cancelled)
+    text = a1111_parameters(request.prompt, "", request.steps, spec.sampler, request.guidance, request.seed,
+                            request.width, request.height, spec.name,
+                            {"Frames": request.frames, "FPS": request.fps, "Motion bucket": request.motion})
+    data, mime = encode_video(frames, request.fps, comment=text)
+    return GenerationResult(
+        job_id=request.job_id,
+        images=[GeneratedImage(data, request.seed, frames[0].width, frames[0].height, mime=mime)],
+        grid_png=None,
+        run_seconds=time.perf_counter() - started,
+        parameters=text,
+    )

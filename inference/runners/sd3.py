@@ -10,44 +10,42 @@ different model.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from inference.models import InvalidOption, ModelSpec
-from inference.runners.txt2img import StepsInterrupted, generators_for, step_callback
-from inference.types import GenerationRequest, GenerationResult, JobCancelled
+from inference.models import ModelSpec, RequestRefused
+from inference.runners.base import cancellable, check_prompt_job, image_result, stop_if_cancelled
+from inference.runners.txt2img import generators_for, step_callback
+from inference.types import GenerationRequest, GenerationResult
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
 DEFAULT_MAX_SEQUENCE = 256
 
 
-def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
+def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest,
            on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> GenerationResult:
-    """The HANDLERS entry for ``sd3`` models."""
+    """The runner of ``sd3`` models."""
     if request.task != "txt2img":
-        raise InvalidOption(f"{spec.name} (SD 3) only draws from text; it cannot run a {request.task} job")
+        raise RequestRefused(f"{spec.name} (SD 3) only draws from text; it cannot run a {request.task} job")
     if request.scheduler not in (None, "default"):
-        raise InvalidOption(f"{spec.name} samples with its own flow-matching scheduler only; "
+        raise RequestRefused(f"{spec.name} samples with its own flow-matching scheduler only; "
                             f"{request.scheduler!r} does not apply to it")
-    guidance = engine._check(spec, request)
+    guidance = check_prompt_job(spec, request)
     if request.width % 16 or request.height % 16:
-        raise InvalidOption(f"SD 3 needs sizes in multiples of 16; you asked for {request.width}x{request.height}")
-    if is_cancelled is not None and is_cancelled():
-        raise JobCancelled(request.job_id, 0)
+        raise RequestRefused(f"SD 3 needs sizes in multiples of 16; you asked for {request.width}x{request.height}")
+    stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)
     started = time.perf_counter()
-    try:
+    with cancellable(request):
         images = run(pipe, request, guidance=guidance, device=engine.device, on_step=on_step,
                      is_cancelled=is_cancelled, max_sequence_length=int(spec.extra.get("max_sequence_length",
                                                                                          DEFAULT_MAX_SEQUENCE)))
-    except StepsInterrupted as stop:
-        raise JobCancelled(request.job_id, stop.step) from None
-    return engine._result(spec, request, guidance, images, time.perf_counter() - started)
+    return image_result(spec, request, guidance, images, time.perf_counter() - started)
 
 
 def run(pipe: Any, request: GenerationRequest, *, guidance: float, device: str, max_sequence_length: int,

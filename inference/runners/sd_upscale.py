@@ -11,40 +11,36 @@ This pipeline predates ``callback_on_step_end``: progress and cancellation use i
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from inference.media import decode_job_image, encode_png
-from inference.models import InvalidOption, ModelSpec, validate_request_options
+from inference.limits import SD_X4_SCALE, sd_x4_max_input
+from inference.media import decode_job_image
+from inference.models import ModelSpec, RequestRefused, validate_request_options
+from inference.runners.base import cancellable, stop_if_cancelled, upscaled_result
 from inference.runners.txt2img import StepsInterrupted, generators_for
-from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobCancelled
+from inference.types import GenerationRequest, GenerationResult
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
-SCALE = 4
-DEFAULT_MAX_INPUT = 256 * 256
 # The noise added to the low-resolution input (0-350); the model card's example uses 20.
 DEFAULT_NOISE_LEVEL = 20
 
 
-def max_input(spec: ModelSpec) -> int:
-    return int(spec.extra.get("max_input", DEFAULT_MAX_INPUT))
-
-
 def check(spec: ModelSpec, request: GenerationRequest, image: Image.Image) -> None:
     if request.task != "upscale":
-        raise InvalidOption(f"{spec.name} is an upscaler; it cannot run a {request.task} job")
-    if request.scale != SCALE:
-        raise InvalidOption(f"{spec.name} enlarges x4 only; you asked for x{request.scale} "
+        raise RequestRefused(f"{spec.name} is an upscaler; it cannot run a {request.task} job")
+    if request.scale != SD_X4_SCALE:
+        raise RequestRefused(f"{spec.name} enlarges x4 only; you asked for x{request.scale} "
                             "(use a Real-ESRGAN upscaler for x2)")
     validate_request_options(spec, request.steps, 1, request.guidance)
-    limit = max_input(spec)
+    limit = sd_x4_max_input(spec)
     if image.width * image.height > limit:
-        raise InvalidOption(f"{spec.name} takes images up to {limit:,} pixels (e.g. {int(limit ** 0.5)}x"
+        raise RequestRefused(f"{spec.name} takes images up to {limit:,} pixels (e.g. {int(limit ** 0.5)}x"
                             f"{int(limit ** 0.5)}); this one is {image.width}x{image.height}")
 
 
@@ -66,31 +62,18 @@ def upscale(pipe: Any, image: Image.Image, *, guide: str, steps: int, guidance: 
     return output.images[0]
 
 
-def handle(engine: Any, spec: ModelSpec, request: GenerationRequest,
+def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest,
            on_step: Callable[[int, int], None] | None, is_cancelled: Callable[[], bool] | None) -> GenerationResult:
-    """The HANDLERS entry for ``sd-x4`` models (/upscale with ``upscaler:`` naming one)."""
+    """The runner of ``sd-x4`` models (/upscale with ``upscaler:`` naming one)."""
     if not request.init_image:
-        raise InvalidOption("Upscaling needs an input image")
+        raise RequestRefused("Upscaling needs an input image")
     image = decode_job_image(request.init_image)
     check(spec, request, image)
-    if is_cancelled is not None and is_cancelled():
-        raise JobCancelled(request.job_id, 0)
+    stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)
     started = time.perf_counter()
-    try:
+    with cancellable(request):
         result = upscale(pipe, image, guide=str(request.extra.get("guide", "")), steps=request.steps,
                          guidance=request.guidance, noise_level=int(spec.extra.get("noise_level", DEFAULT_NOISE_LEVEL)),
                          seed=request.seed, device=engine.device, on_step=on_step, is_cancelled=is_cancelled)
-    except StepsInterrupted as stop:
-        raise JobCancelled(request.job_id, stop.step) from None
-    run_seconds = time.perf_counter() - started
-    base = str(request.extra.get("parameters") or "").strip()
-    line = f"Postprocess upscale by: {SCALE}, Postprocess upscaler: {spec.name}"
-    text = f"{base}, {line}" if base else line
-    return GenerationResult(
-        job_id=request.job_id,
-        images=[GeneratedImage(encode_png(result, text), request.seed, result.width, result.height)],
-        grid_png=None,
-        run_seconds=run_seconds,
-        parameters=text,
-    )
+    return upscaled_result(spec, request, result, SD_X4_SCALE, time.perf_counter() - started)

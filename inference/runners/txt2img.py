@@ -66,18 +66,18 @@ def prompt_arguments(request: GenerationRequest, prompt: Mapping[str, Any] | Non
     return {"prompt": request.prompt, "negative_prompt": request.negative_prompt or None}
 
 
-def run(
-    pipe: DiffusionPipeline,
-    request: GenerationRequest,
-    *,
-    guidance: float,
-    device: str,
-    on_step: StepCallback | None = None,
-    is_cancelled: CancelCheck | None = None,
-    batch: bool = False,
-    prompt: Mapping[str, Any] | None = None,
-) -> list[np.ndarray]:
-    """Run a text-to-image job; raises StepsInterrupted when ``is_cancelled`` turns true.
+def run(pipe: DiffusionPipeline, request: GenerationRequest, **options: Any) -> list[np.ndarray]:
+    """Run a text-to-image job; ``options`` as ``calls`` takes them. Images come back as uint8 arrays
+    (inference/finishing.py)."""
+    return calls(pipe, request, steps=request.steps, output_type="pt", width=request.width, height=request.height,
+                 num_inference_steps=request.steps, **options)
+
+
+def calls(pipe: DiffusionPipeline, request: GenerationRequest, *, steps: int, guidance: float, device: str,
+          output_type: str, on_step: StepCallback | None = None, is_cancelled: CancelCheck | None = None,
+          batch: bool = False, prompt: Mapping[str, Any] | None = None, **arguments: Any) -> list[Any]:
+    """A job's pipeline calls, each with ``arguments`` and ``steps`` denoising steps; raises
+    StepsInterrupted when ``is_cancelled`` turns true.
 
     By default each image is its own pipeline call with batch size 1. Batched matrix products
     round differently from single ones (off by one in a few pixels on CPU), and the product
@@ -85,26 +85,21 @@ def run(
     trades that for throughput: one call, one generator per image. Progress counts the steps of
     all calls: ``on_step(k, steps * calls)``. ``prompt`` is the job's encoded prompt
     (inference.prompts.encode), computed once for all the calls. The engine asks for one call
-    where that gives the same images (inference/engine.py). Images come back as uint8 arrays
-    (inference/finishing.py).
+    where that gives the same images (inference/engine.py).
     """
     seeds = request.seeds()
     groups = [seeds] if batch else [[seed] for seed in seeds]
-    total = request.steps * len(groups)
-    images: list[np.ndarray] = []
+    total = steps * len(groups)
+    images: list[Any] = []
     for index, group in enumerate(groups):
-        offset = index * request.steps
-
         output = pipe(
             **prompt_arguments(request, prompt),
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.steps,
+            **arguments,
             guidance_scale=guidance,
             num_images_per_prompt=len(group),
             generator=generators_for(group, device),
-            callback_on_step_end=step_callback(offset, total, on_step, is_cancelled),
-            output_type="pt",
+            callback_on_step_end=step_callback(index * steps, total, on_step, is_cancelled),
+            output_type=output_type,
         )
-        images.extend(to_uint8(output.images))
+        images.extend(to_uint8(output.images) if output_type == "pt" else output.images)
     return images

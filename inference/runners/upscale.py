@@ -17,14 +17,26 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
+
+from inference.limits import UPSCALE_FACTORS, UPSCALE_MAX_INPUT
+from inference.media import decode_job_image
+from inference.models import ModelSpec, RequestRefused
+from inference.runners.base import cancellable, stop_if_cancelled, upscaled_result, wrong_kind
+from inference.runners.txt2img import StepsInterrupted
+from inference.types import GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +151,6 @@ def upscale(model: RRDBNet, image: Image.Image, *, device: str, tile: int = DEFA
 
     Raises StepsInterrupted (from the txt2img runner) when ``is_cancelled`` turns true between tiles.
     """
-    from inference.runners.txt2img import StepsInterrupted
-
     scale = model.scale
     dtype = next(model.parameters()).dtype
     source = np.asarray(image.convert("RGB"), dtype=np.uint8)
@@ -178,3 +188,27 @@ def fit_scale(image: Image.Image, native: int, wanted: int) -> Image.Image:
     factor = wanted / native
     size = (max(1, math.floor(image.width * factor + 0.5)), max(1, math.floor(image.height * factor + 0.5)))
     return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step: Callable[[int, int], None] | None,
+           is_cancelled: Callable[[], bool] | None) -> GenerationResult:
+    """The runner of ``esrgan`` models: /upscale and the U buttons, x2 or x4."""
+    if request.task != "upscale":
+        raise wrong_kind(spec, request)
+    if request.scale not in UPSCALE_FACTORS:
+        raise RequestRefused(f"Scale must be {' or '.join(map(str, UPSCALE_FACTORS))}; you asked for {request.scale}")
+    if not request.init_image:
+        raise RequestRefused("Upscaling needs an input image")
+    image = decode_job_image(request.init_image)
+    limit = int(spec.extra.get("max_input", UPSCALE_MAX_INPUT[request.scale]))
+    if image.width * image.height > limit:
+        raise RequestRefused(f"x{request.scale} upscaling takes images up to {limit / 1e6:.1f} MP; this one is "
+                             f"{image.width}x{image.height}")
+    stop_if_cancelled(request, is_cancelled)
+    model = engine.upscaler(spec)
+    started = time.perf_counter()
+    with cancellable(request):
+        result = upscale(model, image, device=engine.device, tile=int(spec.extra.get("tile", DEFAULT_TILE)),
+                         on_tile=on_step, is_cancelled=is_cancelled)
+    result = fit_scale(result, model.scale, request.scale)
+    return upscaled_result(spec, request, result, request.scale, time.perf_counter() - started)

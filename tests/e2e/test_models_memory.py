@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
-from inference import engine as engine_module
 from inference.media import read_parameters
+from inference.runners import RUNNERS
 from tests.e2e.helpers import has_image
 
 
@@ -70,7 +70,7 @@ async def test_a_job_that_does_not_fit_is_told_so_and_refunded(fake, start_bot, 
         calls.append(1)
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setitem(engine_module.RUNNERS, "sd15", out_of_memory)
+    monkeypatch.setitem(RUNNERS, "sd15", out_of_memory)
     async with start_bot(default_daily_credits=10) as bot:
         inter = await _imagine(fake)
         await inter.wait_for(lambda i: i.original is not None and i.original.embeds

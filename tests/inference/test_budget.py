@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from inference import engine as engine_module
 from inference import memory
 from inference.cache import ModelCache
 from inference.engine import Engine
 from inference.models import ModelRegistry
+from inference.runners import txt2img
 from inference.types import GenerationRequest, OutOfMemory
 
 THREE = ("tiny-sd15", "tiny-sd2", "tiny-sdxl-turbo")  # three models with weights of their own
@@ -96,9 +96,10 @@ def test_shared_modules_are_counted_once(tiny_registry: ModelRegistry) -> None:
 class _OutOfMemoryRunner:
     """The text-to-image runner, failing with CUDA's out-of-memory error its first ``failures`` calls."""
 
-    def __init__(self, failures: int, engine: Engine) -> None:
+    def __init__(self, failures: int, engine: Engine, run: Any) -> None:
         self.failures = failures
         self.engine = engine
+        self.run = run
         self.calls = 0
         self.seen: list[dict[str, str]] = []
 
@@ -107,15 +108,15 @@ class _OutOfMemoryRunner:
         self.seen.append(_where(self.engine.cache))
         if self.calls <= self.failures:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return engine_module.txt2img.run(*args, **kwargs)
+        return self.run(*args, **kwargs)
 
 
 @pytest.fixture
 def oom_engine(tiny_registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     def build(failures: int) -> tuple[Engine, _OutOfMemoryRunner]:
         engine = Engine(tiny_registry, "cpu", cache=ModelCache(), batch_max=1)
-        runner = _OutOfMemoryRunner(failures, engine)
-        monkeypatch.setitem(engine_module.RUNNERS, "sd15", runner)
+        runner = _OutOfMemoryRunner(failures, engine, txt2img.run)
+        monkeypatch.setattr(txt2img, "run", runner)
         return engine, runner
 
     return build

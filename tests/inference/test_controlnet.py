@@ -16,8 +16,8 @@ from PIL import Image
 from bot.params.pose_presets import render
 from inference.engine import Engine
 from inference.media import encode_job_image, read_parameters
-from inference.models import InvalidOption, ModelRegistry
-from inference.runners import HANDLERS
+from inference.models import ModelRegistry, RequestRefused
+from inference.runners import RUNNERS
 from inference.runners.controlnet import fit_control
 from inference.types import GenerationRequest, JobCancelled
 
@@ -39,7 +39,7 @@ def pixels(png: bytes) -> np.ndarray:
 def test_registry_entries_inherit_their_base_model(tiny_registry: ModelRegistry) -> None:
     spec = tiny_registry.get("tiny-sd15-openpose")
     base = tiny_registry.get("tiny-sd15")
-    assert spec.kind == "controlnet" and spec.base == "tiny-sd15" and "controlnet" in HANDLERS
+    assert spec.kind == "controlnet" and spec.base == "tiny-sd15" and "controlnet" in RUNNERS
     assert (spec.width, spec.steps, spec.scheduler, spec.guidance) == (base.width, base.steps, base.scheduler,
                                                                        base.guidance)
     assert Path(spec.source).is_dir()
@@ -107,7 +107,7 @@ def test_a_variation_keeps_the_pose(engine: Engine) -> None:
     ({"steps": 99}, "Steps must be 1-50"),
 ])
 def test_refuses_bad_requests(engine: Engine, changes: dict[str, object], message: str) -> None:
-    with pytest.raises(InvalidOption, match=message):
+    with pytest.raises(RequestRefused, match=message):
         engine.run(pose_request(**changes))
 
 
@@ -128,7 +128,7 @@ def test_fit_control_letterboxes_instead_of_cropping() -> None:
 
 def test_photo_without_detector_is_refused(engine: Engine) -> None:
     photo = encode_job_image(Image.new("RGB", (64, 96), (120, 110, 100)))
-    with pytest.raises(InvalidOption, match="Pose detection from photos is not enabled"):
+    with pytest.raises(RequestRefused, match="Pose detection from photos is not enabled"):
         engine.run(pose_request(control_image=photo, extra={"pose_source": "photo"}))
 
 

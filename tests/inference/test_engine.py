@@ -17,7 +17,7 @@ from inference import hub
 from inference.cache import ModelCache
 from inference.engine import Engine
 from inference.media import DIGITAL_SOURCE_TYPE, read_parameters
-from inference.models import InvalidOption, ModelRegistry, UnknownModel
+from inference.models import ModelRegistry, RequestRefused, UnknownModel
 from inference.types import GenerationRequest, JobCancelled
 
 KINDS = ["tiny-sd15", "tiny-sdxl", "tiny-sdxl-lightning", "tiny-sdxl-turbo"]
@@ -43,7 +43,7 @@ def pixels(png: bytes) -> np.ndarray:
 
 
 def test_make_tiny_is_deterministic(tmp_path: Path, tiny_models: Path) -> None:
-    from inference.tiny import make_tiny
+    from inference.testing import make_tiny
 
     again = make_tiny(tmp_path / "again")
     digests = {}
@@ -169,7 +169,7 @@ def test_unknown_model_names_the_valid_ones(engine: Engine) -> None:
     ],
 )
 def test_bad_options_are_refused(engine: Engine, changes: dict[str, object], message: str) -> None:
-    with pytest.raises(InvalidOption, match=message):
+    with pytest.raises(RequestRefused, match=message):
         engine.run(request(**changes))  # type: ignore[arg-type]
 
 

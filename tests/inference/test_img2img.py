@@ -11,7 +11,7 @@ from PIL import Image
 
 from inference.engine import Engine
 from inference.media import encode_job_image, read_parameters
-from inference.models import InvalidOption
+from inference.models import RequestRefused
 from inference.runners.img2img import schedule
 from inference.types import GenerationRequest
 
@@ -91,5 +91,5 @@ def test_schedule_never_runs_zero_steps() -> None:
     ({"strength": 1.5}, "you asked for 1.5"),
 ])
 def test_bad_requests_are_refused(engine: Engine, changes: dict, needle: str) -> None:
-    with pytest.raises(InvalidOption, match=needle):
+    with pytest.raises(RequestRefused, match=needle):
         engine.run(_request(**changes))

@@ -9,7 +9,7 @@ from PIL import Image
 
 from inference import video
 from inference.media import encode_job_image
-from inference.models import InvalidOption
+from inference.models import RequestRefused
 from inference.types import GenerationRequest
 
 
@@ -48,7 +48,7 @@ def test_gif_fallback_without_ffmpeg(engine, monkeypatch) -> None:  # type: igno
 @pytest.mark.parametrize(("option", "message"), [({"frames": 9}, "Frames must be 2-8"), ({"fps": 31}, "FPS must be 3-30"),
                                                  ({"motion": 0}, "Motion must be 1-255"), ({"fps": 2}, "FPS")])
 def test_out_of_range_options_are_refused(engine, option, message) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(InvalidOption, match=message):
+    with pytest.raises(RequestRefused, match=message):
         engine.run(_request(**option))
 
 

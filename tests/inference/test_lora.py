@@ -207,8 +207,12 @@ def test_loras_off_when_no_folder(tiny_registry: ModelRegistry, monkeypatch: pyt
 
 def test_folder_comes_from_the_environment(tiny_registry: ModelRegistry, tiny_loras: Path,  # noqa: F811
                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.engines import engine_factory
+    from bot.settings import load_settings
+
     monkeypatch.setenv("ATELIER_LORA_DIR", str(tiny_loras))
-    assert Engine(tiny_registry, device="cpu").loras.root == tiny_loras  # type: ignore[union-attr]
+    engine = engine_factory(load_settings(), tiny_registry)("cpu")
+    assert engine.loras.root == tiny_loras  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("header", "family"), [

@@ -10,9 +10,9 @@ import pytest
 
 from inference.models import (
     ASPECTS,
-    InvalidOption,
     ModelRegistry,
     RegistryError,
+    RequestRefused,
     UnknownAspect,
     UnknownModel,
     validate_request_options,
@@ -138,13 +138,13 @@ def test_missing_file_is_a_registry_error(tmp_path: Path) -> None:
 
 def test_option_limits_have_specific_messages() -> None:
     lightning = ModelRegistry.load(None).get("sdxl-lightning")
-    with pytest.raises(InvalidOption, match=r"^Steps must be 1-8 for sdxl-lightning; you asked for 80$"):
+    with pytest.raises(RequestRefused, match=r"^Steps must be 1-8 for sdxl-lightning; you asked for 80$"):
         validate_request_options(lightning, 80, 1)
-    with pytest.raises(InvalidOption, match="Steps must be 1-8"):
+    with pytest.raises(RequestRefused, match="Steps must be 1-8"):
         validate_request_options(lightning, 0, 1)
-    with pytest.raises(InvalidOption, match="Count must be 1-4 for sdxl-lightning; you asked for 5"):
+    with pytest.raises(RequestRefused, match="Count must be 1-4 for sdxl-lightning; you asked for 5"):
         validate_request_options(lightning, 4, 5)
-    with pytest.raises(InvalidOption, match="Guidance must be 0-30"):
+    with pytest.raises(RequestRefused, match="Guidance must be 0-30"):
         validate_request_options(lightning, 4, 1, guidance=float("nan"))
     validate_request_options(lightning, 8, 4, guidance=0.0)
     validate_request_options(lightning, None, None)

@@ -12,8 +12,8 @@ from PIL import Image
 
 from inference.engine import Engine
 from inference.media import encode_job_image, read_parameters
-from inference.models import TEXT_TO_IMAGE_KINDS, InvalidOption
-from inference.runners import HANDLERS
+from inference.models import KINDS, TEXT_TO_IMAGE_KINDS, RequestRefused
+from inference.runners import RUNNERS
 from inference.types import GenerationRequest, JobCancelled
 
 
@@ -28,8 +28,8 @@ def pixels(png: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def test_every_new_kind_has_a_handler_and_the_drawing_ones_are_offered_to_imagine() -> None:
-    assert {"controlnet", "sd-x4", "sd2", "sd3", "deepfloyd-if"} <= set(HANDLERS)
+def test_every_kind_has_a_runner_and_the_drawing_ones_are_offered_to_imagine() -> None:
+    assert set(RUNNERS) == set(KINDS)
     assert {"sd2", "sd3", "deepfloyd-if"} <= set(TEXT_TO_IMAGE_KINDS)
 
 
@@ -57,7 +57,7 @@ def test_sd_x4_upscales_four_times_and_keeps_the_parameters(engine: Engine) -> N
     ({"task": "img2img"}, (40, 24), "cannot run a img2img job"),
 ])
 def test_sd_x4_refusals(engine: Engine, changes: dict[str, object], size: tuple[int, int], message: str) -> None:
-    with pytest.raises(InvalidOption, match=message):
+    with pytest.raises(RequestRefused, match=message):
         engine.run(_upscale_request(size, **changes))
 
 
@@ -99,7 +99,7 @@ def test_sd3_draws_from_text_with_three_encoders(engine: Engine) -> None:
     ({"width": 72}, "multiples of 16"),
 ])
 def test_sd3_refusals(engine: Engine, changes: dict[str, object], message: str) -> None:
-    with pytest.raises(InvalidOption, match=message):
+    with pytest.raises(RequestRefused, match=message):
         engine.run(request("tiny-sd3", **changes))
 
 

@@ -13,9 +13,9 @@ from PIL import Image
 
 from inference.engine import Engine
 from inference.media import encode_job_image, read_parameters
-from inference.models import InvalidOption
+from inference.models import RequestRefused
 from inference.runners import upscale
-from inference.tiny import write_tiny_esrgan
+from inference.testing import write_tiny_esrgan
 from inference.types import GenerationRequest, JobCancelled
 
 
@@ -74,7 +74,7 @@ def test_engine_upscales_x4_and_x2_with_parameters_and_progress(engine: Engine) 
     ({"task": "txt2img"}, "cannot run a txt2img job"),
 ])
 def test_engine_refuses(engine: Engine, changes: dict, needle: str) -> None:
-    with pytest.raises(InvalidOption, match=needle):
+    with pytest.raises(RequestRefused, match=needle):
         engine.run(_request(**changes))
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.remote import FUNCTION, AtelierQueue, RemoteJobError, RemotePool, redacted
+from inference.remote import RemotePool, redacted
+from inference.remote_queue import FUNCTION, AtelierQueue, RemoteJobError
 from inference.types import GenerationRequest, GenerationResult, JobCancelled, Progress
 from tests.scale.conftest import REDIS_URL
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from saq.job import Job, Status
 
-from inference.remote import RemoteJobError, RemotePool, _InFlight, encode_result, job_key
+from inference.remote import RemotePool, _InFlight
+from inference.remote_queue import RemoteJobError, encode_result, job_key
 from inference.types import GeneratedImage, GenerationResult
 from tests.scale.test_remote import RecordingSource
 

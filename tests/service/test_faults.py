@@ -21,7 +21,8 @@ from db import queue as job_queue
 from db.models import Job, JobStatus, utcnow
 from db.repositories import jobs as jobs_repo
 from inference.pool import InferencePool
-from inference.remote import RemoteJobError, RemotePool, _InFlight, encode_result, job_key
+from inference.remote import RemotePool, _InFlight
+from inference.remote_queue import RemoteJobError, encode_result, job_key
 from inference.types import GeneratedImage, GenerationRequest, GenerationResult, JobTimedOut
 from tests.scale.test_remote import RecordingSource
 from tests.service import test_job_service as base

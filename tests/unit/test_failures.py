@@ -11,8 +11,8 @@ from bot.services import failures
 from bot.services.failures import member_message
 from bot.services.pool_events import Withheld
 from inference import hub
-from inference.models import InvalidOption as RunnerInvalidOption
-from inference.remote import RemoteJobError, _remote_error
+from inference.models import RequestRefused
+from inference.remote_queue import RemoteJobError, remote_error
 from inference.types import JobCancelled, JobTimedOut
 
 SECRET_PATH = "/srv/atelier/private/models/sd15/unet/diffusion_pytorch_model.safetensors"
@@ -39,7 +39,7 @@ class ModelLoadError(RuntimeError):
     (TimeoutError(), "timed out", logging.WARNING, "took too long"),
     (JobTimedOut(4, 600), "timed out", logging.WARNING, "took too long"),
     (ModelLoadError("pony"), "bad checkpoint", logging.ERROR, "pony could not be loaded"),
-    (_remote_error(f"Cannot load model: {SECRET_PATH}", ["ModelLoadError", "RuntimeError", "Exception"]),
+    (remote_error(f"Cannot load model: {SECRET_PATH}", ["ModelLoadError", "RuntimeError", "Exception"]),
      "bad checkpoint", logging.ERROR, "could not be loaded"),
     (OSError(f"[Errno 2] No such file or directory: '{SECRET_PATH}'"), "not loadable", logging.ERROR,
      "could not be loaded"),
@@ -76,7 +76,7 @@ def test_a_gated_model_names_its_licence_page() -> None:
 
 
 def test_messages_written_for_members_are_shown_without_paths() -> None:
-    shown = member_message(RunnerInvalidOption(f"LoRA 'x' is not a readable .safetensors file ({SECRET_PATH})"))
+    shown = member_message(RequestRefused(f"LoRA 'x' is not a readable .safetensors file ({SECRET_PATH})"))
     assert shown.startswith("The job could not run: LoRA 'x' is not a readable .safetensors file")
     assert "/srv" not in shown and "atelier/private" not in shown
     reason = "The image was not posted: the NSFW image filter scored it 0.91 (limit 0.60). Case #3."

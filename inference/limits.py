@@ -1,0 +1,71 @@
+"""Every limit a request must stay within, defined once.
+
+The bot checks these before a job exists, so a member hears at once; the engine and its runners
+check them again when a worker runs the job, because a job may come from elsewhere (the CLI, a
+remote bot of another version). Both sides read the numbers here. Like inference/models.py this
+module stays free of torch: the bot imports it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from inference.models import ModelSpec
+
+# Seeds are 32-bit: every pipeline's generator takes them, and A1111 writes them so.
+SEED_LIMIT = 2**32
+
+# Classifier-free guidance: beyond this every model only burns the image.
+MAX_GUIDANCE = 30.0
+
+# Sizes the pipelines take: multiples of the VAE's x8 factor, and not below the smallest latent the
+# UNets were built for.
+SIZE_MULTIPLE = 8
+MIN_SIDE = 64
+# Sizes the bot picks are on the latent grid the UNets were trained on.
+SIZE_GRID = 64
+
+# Image-to-image strength: the share of the denoising schedule redrawn (1 ignores the input image).
+MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
+
+# ControlNet conditioning scale (/pose strength, "Weight" in A1111): 0 ignores the skeleton, 2
+# follows it rigidly.
+MIN_CONTROL_SCALE, MAX_CONTROL_SCALE = 0.0, 2.0
+
+# LoRA weights a job may ask for.
+MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 2.0
+
+# Real-ESRGAN upscaling: the factors offered, and the input pixels each takes, so that the result
+# stays within what one upload and one device's memory hold. A registry entry's ``max_input``
+# overrides the cap on the worker.
+UPSCALE_FACTORS = (2, 4)
+UPSCALE_MAX_INPUT = {2: 2048 * 2048, 4: 1024 * 1024}
+# The Stable Diffusion x4 upscaler redraws x4 only, with a UNet at the input's size: small inputs
+# only, unless its registry entry's ``max_input`` says otherwise.
+SD_X4_SCALE = 4
+SD_X4_MAX_INPUT = 256 * 256
+
+# /animate (Stable Video Diffusion).
+MIN_FRAMES = 2
+# SVD's trained frame count, for registry entries that do not name theirs.
+DEFAULT_FRAMES = 14
+DEFAULT_FPS = 7
+DEFAULT_MOTION = 127
+FPS_RANGE = (3, 30)
+MOTION_RANGE = (1, 255)
+# What the /animate slash options let through: wider than the ranges above on purpose, so a member
+# who types 40 fps reads the bot's explanation of the range instead of the client's bare refusal.
+FPS_OPTION_RANGE = (1, 60)
+MOTION_OPTION_RANGE = (0, 1000)
+
+
+def frame_limits(spec: ModelSpec) -> tuple[int, int]:
+    """(default frames, most frames) of a video model: its trained count unless the registry says more."""
+    frames = int(spec.extra.get("frames", DEFAULT_FRAMES))
+    return frames, int(spec.extra.get("max_frames", frames))
+
+
+def sd_x4_max_input(spec: ModelSpec) -> int:
+    """The most input pixels an ``sd-x4`` upscaler takes."""
+    return int(spec.extra.get("max_input", SD_X4_MAX_INPUT))

@@ -1,0 +1,68 @@
+"""The Stable Diffusion 1.5 and SDXL families (base, Lightning, Turbo): text to image and image to
+image, with A1111 prompt weighting, long prompts and per-job LoRAs.
+
+These are the kinds the engine also batches across jobs and compiles (inference/engine.py), so
+their images leave the device as uint8 arrays and their files are made on the worker's finishing
+thread (inference/finishing.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from inference import lora, prompts
+from inference.finishing import Finishing
+from inference.models import ModelSpec
+from inference.runners import img2img, txt2img
+from inference.runners.base import (
+    cancellable,
+    check_img2img,
+    check_prompt_job,
+    image_result,
+    job_scheduler,
+    stop_if_cancelled,
+    wrong_kind,
+)
+from inference.types import GenerationRequest
+
+if TYPE_CHECKING:
+    from inference.engine import Engine
+
+def check(spec: ModelSpec, request: GenerationRequest) -> float:
+    """Refuse what the model cannot do; returns the guidance it will run at."""
+    guidance = check_prompt_job(spec, request)
+    if request.task == "img2img":
+        check_img2img(request)
+    elif request.task != "txt2img":
+        raise wrong_kind(spec, request)
+    return guidance
+
+
+def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step: Callable[[int, int], None] | None,
+        is_cancelled: Callable[[], bool] | None) -> Finishing:
+    guidance = check(spec, request)
+    stop_if_cancelled(request, is_cancelled)
+    pipe = engine.pipeline(spec)
+    job_loras = lora.prepare(engine.loras, request.loras, kind=spec.kind, model=spec.name,
+                             model_width=int(pipe.unet.config.cross_attention_dim))
+    variation = request.task == "img2img"
+    runner = img2img.run if variation else txt2img.run
+    started = time.perf_counter()
+    with job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request):
+        # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
+        # encoders): applied for this job only, removed before the next one starts.
+        with engine.adapters.applied(pipe, job_loras, model=spec.name):
+            # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
+            encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
+                                     device=engine.device, clip_skip=spec.clip_skip)
+            run_pipe = img2img.pipeline_over(engine, spec, pipe) if variation else pipe
+            one_call = not variation and engine.one_call_for_count(pipe, job_loras)
+            images = runner(run_pipe, request, guidance=guidance, device=engine.device, on_step=on_step,
+                            is_cancelled=is_cancelled, batch=engine.batch_images or one_call,
+                            prompt=encoded.kwargs)
+    run_seconds = time.perf_counter() - started
+    return Finishing(request.job_id, partial(image_result, run_spec, request, guidance, images, run_seconds,
+                                             loras=job_loras, notes=encoded.notes))
