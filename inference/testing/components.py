@@ -162,17 +162,10 @@ def svd(seed: int) -> DiffusionPipeline:
     blocks (x8, as the real one), a 224 px CLIP vision tower, v-prediction Euler with Karras sigmas."""
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=8,
-        in_channels=8,
-        out_channels=4,
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=8, out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
         up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        cross_attention_dim=32,
-        num_attention_heads=(2, 4),
-        num_frames=4,
-        projection_class_embeddings_input_dim=96,
+        cross_attention_dim=32, num_attention_heads=(2, 4), num_frames=4, projection_class_embeddings_input_dim=96,
         addition_time_embed_dim=32,
     )
     vae = AutoencoderKLTemporalDecoder(
@@ -199,23 +192,10 @@ def svd(seed: int) -> DiffusionPipeline:
 
 
 def sdxl_unet() -> UNet2DConditionModel:
-    return UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        transformer_layers_per_block=(1, 2),
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=6 * 8 + 32,
-        cross_attention_dim=64,
-        norm_num_groups=8,
-    )
+    """SD 1.5's two blocks with SDXL's conditioning: per-block heads and depths, time and size embeddings."""
+    return sd15_unet(attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2),
+                     addition_embed_type="text_time", addition_time_embed_dim=8,
+                     projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64)
 
 
 def sdxl(seed: int, tokenizer: CLIPTokenizer, scheduler: Any) -> DiffusionPipeline:
