@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.params import anime
-from bot.ui.feature import Feature
+from bot.ui.feature import Feature, described
 from bot.ui.submit import submit
 
 if TYPE_CHECKING:
@@ -25,11 +25,10 @@ _ASPECT_CHOICES = [
 class Anime(Feature):
     @app_commands.command(name="anime", description="Anime art from Danbooru tags with Animagine XL")
     @app_commands.describe(
+        **described("seed", "count"),
         prompt="Comma-separated tags, e.g. 1girl, hatsune miku, vocaloid, smile, night sky",
         negative="Tags to keep out (default: Animagine's recommended negative prompt)",
         aspect="Shape: Animagine's recommended resolutions",
-        seed="Reuse a seed to reproduce an image",
-        count="How many images (1-4; more than one is posted as a grid)",
     )
     @app_commands.choices(aspect=_ASPECT_CHOICES)
     async def anime(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,

@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot.params import images
 from bot.params.imagine import ImagineOptions
 from bot.ui.buttons import handles
-from bot.ui.feature import Feature, model_choices
+from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 from inference import lora as loras
 from inference.limits import MAX_LORA_WEIGHT, MAX_STRENGTH, MIN_LORA_WEIGHT, MIN_STRENGTH
@@ -35,14 +35,13 @@ REROLL_EMOJI = "🔄"
 class Imagine(Feature):
     @app_commands.command(name="imagine", description="Create an image from a text prompt")
     @app_commands.describe(
+        **described("seed", "count"),
         prompt="What to draw: subject, setting, details, style",
         negative="What to keep out of the image (e.g. blurry, extra fingers)",
         model="Which model to use (default: the server's default)",
         aspect="Shape of the image",
         steps="Denoising steps (more is slower; each model has its own range)",
         guidance="How closely to follow the prompt (CFG scale)",
-        seed="Reuse a seed to reproduce an image",
-        count="How many images (1-4; more than one is posted as a grid)",
         image="Start from this image instead of noise (image-to-image)",
         strength=f"With an image: how far to move away from it ({MIN_STRENGTH:g} subtle - {MAX_STRENGTH:.1f} ignore it; "
                  f"default {images.DEFAULT_STRENGTH:g})",

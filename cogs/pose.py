@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.params import pose as pose_jobs
-from bot.ui.feature import Feature, model_choices
+from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import load_attachment, submit
 from inference.limits import MAX_CONTROL_SCALE, MIN_CONTROL_SCALE
 from inference.models import ASPECTS
@@ -23,12 +23,12 @@ log = logging.getLogger(__name__)
 class Pose(Feature):
     @app_commands.command(name="pose", description="Create an image of a person in a chosen pose (ControlNet OpenPose)")
     @app_commands.describe(
+        **described("seed"),
         prompt="Who, wearing what, where, in which style",
         pose="A preset pose (default: standing)",
         reference="Instead of a preset: an OpenPose skeleton image, or a photo when pose detection is enabled",
         model="Which pose model (default: the first installed)",
         aspect="Shape of the image (default: square, or the reference's shape)",
-        seed="Reuse a seed to reproduce an image",
         strength=f"How strictly to follow the pose, {MIN_CONTROL_SCALE:g}-{MAX_CONTROL_SCALE:g} "
                  f"(default {pose_jobs.DEFAULT_STRENGTH:g})",
     )

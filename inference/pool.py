@@ -79,7 +79,7 @@ class InferencePool(Pausable):
         # and the engine can run them (run_batch, batch_max > 1); see inference/batching.py.
         self.batching = Batching(window=batch_window)
         self.workers = [
-            # "<process>/<device>#n": the job rows name the process that runs them (bot/services/jobs.py recovery).
+            # "<process>/<device>#n": the job rows name the process that runs them (bot/services/recovery.py).
             Worker(f"{owner}/{device}#{n}", device, engine_factory, source, self._wake, self._resume,
                    self._cancelled, poll_interval=poll_interval, batching=self.batching, run_timeout=run_timeout)
             for n, device in enumerate(devices)

@@ -22,8 +22,10 @@ from inference.models import (
     TEXT_TO_IMAGE_KINDS,
     ModelRegistry,
     ModelSpec,
+    RequestRefused,
     UnknownAspect,
     UnknownModel,
+    validate_request_options,
 )
 
 MAX_PROMPT = 2000
@@ -53,13 +55,11 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
         raise InvalidOption(f"Unknown aspect {options.aspect!r}; choose one of {', '.join(ASPECTS)}.") from None
     steps = spec.steps if options.steps is None else options.steps
     steps = fast_steps or steps
-    if not 1 <= steps <= spec.max_steps:
-        raise InvalidOption(f"Steps must be 1-{spec.max_steps} for {spec.name}; you asked for {steps}.")
+    _within_limits(spec, steps=steps)
     guidance = spec.guidance if options.guidance is None else options.guidance
     if not 0.0 <= guidance <= MAX_GUIDANCE:
         raise InvalidOption(f"Guidance must be between 0 and {MAX_GUIDANCE:g}; you asked for {guidance:g}.")
-    if not 1 <= options.count <= spec.max_count:
-        raise InvalidOption(f"Count must be 1-{spec.max_count} for {spec.name}; you asked for {options.count}.")
+    _within_limits(spec, count=options.count)
     seed = options.seed
     if seed is None or seed < 0:
         seed = secrets.randbelow(SEED_LIMIT)
@@ -82,6 +82,14 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
     if chosen:
         params["loras"] = chosen
     return params
+
+
+def _within_limits(spec: ModelSpec, *, steps: int | None = None, count: int | None = None) -> None:
+    """The model's steps and count limits, as the worker checks them, refused as an option error."""
+    try:
+        validate_request_options(spec, steps=steps, count=count)
+    except RequestRefused as exc:
+        raise InvalidOption(f"{exc}.") from None
 
 
 def _quality(registry: ModelRegistry, spec: ModelSpec, options: ImagineOptions) -> tuple[ModelSpec, int | None]:

@@ -29,3 +29,15 @@ def model_choices(specs: Iterable[ModelSpec], current: str, *, label: Callable[[
     typed = current.lower().strip()
     return [app_commands.Choice(name=label(spec)[:100], value=spec.name) for spec in specs
             if typed in spec.name.lower() or (match_kind and typed in spec.kind.lower())][:25]
+
+
+# Options several commands take with the same meaning, described once so the commands read alike.
+_SHARED_DESCRIPTIONS = {
+    "seed": "Reuse a seed to reproduce an image",
+    "count": "How many images (1-4; more than one is posted as a grid)",
+}
+
+
+def described(*options: str) -> dict[str, str]:
+    """The shared descriptions of ``options``, for ``@app_commands.describe(**described("seed"), ...)``."""
+    return {option: _SHARED_DESCRIPTIONS[option] for option in options}

@@ -17,16 +17,11 @@ from diffusers import (
     ControlNetModel,
     DDIMScheduler,
     DDPMScheduler,
+    DiffusionPipeline,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
-    IFPipeline,
     IFSuperResolutionPipeline,
     SD3Transformer2DModel,
-    StableDiffusion3Pipeline,
-    StableDiffusionPipeline,
-    StableDiffusionUpscalePipeline,
-    StableDiffusionXLPipeline,
-    StableVideoDiffusionPipeline,
     UNet2DConditionModel,
     UNetSpatioTemporalConditionModel,
 )
@@ -43,6 +38,9 @@ from transformers import (
     T5EncoderModel,
     T5TokenizerFast,
 )
+
+# Each tiny model is built as the pipeline class the engine loads its kind with.
+from inference.cache import PIPELINE_CLASSES
 
 SEED = 20240601
 _VOCAB_SIZE = 514
@@ -146,40 +144,28 @@ def controlnet(unet: UNet2DConditionModel) -> ControlNetModel:
     return controlnet
 
 
-def sd15(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionPipeline:
-    torch.manual_seed(seed)
-    unet = sd15_unet()
-    vae = _vae()
-    text_encoder = CLIPTextModel(text_config())
-    scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False)
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+def _sd(tokenizer: CLIPTokenizer, unet: UNet2DConditionModel, scheduler: DDIMScheduler) -> DiffusionPipeline:
+    """An SD 1.x/2.x pipeline around ``unet``: the x8 VAE and one CLIP text encoder, no safety checker."""
+    return PIPELINE_CLASSES["sd15"](
+        vae=_vae(), text_encoder=CLIPTextModel(text_config()), tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
 
 
-def svd(seed: int) -> StableVideoDiffusionPipeline:
+def sd15(seed: int, tokenizer: CLIPTokenizer) -> DiffusionPipeline:
+    torch.manual_seed(seed)
+    return _sd(tokenizer, sd15_unet(), DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False))
+
+
+def svd(seed: int) -> DiffusionPipeline:
     """The tiny-models note's SVD: spatio-temporal UNet (32, 64), 32-group temporal VAE with four
     blocks (x8, as the real one), a 224 px CLIP vision tower, v-prediction Euler with Karras sigmas."""
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=8,
-        in_channels=8,
-        out_channels=4,
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=8, out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
         up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        cross_attention_dim=32,
-        num_attention_heads=(2, 4),
-        num_frames=4,
-        projection_class_embeddings_input_dim=96,
+        cross_attention_dim=32, num_attention_heads=(2, 4), num_frames=4, projection_class_embeddings_input_dim=96,
         addition_time_embed_dim=32,
     )
     vae = AutoencoderKLTemporalDecoder(
@@ -199,50 +185,31 @@ def svd(seed: int) -> StableVideoDiffusionPipeline:
         num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
         steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
     )
-    return StableVideoDiffusionPipeline(
+    return PIPELINE_CLASSES["svd"](
         vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
         feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
     )
 
 
 def sdxl_unet() -> UNet2DConditionModel:
-    return UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        transformer_layers_per_block=(1, 2),
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=6 * 8 + 32,
-        cross_attention_dim=64,
-        norm_num_groups=8,
-    )
+    """SD 1.5's two blocks with SDXL's conditioning: per-block heads and depths, time and size embeddings."""
+    return sd15_unet(attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2),
+                     addition_embed_type="text_time", addition_time_embed_dim=8,
+                     projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64)
 
 
-def sdxl(seed: int, tokenizer: CLIPTokenizer, scheduler: Any) -> StableDiffusionXLPipeline:
+def sdxl(seed: int, tokenizer: CLIPTokenizer, scheduler: Any) -> DiffusionPipeline:
     torch.manual_seed(seed)
     unet = sdxl_unet()
     vae = _vae()
     text_encoder = CLIPTextModel(text_config())
-    text_encoder_2 = CLIPTextModelWithProjection(text_config())
-    return StableDiffusionXLPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
+    return PIPELINE_CLASSES["sdxl"](
+        vae=vae, text_encoder=text_encoder, text_encoder_2=CLIPTextModelWithProjection(text_config()),
+        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
     )
 
 
-def sd_x4(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionUpscalePipeline:
+def sd_x4(seed: int, tokenizer: CLIPTokenizer) -> DiffusionPipeline:
     """The x4 upscaler as the tiny-models note measured it: a UNet over 4 latent + 3 image channels
     with noise-level class embeddings, a three-block (x4) VAE, DDIM v-prediction, max noise 350."""
     torch.manual_seed(seed)
@@ -252,7 +219,7 @@ def sd_x4(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionUpscalePipeline
         up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=4, layers_per_block=1, norm_num_groups=8,
         scaling_factor=0.08333,
     )
-    return StableDiffusionUpscalePipeline(
+    return PIPELINE_CLASSES["sd-x4"](
         vae=vae, text_encoder=CLIPTextModel(text_config()), tokenizer=tokenizer, unet=unet,
         low_res_scheduler=DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.0001, beta_end=0.02),
         scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
@@ -261,16 +228,13 @@ def sd_x4(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionUpscalePipeline
     )
 
 
-def sd2(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusionPipeline:
+def sd2(seed: int, tokenizer: CLIPTokenizer) -> DiffusionPipeline:
     """SD 2.x's shape: linear projections and per-block heads in the UNet, v-prediction in the scheduler
     config (the engine keeps the folder's config, so every sampler predicts v)."""
     torch.manual_seed(seed)
     unet = sd15_unet(attention_head_dim=(2, 4), use_linear_projection=True)
     scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, prediction_type="v_prediction")
-    return StableDiffusionPipeline(
-        vae=_vae(), text_encoder=CLIPTextModel(text_config()), tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
+    return _sd(tokenizer, unet, scheduler)
 
 
 def _t5(d_model: int) -> tuple[T5EncoderModel, PreTrainedTokenizerFast]:
@@ -288,7 +252,7 @@ def _t5(d_model: int) -> tuple[T5EncoderModel, PreTrainedTokenizerFast]:
     return T5EncoderModel(config), tokenizer
 
 
-def sd3(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusion3Pipeline:
+def sd3(seed: int, tokenizer: CLIPTokenizer) -> DiffusionPipeline:
     """SD 3's MMDiT over an x8 VAE with SD 3's latent shift and scale; joint attention over CLIP-L +
     CLIP-G hidden states (32 + 32, zero-padded) and T5 (64), pooled projections 32 + 32."""
     torch.manual_seed(seed)
@@ -302,7 +266,7 @@ def sd3(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusion3Pipeline:
         sample_size=64, shift_factor=0.0609, scaling_factor=1.5035,
     )
     text_encoder_3, tokenizer_3 = _t5(64)
-    return StableDiffusion3Pipeline(
+    return PIPELINE_CLASSES["sd3"](
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
         text_encoder=CLIPTextModelWithProjection(text_config()), tokenizer=tokenizer,
         text_encoder_2=CLIPTextModelWithProjection(text_config()), tokenizer_2=tokenizer,
@@ -310,7 +274,7 @@ def sd3(seed: int, tokenizer: CLIPTokenizer) -> StableDiffusion3Pipeline:
     )
 
 
-def deepfloyd(seed: int) -> tuple[IFPipeline, IFSuperResolutionPipeline]:
+def deepfloyd(seed: int) -> tuple[DiffusionPipeline, IFSuperResolutionPipeline]:
     """IF's stage I (3 -> 6 channels: noise and learned variance) and stage II (the low-res image as
     3 more input channels, noise level as a timestep class embedding), both T5-conditioned, as in
     diffusers' own IF tests. Stage II ships without a text encoder: stage I's embeddings are passed on."""
@@ -329,7 +293,7 @@ def deepfloyd(seed: int) -> tuple[IFPipeline, IFSuperResolutionPipeline]:
                                 "beta_start": 0.0001, "beta_end": 0.02}
     scheduler = DDPMScheduler(**schedule, thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=1.0,
                               prediction_type="epsilon", variance_type="learned_range")
-    stage_1 = IFPipeline(
+    stage_1 = PIPELINE_CLASSES["deepfloyd-if"](
         tokenizer=tokenizer, text_encoder=text_encoder, unet=UNet2DConditionModel(sample_size=32, in_channels=3,
                                                                                   **unet_args),
         scheduler=scheduler, safety_checker=None, feature_extractor=None, watermarker=None,
