@@ -92,7 +92,7 @@ class FakeLoop:
     def __init__(self, own_thread: bool) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         if own_thread:
-            self.loop = _loop_factory()()
+            self.loop = _loop_factory(load_settings().uvloop)()
             threading.Thread(target=self.loop.run_forever, name="fake-discord", daemon=True).start()
 
     async def __call__(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -184,7 +184,7 @@ def _serve_fake(conn: Any) -> None:
             else:
                 conn.send(("ok", reply))
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=_loop_factory(load_settings().uvloop)) as runner:
         runner.run(serve())
 
 
@@ -432,5 +432,5 @@ async def main() -> None:
 
 if __name__ == "__main__":
     # The event loop `atelier run` uses (uvloop where installed; ATELIER_UVLOOP=0 for asyncio's own).
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=_loop_factory(load_settings().uvloop)) as runner:
         runner.run(main())

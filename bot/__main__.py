@@ -147,7 +147,7 @@ def _run(settings: Settings) -> int:
             await bot.start(token)
 
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as run:
+        with asyncio.Runner(loop_factory=_loop_factory(settings.uvloop)) as run:
             run.run(runner())
     except discord.LoginFailure:
         print("error: DISCORD_TOKEN was rejected by Discord (check the token in the developer portal)", file=sys.stderr)
@@ -165,10 +165,9 @@ def _run(settings: Settings) -> int:
     return 0
 
 
-def _loop_factory() -> Any:
-    """uvloop where it is installed (Linux, macOS): about twice the throughput of the default loop for
-    the socket work a burst of interactions is made of. ATELIER_UVLOOP=0 keeps asyncio's own loop."""
-    if os.environ.get("ATELIER_UVLOOP", "1") == "0":
+def _loop_factory(use_uvloop: bool) -> Any:
+    """uvloop where it is installed and ATELIER_UVLOOP allows it; None: asyncio's own loop."""
+    if not use_uvloop:
         return None
     try:
         import uvloop

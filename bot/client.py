@@ -5,9 +5,9 @@ metrics and accounts, and the job service's hooks (in the order they run) -> inf
 cogs -> command sync (only when the commands changed, and only in the process that runs
 shard 0) -> recovery of interrupted jobs.
 
-Two cogs hand in what only they hold, in their setup(): the account cog its memory of members'
-roles (AccountService.roles_of, for role tiers) and the mod cog its report to a server's
-moderation channel (ModerationService.reporter).
+The cogs reach what they share through the bot: `roles` (members' roles, which the account cog
+feeds and the allowances' role tiers read) and `mod_channel` (where the moderation service reports
+cases and the review button posts).
 
 The bot is an AutoShardedBot: one process runs every shard (Discord's recommended count) unless
 ATELIER_SHARD_COUNT / ATELIER_SHARD_IDS split them over several processes sharing one database.
@@ -35,11 +35,13 @@ from bot.services.cases import Cases
 from bot.services.derived import DerivedJobs
 from bot.services.hooks import Hooks
 from bot.services.jobs import JobService
-from bot.services.moderation import ModerationService
+from bot.services.moderation import ModerationService, Reporter
 from bot.services.rate_limits import Limits
 from bot.settings import Settings
 from bot.ui.buttons import JobButton
 from bot.ui.delivery import DiscordDelivery
+from bot.ui.reports import ModChannel
+from bot.ui.roles import RoleMemory
 from bot.ui.tree import AtelierTree
 from db import migrate
 from db.engine import create_engine, create_sessionmaker
@@ -108,6 +110,8 @@ class Atelier(commands.AutoShardedBot):
         self.moderation: ModerationService
         self.accounts: AccountService
         self.limits = Limits()
+        self.roles = RoleMemory()
+        self.mod_channel: ModChannel
 
     async def setup_hook(self) -> None:
         self.db = create_engine(self.settings.database)
@@ -129,14 +133,15 @@ class Atelier(commands.AutoShardedBot):
         self.service.delivery = DiscordDelivery(self)
         self.derived = DerivedJobs(self.service)
         self.cases = Cases(sessions)
+        self.mod_channel = ModChannel(self, self.cases)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
-        self.moderation = build_moderation(self.settings, sessions, reads)
+        self.moderation = build_moderation(self.settings, sessions, reads, reporter=self.mod_channel.report)
         self.service.image_check = self.check_result
         # Load the moderation models off the loop now, not on the first member's prompt.
         self._warmup = asyncio.create_task(self.moderation.warmup())
         self.metrics = Metrics(gpu_memory=gpu_memory)
         self.accounts = AccountService(self.service, default_daily=self.settings.default_daily_credits,
-                                       default_retention_days=self.settings.retention_days)
+                                       default_retention_days=self.settings.retention_days, roles_of=self.roles)
         # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
             before_acknowledge=[self.accounts.before_acknowledge],
@@ -238,10 +243,11 @@ class Atelier(commands.AutoShardedBot):
             await self.read_db.dispose()
 
 
-def build_moderation(settings: Settings, sessions: Any, reads: Any = None) -> ModerationService:
+def build_moderation(settings: Settings, sessions: Any, reads: Any = None, *,
+                     reporter: Reporter | None = None) -> ModerationService:
     from moderation import Moderator, default_moderator
     from moderation.images import ImageChecker
 
     moderator = default_moderator() if settings.moderation_semantic else Moderator(semantic=False)
     images = ImageChecker() if settings.nsfw_image_check else None
-    return ModerationService(sessions, moderator=moderator, images=images, reads=reads)
+    return ModerationService(sessions, moderator=moderator, images=images, reads=reads, reporter=reporter)

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # How often each process marks its jobs alive, retries deliveries Discord refused and the
     # recording of results a database error interrupted, and re-queues jobs left stuck.
     sweep_seconds: float = Field(default=20.0, gt=0.0, le=300.0)
+    # uvloop where it is installed (Linux, macOS) runs the socket work a burst of interactions is
+    # made of faster than asyncio's own loop; false keeps asyncio's.
+    uvloop: bool = True
 
     @field_validator("log_level")
     @classmethod

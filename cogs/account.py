@@ -10,7 +10,6 @@ import asyncio
 import io
 import logging
 import re
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 PREFIX = "atelier:acct"
 PER_PAGE = 5
 PRUNE_EVERY = timedelta(hours=6)
-MAX_REMEMBERED_MEMBERS = 10_000
 
 
 def acct_id(action: str, target: int, page: int | None = None, command: str | None = None) -> str:
@@ -49,28 +47,6 @@ def acct_id(action: str, target: int, page: int | None = None, command: str | No
         if command:
             parts.append(command)
     return ":".join(parts)
-
-
-class RoleMemory:
-    """Role ids of members seen recently (interactions and reactions carry them; without the
-    privileged members intent the guild's member cache is empty). Bounded, least recently seen out."""
-
-    def __init__(self, size: int = MAX_REMEMBERED_MEMBERS) -> None:
-        self.size = size
-        self._roles: OrderedDict[tuple[int, int], list[int]] = OrderedDict()
-
-    def remember(self, member: Any) -> None:
-        guild = getattr(member, "guild", None)
-        if guild is None or not hasattr(member, "roles"):
-            return
-        key = (guild.id, member.id)
-        self._roles[key] = [r.id for r in member.roles]
-        self._roles.move_to_end(key)
-        while len(self._roles) > self.size:
-            self._roles.popitem(last=False)
-
-    def __call__(self, guild_id: int, user_id: int) -> list[int]:
-        return self._roles.get((guild_id, user_id), [])
 
 
 def quota_embed(status: QuotaStatus, costs: list[tuple[str, int, str]]) -> discord.Embed:
@@ -164,9 +140,8 @@ def _aware(ts: datetime) -> datetime:
 
 
 class Account(commands.Cog):
-    def __init__(self, bot: Atelier, roles: RoleMemory) -> None:
+    def __init__(self, bot: Atelier) -> None:
         self.bot = bot
-        self.roles = roles
 
     async def cog_load(self) -> None:
         self.prune.start()
@@ -183,16 +158,16 @@ class Account(commands.Cog):
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        self.roles.remember(interaction.user)
+        self.bot.roles.remember(interaction.user)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         if payload.member is not None:
-            self.roles.remember(payload.member)
+            self.bot.roles.remember(payload.member)
 
     @app_commands.command(name="quota", description="Your credits left today, when they reset, and what jobs cost")
     async def quota(self, interaction: discord.Interaction[Atelier]) -> None:
-        self.roles.remember(interaction.user)
+        self.bot.roles.remember(interaction.user)
         status = await self.bot.accounts.status(user_id=interaction.user.id, guild_id=interaction.guild_id)
         costs = []
         for spec in self.bot.registry.specs():
@@ -293,7 +268,5 @@ class Account(commands.Cog):
 
 
 async def setup(bot: Atelier) -> None:
-    roles = RoleMemory()
-    bot.accounts.roles_of = roles  # the allowances' role tiers read the roles this cog sees
     bot.add_dynamic_items(AccountButton)
-    await bot.add_cog(Account(bot, roles))
+    await bot.add_cog(Account(bot))

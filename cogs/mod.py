@@ -22,7 +22,6 @@ from moderation import CATEGORIES, Action, Policy
 
 if TYPE_CHECKING:
     from bot.client import Atelier
-    from bot.services.cases import ModerationCase
     from bot.services.jobs import Job
     from bot.services.moderation import ModerationService
 
@@ -31,24 +30,6 @@ log = logging.getLogger(__name__)
 CATEGORY_CHOICES = [app_commands.Choice(name=c, value=c) for c in CATEGORIES]
 ACTION_CHOICES = [app_commands.Choice(name=a.value, value=a.value) for a in Action]
 _LINK = re.compile(r"channels/\d+/\d+/(\d+)")
-
-
-def case_embed(case: ModerationCase, *, title: str | None = None) -> discord.Embed:
-    colour = discord.Colour.red() if case.action in ("block", "ban", "purge") else discord.Colour.orange()
-    embed = discord.Embed(title=title or f"Case #{case.id}: {case.action}", colour=colour,
-                          timestamp=case.created_at)
-    embed.add_field(name="Member", value=f"<@{case.user_id}>")
-    if case.categories:
-        embed.add_field(name="Categories", value=", ".join(case.categories))
-    if case.layer:
-        embed.add_field(name="Layer", value=case.layer + (f" ({case.score:.2f})" if case.score is not None else ""))
-    if case.job_id:
-        embed.add_field(name="Job", value=f"#{case.job_id}")
-    if case.prompt:
-        embed.add_field(name="Prompt", value=case.prompt[:1000], inline=False)
-    if case.reason:
-        embed.add_field(name="Reason", value=case.reason[:1000], inline=False)
-    return embed
 
 
 class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
@@ -68,23 +49,12 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
             case = await bot.moderation.request_review(self.case_id, interaction.user.id)
             if case is None:
                 raise InvalidOption("Only the member a decision concerns can ask for its review.")
-            sent = await post_to_mod_channel(bot, case, title=f"Review requested: case #{case.id}")
+            sent = await bot.mod_channel.post(case, title=f"Review requested: case #{case.id}")
             text = ("Sent to this server's moderators. They can change the policy with /mod policy."
                     if sent else "This server has no moderation channel yet; ask an admin to set one with /mod channel.")
             await interaction.response.send_message(text, ephemeral=True)
         except Exception as exc:
             await report_error(interaction, exc)
-
-
-async def post_to_mod_channel(bot: Atelier, case: ModerationCase, *, title: str | None = None) -> bool:
-    if case.guild_id is None:
-        return False
-    channel_id = await bot.cases.report_channel(case.guild_id)
-    if channel_id is None:
-        return False
-    channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
-    await channel.send(embed=case_embed(case, title=title), allowed_mentions=discord.AllowedMentions.none())  # type: ignore[union-attr]
-    return True
 
 
 @app_commands.guild_only()
@@ -261,9 +231,4 @@ class Mod(commands.GroupCog, group_name="mod", group_description="Moderate Ateli
 
 async def setup(bot: Atelier) -> None:
     bot.add_dynamic_items(ReviewButton)
-
-    async def report(case: ModerationCase) -> None:
-        await post_to_mod_channel(bot, case, title=f"Reported automatically: case #{case.id}")
-
-    bot.moderation.reporter = report
     await bot.add_cog(Mod(bot))

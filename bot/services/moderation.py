@@ -7,7 +7,7 @@ hook (every job, including rerolls by button or reaction) reuses it when it is t
 else judges the prompt with every layer, and hands the verdict on in the Submission to
 before_submit, which records and enforces it inside the job's transaction. Finished images are
 checked before they are posted. No discord import: reports to a guild's moderation channel go
-through `reporter`, which the /mod cog provides.
+through `reporter`, which bot/client.py passes in.
 """
 
 from __future__ import annotations
@@ -66,13 +66,14 @@ def _with_safety_negative(params: dict[str, Any], policy: Policy, nsfw_channel: 
 
 class ModerationService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, moderator: Moderator,
-                 images: ImageChecker | None = None, reads: async_sessionmaker[AsyncSession] | None = None) -> None:
+                 images: ImageChecker | None = None, reads: async_sessionmaker[AsyncSession] | None = None,
+                 reporter: Reporter | None = None) -> None:
         self.sessions = sessions
         # Lookups made before an interaction is acknowledged must never wait behind a writer.
         self.reads = reads or sessions
         self.moderator = moderator
         self.images = images
-        self.reporter: Reporter | None = None
+        self.reporter = reporter
         self._policies: dict[int, Policy] = {}
         self._bans: dict[int, tuple[float, dict[int, Ban]]] = {}
         self._ban_loads: dict[int, asyncio.Task[dict[int, Ban]]] = {}

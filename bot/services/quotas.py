@@ -14,7 +14,7 @@ A negative allowance means unlimited. Credits are reserved when a job is queued,
 delivered and refunded when it fails or is canceled; a job refused while queuing (moderation, queue
 caps) rolls back with its reservation. Jobs started by a button or reaction belong to whoever pressed.
 
-No discord import: the cogs hand in role ids through `roles_of`.
+No discord import: role ids come through `roles_of` (bot/ui/roles.py, wired in bot/client.py).
 """
 
 from __future__ import annotations

@@ -31,8 +31,11 @@ class Recovery(PoolEvents):
     """Retries and re-queues on top of the pool's events: what they could not finish, this does."""
 
     def _mine(self, job: Job) -> bool:
-        """Claimed by this process (or by a version that did not name processes)."""
-        return job.worker is None or "/" not in job.worker or job.worker.startswith(f"{self.owner}/")
+        """Claimed by this process: every worker is named "<process>/<device>#n" (inference/pool.py)
+        or "<process>/remote" (a remote pool, bot/client.py). A running job always names its
+        claimer; a finished one with no worker (its failure was recorded after another process had
+        re-queued it) is no process's, so no sweep retries its delivery: start-up recovery posts it."""
+        return job.worker is not None and job.worker.startswith(f"{self.owner}/")
 
     def _fresh(self, job: Job) -> bool:
         return jobs_repo.last_sign_of_life(job) > datetime.now(UTC) - STALE_AFTER
@@ -75,7 +78,7 @@ class Recovery(PoolEvents):
     def _held(self, job: Job) -> bool:
         """This process still has its running job: a device runs it, its end waits to be recorded,
         or it was claimed so recently that the claim may not be noted yet."""
-        if job.id in self._live or job.worker is None or "/" not in job.worker:
+        if job.id in self._live:
             return True
         started = job.started_at or job.created_at
         return jobs_repo.aware(started) > datetime.now(UTC) - timedelta(seconds=self.sweep_seconds)

@@ -84,11 +84,11 @@ async def test_fifty_concurrent_submissions_against_a_quota_of_ten(sessions, tmp
     # Half are delivered (charged), the other half fail or are canceled (refunded).
     ids = sorted(t.job.id for t in accepted)
     for job_id in ids[:5]:
-        request = await jobs.claim("w")
+        request = await jobs.claim("main/cpu#0")
         assert request is not None and request.job_id == job_id
         await jobs.finished(result_for(job_id))
     await jobs.drain()
-    request = await jobs.claim("w")
+    request = await jobs.claim("main/cpu#0")
     await jobs.failed(request.job_id, RuntimeError("boom"))
     for job_id in ids[6:]:
         await jobs.cancel(job_id=job_id, user_id=USER)
@@ -112,7 +112,7 @@ async def test_charge_and_refund_happen_once_each(sessions, tmp_path) -> None:  
     params = {**jobs.prepare_imagine(ImagineOptions(prompt="a fox", seed=1, count=4)), "width": 512, "height": 512}
     ticket = await jobs.submit(command="imagine", params=params, origin=_origin())
     assert ticket.job.params["credits"] == job_credits(params) == 4  # 4 images x 512² x 4 steps / 5
-    await jobs.claim("w")
+    await jobs.claim("main/cpu#0")
     await jobs.finished(result_for(ticket.job.id))
     await jobs.drain()
     await jobs.deliver(ticket.job.id)  # a second delivery attempt must not charge again

@@ -28,7 +28,7 @@ async def test_prune_follows_each_guilds_retention(sessions, tmp_path) -> None: 
                                    origin=Origin(user_id=USER, guild_id=guild, channel_id=3))
         ids[name] = ticket.job.id
     for name in ("a_old", "b_old"):
-        await jobs.claim("w")
+        await jobs.claim("main/cpu#0")
         await jobs.finished(result_for(ids[name]))
     await jobs.drain()
     async with sessions.begin() as s:

@@ -44,7 +44,7 @@ async def test_claim_takes_oldest_and_positions_follow(sessions) -> None:  # typ
     async with sessions.begin() as s:
         job = await jobs_repo.get_job(s, job_id=ids[2])
         assert await job_queue.queue_position(s, job=job) == (3, 3)
-        claimed = await job_queue.claim_next_job(s, worker="cpu#0")
+        claimed = await job_queue.claim_next_job(s, worker="main/cpu#0")
     assert claimed.id == ids[0] and claimed.status == JobStatus.running and claimed.attempts == 1
     async with sessions() as s:
         job = await jobs_repo.get_job(s, job_id=ids[2])
@@ -78,7 +78,7 @@ async def test_queue_depth_per_model_counts_only_queued_jobs(sessions) -> None: 
         other = _job()
         other.model, other.params = "big", {**other.params, "model": "big"}
         await jobs_repo.create_job(s, job=other)
-        await job_queue.claim_next_job(s, worker="cpu#0")  # one of the three "m" jobs runs now
+        await job_queue.claim_next_job(s, worker="main/cpu#0")  # one of the three "m" jobs runs now
     async with sessions() as s:
         assert await jobs_repo.queued_by_model(s) == {"m": 2, "big": 1}
     metrics = Metrics()
@@ -86,7 +86,7 @@ async def test_queue_depth_per_model_counts_only_queued_jobs(sessions) -> None: 
     text = metrics.render().decode()
     assert 'atelier_queue_depth{model="m"} 2.0' in text and 'atelier_queue_depth{model="big"} 1.0' in text
     async with sessions.begin() as s:
-        while await job_queue.claim_next_job(s, worker="cpu#0") is not None:
+        while await job_queue.claim_next_job(s, worker="main/cpu#0") is not None:
             pass
     await metrics.refresh_queue(sessions)
     assert 'atelier_queue_depth{model="m"} 0.0' in metrics.render().decode()
@@ -98,8 +98,8 @@ async def test_active_counts_are_the_members_and_everyones(sessions) -> None:  #
     await _add(sessions, 2)
     await _add(sessions, 3, user_id=7)
     async with sessions.begin() as s:
-        await job_queue.claim_next_job(s, worker="cpu#0")  # running still counts
-        done = await job_queue.claim_next_job(s, worker="cpu#0")
+        await job_queue.claim_next_job(s, worker="main/cpu#0")  # running still counts
+        done = await job_queue.claim_next_job(s, worker="main/cpu#0")
         await jobs_repo.complete_job(s, job_id=done.id, outputs=[], run_seconds=1.0)  # finished does not
     async with sessions() as s:
         mine, everyone = await jobs_repo.active_counts(s, user_id=BIG_ID)
@@ -115,7 +115,7 @@ async def test_concurrent_claims_never_share_a_job(sessions) -> None:  # type: i
             job = await job_queue.claim_next_job(s, worker=worker)
             return job.id if job else None
 
-    got = await asyncio.gather(*(claim(f"w{i}") for i in range(8)))
+    got = await asyncio.gather(*(claim(f"main/cuda:{i}#{i}") for i in range(8)))
     taken = [g for g in got if g is not None]
     assert len(taken) == 6 and len(set(taken)) == 6
 
@@ -123,7 +123,7 @@ async def test_concurrent_claims_never_share_a_job(sessions) -> None:  # type: i
 async def test_complete_stores_outputs_once(sessions) -> None:  # type: ignore[no-untyped-def]
     (job_id,) = await _add(sessions)
     async with sessions.begin() as s:
-        await job_queue.claim_next_job(s, worker="w")
+        await job_queue.claim_next_job(s, worker="main/cpu#0")
     out = Output(job_id=job_id, index=0, seed=1, width=64, height=64, data=b"\x89PNG")
     async with sessions.begin() as s:
         assert await jobs_repo.complete_job(s, job_id=job_id, outputs=[out], run_seconds=0.5)
@@ -139,7 +139,7 @@ async def test_complete_stores_outputs_once(sessions) -> None:  # type: ignore[n
 async def test_cancel_queued_is_immediate_and_running_is_flagged(sessions) -> None:  # type: ignore[no-untyped-def]
     first, second = await _add(sessions, 2)
     async with sessions.begin() as s:
-        await job_queue.claim_next_job(s, worker="w")
+        await job_queue.claim_next_job(s, worker="main/cpu#0")
         assert await jobs_repo.cancel_job(s, job_id=second) == JobStatus.queued
         assert await jobs_repo.cancel_job(s, job_id=first) == JobStatus.running
     async with sessions() as s:
@@ -152,11 +152,11 @@ async def test_cancel_queued_is_immediate_and_running_is_flagged(sessions) -> No
 async def test_recovery_requeues_once_then_fails(sessions) -> None:  # type: ignore[no-untyped-def]
     (job_id,) = await _add(sessions)
     async with sessions.begin() as s:
-        await job_queue.claim_next_job(s, worker="w")
+        await job_queue.claim_next_job(s, worker="main/cpu#0")
     async with sessions.begin() as s:
         assert await jobs_repo.recover_interrupted(s) == ([job_id], [])
     async with sessions.begin() as s:
-        await job_queue.claim_next_job(s, worker="w")  # second attempt dies too
+        await job_queue.claim_next_job(s, worker="main/cpu#0")  # second attempt dies too
     async with sessions.begin() as s:
         assert await jobs_repo.recover_interrupted(s) == ([], [job_id])
     async with sessions() as s:
@@ -213,9 +213,9 @@ async def test_a_claim_takes_its_job_with_one_update_returning_the_row(sessions)
     ids = await _add(sessions, 2)
     with statements_sent(sessions) as statements:
         async with sessions.begin() as s:
-            job = await job_queue.claim_next_job(s, worker="gpu0")
+            job = await job_queue.claim_next_job(s, worker="main/cuda:0#0")
     assert job is not None and job.id == ids[0]
-    assert (job.status, job.worker, job.attempts) == (JobStatus.running, "gpu0", 1) and job.started_at is not None
+    assert (job.status, job.worker, job.attempts) == (JobStatus.running, "main/cuda:0#0", 1) and job.started_at is not None
     updates = [i for i, st in enumerate(statements) if st.startswith("UPDATE jobs")]
     assert len(updates) == 1 and "RETURNING" in statements[updates[0]]
     assert updates[0] == len(statements) - 1  # nothing loaded after it

@@ -64,7 +64,7 @@ async def test_files_are_made_off_the_device_thread_while_the_next_job_runs() ->
     engine = TwoPhaseEngine()
     resume = asyncio.Event()
     resume.set()
-    worker = Worker("w", "cuda:0", lambda device: engine, source, asyncio.Event(), resume, set(), poll_interval=0.05)
+    worker = Worker("main/cuda:0#0", "cuda:0", lambda device: engine, source, asyncio.Event(), resume, set(), poll_interval=0.05)
     task = asyncio.create_task(worker.run_forever())
     try:
         for _ in range(400):

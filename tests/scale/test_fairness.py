@@ -32,7 +32,7 @@ async def _add(sessions, user_id: int, n: int = 1, *, guild_id: int | None = GUI
 async def _run_next(sessions) -> Job | None:  # type: ignore[no-untyped-def]
     """One worker: claim the next job and finish it at once."""
     async with sessions.begin() as s:
-        job = await job_queue.claim_next_job(s, worker="w")
+        job = await job_queue.claim_next_job(s, worker="main/cpu#0")
         if job is not None:
             await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
     return job
@@ -54,7 +54,7 @@ async def test_light_members_overtake_a_heavy_backlog(sessions) -> None:  # type
     assert [j.id for j in first] == heavy[:3]  # alone in the queue: plain FIFO
     for user in (2, 3, 4, 5):
         async with sessions.begin() as s:  # the heavy member's next job is running...
-            running = await job_queue.claim_next_job(s, worker="w")
+            running = await job_queue.claim_next_job(s, worker="main/cpu#0")
         (job_id,) = await _add(sessions, user)  # ...when a light member asks
         async with sessions() as s:
             queued = await jobs_repo.get_job(s, job_id=job_id)
@@ -113,7 +113,7 @@ async def test_aging_ends_starvation_under_a_stream_of_newcomers(sessions) -> No
             await _add(sessions, newcomer)
             await asyncio.sleep(0.03)
             async with sessions.begin() as s:
-                job = await job_queue.claim_next_job(s, worker="w", **claim)
+                job = await job_queue.claim_next_job(s, worker="main/cpu#0", **claim)
                 await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
             started.append(job.user_id)
         return started
@@ -149,7 +149,7 @@ async def test_concurrent_claims_stay_fair(sessions) -> None:  # type: ignore[no
             job = await job_queue.claim_next_job(s, worker=worker)
             return job.user_id if job else None
 
-    got = await asyncio.gather(*(claim(f"w{i}") for i in range(4)))
+    got = await asyncio.gather(*(claim(f"main/cuda:{i}#{i}") for i in range(4)))
     assert Counter(got) == {1: 2, 2: 2}
 
 
@@ -169,7 +169,7 @@ async def test_resident_models_break_ties_without_breaking_the_order(sessions) -
     order = []
     for _ in range(4):
         async with sessions.begin() as s:
-            job = await job_queue.claim_next_job(s, worker="w", prefer={"sd15"})
+            job = await job_queue.claim_next_job(s, worker="main/cpu#0", prefer={"sd15"})
             await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
         order.append(job.id)
     assert order == [warm[0], cold[0], warm[1], cold[1]]
@@ -177,11 +177,11 @@ async def test_resident_models_break_ties_without_breaking_the_order(sessions) -
     more_cold = await _add(sessions, 3, 1, model="sdxl")
     await _add(sessions, 4, 1, model="sd15")
     async with sessions.begin() as s:
-        assert (await job_queue.claim_next_job(s, worker="w")).id == more_cold[0]
+        assert (await job_queue.claim_next_job(s, worker="main/cpu#0")).id == more_cold[0]
 
 
 async def test_a_resident_model_never_jumps_a_job_that_is_more_due(sessions) -> None:  # type: ignore[no-untyped-def]
     cheap = await _add(sessions, 1, 1, model="sdxl", steps=10)
     await _add(sessions, 2, 1, model="sd15", steps=40)
     async with sessions.begin() as s:
-        assert (await job_queue.claim_next_job(s, worker="w", prefer={"sd15"})).id == cheap[0]
+        assert (await job_queue.claim_next_job(s, worker="main/cpu#0", prefer={"sd15"})).id == cheap[0]

@@ -254,7 +254,7 @@ async def test_recovery_requeues_and_redelivers(env) -> None:  # type: ignore[no
     pool.pause()
     ticket = await service.submit(command="imagine", params=_params(service), origin=Origin(user_id=1))
     async with service.sessions.begin() as s:  # simulate a crash mid-run
-        await job_queue.claim_next_job(s, worker="dead")
+        await job_queue.claim_next_job(s, worker="main/cpu#0")  # this process, before it stopped
     requeued, failed = await service.recover()
     assert requeued == [ticket.job.id] and failed == []
     pool.resume()
