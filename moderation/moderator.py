@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from moderation import fuzzy, rules
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
-from moderation.normalize import normalize
+from moderation.normalize import Normalized, normalize
 from moderation.policy import DEFAULT_POLICY, SEVERITY, Action, Policy, Verdict
 from moderation.rules import ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, Match
 from moderation.semantic import SemanticLayer
@@ -49,6 +49,22 @@ class Finding:
     reason: str
     layer: str
     score: float | None = None
+
+
+@dataclass(frozen=True)
+class RulesScan:
+    """The rule layers' reading of one prompt under one policy: what a later ``check`` of the same
+    prompt continues from (the model layers), instead of normalising and scanning it again."""
+
+    prompt: str
+    negative: str
+    policy: Policy
+    norm: Normalized
+    matches: tuple[Match, ...]
+    findings: tuple[Finding, ...]
+
+    def reads(self, prompt: str, negative: str, policy: Policy) -> bool:
+        return (self.prompt, self.negative, self.policy) == (prompt, negative, policy)
 
 
 class Moderator:
@@ -96,8 +112,9 @@ class Moderator:
             self.check("warm up", semantic=True)
         return ok
 
-    def check(self, prompt: str, negative: str = "", *, nsfw_channel: bool = False,
-              policy: Policy | None = None, semantic: bool = True) -> Verdict:
+    def scan(self, prompt: str, negative: str = "", *, policy: Policy | None = None) -> RulesScan:
+        """The rule layers alone: the prompt normalised and matched against the lists (and the
+        guild's own terms)."""
         policy = policy or DEFAULT_POLICY
         norm = normalize(prompt)
         matches = rules.scan(norm, self.lexicon)
@@ -106,6 +123,16 @@ class Moderator:
             guild = rules.guild_lexicon(rules.guild_terms_key(policy.extra_terms))
             for m in rules.scan(norm, guild):
                 findings.append(Finding(m.category, m.entry.term, m.entry.reason, "guild-terms"))
+        return RulesScan(prompt, negative, policy, norm, tuple(matches), tuple(findings))
+
+    def check(self, prompt: str, negative: str = "", *, nsfw_channel: bool = False,
+              policy: Policy | None = None, semantic: bool = True, scanned: RulesScan | None = None) -> Verdict:
+        """Every layer's verdict on a prompt. ``scanned``: the rule layers' earlier reading of this
+        prompt (``scan``), used when it read the same text under the same policy."""
+        policy = policy or DEFAULT_POLICY
+        if scanned is None or not scanned.reads(prompt, negative, policy):
+            scanned = self.scan(prompt, negative, policy=policy)
+        norm, matches, findings = scanned.norm, list(scanned.matches), list(scanned.findings)
 
         sexual_signal = [m.entry.term for m in matches if m.category == "sexual"
                          and m.tier in (EXPLICIT, SUGGESTIVE)]

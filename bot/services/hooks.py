@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Job
 from moderation import Verdict
+from moderation.moderator import RulesScan
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,8 @@ class PromptVerdict:
     nsfw_channel: bool
     verdict: Verdict
     semantic: bool
+    # The rule layers' reading behind the verdict: a fuller check of the same text continues from it.
+    scan: RulesScan | None = None
 
     def judged(self, prompt: str, negative: str, guild_id: int | None, nsfw_channel: bool) -> bool:
         return (self.prompt, self.negative, self.guild_id, self.nsfw_channel) == (

@@ -29,6 +29,7 @@ from db.repositories import moderation as mod_repo
 from inference import heap
 from moderation import Action, Moderator, Policy, Verdict
 from moderation.images import ImageChecker
+from moderation.moderator import RulesScan
 
 log = logging.getLogger(__name__)
 
@@ -184,13 +185,27 @@ class ModerationService:
     # ----- prompts -----
 
     async def verdict(self, prompt: str, negative: str, *, guild_id: int | None, nsfw_channel: bool,
-                      semantic: bool = True) -> Verdict:
+                      semantic: bool = True, scanned: RulesScan | None = None) -> Verdict:
         policy = await self.policy(guild_id)
         semantic = semantic and self.semantic_ready
         if not semantic and len(prompt) + len(negative) <= INLINE_RULES_CHARS:
-            return self.moderator.check(prompt, negative, nsfw_channel=nsfw_channel, policy=policy, semantic=False)
+            return self.moderator.check(prompt, negative, nsfw_channel=nsfw_channel, policy=policy, semantic=False,
+                                        scanned=scanned)
         return await asyncio.to_thread(self.moderator.check, prompt, negative, nsfw_channel=nsfw_channel,
-                                       policy=policy, semantic=semantic)
+                                       policy=policy, semantic=semantic, scanned=scanned)
+
+    async def _rules_verdict(self, prompt: str, negative: str, *, guild_id: int | None,
+                             nsfw_channel: bool) -> tuple[Verdict, RulesScan]:
+        policy = await self.policy(guild_id)
+
+        def judge() -> tuple[Verdict, RulesScan]:
+            scan = self.moderator.scan(prompt, negative, policy=policy)
+            return self.moderator.check(prompt, negative, nsfw_channel=nsfw_channel, policy=policy, semantic=False,
+                                        scanned=scan), scan
+
+        if len(prompt) + len(negative) <= INLINE_RULES_CHARS:
+            return judge()
+        return await asyncio.to_thread(judge)
 
     async def precheck(self, prompt: str, negative: str, *, user_id: int, guild_id: int | None,
                        channel_id: int | None, nsfw_channel: bool) -> PromptVerdict:
@@ -199,14 +214,14 @@ class ModerationService:
         Rule layers only: the semantic layer's CPU cost a prompt, times a burst of commands, would
         turn into missed 3 s deadlines. The verdict is returned for the submission (see screen):
         where it is the whole answer the prompt is not judged again."""
-        verdict = await self.verdict(prompt, negative, guild_id=guild_id, nsfw_channel=nsfw_channel, semantic=False)
+        verdict, scan = await self._rules_verdict(prompt, negative, guild_id=guild_id, nsfw_channel=nsfw_channel)
         if verdict.action is Action.BLOCK:
             async with self.sessions.begin() as session:
                 case = await self._record(session, verdict, prompt=prompt, negative=negative, user_id=user_id,
                                           guild_id=guild_id, channel_id=channel_id)
             await self._report(case, verdict)
             raise refusal(verdict, case.id)
-        return PromptVerdict(prompt, negative, guild_id, nsfw_channel, verdict, semantic=False)
+        return PromptVerdict(prompt, negative, guild_id, nsfw_channel, verdict, semantic=False, scan=scan)
 
     # Job service hooks (bot/services/hooks.py): every job, whatever started it.
     async def screen(self, submission: Submission) -> Submission:
@@ -214,17 +229,19 @@ class ModerationService:
         lock is never held across a model call and a burst's submissions and the worker's claims
         do not queue behind each other's. The check made before the acknowledgement (on the Origin)
         stands when it judged this same text here and the semantic layer has nothing to add (not
-        loaded, or off); otherwise every layer judges it. A prompt that may run gets the guild's
+        loaded, or off); otherwise the model layers judge it, continuing from that check's reading
+        of the same text (its rules are not run again). A prompt that may run gets the guild's
         safety negative prompt now, so the job's row is written once."""
         params, origin = submission.params, submission.origin
         prompt, negative = params["prompt"], params.get("negative_prompt", "")
         nsfw_channel = bool(origin.nsfw_channel)
         checked = origin.prompt_verdict
-        if (checked is not None and checked.judged(prompt, negative, origin.guild_id, nsfw_channel)
-                and (checked.semantic or not self.semantic_ready)):
+        same = checked is not None and checked.judged(prompt, negative, origin.guild_id, nsfw_channel)
+        if same and (checked.semantic or not self.semantic_ready):
             verdict = checked.verdict
-        else:
-            verdict = await self.verdict(prompt, negative, guild_id=origin.guild_id, nsfw_channel=nsfw_channel)
+        else:  # the model layers continue from the rule layers' reading where that read this text
+            verdict = await self.verdict(prompt, negative, guild_id=origin.guild_id, nsfw_channel=nsfw_channel,
+                                         scanned=checked.scan if same else None)
         if verdict.action is not Action.BLOCK:
             params = _with_safety_negative(params, await self.policy(origin.guild_id), nsfw_channel)
         return Submission(params, origin, verdict)

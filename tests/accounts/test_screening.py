@@ -42,6 +42,10 @@ class Watched(ModerationService):
         self.verdict_hook()
         return await super().verdict(prompt, negative, **kw)
 
+    async def _rules_verdict(self, prompt, negative, **kw):  # type: ignore[no-untyped-def]
+        self.log.append(f"verdict {prompt}")
+        return await super()._rules_verdict(prompt, negative, **kw)
+
 
 class WriteFlag:
     """The job service's sessionmaker, noting whether one of its write transactions is open."""
@@ -177,3 +181,31 @@ async def test_short_prompts_are_checked_on_the_loop_and_long_ones_in_a_thread(s
     long_prompt = "a red fox in a snowy field at dawn, " * 12
     await moderation.verdict(long_prompt, "", guild_id=GUILD, nsfw_channel=False, semantic=False)
     assert handed == [long_prompt]
+
+
+async def test_with_a_model_layer_to_add_the_rules_are_not_run_again(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """When the semantic layer is loaded the submission judges the prompt again, but only with the
+    model layers: the rule layers' reading from before the acknowledgement is carried, not redone.
+    Other text (or another server's policy) is read afresh."""
+    jobs = service(sessions, tmp_path)
+    moderation = Watched(sessions, [])
+    moderation.semantic_ready = True  # as after warmup with the models present
+    jobs.hooks = hooks(moderation=moderation)
+    scans: list[str] = []
+    scan = moderation.moderator.scan
+
+    def counted(prompt, *args, **kwargs):  # type: ignore[no-untyped-def]
+        scans.append(prompt)
+        return scan(prompt, *args, **kwargs)
+
+    moderation.moderator.scan = counted  # type: ignore[method-assign]
+    checked = await moderation.precheck("Pikachu in a red fox costume", "", user_id=6, guild_id=GUILD, channel_id=5,
+                                        nsfw_channel=False)
+    assert scans == ["Pikachu in a red fox costume"]
+    ticket = await jobs.submit(command="imagine", params=jobs.prepare_imagine(
+        ImagineOptions(prompt="Pikachu in a red fox costume")), origin=_origin(6, prompt_verdict=checked))
+    assert scans == ["Pikachu in a red fox costume"], "the rules ran once for this submission"
+    assert ticket.job.notice and "pikachu" in ticket.job.notice.lower(), "the carried reading still decides"
+    await jobs.submit(command="imagine", params=jobs.prepare_imagine(ImagineOptions(prompt="a grey wolf")),
+                      origin=_origin(6, prompt_verdict=checked))
+    assert scans[1:] == ["a grey wolf"]
