@@ -252,6 +252,9 @@ async def main() -> None:
         db = tmp / "soak.db"
         env = {**os.environ, "DISCORD_TOKEN": "bench.bot.token", "ATELIER_DATABASE_URL": f"sqlite:///{db}",
                "ATELIER_MODELS": str(toml), "ATELIER_DEVICES": "cpu", "ATELIER_SYNC_GUILD": str(fake.guild_id),
+               # A few members stand for a busy server's many: each keeps several commands going,
+               # which the per-member cooldown between actions would refuse.
+               "ATELIER_COOLDOWN": "0",
                "ATELIER_DEFAULT_DAILY_CREDITS": "-1", "ATELIER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                "BENCH_API_BASE": discord.http.Route.BASE,
                "BENCH_GATEWAY": str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY),
