@@ -60,7 +60,9 @@ class Probe:
     # ----- event-loop lag -----
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.loop is None:
+        # The newest loop that is still open: start-up checks run on short-lived loops of their own
+        # (asyncio.run) before the bot's or the worker's loop exists.
+        if self.loop is None or self.loop.is_closed():
             self.loop = loop
 
     def _lag_forever(self) -> None:

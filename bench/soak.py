@@ -263,7 +263,7 @@ async def main() -> None:
         if args.remote:
             env["ATELIER_REDIS_URL"] = args.remote
             env["ATELIER_REDIS_QUEUE"] = queue = f"soak-{os.getpid()}"
-            children.append(Child("worker", ["worker", "--redis", args.remote, "--queue", queue, "--devices", "cpu"],
+            children.append(Child("worker", ["worker", "--queue", queue, "--devices", "cpu"],  # Redis: ATELIER_REDIS_URL
                                   env, tmp))
         env["ATELIER_LOG_LEVEL"] = "INFO"  # the bench waits for "moderation ready"
         bot = Child("bot", [], env, tmp)
