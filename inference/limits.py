@@ -29,6 +29,16 @@ SIZE_GRID = 64
 # Image-to-image strength: the share of the denoising schedule redrawn (1 ignores the input image).
 MIN_STRENGTH, MAX_STRENGTH = 0.05, 1.0
 
+# Hires fix (/imagine hires): the upscale factors offered and the second pass's default strength.
+HIRES_FACTORS = (1.5, 2.0)
+DEFAULT_HIRES_STRENGTH = 0.4
+# Canvas edits: Zoom Out factors, the share a pan grows the canvas by, the soft seam's blur (px)
+# when the source is pasted back outside the mask, and the largest canvas side an edit may reach.
+ZOOM_FACTORS = (2.0, 1.5)
+PAN_GROWTH = 0.5
+DEFAULT_MASK_BLUR = 8
+MAX_CANVAS_SIDE = 4096
+
 # ControlNet conditioning scale (/pose strength, "Weight" in A1111): 0 ignores the skeleton, 2
 # follows it rigidly.
 MIN_CONTROL_SCALE, MAX_CONTROL_SCALE = 0.0, 2.0

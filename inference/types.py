@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from inference.limits import SEED_LIMIT
+from inference.limits import DEFAULT_HIRES_STRENGTH, DEFAULT_MASK_BLUR, SEED_LIMIT
 
 # txt2img: from noise; img2img: from ``init_image`` at ``strength``; upscale: ``init_image`` through
 # an upscaler model by ``scale``.
 # img2vid: ``init_image`` animated into ``frames`` frames at ``fps`` with ``motion`` (Stable Video Diffusion).
 # pose: text to image guided by ``control_image`` (an OpenPose skeleton) at ``control_scale``.
-TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose"]
+# inpaint: ``init_image`` redrawn where ``mask_image`` is white (Zoom Out, Pan, Vary (Region), /edit);
+# the pixels outside the mask are pasted back from ``init_image`` after decoding.
+TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose", "inpaint"]
 
 
 @dataclass(slots=True)
@@ -48,6 +50,18 @@ class GenerationRequest:
     # pose: the control image (base64 PNG/WebP, like init_image) and the ControlNet conditioning scale.
     control_image: str | None = None
     control_scale: float = 1.0
+    # inpaint: the mask (base64 PNG, mode L, the size of ``init_image``; white = redraw) and the blur
+    # in pixels of its edge when the source is pasted back (a soft seam).
+    mask_image: str | None = None
+    mask_blur: int = DEFAULT_MASK_BLUR
+    # Hires fix (A1111's two passes): 0 = off, else the factor (1.5 or 2) the first image is
+    # upscaled by before an image-to-image pass at ``hires_strength``; ``hires_upscaler`` is
+    # "latent" or an upscaler model's name ("" = the default upscaler).
+    hires: float = 0.0
+    hires_strength: float = DEFAULT_HIRES_STRENGTH
+    hires_upscaler: str = ""
+    # Seamless tiles: circular padding in the UNet's and VAE's convolutions.
+    tile: bool = False
     # LoRAs to apply for this job only: [name, weight] pairs, names as listed in ATELIER_LORA_DIR.
     loras: list[tuple[str, float]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -63,7 +77,8 @@ class GenerationRequest:
         """Jobs with equal keys can share one pipeline call (see inference/batching.py); None: never.
 
         Text to image only, without LoRAs (their weights live in the shared modules)."""
-        if self.task != "txt2img" or self.loras or self.init_image or self.control_image:
+        if (self.task != "txt2img" or self.loras or self.init_image or self.control_image or self.hires
+                or self.tile):
             return None
         return (self.model, self.width, self.height, self.steps, self.scheduler or "", float(self.guidance))
 
@@ -132,7 +147,7 @@ class JobTimedOut(Exception):
 # far beyond a healthy run on a slow GPU, short enough that a hung run frees its member (and the
 # device) within minutes rather than at the next restart. ATELIER_JOB_TIMEOUT overrides them all.
 RUN_LIMITS: dict[str, float] = {"txt2img": 600.0, "img2img": 600.0, "pose": 600.0, "upscale": 900.0,
-                                "img2vid": 1800.0}
+                                "img2vid": 1800.0, "inpaint": 600.0}
 
 
 def run_limit(requests: list[GenerationRequest], override: float | None = None) -> float:
