@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot.params import images
 from bot.params.imagine import ImagineOptions
+from bot.ui import preferences as member_defaults
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
@@ -38,8 +39,8 @@ class Imagine(Feature):
         **described("seed", "count"),
         prompt="What to draw: subject, setting, details, style",
         negative="What to keep out of the image (e.g. blurry, extra fingers)",
-        model="Which model to use (default: the server's default)",
-        aspect="Shape of the image",
+        model="Which model to use (default: yours from /settings, else the server's)",
+        aspect="Shape of the image (default: yours from /settings, else square)",
         steps="Denoising steps (more is slower; each model has its own range)",
         guidance="How closely to follow the prompt (CFG scale)",
         image="Start from this image instead of noise (image-to-image)",
@@ -62,6 +63,7 @@ class Imagine(Feature):
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
                                  guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
                                  lora_dir=self.bot.settings.lora_dir, quality=quality)
+        options = await member_defaults.imagine_options(interaction, options)
         params = self.bot.service.prepare_imagine(options)
         strength = images.check_strength(strength, has_image=image is not None)
         if image is not None:
