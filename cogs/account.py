@@ -107,8 +107,8 @@ class AccountButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]]
         interaction.client.moderation.refresh_bans()
         jobs = deleted.get("jobs", 0)
         embed = discord.Embed(title="Forgotten", colour=ACCENT, description=(
-            f"Deleted {jobs} job{'s' if jobs != 1 else ''} with their prompts and images, and your credit "
-            "history. Kept: today's credit use, any ban or allowance a server set for you, and the record "
+            f"Deleted {jobs} job{'s' if jobs != 1 else ''} with their prompts and images, your credit "
+            "history and your /settings defaults. Kept: today's credit use, any ban or allowance a server set for you, and the record "
             "of moderation decisions about you (without your prompts). Messages already posted in "
             "channels stay until someone deletes them."))
         await interaction.response.edit_message(embed=embed, view=None)
@@ -243,8 +243,8 @@ class Account(commands.Cog):
     @app_commands.command(name="forget", description="Delete your prompts, history, images and credit records")
     async def forget(self, interaction: discord.Interaction[Atelier]) -> None:
         embed = discord.Embed(title="Forget everything about you?", colour=discord.Colour(0xE5534B), description=(
-            "This deletes every prompt, image and history entry of yours and your credit records, and "
-            "cancels your queued jobs. Bans, allowances and today's credit use stay, and moderation "
+            "This deletes every prompt, image and history entry of yours, your credit records and your "
+            "/settings defaults, and cancels your queued jobs. Bans, allowances and today's credit use stay, and moderation "
             "records about you stay without your prompts. It cannot be undone. /export first if you "
             "want a copy."))
         view = discord.ui.View(timeout=None)

@@ -1,5 +1,5 @@
-"""/admin: pause and resume this server's queue, stats, quotas, retention, and (bot owners only) a
-bot-wide pause, global bans and command sync.
+"""/admin: pause and resume this server's queue, stats, quotas, retention, the server's defaults for
+the image commands, and (bot owners only) a bot-wide pause, global bans and command sync.
 
 Discord hides the group from members without Manage Server (default_permissions), and every
 command checks it again on our side: server owners can change who sees commands, and clients lie.
@@ -8,6 +8,7 @@ command checks it again on our side: server owners can change who sees commands,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,10 @@ from discord.ext import commands
 from bot.errors import InvalidOption
 from bot.params.bans import ban_until
 from bot.services.moderation import GLOBAL
+from bot.services.preferences import SERVER_FIELDS, Defaults
+from bot.ui.feature import model_choices
 from bot.ui.render import ACCENT
+from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -168,6 +172,46 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         kept = f"{effective} days" if effective else "forever"
         await interaction.response.send_message(f"History on this server is now kept for {kept}; older jobs "
                                                 "are deleted within 6 hours.", ephemeral=True)
+
+    @app_commands.command(name="defaults", description="This server's defaults for /imagine and friends (no options: show them)")
+    @app_commands.describe(model="Default model", aspect="Default shape", style="Default style",
+                           negative="Default negative prompt", steps="Default steps (within the model's range)",
+                           private="Members' results only they can see, unless they turn it off in /settings",
+                           reset="Clear one default, or all of them (done before the other options)")
+    @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
+                          private=[app_commands.Choice(name=v, value=v) for v in ("on", "off")],
+                          reset=[app_commands.Choice(name=n, value=n) for n in ("all", *SERVER_FIELDS)])
+    async def defaults(self, interaction: discord.Interaction[Atelier], model: str | None = None,
+                       aspect: str | None = None, style: str | None = None, negative: str | None = None,
+                       steps: int | None = None, private: str | None = None, reset: str | None = None) -> None:
+        """A server's defaults sit under each member's own (/settings); only this server's admins see them."""
+        guild_id = interaction.guild_id
+        assert guild_id is not None
+        preferences = self.bot.preferences
+        changes: dict[str, object] = {name: value for name, value in (
+            ("model", model), ("aspect", aspect), ("style", style), ("negative", negative), ("steps", steps),
+            ("private", None if private is None else private == "on")) if value is not None}
+        if reset is not None:  # checked first, so a refused option resets nothing
+            current = await preferences.server(guild_id)
+            left = Defaults() if reset == "all" else dataclasses.replace(current, **{reset: None})
+            preferences.check(changes, left, Defaults(), fields=SERVER_FIELDS, guild_id=guild_id)
+            await preferences.reset_server(guild_id, None if reset == "all" else reset, by=interaction.user.id)
+        if changes:
+            await preferences.set_server(guild_id, changes, by=interaction.user.id)
+        current = await preferences.server(guild_id)
+        embed = discord.Embed(title="This server's defaults", colour=ACCENT, description=(
+            "Used where a member left an option out and has no default of their own (/settings)."))
+        for name in SERVER_FIELDS:
+            value = getattr(current, name)
+            shown = "not set" if value is None else ("on" if value is True else "off" if value is False else str(value))
+            embed.add_field(name=name.title(), value=shown[:1024], inline=name != "negative")
+        text = "Saved." if changes or reset is not None else None
+        await interaction.response.send_message(text, embed=embed, ephemeral=True)
+
+    @defaults.autocomplete("model")
+    async def defaults_model(self, interaction: discord.Interaction[Atelier], current: str
+                             ) -> list[app_commands.Choice[str]]:
+        return model_choices((s for s in self.bot.registry.specs() if s.kind in TEXT_TO_IMAGE_KINDS), current)
 
     @app_commands.command(name="ban-global", description="Bot owners: bar a member from Atelier in every server and DMs")
     @app_commands.describe(user="The member", duration="e.g. 30m, 12h, 7d, 1w; empty for permanent",

@@ -21,6 +21,7 @@ from db import queue as job_queue
 from db.models import Job, JobStatus
 from db.repositories import accounts as repo
 from db.repositories import jobs as jobs_repo
+from db.repositories import preferences as prefs_repo
 from inference.media import TooLarge, fit_to_limit
 from inference.video import GIF, MP4, VideoTooLarge, fit_video, sniff_mime
 
@@ -156,13 +157,14 @@ class AccountService(Quotas):
 
     async def export(self, *, user_id: int) -> bytes:
         """Everything stored about the member, as JSON (images are linked, not embedded): their jobs,
-        credit ledger and the moderation cases about them. Built off the event loop: a member with
+        credit ledger, their /settings defaults and the moderation cases about them. Built off the event loop: a member with
         years of history makes a large document."""
         async with self.sessions() as session:
             jobs = await repo.all_user_jobs(session, user_id=user_id)
             ledger = await repo.ledger_entries(session, user_id=user_id)
             cases = await repo.member_cases(session, user_id=user_id)
-        return await asyncio.to_thread(_export_document, user_id, self.clock(), jobs, ledger, cases)
+            settings = await prefs_repo.member(session, user_id=user_id)
+        return await asyncio.to_thread(_export_document, user_id, self.clock(), jobs, ledger, cases, settings)
 
     async def forget(self, *, user_id: int) -> dict[str, int]:
         """Remove the member's personal data (see db.repositories.accounts.forget_user for what is
@@ -199,10 +201,13 @@ class AccountService(Quotas):
         return removed
 
 
-def _export_document(user_id: int, now: datetime, jobs: list[Job], ledger: list[Any], cases: list[Any]) -> bytes:
+def _export_document(user_id: int, now: datetime, jobs: list[Job], ledger: list[Any], cases: list[Any],
+                     settings: dict[str, Any] | None = None) -> bytes:
     data = {
         "user_id": str(user_id),
         "exported_at": now.isoformat(),
+        # /settings: the member's defaults (only those set).
+        "settings": {k: v for k, v in (settings or {}).items() if v is not None},
         "jobs": [{
             "id": j.id, "command": j.command, "status": j.status, "prompt": j.prompt, "model": j.model,
             "seed": j.seed, "params": j.params, "guild_id": _s(j.guild_id), "channel_id": _s(j.channel_id),

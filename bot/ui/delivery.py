@@ -2,7 +2,8 @@
 
 The interaction token (stored with the job) lets any process edit the original response for 15
 minutes. When it has expired, or Discord says so (401/50027, 404/10015), the result goes to the
-channel with the bot token and mentions the member: a result is never lost because a queue was long.
+channel with the bot token and mentions the member (a private job's goes to the member's DMs): a
+result is never lost because a queue was long.
 Files are re-encoded to fit the upload limit the interaction reported.
 """
 
@@ -94,7 +95,7 @@ class DiscordDelivery:
                 embed = render.failure_embed(job, message)
                 edited = await self._edit(job, content=f"<@{job.user_id}>", embed=embed, view=None, attachments=[])
                 if edited is None:
-                    channel = await self._channel(job)
+                    channel = await self._fallback(job)
                     await channel.send(content=f"<@{job.user_id}>", embed=embed, allowed_mentions=_mention(job))
             finally:
                 self._release(job.id)
@@ -122,7 +123,7 @@ class DiscordDelivery:
                     self._dead_tokens.add(job.id)
                 else:
                     raise
-        channel = await self._channel(job)
+        channel = await self._fallback(job)
         limit = getattr(getattr(channel, "guild", None), "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
         limit = min(limit, job.upload_limit or limit)
         if refused_at is not None:
@@ -192,6 +193,15 @@ class DiscordDelivery:
             channel = await self._channel(job)
             return await channel.get_partial_message(job.message_id).edit(**kwargs)
         return None
+
+    async def _fallback(self, job: Job) -> Any:
+        """Where a result goes when the interaction can no longer be edited: the job's channel, or, for a
+        private job (/settings private), the member's DMs, so it is never shown to the channel. With
+        their DMs closed the send fails and the result waits in /history (/show)."""
+        if job.params.get("private"):
+            user = self.client.get_user(job.user_id) or await self.client.fetch_user(job.user_id)
+            return await user.create_dm()
+        return await self._channel(job)
 
     async def _channel(self, job: Job) -> Any:
         if job.channel_id is None:

@@ -28,6 +28,7 @@ from db.models import ACTIVE_STATUSES, Job, JobInput, JobStatus, Output, User, u
 from db.models_accounts import AccountGuildSettings, CreditEntry, LedgerKind, QuotaSetting, QuotaUsage
 from db.models_moderation import ModerationCase
 from db.repositories import moderation as mod_repo
+from db.repositories import preferences as prefs_repo
 
 # ----- quota settings -----
 
@@ -223,7 +224,7 @@ async def forget_user(session: AsyncSession, *, user_id: int, today: str) -> dic
     decision, not an accident). Returns rows changed per table.
 
     Removed: their jobs (prompts, parameters), their uploads and outputs (images), their credit ledger (what each
-    job cost), their usage of past days, their name. Kept: today's usage (forgetting must not hand
+    job cost), their usage of past days, their /settings defaults, their name. Kept: today's usage (forgetting must not hand
     out a fresh allowance), bans and per-member allowances (server decisions about the member, which
     forgetting must not lift), and moderation cases about them with the prompt text blanked. Rows
     where the member acted as a moderator are not theirs and stay as they are."""
@@ -238,6 +239,7 @@ async def forget_user(session: AsyncSession, *, user_id: int, today: str) -> dic
     deleted["quota_usage"] = (await session.execute(delete(QuotaUsage).where(
         QuotaUsage.user_id == user_id, QuotaUsage.day != today))).rowcount or 0
     deleted["moderation_cases"] = await mod_repo.scrub_user_cases(session, user_id=user_id)
+    deleted["member_preferences"] = await prefs_repo.delete_member(session, user_id=user_id)
     deleted["users"] = (await session.execute(delete(User).where(User.id == user_id))).rowcount or 0
     return {k: v for k, v in deleted.items() if v}
 
