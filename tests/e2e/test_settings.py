@@ -4,7 +4,6 @@ restart, and only for their member), private results stay private, /forget and /
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from tests.accounts.engines import ScriptedEngine
@@ -151,3 +150,107 @@ async def test_the_negative_modal_still_saves_after_a_restart(fake, start_bot) -
         submitted = await fake.submit_modal(opened, {"negative": "jpeg artifacts"})
         await submitted.wait_acked(3)
         assert (await bot.preferences.member(fake.user_id)).negative == "jpeg artifacts"
+
+
+async def test_admin_defaults_sit_under_member_defaults_and_stay_in_their_server(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    other = fake.add_guild("Elsewhere", OTHER, "other-owner")
+    async with start_bot(engine_factory=ScriptedEngine().factory) as bot:
+        # Members without Manage Server can't change them.
+        refused = await _slash(fake, "admin defaults", {"model": "tiny-sdxl"})
+        assert "Manage Server" in _error(refused)
+        saved = await _slash(fake, "admin defaults", {"model": "tiny-sdxl", "negative": "watermark", "aspect": "3:2"},
+                             user_id=fake.owner_id)
+        assert saved.ephemeral and saved.original.content == "Saved."
+        assert _fields(saved.original)["Model"] == "tiny-sdxl" and _fields(saved.original)["Steps"] == "not set"
+
+        _, job = await _job_of(fake, bot, {})
+        assert (job.model, job.params["aspect"], _own_negative(job)) == ("tiny-sdxl", "3:2", "watermark")
+        # The member's own default wins over the server's, field by field.
+        await _slash(fake, "settings", {"model": "tiny-sd15"})
+        panel = (await _slash(fake, "settings")).original
+        assert _fields(panel)["Aspect"] == "3:2 (server default)" and _fields(panel)["Model"] == "**tiny-sd15**"
+        _, mine = await _job_of(fake, bot, {})
+        assert (mine.model, mine.params["aspect"], _own_negative(mine)) == ("tiny-sd15", "3:2", "watermark")
+
+        # Another server: its admin sees none of this server's defaults, and its jobs don't get them.
+        theirs = await _slash(fake, "admin defaults", user_id=OTHER, channel_id=other.channel_id)
+        assert set(_fields(theirs.original).values()) == {"not set"}
+        _, elsewhere = await _job_of(fake, bot, {}, user_id=OTHER, channel_id=other.channel_id)
+        assert (elsewhere.model, elsewhere.params["aspect"], _own_negative(elsewhere)) == ("tiny-sd15", "1:1", "")
+        await _slash(fake, "admin defaults", {"reset": "all"}, user_id=OTHER, channel_id=other.channel_id)
+        assert (await bot.preferences.server(fake.guild_id)).model == "tiny-sdxl"
+
+        bad = await _slash(fake, "admin defaults", {"steps": 99}, user_id=fake.owner_id)
+        assert _error(bad) == "Steps must be 1-50 for tiny-sdxl; you asked for 99."
+        cleared = await _slash(fake, "admin defaults", {"reset": "model"}, user_id=fake.owner_id)
+        assert _fields(cleared.original)["Model"] == "not set"
+
+
+async def test_anime_and_pose_take_the_aspect_and_negative_defaults(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot(engine_factory=ScriptedEngine().factory) as bot:
+        await _slash(fake, "settings", {"aspect": "16:9", "negative": "lowres"})
+        anime = await _slash(fake, "anime", {"prompt": "1girl, smile", "seed": 2})
+        await anime.wait_for(lambda i: has_image(i.original), timeout=60)
+        job = await bot.service.job_for_message(anime.original.id)
+        assert (job.params["aspect"], _own_negative(job)) == ("16:9", "lowres")
+        pose = await _slash(fake, "pose", {"prompt": "a dancer", "pose": "standing", "seed": 2})
+        await pose.wait_for(lambda i: has_image(i.original), timeout=60)
+        job = await bot.service.job_for_message(pose.original.id)
+        assert job.params["width"] > job.params["height"] and _own_negative(job) == "lowres"
+        # /anime offers no 4:3: a default it does not offer leaves its own (square).
+        await _slash(fake, "settings", {"aspect": "4:3"})
+        square = await _slash(fake, "anime", {"prompt": "1girl, smile", "seed": 3, "negative": "bad hands"})
+        await square.wait_for(lambda i: has_image(i.original), timeout=60)
+        job = await bot.service.job_for_message(square.original.id)
+        assert (job.params["aspect"], _own_negative(job)) == ("1:1", "bad hands")
+
+
+async def test_private_results_are_ephemeral_and_go_by_dm_once_the_token_expired(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    engine = ScriptedEngine()
+    async with start_bot(engine_factory=engine.factory) as bot:
+        await _slash(fake, "settings", {"private": "on"})
+        inter, job = await _job_of(fake, bot, {})
+        assert inter.ephemeral and inter.original.ephemeral and job.params["private"] is True
+        assert not [m for m in fake.channel_messages(fake.channel_id) if has_image(m) and not m.ephemeral]
+        # A button on the private result makes a private result too.
+        reroll = await fake.click(inter.original.id, f"atelier:reroll:{job.id}")
+        await reroll.wait_for(lambda i: has_image(i.original), timeout=60)
+        assert reroll.ephemeral
+
+        engine.gate.clear()
+        slow = await _slash(fake, "imagine", {"prompt": "a slow painting"})
+        await fake.wait_for(lambda f: engine.reached, timeout=30)
+        fake.advance(16 * 60)  # the 15-minute interaction token expires while the job runs
+        engine.gate.set()
+        await fake.wait_for(lambda f: any(has_image(m) for m in f.dm_messages(fake.user_id)), timeout=60)
+        (dm,) = [m for m in fake.dm_messages(fake.user_id) if has_image(m)]
+        assert not has_image(slow.original)
+        assert not [m for m in fake.channel_messages(fake.channel_id) if has_image(m) and not m.ephemeral]
+        await bot.service.drain()
+        assert (await bot.service.job_for_message(dm.id)).delivered
+
+        # Turned off (the member's "off" over nothing): public again.
+        await _slash(fake, "settings", {"private": "off"})
+        public, job = await _job_of(fake, bot, {})
+        assert not public.original.ephemeral and "private" not in job.params
+
+
+async def test_export_includes_and_forget_removes_the_members_defaults(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot(engine_factory=ScriptedEngine().factory) as bot:
+        await _slash(fake, "settings", {"model": "tiny-sdxl", "remix": "on", "negative": "blurry"})
+        await _slash(fake, "admin defaults", {"aspect": "3:2"}, user_id=fake.owner_id)
+        export = await _slash(fake, "export")
+        await export.wait_for(lambda i: i.original and not i.original.loading, timeout=10)
+        (dm,) = fake.dm_messages(fake.user_id)
+        data = json.loads(dm.attachments[0].data)
+        assert data["settings"] == {"model": "tiny-sdxl", "negative": "blurry", "remix": True}
+
+        confirm = await _slash(fake, "forget")
+        click = await fake.click(confirm.original.id, f"atelier:acct:forget:{fake.user_id}")
+        await click.wait_acked(3)
+        assert "your /settings defaults" in confirm.original.embeds[0]["description"]
+        assert (await bot.preferences.member(fake.user_id)).as_dict() == dict.fromkeys(
+            ("model", "aspect", "style", "negative", "steps", "private", "remix"))
+        assert (await bot.preferences.server(fake.guild_id)).aspect == "3:2"  # the server's are not the member's
+        _, job = await _job_of(fake, bot, {})
+        assert (job.model, job.params["aspect"]) == ("tiny-sd15", "3:2")
