@@ -37,6 +37,7 @@ from bot.services.hooks import Hooks
 from bot.services.jobs import JobService
 from bot.services.moderation import ModerationService, Reporter
 from bot.services.rate_limits import Limits
+from bot.services.styles import StyleService
 from bot.settings import Settings
 from bot.ui.buttons import JobButton
 from bot.ui.delivery import DiscordDelivery
@@ -102,6 +103,7 @@ class Atelier(commands.AutoShardedBot):
         self.read_db: AsyncEngine | None = None
         self.service: JobService
         self.derived: DerivedJobs
+        self.styles: StyleService
         self.cases: Cases
         self.pool: InferencePool | RemotePool
         self.metrics: Metrics | None = None
@@ -131,7 +133,10 @@ class Atelier(commands.AutoShardedBot):
             "show": self.settings.show_per_minute, "export": self.settings.export_per_minute,
             "attachment": self.settings.attachments_per_minute})
         self.service.delivery = DiscordDelivery(self)
+        # Prompt folders of the owner: a reroll resolves its template's wildcards again.
+        self.service.prompt_folders = (self.settings.wildcards_dir, self.settings.embeddings_dir)
         self.derived = DerivedJobs(self.service)
+        self.styles = StyleService(sessions, reads)
         self.cases = Cases(sessions)
         self.mod_channel = ModChannel(self, self.cases)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]

@@ -199,6 +199,33 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         await self.bot.sync_commands(force=True)
         await interaction.followup.send("Commands synced.", ephemeral=True)
 
+    styles = app_commands.Group(name="styles", description="This server's own /imagine styles")
+
+    @styles.command(name="add", description="Add a style members can pick in /imagine style: (this server only)")
+    @app_commands.describe(name="Its name (letters, digits and dashes)",
+                           prompt="The template: {prompt} marks where the member's prompt goes",
+                           negative="Added to the member's negative prompt")
+    async def styles_add(self, interaction: discord.Interaction[Atelier], name: str, prompt: str,
+                         negative: str = "") -> None:
+        style = await self.bot.styles.add(guild_id=interaction.guild_id, name=name, prompt=prompt,  # type: ignore[arg-type]
+                                          negative=negative, by=interaction.user.id)
+        await interaction.response.send_message(f"Style `{style.name}` added: members here can pick it in "
+                                                "`/imagine style:`.", ephemeral=True)
+
+    @styles.command(name="remove", description="Remove one of this server's styles")
+    async def styles_remove(self, interaction: discord.Interaction[Atelier], name: str) -> None:
+        removed = await self.bot.styles.remove(guild_id=interaction.guild_id, name=name)  # type: ignore[arg-type]
+        await interaction.response.send_message(f"Style `{removed}` removed.", ephemeral=True)
+
+    @styles.command(name="list", description="This server's own styles")
+    async def styles_list(self, interaction: discord.Interaction[Atelier]) -> None:
+        mine = await self.bot.styles.for_guild(interaction.guild_id)
+        lines = [f"`{s.name}`: {s.prompt}" + (f" (negative: {s.negative})" if s.negative else "") for s in mine.values()]
+        embed = discord.Embed(title="This server's styles", colour=ACCENT,
+                              description="\n".join(lines)[:4000] or "None yet: `/admin styles add` makes one. "
+                              "The bot's own styles are listed in `/imagine style:`.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
 
 async def setup(bot: Atelier) -> None:
     await bot.add_cog(Admin(bot))
