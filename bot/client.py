@@ -39,6 +39,7 @@ from bot.services.jobs import JobService
 from bot.services.moderation import ModerationService, Reporter
 from bot.services.preferences import Preferences
 from bot.services.rate_limits import Limits
+from bot.services.styles import StyleService
 from bot.settings import Settings
 from bot.ui.buttons import JobButton
 from bot.ui.delivery import DiscordDelivery
@@ -104,6 +105,7 @@ class Atelier(commands.AutoShardedBot):
         self.read_db: AsyncEngine | None = None
         self.service: JobService
         self.derived: DerivedJobs
+        self.styles: StyleService
         self.cases: Cases
         self.pool: InferencePool | RemotePool
         self.metrics: Metrics | None = None
@@ -134,7 +136,10 @@ class Atelier(commands.AutoShardedBot):
             "show": self.settings.show_per_minute, "export": self.settings.export_per_minute,
             "attachment": self.settings.attachments_per_minute})
         self.service.delivery = DiscordDelivery(self)
+        # Prompt folders of the owner: a reroll resolves its template's wildcards again.
+        self.service.prompt_folders = (self.settings.wildcards_dir, self.settings.embeddings_dir)
         self.derived = DerivedJobs(self.service)
+        self.styles = StyleService(sessions, reads)
         self.cases = Cases(sessions)
         self.mod_channel = ModChannel(self, self.cases)
         self.service.acks = self.tree.acks  # type: ignore[attr-defined]
@@ -146,7 +151,7 @@ class Atelier(commands.AutoShardedBot):
         self.accounts = AccountService(self.service, default_daily=self.settings.default_daily_credits,
                                        default_retention_days=self.settings.retention_days, roles_of=self.roles)
         # Members' and servers' defaults (/settings, /admin defaults), read by the commands before they check options.
-        self.preferences = Preferences(sessions, self.registry, reads=reads)
+        self.preferences = Preferences(sessions, self.registry, reads=reads, server_styles=self.styles.for_guild)
         # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
             before_acknowledge=[self.accounts.before_acknowledge],

@@ -44,6 +44,8 @@ ENV_NAMES = {
     "metrics_host": "ATELIER_METRICS_HOST",
     "lora_dir": "ATELIER_LORA_DIR",
     "lora_cache": "ATELIER_LORA_CACHE",
+    "embeddings_dir": "ATELIER_EMBEDDINGS_DIR",
+    "wildcards_dir": "ATELIER_WILDCARDS_DIR",
     "compile_mode": "ATELIER_COMPILE",
     "shard_count": "ATELIER_SHARD_COUNT",
     "shard_ids": "ATELIER_SHARD_IDS",
@@ -120,6 +122,11 @@ class Settings(BaseSettings):
     lora_dir: Path | None = None
     # LoRAs kept loaded per model on each device (least recently used dropped); 0: load per job.
     lora_cache: int = Field(default=8, ge=0, le=64)
+    # A folder of textual-inversion embeddings (.safetensors/.pt) members use by name in prompts
+    # and negatives (e.g. a negative embedding); unset: none. Workers read it as for LoRAs.
+    embeddings_dir: Path | None = None
+    # A folder of wildcard files (colors.txt -> __colors__ in a prompt); unset: no wildcards.
+    wildcards_dir: Path | None = None
     # How pipelines are compiled (inference/compile.py): off, regional or max; unset: regional on
     # CUDA devices, off on CPU.
     compile_mode: Literal["off", "regional", "max"] | None = Field(
@@ -197,7 +204,7 @@ class Settings(BaseSettings):
     def _size(cls, value: object) -> object:
         return parse_size(value)
 
-    @field_validator("lora_dir", mode="before")
+    @field_validator("lora_dir", "embeddings_dir", "wildcards_dir", mode="before")
     @classmethod
     def _lora_dir(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):

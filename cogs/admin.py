@@ -8,7 +8,6 @@ command checks it again on our side: server owners can change who sees commands,
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,9 @@ from discord.ext import commands
 
 from bot.errors import InvalidOption
 from bot.params.bans import ban_until
+from bot.params.styles import search as style_search
 from bot.services.moderation import GLOBAL
-from bot.services.preferences import SERVER_FIELDS, Defaults
+from bot.services.preferences import SERVER_FIELDS
 from bot.ui.feature import model_choices
 from bot.ui.render import ACCENT
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
@@ -191,13 +191,8 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         changes: dict[str, object] = {name: value for name, value in (
             ("model", model), ("aspect", aspect), ("style", style), ("negative", negative), ("steps", steps),
             ("private", None if private is None else private == "on")) if value is not None}
-        if reset is not None:  # checked first, so a refused option resets nothing
-            current = await preferences.server(guild_id)
-            left = Defaults() if reset == "all" else dataclasses.replace(current, **{reset: None})
-            preferences.check(changes, left, Defaults(), fields=SERVER_FIELDS, guild_id=guild_id)
-            await preferences.reset_server(guild_id, None if reset == "all" else reset, by=interaction.user.id)
-        if changes:
-            await preferences.set_server(guild_id, changes, by=interaction.user.id)
+        if changes or reset is not None:
+            await preferences.set_server(guild_id, changes, by=interaction.user.id, reset=reset)
         current = await preferences.server(guild_id)
         embed = discord.Embed(title="This server's defaults", colour=ACCENT, description=(
             "Used where a member left an option out and has no default of their own (/settings)."))
@@ -212,6 +207,12 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
     async def defaults_model(self, interaction: discord.Interaction[Atelier], current: str
                              ) -> list[app_commands.Choice[str]]:
         return model_choices((s for s in self.bot.registry.specs() if s.kind in TEXT_TO_IMAGE_KINDS), current)
+
+    @defaults.autocomplete("style")
+    async def defaults_style(self, interaction: discord.Interaction[Atelier], current: str
+                             ) -> list[app_commands.Choice[str]]:
+        server = await self.bot.styles.for_guild(interaction.guild_id)
+        return [app_commands.Choice(name=name, value=name) for name in style_search(current, server)]
 
     @app_commands.command(name="ban-global", description="Bot owners: bar a member from Atelier in every server and DMs")
     @app_commands.describe(user="The member", duration="e.g. 30m, 12h, 7d, 1w; empty for permanent",
@@ -242,6 +243,33 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.bot.sync_commands(force=True)
         await interaction.followup.send("Commands synced.", ephemeral=True)
+
+    styles = app_commands.Group(name="styles", description="This server's own /imagine styles")
+
+    @styles.command(name="add", description="Add a style members can pick in /imagine style: (this server only)")
+    @app_commands.describe(name="Its name (letters, digits and dashes)",
+                           prompt="The template: {prompt} marks where the member's prompt goes",
+                           negative="Added to the member's negative prompt")
+    async def styles_add(self, interaction: discord.Interaction[Atelier], name: str, prompt: str,
+                         negative: str = "") -> None:
+        style = await self.bot.styles.add(guild_id=interaction.guild_id, name=name, prompt=prompt,  # type: ignore[arg-type]
+                                          negative=negative, by=interaction.user.id)
+        await interaction.response.send_message(f"Style `{style.name}` added: members here can pick it in "
+                                                "`/imagine style:`.", ephemeral=True)
+
+    @styles.command(name="remove", description="Remove one of this server's styles")
+    async def styles_remove(self, interaction: discord.Interaction[Atelier], name: str) -> None:
+        removed = await self.bot.styles.remove(guild_id=interaction.guild_id, name=name)  # type: ignore[arg-type]
+        await interaction.response.send_message(f"Style `{removed}` removed.", ephemeral=True)
+
+    @styles.command(name="list", description="This server's own styles")
+    async def styles_list(self, interaction: discord.Interaction[Atelier]) -> None:
+        mine = await self.bot.styles.for_guild(interaction.guild_id)
+        lines = [f"`{s.name}`: {s.prompt}" + (f" (negative: {s.negative})" if s.negative else "") for s in mine.values()]
+        embed = discord.Embed(title="This server's styles", colour=ACCENT,
+                              description="\n".join(lines)[:4000] or "None yet: `/admin styles add` makes one. "
+                              "The bot's own styles are listed in `/imagine style:`.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
 async def setup(bot: Atelier) -> None:

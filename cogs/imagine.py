@@ -1,7 +1,9 @@
 """/imagine, and what a member can do with its results: reroll by button or 🔄, vary (V1-V4), cancel.
 
-With an ``image`` attachment /imagine runs image-to-image at ``strength``. ``lora`` picks a LoRA
-from the owner's folder (ATELIER_LORA_DIR; autocompleted) at ``lora_weight``. The attachment is
+With an ``image`` attachment /imagine runs image-to-image at ``strength``. ``lora``, ``lora2`` and
+``lora3`` pick LoRAs from the owner's folder (ATELIER_LORA_DIR; autocompleted) at their weights.
+``style`` wraps the prompt in a packaged or server style (bot/params/styles.py), ``sampler`` takes
+A1111's sampler names; wildcards and embeddings come from the owner's folders. The attachment is
 fetched and checked (bot/params/attachments.py) before the job exists, so a bad file never leaves a job.
 """
 
@@ -15,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.params import images
+from bot.params import images, styles
 from bot.params.imagine import ImagineOptions
 from bot.ui import preferences as member_defaults
 from bot.ui.buttons import handles
@@ -23,7 +25,7 @@ from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 from inference import lora as loras
 from inference.limits import MAX_LORA_WEIGHT, MAX_STRENGTH, MIN_LORA_WEIGHT, MIN_STRENGTH
-from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
+from inference.models import A1111_SAMPLERS, ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REROLL_EMOJI = "🔄"
+Weight = app_commands.Range[float, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT]
 
 
 class Imagine(Feature):
@@ -49,22 +52,34 @@ class Imagine(Feature):
         lora="A style or character add-on (LoRA) from the bot's collection; off unless the owner set one up",
         lora_weight=f"How strongly the LoRA applies ({MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}; default {loras.DEFAULT_WEIGHT:g})",
         quality="fast: a distilled model or fewer steps, a few times quicker and a little rougher",
+        style="A style wrapped around your prompt (photographic, anime, watercolor, ...; the server's own too)",
+        sampler="The sampler, as A1111 names it (default: the model's own)",
+        lora2="A second LoRA", lora2_weight=f"How strongly the second LoRA applies (default {loras.DEFAULT_WEIGHT:g})",
+        lora3="A third LoRA", lora3_weight=f"How strongly the third LoRA applies (default {loras.DEFAULT_WEIGHT:g})",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
-                          quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")])
+                          quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")],
+                          sampler=[app_commands.Choice(name=name, value=name) for name in A1111_SAMPLERS])
     async def imagine(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                       model: str | None = None, aspect: str | None = None, steps: int | None = None,
                       guidance: float | None = None, seed: int | None = None, count: int = 1,
                       image: discord.Attachment | None = None, strength: float | None = None,
                       lora: str | None = None,
                       lora_weight: app_commands.Range[float, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT] | None = None,
-                      quality: str | None = None) -> None:
-        # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
+                      quality: str | None = None, style: str | None = None, sampler: str | None = None,
+                      lora2: str | None = None, lora2_weight: Weight | None = None,
+                      lora3: str | None = None, lora3_weight: Weight | None = None) -> None:
+        # Validation is fast, so bad options get an ephemeral answer before any defer.
+        settings = self.bot.settings
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
                                  guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
-                                 lora_dir=self.bot.settings.lora_dir, quality=quality)
-        options = await member_defaults.imagine_options(interaction, options)
-        params = self.bot.service.prepare_imagine(options)
+                                 lora_dir=settings.lora_dir, quality=quality, style=style, sampler=sampler,
+                                 server_styles=await self.bot.styles.for_guild(interaction.guild_id) if style else {},
+                                 lora2=lora2, lora2_weight=lora2_weight, lora3=lora3, lora3_weight=lora3_weight,
+                                 wildcards_dir=settings.wildcards_dir, embeddings_dir=settings.embeddings_dir)
+        options = await member_defaults.imagine_options(interaction, options)  # /settings, /admin defaults
+        # Off the loop: wildcard files and LoRA headers are read.
+        params = await asyncio.to_thread(self.bot.service.prepare_imagine, options)
         strength = images.check_strength(strength, has_image=image is not None)
         if image is not None:
             loaded = await load_attachment(interaction, image)
@@ -76,7 +91,16 @@ class Imagine(Feature):
         return model_choices((s for s in self.bot.registry.specs() if s.kind in TEXT_TO_IMAGE_KINDS), current,
                              label=lambda spec: f"{spec.name} ({spec.kind})", match_kind=True)
 
+    @imagine.autocomplete("style")
+    async def style_autocomplete(self, interaction: discord.Interaction[Atelier], current: str
+                                 ) -> list[app_commands.Choice[str]]:
+        """This server's styles, then the packaged ones, matching what was typed."""
+        mine = await self.bot.styles.for_guild(interaction.guild_id)
+        return [app_commands.Choice(name=name, value=name) for name in styles.search(current, mine)]
+
     @imagine.autocomplete("lora")
+    @imagine.autocomplete("lora2")
+    @imagine.autocomplete("lora3")
     async def lora_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """The folder's LoRAs matching what was typed; nothing when LoRAs are off (the option says so)."""
         folder = self.bot.settings.lora_dir

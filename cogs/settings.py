@@ -10,7 +10,6 @@ bot/services/preferences.py); a server's own sit under them (`/admin defaults`).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import NotYours
+from bot.params import styles
 from bot.services.preferences import MEMBER_FIELDS, Defaults
 from bot.ui.feature import Feature, model_choices
 from bot.ui.render import ACCENT, shorten
@@ -36,6 +36,8 @@ MODAL_PREFIX = "atelier:settings-negative:"
 NEGATIVE_INPUT = "negative"
 # A select's choice meaning "no default of mine: the server's (or the model's)".
 UNSET = "-"
+# Discord's select menus hold 25 options; one is UNSET.
+MENU_SIZE = 24
 ON_OFF = [app_commands.Choice(name="on", value="on"), app_commands.Choice(name="off", value="off")]
 LABELS = {"model": "Model", "aspect": "Aspect", "style": "Style", "negative": "Negative prompt", "steps": "Steps",
           "private": "Private results", "remix": "Remix"}
@@ -75,7 +77,7 @@ def _select(action: str, user_id: int, placeholder: str, choices: list[tuple[str
             current: str | None) -> SettingsControl:
     options = [discord.SelectOption(label="No default of mine", value=UNSET, default=current is None)]
     options += [discord.SelectOption(label=label[:100], value=value, default=value == current)
-                for label, value in choices[:24]]
+                for label, value in choices[:MENU_SIZE]]
     select: discord.ui.Select[discord.ui.View] = discord.ui.Select(
         custom_id=settings_id(action, user_id), placeholder=placeholder, options=options)
     return SettingsControl(action, user_id, select)
@@ -86,14 +88,14 @@ def _button(action: str, user_id: int, label: str, style: discord.ButtonStyle) -
                                                               style=style))
 
 
-def panel_view(bot: Atelier, user_id: int, mine: Defaults, server: Defaults) -> discord.ui.View:
+def panel_view(bot: Atelier, user_id: int, mine: Defaults, server: Defaults, style_names: list[str]
+               ) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     models = [(spec.name, spec.name) for spec in bot.registry.specs() if spec.kind in TEXT_TO_IMAGE_KINDS]
     view.add_item(_select("model", user_id, "Model", models, mine.model))
     view.add_item(_select("aspect", user_id, "Aspect", [(a, a) for a in ASPECTS], mine.aspect))
-    styles = style_names(bot, None)
-    if styles:
-        view.add_item(_select("style", user_id, "Style", [(s, s) for s in styles], mine.style))
+    if style_names:
+        view.add_item(_select("style", user_id, "Style", [(s, s) for s in style_names], mine.style))
     effective = mine.over(server)
     on, off = discord.ButtonStyle.success, discord.ButtonStyle.secondary
     view.add_item(_button("private", user_id, f"Private results: {_shown(bool(effective.private))}",
@@ -105,14 +107,14 @@ def panel_view(bot: Atelier, user_id: int, mine: Defaults, server: Defaults) -> 
     return view
 
 
-def style_names(bot: Atelier, guild_id: int | None) -> list[str]:
-    """The styles a member can pick (none until styles are installed)."""
-    return []
-
-
 async def panel(bot: Atelier, user_id: int, guild_id: int | None) -> dict[str, Any]:
     mine, server = await bot.preferences.layers(user_id, guild_id)
-    return {"embed": panel_embed(mine, server), "view": panel_view(bot, user_id, mine, server)}
+    # The server's own styles, then the packaged ones, as many as a menu holds (the option takes any),
+    # and the member's own choice always among them.
+    names = styles.search("", await bot.styles.for_guild(guild_id), limit=MENU_SIZE)
+    if mine.style and mine.style not in names:
+        names = [mine.style, *names[:MENU_SIZE - 1]]
+    return {"embed": panel_embed(mine, server), "view": panel_view(bot, user_id, mine, server, names)}
 
 
 class SettingsControl(discord.ui.DynamicItem[discord.ui.Item["discord.ui.View"]],
@@ -203,17 +205,12 @@ class Settings(Feature):
         for name, value in (("private", private), ("remix", remix)):
             if value is not None:
                 changes[name] = value == "on"
-        if reset is not None:
-            # The changes are checked first against what the reset leaves, so a refused option resets nothing.
-            mine, server = await preferences.layers(user, guild)
-            left = Defaults() if reset == "all" else dataclasses.replace(mine, **{reset: None})
-            preferences.check(changes, left, server, fields=MEMBER_FIELDS, guild_id=guild)
-            await preferences.reset_member(user, None if reset == "all" else reset)
         said = []
         if reset is not None:
             said.append("Reset " + ("all your defaults" if reset == "all" else f"your {LABELS[reset].lower()}") + ".")
+        if changes or reset is not None:
+            stored = (await preferences.set_member(user, guild, changes, reset=reset)).as_dict()
         if changes:
-            stored = (await preferences.set_member(user, guild, changes)).as_dict()
             said.append("Saved: " + ", ".join(f"{LABELS[name].lower()} " + (
                 "cleared" if stored[name] is None else _shown(stored[name])) for name in changes) + ".")
         await interaction.response.send_message(" ".join(said) or None, ephemeral=True,
@@ -223,6 +220,12 @@ class Settings(Feature):
     async def model_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         return model_choices((s for s in self.bot.registry.specs() if s.kind in TEXT_TO_IMAGE_KINDS), current,
                              label=lambda spec: f"{spec.name} ({spec.kind})", match_kind=True)
+
+    @settings.autocomplete("style")
+    async def style_autocomplete(self, interaction: discord.Interaction[Atelier], current: str
+                                 ) -> list[app_commands.Choice[str]]:
+        server = await self.bot.styles.for_guild(interaction.guild_id)
+        return [app_commands.Choice(name=name, value=name) for name in styles.search(current, server)]
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction[Atelier]) -> None:

@@ -24,9 +24,13 @@ from diffusers import (
     DDIMScheduler,
     DiffusionPipeline,
     DPMSolverMultistepScheduler,
+    DPMSolverSDEScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
     IFPipeline,
+    LCMScheduler,
+    LMSDiscreteScheduler,
     PNDMScheduler,
     StableDiffusion3Pipeline,
     StableDiffusionPipeline,
@@ -34,6 +38,7 @@ from diffusers import (
     StableDiffusionXLPipeline,
     StableVideoDiffusionPipeline,
     UNet2DConditionModel,
+    UniPCMultistepScheduler,
 )
 
 from inference import heap, hub, memory, single_file
@@ -58,7 +63,13 @@ SCHEDULER_CLASSES: dict[str, tuple[type, dict[str, Any]]] = {
         DPMSolverMultistepScheduler,
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
     ),
+    "dpmpp-sde-karras": (DPMSolverSDEScheduler, {"use_karras_sigmas": True}),
+    "dpmpp-2m-sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
     "ddim": (DDIMScheduler, {}),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "lms": (LMSDiscreteScheduler, {}),
+    "heun": (HeunDiscreteScheduler, {}),
+    "lcm": (LCMScheduler, {}),
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from diffusers import DiffusionPipeline
 
-from inference import batching, hub, lora, memory, prompts, recovery
+from inference import batching, embeddings, hub, lora, memory, prompts, recovery
 from inference import compile as compiling
 from inference.cache import ModelCache
 from inference.finishing import Finishing, to_uint8
@@ -41,6 +41,7 @@ class Engine:
         *,
         batch_images: bool = False,
         lora_dir: Path | str | None = None,
+        embeddings_dir: Path | str | None = None,
         batch_max: int = 4,
         lora_cache: int = lora.DEFAULT_CACHE,
         compile_mode: str | None = None,
@@ -62,6 +63,8 @@ class Engine:
         # The LoRA folder of this machine (a remote worker has its own; bot/engines.py passes the
         # setting); None turns LoRAs off and jobs naming one fail with that reason.
         self.loras = lora.LoraLibrary(lora_dir) if lora_dir else None
+        # Its textual-inversion embeddings (ATELIER_EMBEDDINGS_DIR), added to a pipeline for one job.
+        self.embeddings = embeddings.EmbeddingLibrary(embeddings_dir) if embeddings_dir else None
         # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
         self.adapters = lora.AdapterCache(lora_cache)
         # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.

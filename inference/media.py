@@ -66,7 +66,8 @@ def a1111_parameters(
     """The ``parameters`` text in AUTOMATIC1111's layout, which Civitai and A1111 parse.
 
     Line 1 is the prompt, then ``Negative prompt: ...`` (only when there is one), then one line of
-    ``Key: value`` pairs starting with Steps, Sampler, CFG scale, Seed, Size, (Model hash,) Model.
+    ``Key: value`` pairs starting with Steps, Sampler, (Schedule type,) CFG scale, Seed, Size,
+    (Model hash,) Model.
     """
     lines = [prompt]
     if negative:
@@ -74,13 +75,15 @@ def a1111_parameters(
     pairs: list[tuple[str, Any]] = [
         ("Steps", steps),
         ("Sampler", sampler),
+        # A1111 writes the schedule type right after the sampler (Karras, SGM Uniform, ...).
+        *([("Schedule type", extra["Schedule type"])] if extra and extra.get("Schedule type") else []),
         ("CFG scale", f"{cfg:g}"),
         ("Seed", seed),
         ("Size", f"{width}x{height}"),
         *([("Model hash", model_hash)] if model_hash else []),
         ("Model", model),
     ]
-    pairs.extend((extra or {}).items())
+    pairs.extend((key, value) for key, value in (extra or {}).items() if key != "Schedule type")
     lines.append(", ".join(f"{key}: {_a1111_value(value)}" for key, value in pairs))
     return "\n".join(lines)
 

@@ -38,7 +38,8 @@ UPSCALER_KINDS = ("esrgan", "sd-x4")
 VAE_KINDS = ("sd15", "sd2", "sdxl", "sdxl-lightning", "sdxl-turbo")
 
 # Scheduler name -> (sampler name as AUTOMATIC1111 writes it, schedule type or None). A1111 readers
-# (Civitai, the PNG Info tab) recognise these spellings; the diffusers side of the mapping lives in
+# (Civitai, the PNG Info tab) recognise these spellings: since A1111 1.9 a Karras sampler is written
+# as the sampler and "Schedule type: Karras". The diffusers side of the mapping lives in
 # ``inference/cache.py`` so that this module needs no torch.
 SAMPLER_NAMES: dict[str, tuple[str, str | None]] = {
     "default": ("Default", None),
@@ -47,11 +48,48 @@ SAMPLER_NAMES: dict[str, tuple[str, str | None]] = {
     "euler-trailing": ("Euler", "SGM Uniform"),
     "euler-a-trailing": ("Euler a", "SGM Uniform"),
     "dpmpp-2m": ("DPM++ 2M", None),
-    "dpmpp-2m-karras": ("DPM++ 2M Karras", None),
+    "dpmpp-2m-karras": ("DPM++ 2M", "Karras"),
+    "dpmpp-sde-karras": ("DPM++ SDE", "Karras"),
+    "dpmpp-2m-sde": ("DPM++ 2M SDE", None),
     "ddim": ("DDIM", None),
+    "unipc": ("UniPC", None),
+    "lms": ("LMS", None),
+    "heun": ("Heun", None),
+    "lcm": ("LCM", None),
     "pndm": ("PLMS", None),
 }
 SCHEDULERS = tuple(SAMPLER_NAMES)
+# The sampler names of A1111's menu (what /imagine `sampler:` offers and models.toml accepts) ->
+# scheduler name.
+A1111_SAMPLERS: dict[str, str] = {
+    "Euler a": "euler-a",
+    "Euler": "euler",
+    "DPM++ 2M": "dpmpp-2m",
+    "DPM++ 2M Karras": "dpmpp-2m-karras",
+    "DPM++ SDE Karras": "dpmpp-sde-karras",
+    "DPM++ 2M SDE": "dpmpp-2m-sde",
+    "DDIM": "ddim",
+    "UniPC": "unipc",
+    "LMS": "lms",
+    "Heun": "heun",
+    "LCM": "lcm",
+    "PLMS": "pndm",
+}
+# Samplers that add fresh noise at every step: their images depend on that noise as much as on the seed.
+STOCHASTIC_SCHEDULERS = ("euler-a", "euler-a-trailing", "dpmpp-sde-karras", "dpmpp-2m-sde")
+# What the few-step distilled kinds (Lightning, Turbo) may sample with: first-order samplers on
+# trailing timesteps, which is how they were distilled; multistep, Karras and SDE samplers spend
+# their few steps badly and burn the image.
+FEW_STEP_SCHEDULERS = ("default", "euler-trailing", "euler-a-trailing", "lcm")
+
+
+def scheduler_key(name: str) -> str | None:
+    """The scheduler name for a scheduler name or an A1111 sampler name (any case); None if neither."""
+    text = name.strip()
+    if text in SAMPLER_NAMES:
+        return text
+    folded = {key.lower(): value for key, value in A1111_SAMPLERS.items()}
+    return folded.get(text.lower()) or (text.lower() if text.lower() in SAMPLER_NAMES else None)
 
 
 
@@ -201,6 +239,33 @@ def validate_request_options(
         raise RequestRefused(
             f"Guidance must be 0-{MAX_GUIDANCE:g} for {spec.name}; you asked for {guidance:g}"
         )
+
+
+def fit_scheduler(spec: ModelSpec, name: str, *, lcm_lora: bool = False) -> str:
+    """The scheduler name for sampler ``name`` on ``spec``, or RequestRefused saying why it does not fit.
+
+    SD 3 and DeepFloyd IF sample with their own schedulers only. The few-step distilled kinds take
+    first-order samplers on trailing timesteps (Euler picks its trailing variant) or LCM. LCM needs
+    a model distilled for it: an LCM model (registry ``lcm = true`` or scheduler "lcm"), a few-step
+    model, or an LCM LoRA in the job (``lcm_lora``)."""
+    key = scheduler_key(name)
+    if key is None:
+        raise RequestRefused(f"Unknown sampler {name!r}; choose one of {', '.join(A1111_SAMPLERS)}")
+    label = next((menu for menu, value in A1111_SAMPLERS.items() if value == key), name)
+    if spec.kind in ("sd3", "deepfloyd-if"):
+        if key != "default":
+            raise RequestRefused(f"{spec.name} samples with its own scheduler only; {label} does not apply to it. "
+                                 "Leave the sampler empty")
+        return key
+    if spec.few_step:
+        key = {"euler": "euler-trailing", "euler-a": "euler-a-trailing"}.get(key, key)
+        if key not in FEW_STEP_SCHEDULERS:
+            raise RequestRefused(f"{spec.name} is a few-step distilled model: it samples with Euler, Euler a or LCM; "
+                                 f"{label} would spend its few steps badly")
+    if key == "lcm" and not (spec.few_step or lcm_lora or spec.scheduler == "lcm" or spec.extra.get("lcm")):
+        raise RequestRefused(f"LCM only works with models distilled for it, and {spec.name} is not one: choose an "
+                             "LCM model, or add an LCM LoRA (such as lcm-lora-sdv1-5) to the job")
+    return key
 
 
 class ModelRegistry:

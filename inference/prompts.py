@@ -10,6 +10,9 @@ embedding included. compel has no A1111 reader of its own and its own syntax giv
 ``.and()`` meanings that ordinary prompts trip over, so the fragments are built here and handed to
 compel's prompt objects directly rather than re-serialised into compel syntax.
 
+``BREAK`` (the capitalised word) ends a chunk as in A1111: the words after it start a new 77-token
+chunk, the one before padded with the empty prompt's tokens.
+
 A prompt with no emphasis that fits one chunk takes the exact path it always took (the strings go to
 the pipeline), so such images stay bit-identical to earlier releases. Emphasis follows compel's
 definition (the embedding moves away from the empty prompt's by the weight; weights below 1 blend
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +50,9 @@ _TOKEN = re.compile(r"\\.|[(\[\])]|:\s*[+-]?(?:\d+\.?\d*|\.\d+)\s*\)|[^\\()\[\]:
 _WEIGHT_CLOSER = re.compile(r":\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*\)")
 
 Fragments = list[tuple[str, float]]
+
+# A1111's chunk separator: the word BREAK, in capitals, standing alone.
+_BREAK = re.compile(r"(?<![\w])BREAK(?![\w])")
 
 
 def parse_emphasis(text: str) -> Fragments:
@@ -91,6 +98,26 @@ def parse_emphasis(text: str) -> Fragments:
         else:
             merged.append((piece, weight))
     return merged or [("", 1.0)]
+
+
+def split_breaks(fragments: Fragments) -> list[Fragments]:
+    """The fragments cut at each ``BREAK`` (which is dropped): one list per chunk group."""
+    segments: list[Fragments] = [[]]
+    for piece, weight in fragments:
+        parts = _BREAK.split(piece)
+        for index, part in enumerate(parts):
+            if index:
+                segments.append([])
+            if part:
+                segments[-1].append((part, weight))
+    # Each part costs at least one chunk: past MAX_CHUNKS parts, the rest share the last one.
+    if len(segments) > MAX_CHUNKS:
+        segments = [*segments[:MAX_CHUNKS - 1], [item for segment in segments[MAX_CHUNKS - 1:] for item in segment]]
+    return [segment or [("", 1.0)] for segment in segments]
+
+
+def has_break(fragments: Fragments) -> bool:
+    return any(_BREAK.search(piece) for piece, _ in fragments)
 
 
 def plain_text(fragments: Fragments) -> str:
@@ -147,18 +174,25 @@ def cap_tokens(tokenizer: Any, fragments: Fragments, limit: int = MAX_TOKENS) ->
     return kept or [("", 1.0)], used, total
 
 
-def encode(pipe: Any, prompt: str, negative: str, *, guidance: float, device: str, clip_skip: int = 1
-           ) -> EncodedPrompt:
+def encode(pipe: Any, prompt: str, negative: str, *, guidance: float, device: str, clip_skip: int = 1,
+           expand: Callable[[str], str] | None = None) -> EncodedPrompt:
     """The prompt arguments of one pipeline call (SD 1.5 or SDXL family) for ``prompt`` and ``negative``.
 
     ``guidance`` decides whether the negative prompt is used at all (diffusers skips it at 1 or less,
     as Lightning and Turbo always run). Runs the text encoders (under no_grad) when embeddings are
     needed, so call it with any LoRA already applied. ``clip_skip`` 2 (A1111's setting, SD 1.x/2.x)
     conditions on CLIP's penultimate layer, final layer norm applied, as A1111 and diffusers do.
+    ``expand`` rewrites the words of the job's textual-inversion embeddings into their tokens
+    (inference/embeddings.py); such prompts are encoded here, never by the pipeline, which would
+    rewrite them a second time.
     """
     use_negative = guidance > 1.0
     positive = parse_emphasis(prompt)
     negative_parts = parse_emphasis(negative) if use_negative and negative.strip() else None
+    if expand is not None:
+        positive = [(expand(piece), weight) for piece, weight in positive]
+        if negative_parts is not None:
+            negative_parts = [(expand(piece), weight) for piece, weight in negative_parts]
     tokenizer = pipe.tokenizer
     positive, used, given = cap_tokens(tokenizer, positive)
     notes: list[str] = []
@@ -172,8 +206,10 @@ def encode(pipe: Any, prompt: str, negative: str, *, guidance: float, device: st
             notes.append(f"The negative prompt is {negative_given} tokens long; only the first "
                          f"{negative_tokens} were used (the limit is {MAX_TOKENS} tokens).")
 
-    simple = (clip_skip == 1 and not is_weighted(positive) and used <= CHUNK_TOKENS
-              and (negative_parts is None or (not is_weighted(negative_parts) and negative_tokens <= CHUNK_TOKENS)))
+    simple = (clip_skip == 1 and expand is None and not is_weighted(positive) and used <= CHUNK_TOKENS
+              and not has_break(positive)
+              and (negative_parts is None or (not is_weighted(negative_parts) and negative_tokens <= CHUNK_TOKENS
+                                              and not has_break(negative_parts))))
     if simple:
         # The path every plain prompt always took: diffusers tokenizes the strings itself.
         kwargs: dict[str, Any] = {"prompt": plain_text(positive),
@@ -203,9 +239,13 @@ def _compel(tokenizer: Any, text_encoder: Any, device: str, *,
 
 
 def _conditioning(compel: Compel, fragments: Fragments) -> torch.Tensor:
-    prompt = FlattenedPrompt([(piece, float(weight)) for piece, weight in fragments if piece] or [("", 1.0)])
-    (conditioning, _tokens), _options = compel.build_conditioning_tensor_for_prompt_object(prompt)
-    return conditioning
+    """[1, n*77, d]: each BREAK-separated part encoded as its own chunks, the parts concatenated."""
+    parts = []
+    for segment in split_breaks(fragments):
+        prompt = FlattenedPrompt([(piece, float(weight)) for piece, weight in segment if piece] or [("", 1.0)])
+        (conditioning, _tokens), _options = compel.build_conditioning_tensor_for_prompt_object(prompt)
+        parts.append(conditioning)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 def _pad(compel: Compel, tensors: list[torch.Tensor], length: int) -> list[torch.Tensor]:
@@ -272,8 +312,8 @@ def _encode_sdxl(pipe: Any, positive: Fragments, negative: Fragments | None, use
     lefts, rights = _pad(first, lefts, length), _pad(second, rights, length)
     embeds = [torch.cat([left, right], dim=-1) for left, right in zip(lefts, rights, strict=True)]
     provider = second.conditioning_provider
-    pooled = [provider.get_pooled_embeddings([plain_text(fragments)], device=device).to(embeds[0].dtype)
-              for fragments in wanted]
+    pooled = [provider.get_pooled_embeddings([plain_text(split_breaks(fragments)[0])], device=device)
+              .to(embeds[0].dtype) for fragments in wanted]
     kwargs: dict[str, Any] = {"prompt_embeds": embeds[0], "pooled_prompt_embeds": pooled[0]}
     if use_negative:
         if zero_negative:

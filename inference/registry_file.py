@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from inference import checkpoints
-from inference.models import CONTROLNET_BASE_KINDS, KINDS, SCHEDULERS, VAE_KINDS, ModelSpec, RegistryError
+from inference.models import (
+    A1111_SAMPLERS,
+    CONTROLNET_BASE_KINDS,
+    KINDS,
+    SCHEDULERS,
+    VAE_KINDS,
+    ModelSpec,
+    RegistryError,
+    scheduler_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +241,13 @@ def _parse_spec(path: Path, name: str, table: Any, defaults: dict[str, Any] | No
             raise RegistryError(f"{where}.{key} must be a multiple of 8")
     if values["steps"] > values["max_steps"]:
         raise RegistryError(f"{where}.steps exceeds max_steps")
-    if values["scheduler"] not in SCHEDULERS:
+    # A1111's sampler names ("DPM++ 2M Karras") are accepted beside the scheduler names.
+    if scheduler_key(values["scheduler"]) is None:
         raise RegistryError(
-            f"{where}.scheduler = {values['scheduler']!r} is not one of {', '.join(SCHEDULERS)}"
+            f"{where}.scheduler = {values['scheduler']!r} is not one of {', '.join(SCHEDULERS)} "
+            f"or an A1111 sampler name ({', '.join(A1111_SAMPLERS)})"
         )
+    values["scheduler"] = scheduler_key(values["scheduler"])
     if values["timestep_spacing"] is not None and values["timestep_spacing"] not in _SPACINGS:
         raise RegistryError(f"{where}.timestep_spacing must be one of {', '.join(_SPACINGS)}")
     if kind == "sd3" and values["scheduler"] != "default":

@@ -64,6 +64,8 @@ class GenerationRequest:
     tile: bool = False
     # LoRAs to apply for this job only: [name, weight] pairs, names as listed in ATELIER_LORA_DIR.
     loras: list[tuple[str, float]] = field(default_factory=list)
+    # Textual-inversion embeddings the prompts use, by name in ATELIER_EMBEDDINGS_DIR (for this job only).
+    embeddings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,8 +78,8 @@ class GenerationRequest:
     def batch_key(self) -> tuple[Any, ...] | None:
         """Jobs with equal keys can share one pipeline call (see inference/batching.py); None: never.
 
-        Text to image only, without LoRAs (their weights live in the shared modules)."""
-        if (self.task != "txt2img" or self.loras or self.init_image or self.control_image or self.hires
+        Text to image only, without LoRAs or embeddings (their weights live in the shared modules)."""
+        if (self.task != "txt2img" or self.loras or self.embeddings or self.init_image or self.control_image or self.hires
                 or self.tile):
             return None
         return (self.model, self.width, self.height, self.steps, self.scheduler or "", float(self.guidance))

@@ -8,11 +8,13 @@ no database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from bot.params.styles import Style
     from inference.models import ModelRegistry
 
 
@@ -33,6 +35,19 @@ class ImagineOptions:
     lora_dir: Path | None = None
     # "fast": the model's distilled sibling (its registry entry's `fast`), else half the steps.
     quality: str | None = None
+    # A style's name (bot/params/styles.py): the packaged ones and ``server_styles``, the server's own.
+    style: str | None = None
+    server_styles: Mapping[str, Style] = field(default_factory=dict)
+    # An A1111 sampler name ("DPM++ 2M Karras") or a scheduler name; None: the model's own.
+    sampler: str | None = None
+    # The second and third LoRAs of the job, from the same folder.
+    lora2: str | None = None
+    lora2_weight: float | None = None
+    lora3: str | None = None
+    lora3_weight: float | None = None
+    # Owner folders (settings.wildcards_dir, settings.embeddings_dir); None: the feature is off.
+    wildcards_dir: Path | None = None
+    embeddings_dir: Path | None = None
 
 
 class ImagineChecks(Protocol):

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import InvalidOption
+from bot.params import styles, wildcards
 from bot.params.imagine import ImagineOptions
+from inference import embeddings as tis
 from inference import lora as loras
 from inference.limits import MAX_GUIDANCE, MAX_LORA_WEIGHT, MIN_LORA_WEIGHT, SEED_LIMIT
 from inference.models import (
@@ -25,6 +27,7 @@ from inference.models import (
     RequestRefused,
     UnknownAspect,
     UnknownModel,
+    fit_scheduler,
     validate_request_options,
 )
 
@@ -65,11 +68,19 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
         seed = secrets.randbelow(SEED_LIMIT)
     elif seed >= SEED_LIMIT:
         raise InvalidOption(f"Seed must be between 0 and {SEED_LIMIT - 1}; you gave {seed}.")
+    style = styles.find(options.style, options.server_styles) if options.style else None
+    template, negative = style.apply(prompt, negative) if style else (prompt, negative)
+    # The seed picks the variants of {a|b} and __wildcards__; the template stays for rerolls.
+    resolved = wildcards.resolve(template, seed, options.wildcards_dir)
     params: dict[str, Any] = {
-        "model": spec.name, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
+        "model": spec.name, "prompt": resolved, "negative_prompt": negative, "width": width, "height": height,
         "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
         "scheduler": spec.scheduler, "aspect": options.aspect or "1:1",
     }
+    if resolved != template:
+        params["prompt_template"] = template
+    if style is not None:
+        params["style"] = style.name
     if options.quality == "fast":
         params["quality"] = "fast"
     chosen = _lora_choice(options, spec)
@@ -81,7 +92,36 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
         raise InvalidOption(f"A job takes at most {MAX_LORAS} LoRAs; this one names {len(chosen)}.")
     if chosen:
         params["loras"] = chosen
+    if options.sampler:
+        try:
+            params["scheduler"] = fit_scheduler(spec, options.sampler,
+                                                lcm_lora=any("lcm" in name.lower() for name, _ in chosen))
+        except RequestRefused as exc:
+            raise InvalidOption(f"{exc}.") from None
+    used = embeddings_in(options.embeddings_dir, resolved, negative)
+    if used:
+        if spec.kind not in loras.LORA_KINDS:
+            raise InvalidOption(f"{spec.name} does not take textual-inversion embeddings ({', '.join(used)}); "
+                                "choose an SD 1.5 or SDXL model.")
+        params["embeddings"] = used
     return params
+
+
+def reresolve(params: dict[str, Any], wildcards_dir: Path | None, embeddings_dir: Path | None) -> dict[str, Any]:
+    """A reroll's parameters: the prompt template resolved again with the (new) seed, and the
+    embeddings that prompt uses."""
+    prompt = wildcards.resolve(params["prompt_template"], int(params["seed"]), wildcards_dir)
+    params = {**params, "prompt": prompt}
+    params.pop("embeddings", None)
+    used = embeddings_in(embeddings_dir, prompt, params.get("negative_prompt", ""))
+    return {**params, "embeddings": used} if used else params
+
+
+def embeddings_in(folder: Path | None, *texts: str) -> list[str]:
+    """The names of the folder's textual-inversion embeddings that the texts use, in the folder's order."""
+    if folder is None:
+        return []
+    return tis.library(str(folder)).used_in(*texts)
 
 
 def _within_limits(spec: ModelSpec, *, steps: int | None = None, count: int | None = None) -> None:
@@ -128,17 +168,26 @@ def model_spec(registry: ModelRegistry, name: str | None, *, kinds: tuple[str, .
 
 
 def _lora_choice(options: ImagineOptions, spec: ModelSpec) -> list[list[Any]]:
-    """The job's [[name, weight]] LoRA list, checked against the folder and the model's family.
+    """The job's [[name, weight]] LoRA list (``lora``, ``lora2``, ``lora3``), checked against the
+    folder and the model's family.
 
     The worker checks again (its folder may differ, and it knows the model's exact width); this
     check is what lets a wrong name or family be refused privately, before a job exists."""
-    name = (options.lora or "").strip()
-    if not name:
-        if options.lora_weight is not None:
-            raise InvalidOption("You set a LoRA weight but no LoRA; pick one in the `lora` option.")
-        return []
-    weight = loras.DEFAULT_WEIGHT if options.lora_weight is None else float(options.lora_weight)
-    return _checked_lora(name, weight, options.lora_dir, spec)
+    chosen: list[list[Any]] = []
+    for option, name, weight in (("lora", options.lora, options.lora_weight),
+                                 ("lora2", options.lora2, options.lora2_weight),
+                                 ("lora3", options.lora3, options.lora3_weight)):
+        name = (name or "").strip()
+        if not name:
+            if weight is not None:
+                raise InvalidOption(f"You set `{option}_weight` but no LoRA; pick one in the `{option}` option.")
+            continue
+        checked = _checked_lora(name, loras.DEFAULT_WEIGHT if weight is None else float(weight),
+                                options.lora_dir, spec)
+        if any(found == checked[0][0] for found, _ in chosen):
+            raise InvalidOption(f"`{option}` names a LoRA this job already uses; name each LoRA once.")
+        chosen += checked
+    return chosen
 
 
 def _checked_lora(name: str, weight: float, lora_dir: Path | None, spec: ModelSpec, *, typed: str | None = None

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,7 +22,7 @@ from bot.errors import InvalidOption, NotHere, QueueFull, UnknownJob
 from bot.params.imagine import ImagineOptions
 from bot.services.access import Place, check_cancel
 from bot.services.hooks import Origin, Submission, notify
-from bot.services.imagine_checks import imagine_params, model_spec
+from bot.services.imagine_checks import imagine_params, model_spec, reresolve
 from bot.services.inputs import split_inputs
 from bot.services.recovery import HEARTBEAT_SECONDS, Recovery
 from db import queue as job_queue
@@ -70,6 +71,8 @@ class JobService(Recovery):
         # Whether jobs may be made in direct messages (ATELIER_DM): a DM has no server, so no
         # server's moderators, bans or allowances watch it.
         self.dm_allowed = dm_allowed
+        # The owner's wildcard and embedding folders (settings), for rerolls of dynamic prompts.
+        self.prompt_folders: tuple[Path | None, Path | None] = (None, None)
 
     # ----- validation (fast: runs before the interaction is deferred; bot/services/imagine_checks.py) -----
 
@@ -167,6 +170,8 @@ class JobService(Recovery):
         params["seed"] = secrets.randbelow(SEED_LIMIT)
         if params["model"] not in self.registry.names():
             raise InvalidOption(f"The model {params['model']!r} of job #{job_id} is no longer installed.")
+        if params.get("prompt_template"):  # {a|b} and __wildcards__: the new seed picks again (files: off the loop)
+            params = await asyncio.to_thread(reresolve, params, *self.prompt_folders)
         return await self.submit(command=parent.command, params=params, origin=origin, parent_job_id=parent.id)
 
     async def pause_guild(self, guild_id: int, *, by: int | None = None) -> bool:

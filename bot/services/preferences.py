@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import InvalidOption
+from bot.params import styles
 from bot.params.imagine import ImagineOptions
+from bot.params.styles import Style
 from bot.services.imagine_checks import MAX_NEGATIVE, model_spec
 from db.repositories import preferences as repo
 from inference.models import (
@@ -36,12 +38,11 @@ from inference.models import (
 
 log = logging.getLogger(__name__)
 
-MAX_STYLE = 100
 # What a server's admins may set (remix is a member's own way of working, not a server policy).
 SERVER_FIELDS = ("model", "aspect", "style", "negative", "steps", "private")
 MEMBER_FIELDS = (*SERVER_FIELDS, "remix")
-# A style name -> its canonical name, or None when unknown (bot/params/styles.py once it exists).
-StyleLookup = Callable[[str, int | None], str | None]
+# A server's own styles by name (bot/services/styles.py); none in DMs.
+ServerStyles = Callable[[int | None], Awaitable[Mapping[str, Style]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +74,12 @@ class Preferences:
     """Reads, checks and stores defaults; applies them to a command's options."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], registry: ModelRegistry, *,
-                 reads: async_sessionmaker[AsyncSession] | None = None, styles: StyleLookup | None = None) -> None:
+                 reads: async_sessionmaker[AsyncSession] | None = None,
+                 server_styles: ServerStyles | None = None) -> None:
         self.sessions = sessions
         self.reads = reads or sessions
         self.registry = registry
-        # None: styles are not installed; a style name is kept as typed (trimmed) without a check.
-        self.styles = styles
+        self.server_styles = server_styles
 
     # ----- reading -----
 
@@ -112,15 +113,30 @@ class Preferences:
 
     # ----- changing -----
 
-    async def set_member(self, user_id: int, guild_id: int | None, changes: dict[str, Any]) -> Defaults:
+    async def set_member(self, user_id: int, guild_id: int | None, changes: dict[str, Any], *,
+                         reset: str | None = None) -> Defaults:
         """Check and store ``changes`` (a value sets it, None clears it); the member's defaults after.
-        ``guild_id``: where they asked, whose defaults decide the model steps are checked against."""
+        ``reset``: a default to clear first, or "all"; with the changes checked first, so a refused
+        change resets nothing. ``guild_id``: where they asked (the steps are checked against that
+        server's default model when the member names none; a style may be that server's own)."""
         mine, theirs = await self.layers(user_id, guild_id)
-        values = self.check(changes, mine, theirs, fields=MEMBER_FIELDS, guild_id=guild_id)
+        values = {**self._cleared(reset, MEMBER_FIELDS), **self.check(
+            changes, self._reset(mine, reset), theirs, fields=MEMBER_FIELDS, styles=await self._styles(changes, guild_id))}
         async with self.sessions.begin() as session:
             stored = await repo.update_member(session, user_id=user_id, values=values)
         log.info("member %s changed defaults %s", user_id, sorted(values))
         return Defaults.of(stored)
+
+    def _cleared(self, reset: str | None, fields: tuple[str, ...]) -> dict[str, Any]:
+        if reset is None:
+            return {}
+        return dict.fromkeys(fields if reset == "all" else (self._known(reset, fields),))
+
+    @staticmethod
+    def _reset(layer: Defaults, reset: str | None) -> Defaults:
+        if reset is None:
+            return layer
+        return Defaults() if reset == "all" else dataclasses.replace(layer, **{reset: None})
 
     async def reset_member(self, user_id: int, field: str | None = None) -> Defaults:
         """Clear one default (``field``) or all of them."""
@@ -128,9 +144,13 @@ class Preferences:
         async with self.sessions.begin() as session:
             return Defaults.of(await repo.update_member(session, user_id=user_id, values=dict.fromkeys(names)))
 
-    async def set_server(self, guild_id: int, changes: dict[str, Any], *, by: int | None) -> Defaults:
+    async def set_server(self, guild_id: int, changes: dict[str, Any], *, by: int | None,
+                         reset: str | None = None) -> Defaults:
+        """A server's defaults, as ``set_member`` (without the remix, a member's own way of working)."""
         theirs = await self.server(guild_id)
-        values = self.check(changes, theirs, Defaults(), fields=SERVER_FIELDS, guild_id=guild_id)
+        values = {**self._cleared(reset, SERVER_FIELDS), **self.check(
+            changes, self._reset(theirs, reset), Defaults(), fields=SERVER_FIELDS,
+            styles=await self._styles(changes, guild_id))}
         async with self.sessions.begin() as session:
             stored = await repo.update_server(session, guild_id=guild_id, values=values, by=by)
         log.info("guild %s defaults %s changed by %s", guild_id, sorted(values), by)
@@ -144,15 +164,22 @@ class Preferences:
 
     # ----- checking -----
 
+    async def _styles(self, changes: dict[str, Any], guild_id: int | None) -> Mapping[str, Style]:
+        """The server's own styles, when a style is being set (the packaged ones need no lookup)."""
+        if not changes.get("style") or self.server_styles is None:
+            return {}
+        return await self.server_styles(guild_id)
+
     def check(self, changes: dict[str, Any], current: Defaults, below: Defaults, *, fields: tuple[str, ...],
-              guild_id: int | None = None) -> dict[str, Any]:
+              styles: Mapping[str, Style] | None = None) -> dict[str, Any]:
         """``changes`` checked like /imagine's options and normalised (names as installed, text
         trimmed, empty text cleared). ``current``: the layer being changed; ``below``: the layer
-        under it, whose model the steps are checked against when this layer names none."""
+        under it, whose model the steps are checked against when this layer names none;
+        ``styles``: the server's own styles, besides the packaged ones."""
         values: dict[str, Any] = {}
         for name, value in changes.items():
             self._known(name, fields)
-            values[name] = None if value is None else self._checked(name, value, guild_id)
+            values[name] = None if value is None else self._checked(name, value, styles or {})
         merged = dataclasses.replace(current, **values).over(below)
         if merged.steps is not None and ("steps" in values or "model" in values):
             spec = self._spec(merged.model) or model_spec(self.registry, None)
@@ -163,7 +190,7 @@ class Preferences:
                 raise InvalidOption(f"{exc}{mine}.") from None
         return values
 
-    def _checked(self, name: str, value: Any, guild_id: int | None) -> Any:
+    def _checked(self, name: str, value: Any, server_styles: Mapping[str, Style]) -> Any:
         if name == "model":
             return model_spec(self.registry, str(value)).name
         if name == "aspect":
@@ -177,14 +204,7 @@ class Preferences:
             return text or None
         if name == "style":
             text = str(value).strip()
-            if len(text) > MAX_STYLE:
-                raise InvalidOption(f"A style name is at most {MAX_STYLE} characters.")
-            if text and self.styles is not None:
-                found = self.styles(text, guild_id)
-                if found is None:
-                    raise InvalidOption(f"Unknown style {text!r}; pick one from the `style` option's list.")
-                text = found
-            return text or None
+            return styles.find(text, server_styles).name if text else None
         if name == "steps":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidOption(f"Steps must be a whole number; you gave {value!r}.")
@@ -227,9 +247,18 @@ class Preferences:
                 spec = None
             if spec is not None and 1 <= defaults.steps <= spec.max_steps:
                 changes["steps"] = defaults.steps
-        if defaults.style and hasattr(options, "style") and options.style is None:
+        if options.style is None and defaults.style and self._style_fits(defaults.style, options.server_styles):
             changes["style"] = defaults.style
         return dataclasses.replace(options, **changes) if changes else options
+
+    @staticmethod
+    def _style_fits(name: str, server_styles: Mapping[str, Style]) -> bool:
+        """A server's own style set as a default elsewhere does not exist here: passed over."""
+        try:
+            styles.find(name, server_styles)
+        except InvalidOption:
+            return False
+        return True
 
     @staticmethod
     def aspect(given: str | None, defaults: Defaults, allowed: tuple[str, ...] | list[str]) -> str | None:

@@ -8,6 +8,7 @@ delivery sends it by DM instead of to the channel (bot/ui/delivery.py).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
@@ -34,8 +35,13 @@ async def defaults_of(interaction: discord.Interaction[Atelier]) -> Defaults:
 
 
 async def imagine_options(interaction: discord.Interaction[Atelier], options: ImagineOptions) -> ImagineOptions:
-    """/imagine's options with the member's (then the server's) defaults where none was given."""
-    return interaction.client.preferences.imagine_options(options, await defaults_of(interaction))
+    """/imagine's options with the member's (then the server's) defaults where none was given. A
+    default style may be one of this server's own: their styles are read for it."""
+    defaults = await defaults_of(interaction)
+    if options.style is None and defaults.style and not options.server_styles:
+        options = dataclasses.replace(options, server_styles=await interaction.client.styles.for_guild(
+            interaction.guild_id))
+    return interaction.client.preferences.imagine_options(options, defaults)
 
 
 async def is_private(interaction: discord.Interaction[Atelier]) -> bool:

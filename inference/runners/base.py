@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from inference import checkpoints, lora
+from inference import embeddings as embeddings_module
 from inference.cache import make_scheduler
 from inference.finishing import Finishing, as_pil
 from inference.limits import MAX_STRENGTH, MIN_SIDE, MIN_STRENGTH, SIZE_MULTIPLE
@@ -119,6 +120,7 @@ def image_result(
     run_seconds: float,
     *,
     loras: list[lora.JobLora] | None = None,
+    embeddings: list[embeddings_module.JobEmbedding] | None = None,
     notes: list[str] | None = None,
 ) -> GenerationResult:
     """The PNGs of a drawing job, each with its A1111 parameters, and a grid when there are several."""
@@ -138,6 +140,8 @@ def image_result(
         # Civitai matches to its resources (AutoV3).
         prompt += "".join(f" <lora:{item.name}:{item.weight:g}>" for item in loras)
         extra["Lora hashes"] = ", ".join(f"{item.name}: {lora.short_hash(item.file.path)}" for item in loras)
+    if embeddings:
+        extra["TI hashes"] = ", ".join(f"{item.name}: {embeddings_module.short_hash(item.path)}" for item in embeddings)
     images = as_pil(images)  # uint8 arrays from the device, made into images here, off its thread
     generated: list[GeneratedImage] = []
     texts: list[str] = []

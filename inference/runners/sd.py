@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from inference import lora, prompts
+from inference import embeddings, lora, prompts
 from inference.finishing import Finishing
 from inference.models import ModelSpec
 from inference.runners import img2img, txt2img
@@ -48,16 +48,20 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     pipe = engine.pipeline(spec)
     job_loras = lora.prepare(engine.loras, request.loras, kind=spec.kind, model=spec.name,
                              model_width=int(pipe.unet.config.cross_attention_dim))
+    job_embeddings = embeddings.prepare(engine.embeddings, request.embeddings)
     variation = request.task == "img2img"
     runner = img2img.run if variation else txt2img.run
     started = time.perf_counter()
     with job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request):
         # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
         # encoders): applied for this job only, removed before the next one starts.
-        with engine.adapters.applied(pipe, job_loras, model=spec.name):
+        # Embeddings likewise: tokens added for this job, removed (with their rows) after it.
+        with engine.adapters.applied(pipe, job_loras, model=spec.name), \
+                embeddings.applied(pipe, job_embeddings) as expand:
             # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
             encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                     device=engine.device, clip_skip=spec.clip_skip)
+                                     device=engine.device, clip_skip=spec.clip_skip,
+                                     expand=expand if job_embeddings else None)
             run_pipe = img2img.pipeline_over(engine, spec, pipe) if variation else pipe
             one_call = not variation and engine.one_call_for_count(pipe, job_loras)
             images = runner(run_pipe, request, guidance=guidance, device=engine.device, on_step=on_step,
@@ -65,4 +69,4 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
                             prompt=encoded.kwargs)
     run_seconds = time.perf_counter() - started
     return Finishing(request.job_id, partial(image_result, run_spec, request, guidance, images, run_seconds,
-                                             loras=job_loras, notes=encoded.notes))
+                                             loras=job_loras, embeddings=job_embeddings, notes=encoded.notes))

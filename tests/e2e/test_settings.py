@@ -100,12 +100,13 @@ async def test_panel_controls_change_defaults_for_their_member_only(fake, start_
         inter = await _slash(fake, "settings")
         panel = inter.original
         assert inter.ephemeral and panel.content in ("", None)
-        assert set(_panel_ids(panel)) == {"model", "aspect", "private", "remix", "negative", "reset"}
+        assert set(_panel_ids(panel)) == {"model", "aspect", "style", "private", "remix", "negative", "reset"}
         assert _panel_ids(panel)["model"] == f"atelier:settings:model:{fake.user_id}"
         assert _fields(panel)["Model"] == "the server's default model"
 
         await _press(fake, panel, "model", values=["tiny-sdxl"])
         await _press(fake, panel, "aspect", values=["9:16"])
+        await _press(fake, panel, "style", values=["watercolor"])
         await _press(fake, panel, "private")
         await _press(fake, panel, "remix")
         fields = _fields(panel)  # the same message, edited in place
@@ -122,8 +123,8 @@ async def test_panel_controls_change_defaults_for_their_member_only(fake, start_
         await submitted.wait_acked(3)
         assert _fields(panel)["Negative prompt"] == "**lowres, watermark**"
         mine = await bot.preferences.member(fake.user_id)
-        assert (mine.model, mine.aspect, mine.negative, mine.private, mine.remix) == (
-            "tiny-sdxl", "9:16", "lowres, watermark", True, True)
+        assert (mine.model, mine.aspect, mine.style, mine.negative, mine.private, mine.remix) == (
+            "tiny-sdxl", "9:16", "watercolor", "lowres, watermark", True, True)
 
         # Someone else pressing the member's panel (a forwarded id) changes nothing.
         other = int(fake.add_member(OTHER, "other")["user"]["id"]) if OTHER not in fake.world.users else OTHER
@@ -254,3 +255,22 @@ async def test_export_includes_and_forget_removes_the_members_defaults(fake, sta
         assert (await bot.preferences.server(fake.guild_id)).aspect == "3:2"  # the server's are not the member's
         _, job = await _job_of(fake, bot, {})
         assert (job.model, job.params["aspect"]) == ("tiny-sd15", "3:2")
+
+
+async def test_a_style_default_styles_imagine_unless_a_style_is_typed(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot(engine_factory=ScriptedEngine().factory) as bot:
+        typed = await fake.autocomplete("settings", {"style": "water"}, focused="style")
+        await typed.wait_acked(3)
+        assert [c["value"] for c in typed.choices] == ["watercolor"]
+        unknown = await _slash(fake, "settings", {"style": "nope"})
+        assert "Unknown style 'nope'" in _error(unknown)
+        saved = await _slash(fake, "settings", {"style": "Line Art"})
+        assert saved.original.content == "Saved: style line-art."
+        _, job = await _job_of(fake, bot, {})
+        assert job.params["style"] == "line-art" and job.prompt.startswith("line art drawing a red fox")
+        _, typed_job = await _job_of(fake, bot, {"style": "watercolor"})
+        assert typed_job.params["style"] == "watercolor"
+        cleared = await _slash(fake, "settings", {"reset": "style"})
+        assert cleared.original.content == "Reset your style."
+        _, plain = await _job_of(fake, bot, {})
+        assert "style" not in plain.params and plain.prompt == "a red fox"

@@ -8,6 +8,7 @@ import pytest
 
 from bot.errors import InvalidOption
 from bot.params.imagine import ImagineOptions
+from bot.params.styles import Style
 from bot.services.imagine_checks import imagine_params
 from bot.services.preferences import Defaults, Preferences
 from db.engine import create_sessionmaker
@@ -109,6 +110,7 @@ async def test_reset_clears_one_or_all_and_leaves_no_empty_row(prefs: Preference
     ({"aspect": "5:4"}, "Unknown aspect '5:4'"),
     ({"negative": "x" * 1001}, "The negative prompt is 1001 characters; the limit is 1000."),
     ({"colour": "red"}, "There is no default called 'colour'"),
+    ({"style": "nope"}, "Unknown style 'nope'"),
 ])
 async def test_bad_values_are_refused_like_imagines_options(prefs: Preferences, changes: dict, needle: str) -> None:
     with pytest.raises(InvalidOption) as refused:
@@ -136,3 +138,26 @@ async def test_servers_never_see_each_others_defaults(prefs: Preferences) -> Non
     assert await prefs.server(GUILD) == Defaults(negative="watermark", steps=10)
     with pytest.raises(InvalidOption, match="no default called 'remix'"):
         await prefs.set_server(GUILD, {"remix": True}, by=ADMIN)
+
+
+async def test_a_style_default_is_checked_and_may_be_a_servers_own(db_engine, registry: ModelRegistry) -> None:  # noqa: F811
+    own = {"house": Style("house", "{prompt}, in our house style", "clutter")}
+
+    async def server_styles(guild_id: int | None) -> dict[str, Style]:
+        return own if guild_id == GUILD else {}
+
+    prefs = Preferences(create_sessionmaker(db_engine), registry, server_styles=server_styles)
+    assert (await prefs.set_member(MEMBER, GUILD, {"style": "Line Art"})).style == "line-art"  # its canonical name
+    assert (await prefs.set_member(MEMBER, GUILD, {"style": "house"})).style == "house"
+    with pytest.raises(InvalidOption, match="Unknown style 'house'"):
+        await prefs.set_member(MEMBER, OTHER_GUILD, {"style": "house"})  # another server has no such style
+    defaults = await prefs.effective(MEMBER, GUILD)
+    here = imagine_params(registry, prefs.imagine_options(ImagineOptions(prompt="a fox", seed=1, server_styles=own),
+                                                         defaults))
+    assert here["style"] == "house" and here["prompt"] == "a fox, in our house style"
+    # Elsewhere the server's style does not exist: passed over, not refused.
+    there = imagine_params(registry, prefs.imagine_options(ImagineOptions(prompt="a fox", seed=1), defaults))
+    assert "style" not in there and there["prompt"] == "a fox"
+    typed = imagine_params(registry, prefs.imagine_options(
+        ImagineOptions(prompt="a fox", seed=1, style="watercolor", server_styles=own), defaults))
+    assert typed["style"] == "watercolor"
