@@ -67,7 +67,3 @@ async def delete_member(session: AsyncSession, *, user_id: int) -> int:
     result = await session.execute(delete(MemberPreferences).where(MemberPreferences.user_id == user_id))
     return result.rowcount or 0
 
-
-async def delete_server(session: AsyncSession, *, guild_id: int) -> int:
-    result = await session.execute(delete(ServerDefaults).where(ServerDefaults.guild_id == guild_id))
-    return result.rowcount or 0

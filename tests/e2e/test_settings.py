@@ -274,3 +274,21 @@ async def test_a_style_default_styles_imagine_unless_a_style_is_typed(fake, star
         assert cleared.original.content == "Reset your style."
         _, plain = await _job_of(fake, bot, {})
         assert "style" not in plain.params and plain.prompt == "a red fox"
+
+
+async def test_a_slow_attachment_is_acknowledged_privately_too(fake, start_bot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from tests.e2e.helpers import png_bytes
+
+    monkeypatch.setattr("bot.ui.submit.ATTACHMENT_GRACE", 0.0)  # every download counts as slow: defer first
+    async with start_bot(engine_factory=ScriptedEngine().factory) as bot:
+        await _slash(fake, "settings", {"private": "on"})
+        photo = png_bytes(Image.new("RGB", (64, 64), (200, 40, 40)))
+        inter = await _slash(fake, "imagine", {"prompt": "a red fox", "seed": 1},
+                             attachments={"image": ("photo.png", photo, "image/png")})
+        await inter.wait_for(lambda i: has_image(i.original), timeout=60)
+        assert inter.responses[0]["type"] == 5 and inter.ephemeral  # the early "thinking…" was private already
+        job = await bot.service.job_for_message(inter.original.id)
+        assert job.params["private"] is True
+        assert not [m for m in fake.channel_messages(fake.channel_id) if has_image(m) and not m.ephemeral]

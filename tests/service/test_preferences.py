@@ -161,3 +161,14 @@ async def test_a_style_default_is_checked_and_may_be_a_servers_own(db_engine, re
     typed = imagine_params(registry, prefs.imagine_options(
         ImagineOptions(prompt="a fox", seed=1, style="watercolor", server_styles=own), defaults))
     assert typed["style"] == "watercolor"
+
+
+async def test_a_refused_change_resets_nothing(prefs: Preferences) -> None:
+    await prefs.set_member(MEMBER, GUILD, {"model": "tiny-sdxl", "negative": "blurry"})
+    with pytest.raises(InvalidOption, match="Steps must be 1-50"):
+        await prefs.set_member(MEMBER, GUILD, {"steps": 80}, reset="all")
+    assert await prefs.member(MEMBER) == Defaults(model="tiny-sdxl", negative="blurry")
+    after = await prefs.set_member(MEMBER, GUILD, {"steps": 8}, reset="negative")
+    assert after == Defaults(model="tiny-sdxl", steps=8)
+    await prefs.set_server(GUILD, {"aspect": "4:3", "private": True}, by=ADMIN)
+    assert await prefs.set_server(GUILD, {"aspect": "2:3"}, by=ADMIN, reset="all") == Defaults(aspect="2:3")
