@@ -39,6 +39,9 @@ UNSET = "-"
 # Discord's select menus hold 25 options; one is UNSET.
 MENU_SIZE = 24
 ON_OFF = [app_commands.Choice(name="on", value="on"), app_commands.Choice(name="off", value="off")]
+# What applies where neither the member nor the server set a default.
+UNSET_TEXT = {"model": "the server's default model", "aspect": "the model's", "style": "none", "negative": "none",
+              "steps": "the model's", "private": "off", "remix": "off"}
 LABELS = {"model": "Model", "aspect": "Aspect", "style": "Style", "negative": "Negative prompt", "steps": "Steps",
           "private": "Private results", "remix": "Remix"}
 
@@ -64,11 +67,8 @@ def panel_embed(mine: Defaults, server: Defaults) -> discord.Embed:
             text = f"**{_shown(value)}**"
         elif theirs is not None:
             text = f"{_shown(theirs)} (server default)"
-        elif name in ("private", "remix"):
-            text = "off"
         else:
-            text = "the model's" if name in ("aspect", "steps") else "none"
-            text = "the server's default model" if name == "model" else text
+            text = UNSET_TEXT[name]
         embed.add_field(name=LABELS[name], value=text[:1024], inline=name not in ("negative",))
     return embed
 
@@ -206,10 +206,10 @@ class Settings(Feature):
             if value is not None:
                 changes[name] = value == "on"
         said = []
-        if reset is not None:
-            said.append("Reset " + ("all your defaults" if reset == "all" else f"your {LABELS[reset].lower()}") + ".")
         if changes or reset is not None:
             stored = (await preferences.set_member(user, guild, changes, reset=reset)).as_dict()
+        if reset is not None:
+            said.append("Reset " + ("all your defaults" if reset == "all" else f"your {LABELS[reset].lower()}") + ".")
         if changes:
             said.append("Saved: " + ", ".join(f"{LABELS[name].lower()} " + (
                 "cleared" if stored[name] is None else _shown(stored[name])) for name in changes) + ".")
