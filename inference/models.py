@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference.limits import MAX_GUIDANCE, SIZE_GRID
+from inference.limits import MAX_CANVAS_SIDE, MAX_GUIDANCE, SIZE_GRID
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +173,15 @@ class ModelSpec:
 
         Canvas edits (inpainting) run the model at this size and the runner resizes the result back
         to the canvas, so a 1536x512 pan strip costs what a native image costs. The rounding keeps
-        ``width * height`` within one grid step of the budget; very thin canvases keep one grid cell.
+        ``width * height`` within one grid step of the budget; very thin canvases keep one grid cell,
+        and no side exceeds MAX_CANVAS_SIDE.
         """
         if width < 1 or height < 1:
             raise ValueError(f"a canvas needs a positive size, not {width}x{height}")
         budget = self.width * self.height
-        return _round_to_grid(math.sqrt(budget * width / height)), _round_to_grid(math.sqrt(budget * height / width))
+        sides = (math.sqrt(budget * width / height), math.sqrt(budget * height / width))
+        w, h = (min(_round_to_grid(side), MAX_CANVAS_SIDE // SIZE_GRID * SIZE_GRID) for side in sides)
+        return w, h
 
 
 def _round_to_grid(value: float) -> int:
