@@ -15,13 +15,21 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InvalidOption
 from bot.params import images
 from bot.params.imagine import ImagineOptions
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 from inference import lora as loras
-from inference.limits import MAX_LORA_WEIGHT, MAX_STRENGTH, MIN_LORA_WEIGHT, MIN_STRENGTH
+from inference.limits import (
+    DEFAULT_HIRES_STRENGTH,
+    HIRES_FACTORS,
+    MAX_LORA_WEIGHT,
+    MAX_STRENGTH,
+    MIN_LORA_WEIGHT,
+    MIN_STRENGTH,
+)
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -48,21 +56,32 @@ class Imagine(Feature):
         lora="A style or character add-on (LoRA) from the bot's collection; off unless the owner set one up",
         lora_weight=f"How strongly the LoRA applies ({MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}; default {loras.DEFAULT_WEIGHT:g})",
         quality="fast: a distilled model or fewer steps, a few times quicker and a little rougher",
+        hires="Hires fix: draw, enlarge 1.5x or 2x, then redraw the details at the larger size",
+        hires_strength=f"With hires: how much the second pass redraws ({MIN_STRENGTH:g}-{MAX_STRENGTH:g}; "
+                       f"default {DEFAULT_HIRES_STRENGTH:g})",
+        tile="Seamless tile: the image wraps around at its edges (for textures and patterns)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
-                          quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")])
+                          quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")],
+                          hires=[app_commands.Choice(name=f"{f:g}x", value=f) for f in HIRES_FACTORS])
     async def imagine(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                       model: str | None = None, aspect: str | None = None, steps: int | None = None,
                       guidance: float | None = None, seed: int | None = None, count: int = 1,
                       image: discord.Attachment | None = None, strength: float | None = None,
                       lora: str | None = None,
                       lora_weight: app_commands.Range[float, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT] | None = None,
-                      quality: str | None = None) -> None:
+                      quality: str | None = None, hires: float | None = None,
+                      hires_strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] | None = None,
+                      tile: bool = False) -> None:
         # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
                                  guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
-                                 lora_dir=self.bot.settings.lora_dir, quality=quality)
+                                 lora_dir=self.bot.settings.lora_dir, quality=quality, hires=hires,
+                                 hires_strength=hires_strength, tile=tile)
         params = self.bot.service.prepare_imagine(options)
+        if image is not None and hires is not None:
+            raise InvalidOption("Hires fix is for text-to-image; with an image, leave hires out (or /upscale the "
+                                "result).")
         strength = images.check_strength(strength, has_image=image is not None)
         if image is not None:
             loaded = await load_attachment(interaction, image)

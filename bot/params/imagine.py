@@ -33,6 +33,12 @@ class ImagineOptions:
     lora_dir: Path | None = None
     # "fast": the model's distilled sibling (its registry entry's `fast`), else half the steps.
     quality: str | None = None
+    # Hires fix: the upscale factor (one of limits.HIRES_FACTORS; None = off) and the second pass's
+    # strength (default limits.DEFAULT_HIRES_STRENGTH).
+    hires: float | None = None
+    hires_strength: float | None = None
+    # Seamless tiles: the image wraps around at its edges.
+    tile: bool = False
 
 
 class ImagineChecks(Protocol):

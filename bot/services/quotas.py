@@ -6,7 +6,8 @@ Cost model (credits, computed from the job's parameters before it runs):
 
 so one 512x512 image at 25 steps costs 5 credits, an SDXL 1024x1024 image at 30 steps 24, a
 4-step SDXL-Lightning image 4 and a 1-step SDXL-Turbo image 1; never less than 1. Credits grow
-linearly with pixels, steps, frames (animations) and images, which is roughly GPU time.
+linearly with pixels, steps, frames (animations) and images, which is roughly GPU time. A hires fix
+adds its second pass: the enlarged pixels at ceil(steps x hires_strength) steps.
 
 Allowance per member per UTC day, first match wins: the member's override in that guild; the best
 of their roles' tiers; the guild's default; the owner's global default (ATELIER_DEFAULT_DAILY_CREDITS).
@@ -60,6 +61,10 @@ def job_credits(params: dict[str, Any]) -> int:
     pixels = int(params.get("width", 512)) * int(params.get("height", 512))
     units = (int(params.get("count", 1)) * int(params.get("frames", 1)) * pixels / REFERENCE_PIXELS
              * int(params.get("steps", 1)) / STEPS_PER_CREDIT)
+    if params.get("hires"):  # the hires fix's second pass: the enlarged image at its share of the steps
+        units += (pixels * float(params["hires"]) ** 2 / REFERENCE_PIXELS
+                  * math.ceil(int(params.get("steps", 1)) * float(params.get("hires_strength", 0))) / STEPS_PER_CREDIT
+                  * int(params.get("count", 1)))
     return max(1, math.ceil(round(units, 6)))
 
 
