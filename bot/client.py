@@ -6,8 +6,9 @@ cogs -> command sync (only when the commands changed, and only in the process th
 shard 0) -> recovery of interrupted jobs.
 
 The cogs reach what they share through the bot: `roles` (members' roles, which the account cog
-feeds and the allowances' role tiers read) and `mod_channel` (where the moderation service reports
-cases and the review button posts).
+feeds and the allowances' role tiers read), `mod_channel` (where the moderation service reports
+cases and the review button posts) and `preferences` (members' and servers' defaults: /settings,
+/admin defaults, remix).
 
 The bot is an AutoShardedBot: one process runs every shard (Discord's recommended count) unless
 ATELIER_SHARD_COUNT / ATELIER_SHARD_IDS split them over several processes sharing one database.
@@ -36,6 +37,7 @@ from bot.services.derived import DerivedJobs
 from bot.services.hooks import Hooks
 from bot.services.jobs import JobService
 from bot.services.moderation import ModerationService, Reporter
+from bot.services.preferences import Preferences
 from bot.services.rate_limits import Limits
 from bot.settings import Settings
 from bot.ui.buttons import JobButton
@@ -109,6 +111,7 @@ class Atelier(commands.AutoShardedBot):
         self.synced: bool = False
         self.moderation: ModerationService
         self.accounts: AccountService
+        self.preferences: Preferences
         self.limits = Limits()
         self.roles = RoleMemory()
         self.mod_channel: ModChannel
@@ -142,6 +145,8 @@ class Atelier(commands.AutoShardedBot):
         self.metrics = Metrics(gpu_memory=gpu_memory)
         self.accounts = AccountService(self.service, default_daily=self.settings.default_daily_credits,
                                        default_retention_days=self.settings.retention_days, roles_of=self.roles)
+        # Members' and servers' defaults (/settings, /admin defaults), read by the commands before they check options.
+        self.preferences = Preferences(sessions, self.registry, reads=reads)
         # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
             before_acknowledge=[self.accounts.before_acknowledge],

@@ -9,6 +9,8 @@ import discord
 from discord import app_commands
 
 from bot.params import anime
+from bot.services.preferences import Preferences
+from bot.ui import preferences as member_defaults
 from bot.ui.feature import Feature, described
 from bot.ui.submit import submit
 
@@ -33,7 +35,9 @@ class Anime(Feature):
     @app_commands.choices(aspect=_ASPECT_CHOICES)
     async def anime(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                     aspect: str | None = None, seed: int | None = None, count: int = 1) -> None:
-        params = anime.prepare(self.bot.service, prompt=prompt, negative=negative, aspect=aspect, seed=seed,
+        defaults = await member_defaults.defaults_of(interaction)  # /settings: aspect and negative where fitting
+        params = anime.prepare(self.bot.service, prompt=prompt, negative=Preferences.negative(negative, defaults),
+                               aspect=Preferences.aspect(aspect, defaults, tuple(anime.RESOLUTIONS)), seed=seed,
                                count=count)
         await submit(interaction, "anime", params)
 

@@ -18,6 +18,7 @@ from discord.ext import commands
 from bot.errors import InvalidOption
 from bot.params import images
 from bot.params.imagine import ImagineOptions
+from bot.ui import preferences as member_defaults
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
@@ -46,8 +47,8 @@ class Imagine(Feature):
         **described("seed", "count"),
         prompt="What to draw: subject, setting, details, style",
         negative="What to keep out of the image (e.g. blurry, extra fingers)",
-        model="Which model to use (default: the server's default)",
-        aspect="Shape of the image",
+        model="Which model to use (default: yours from /settings, else the server's)",
+        aspect="Shape of the image (default: yours from /settings, else square)",
         steps="Denoising steps (more is slower; each model has its own range)",
         guidance="How closely to follow the prompt (CFG scale)",
         image="Start from this image instead of noise (image-to-image)",
@@ -78,6 +79,7 @@ class Imagine(Feature):
                                  guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
                                  lora_dir=self.bot.settings.lora_dir, quality=quality, hires=hires,
                                  hires_strength=hires_strength, tile=tile)
+        options = await member_defaults.imagine_options(interaction, options)
         params = self.bot.service.prepare_imagine(options)
         if image is not None and hires is not None:
             raise InvalidOption("Hires fix is for text-to-image; with an image, leave hires out (or /upscale the "

@@ -9,6 +9,8 @@ import discord
 from discord import app_commands
 
 from bot.params import pose as pose_jobs
+from bot.services.preferences import Preferences
+from bot.ui import preferences as member_defaults
 from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import load_attachment, submit
 from inference.limits import MAX_CONTROL_SCALE, MIN_CONTROL_SCALE
@@ -42,8 +44,12 @@ class Pose(Feature):
         if reference is None:
             pose_jobs.preset_name(pose)
         loaded = await load_attachment(interaction, reference) if reference is not None else None
+        # /settings: the default aspect unless a reference gives the shape; the default negative prompt.
+        defaults = await member_defaults.defaults_of(interaction)
+        aspect = aspect if reference is not None else Preferences.aspect(aspect, defaults, ASPECTS)
         params = await pose_jobs.prepare(self.bot.service, prompt=prompt, pose=pose, reference=loaded, model=model,
                                          aspect=aspect, seed=seed, strength=strength)
+        params["negative_prompt"] = params["negative_prompt"] or (defaults.negative or "")
         await submit(interaction, "pose", params)
 
     @pose.autocomplete("pose")

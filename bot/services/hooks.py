@@ -68,6 +68,8 @@ class Origin:
     message_id: int | None = None
     # The verdict of the check made before the command was acknowledged (the command tree's), if any.
     prompt_verdict: PromptVerdict | None = None
+    # The member's results are theirs alone (/settings private): ephemeral, or by DM once the token expired.
+    private: bool = False
 
 
 @dataclass(frozen=True, slots=True)

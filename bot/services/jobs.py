@@ -123,7 +123,9 @@ class JobService(Recovery):
                                 "Wait for one to finish or cancel one.")
             if everyone >= self.max_queue:
                 raise QueueFull(f"The queue is full ({everyone} jobs). Try again in a few minutes.")
-            params = {**params, "nsfw_channel": origin.nsfw_channel}
+            # Whether a result is private follows who asks now (their /settings), not the job it was made from.
+            params = {**{k: v for k, v in params.items() if k != "private"}, "nsfw_channel": origin.nsfw_channel,
+                      **({"private": True} if origin.private else {})}
             job = await jobs_repo.create_job(session, job=Job(
                 command=command, user_id=origin.user_id, guild_id=origin.guild_id, channel_id=origin.channel_id,
                 application_id=origin.application_id, interaction_token=origin.interaction_token,

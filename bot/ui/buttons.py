@@ -85,7 +85,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
         try:
             await guard_job_button(interaction, self.action, self.job_id)
             remixer = REMIXERS.get(self.action)
-            if remixer is not None and await remix_on(interaction.client, interaction.user.id):
+            if remixer is not None and await remix_on(interaction.client, interaction.user.id, interaction.guild_id):
                 await open_prompt_modal(interaction, title=f"Remix: {REMIX_TITLES.get(self.action, self.action)}",
                                         job_id=self.job_id, index=self.index, begin=remixer)
                 return

@@ -20,6 +20,7 @@ from bot.errors import InvalidOption, UserFacingError
 from bot.params import animate, attachments, images
 from bot.services.access import Place, check_use
 from bot.services.jobs import Origin, Ticket
+from bot.ui.preferences import is_private
 from bot.ui.tree import PROMPT_VERDICT, error_embed, is_nsfw
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ async def load_attachment(interaction: discord.Interaction[Atelier],
     task = asyncio.ensure_future(attachments.load(attachment))
     done, _ = await asyncio.wait({task}, timeout=ATTACHMENT_GRACE)
     if not done and not interaction.response.is_done():
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(thinking=True, ephemeral=await is_private(interaction))
     return await task
 
 
@@ -70,10 +71,13 @@ async def submit(interaction: discord.Interaction[Atelier], command: str, params
 
 
 async def start(interaction: discord.Interaction[Atelier], begin: Start, origin: Origin | None = None) -> None:
-    """Acknowledge (unless a slow attachment already did), start the work and show its ticket."""
+    """Acknowledge (unless a slow attachment already did), start the work and show its ticket.
+    A member with private results (/settings private) gets an ephemeral acknowledgement and result."""
+    origin = origin or origin_of(interaction)
+    origin.private = await is_private(interaction)
     if not interaction.response.is_done():
-        await interaction.response.defer(thinking=True)
-    ticket = await begin(origin or origin_of(interaction))
+        await interaction.response.defer(thinking=True, ephemeral=origin.private)
+    ticket = await begin(origin)
     await show_ticket(interaction.client, ticket)
 
 

@@ -148,17 +148,13 @@ async def test_edit_refuses_wrong_masks_with_their_reason(fake, start_bot) -> No
             assert (await s.execute(select(func.count()).select_from(Job))).scalar_one() == 0
 
 
-class RemixOn:
-    """A member preference store with Remix on for everyone (the preferences service's interface)."""
-
-    async def remix(self, user_id: int) -> bool:
-        return True
-
-
 async def test_remix_opens_a_modal_and_uses_its_prompt(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
     async with start_bot() as bot:
         result, parent = await imagine(fake, bot)
-        bot.preferences = RemixOn()
+        # Off by default: Reroll starts at once. /settings remix:on turns the modal on.
+        assert not await bot.preferences.remix(fake.user_id, fake.guild_id)
+        await (await fake.slash("settings", {"remix": "on"}, user_id=fake.user_id)).wait_acked(3)
+        assert await bot.preferences.remix(fake.user_id, fake.guild_id)
         click = await fake.click(result.id, f"atelier:reroll:{parent.id}", user_id=fake.user_id)
         await click.wait_acked(3)
         assert click.modal is not None and input_value(click.modal) == "a lighthouse on a cliff"
