@@ -134,6 +134,10 @@ class DerivedJobs:
             base = source.params
         model = base.get("model")
         spec = self.jobs.registry.get(model) if model in self.jobs.registry.names() else None
+        if spec is not None and spec.base:  # a /pose result: its base model redraws it, without the skeleton
+            model = spec.base
+            spec = self.jobs.registry.get(model) if model in self.jobs.registry.names() else None
+            base = {**base, "model": model}
         if spec is None or spec.kind not in TEXT_TO_IMAGE_KINDS:
             raise InvalidOption(f"The model {model!r} of job #{job_id} is no longer installed (or can't redraw "
                                 "images), so its image can't be edited.")
