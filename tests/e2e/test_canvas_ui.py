@@ -171,3 +171,16 @@ async def test_remix_opens_a_modal_and_uses_its_prompt(fake, start_bot) -> None:
         await submitted.wait_acked(3)
         (edit,) = await wait_jobs(bot, "edit", 1)
         assert edit.prompt == "a lighthouse seen from afar" and edit.params["canvas"]["op"] == "zoom"
+
+
+async def test_an_upscale_of_a_grid_image_gets_the_canvas_buttons(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        grid, parent = await imagine(fake, bot, count=2)
+        assert not any(cid.startswith(f"atelier:zoom2:{parent.id}") for cid in grid.custom_ids)  # a grid: U/V first
+        click = await fake.click(grid.id, f"atelier:upscale:{parent.id}:1", user_id=fake.user_id)
+        await click.wait_for(lambda i: has_image(i.original), timeout=60)
+        upscaled = await bot.service.job_for_message(click.original.id)
+        assert labels(click.original) == [["Vary (Region)", "Zoom Out 2x", "Zoom Out 1.5x"], list(ARROWS)]
+        # Vary (Region) on it offers the grid over the upscaled image, its prompt taken from the grid's job.
+        _, redraw = await open_region_modal(fake, click.original, upscaled.id, ["2"])
+        assert input_value(redraw.modal) == "a lighthouse on a cliff"
