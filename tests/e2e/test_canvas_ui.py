@@ -184,3 +184,18 @@ async def test_an_upscale_of_a_grid_image_gets_the_canvas_buttons(fake, start_bo
         # Vary (Region) on it offers the grid over the upscaled image, its prompt taken from the grid's job.
         _, redraw = await open_region_modal(fake, click.original, upscaled.id, ["2"])
         assert input_value(redraw.modal) == "a lighthouse on a cliff"
+
+
+async def test_the_region_menu_survives_a_restart(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        result, parent = await imagine(fake, bot)
+        click = await fake.click(result.id, f"atelier:region:{parent.id}", user_id=fake.user_id)
+        await click.wait_acked(3)
+        menu = click.original
+    async with start_bot():  # a new process: the menu and its Redraw button are routed by their custom_ids
+        pick = await fake.click(menu.id, f"atelier:cells:{parent.id}:0", user_id=fake.user_id, values=["3", "5"])
+        await pick.wait_acked(3)
+        assert f"atelier:redraw:{parent.id}:0:46" in menu.custom_ids
+        redraw = await fake.click(menu.id, f"atelier:redraw:{parent.id}:0:46", user_id=fake.user_id)
+        await redraw.wait_acked(3)
+        assert redraw.modal is not None and input_value(redraw.modal) == "a lighthouse on a cliff"
