@@ -11,7 +11,8 @@ last step differs: the file is written to disk, shrunk where needed so the READM
 The models have random weights, so every picture is structured noise: the examples show the shape
 of each command's output (sizes, grid layout, skeleton beside the image, frame count), not what the
 real models draw. Seeds are fixed, so a rerun on the same library versions writes the same files,
-except vary.png: a variation draws a new random seed, as the Vary buttons do.
+except vary.png and the canvas edits (zoom-out.png, pan-right.png, region.png): they draw a new
+random seed, as their buttons do.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 from bot.params import animate, anime, attachments  # noqa: E402
 from bot.params import images as studio  # noqa: E402
 from bot.params import pose as pose_jobs  # noqa: E402
+from bot.params import canvas  # noqa: E402
+from bot.services.derived import DerivedJobs  # noqa: E402
 from bot.services.jobs import ImagineOptions, JobService, Origin, Ticket  # noqa: E402
 from db import migrate  # noqa: E402
 from db.engine import create_engine, create_sessionmaker  # noqa: E402
@@ -101,6 +104,7 @@ async def make_examples(models: Path, out: Path) -> list[str]:
         service.delivery = delivery
         pool = InferencePool(service, lambda device: Engine(registry, device), ["cpu"])
         service.pool = pool
+        derived = DerivedJobs(service)
         await pool.start()
 
         async def run(ticket: Ticket) -> tuple[Job, list[Output]]:
@@ -128,8 +132,8 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             save("imagine-grid.png", shrink(shown(outputs).data))
 
             # Vary (Strong) on the single result: image-to-image from it at 0.7, new seed
-            _, outputs = await run(await studio.variation(service, job_id=single.id or 0, index=0,
-                                                          strength=studio.STRONG, origin=ORIGIN))
+            _, outputs = await run(await derived.variation(job_id=single.id or 0, index=0, strength=studio.STRONG,
+                                                           origin=ORIGIN))
             save("vary.png", shrink(shown(outputs).data))
 
             # /anime (tags reordered, quality tags added, Animagine's negative)
@@ -150,7 +154,7 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             buffer = io.BytesIO()
             crop.save(buffer, format="PNG")
             loaded = attachments.decode(buffer.getvalue(), filename="crop.png")
-            _, outputs = await submit("upscale", await studio.upscale_attachment(service, loaded, 4, None))
+            _, outputs = await submit("upscale", await studio.upscale_attachment(registry, loaded, 4, None))
             save("upscale-input.png", buffer.getvalue())
             save("upscale.png", shown(outputs).data)
 
@@ -158,11 +162,31 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             with Image.open(io.BytesIO(shown(await _outputs(service, single.id or 0)).data)) as first:
                 still = attachments.InputImage(first.convert("RGB"), "imagine.png", "PNG")
             _, outputs = await submit("animate", await animate.animate_attachment(
-                service, still, frames=6, fps=6, motion=127, seed=4))
+                registry, still, frames=6, fps=6, motion=127, seed=4))
             video = shown(outputs).data
             gif, frames, fps = video_as_gif(video)
             print(f"animate: delivered {sniff_mime(video)}, {frames} frames at {fps:g} fps", flush=True)
             save("animate.gif", gif)
+
+            # Canvas edits on the /imagine result: Zoom Out 2x, ➡️, and Vary (Region) on cells 5 and 6
+            # (the menu's preview beside the result).
+            _, outputs = await run(await derived.canvas(job_id=single.id or 0, index=0, op="zoom2", origin=ORIGIN))
+            save("zoom-out.png", shrink(shown(outputs).data))
+            _, outputs = await run(await derived.canvas(job_id=single.id or 0, index=0, op="right", origin=ORIGIN))
+            save("pan-right.png", shrink(shown(outputs).data))
+            first = shown(await _outputs(service, single.id or 0)).data
+            save("region-menu.png", shrink(canvas.region_preview(first, [4, 5])))
+            _, outputs = await run(await derived.region(job_id=single.id or 0, index=0, cells=[4, 5],
+                                                        prompt="a lighthouse at dusk, a red door", origin=ORIGIN))
+            save("region.png", shrink(shown(outputs).data))
+
+            # /imagine hires:2 (a 1024 px result from the 512 px model), and tile:True with its 2x2 preview
+            _, outputs = await submit("imagine", service.prepare_imagine(
+                ImagineOptions(prompt="a lighthouse at dusk, oil painting", seed=7, hires=2.0)))
+            save("hires.png", shrink(shown(outputs).data))
+            _, outputs = await submit("imagine", service.prepare_imagine(
+                ImagineOptions(prompt="mossy cobblestones, top view", seed=9, tile=True)))
+            save("tile.png", shrink(canvas.tile_preview(shown(outputs).data)))
         finally:
             await pool.stop()
             await service.drain()
