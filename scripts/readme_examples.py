@@ -30,10 +30,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.params import animate, anime, attachments  # noqa: E402
+from bot.params import animate, anime, attachments, canvas  # noqa: E402
 from bot.params import images as studio  # noqa: E402
 from bot.params import pose as pose_jobs  # noqa: E402
-from bot.params import canvas  # noqa: E402
 from bot.services.derived import DerivedJobs  # noqa: E402
 from bot.services.jobs import ImagineOptions, JobService, Origin, Ticket  # noqa: E402
 from db import migrate  # noqa: E402
