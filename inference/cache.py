@@ -29,8 +29,10 @@ from diffusers import (
     IFPipeline,
     PNDMScheduler,
     StableDiffusion3Pipeline,
+    StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
     StableDiffusionUpscalePipeline,
+    StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
     StableVideoDiffusionPipeline,
     UNet2DConditionModel,
@@ -71,12 +73,15 @@ PIPELINE_CLASSES: dict[str, type[DiffusionPipeline]] = {
     "sd2": StableDiffusionPipeline,
     "sd3": StableDiffusion3Pipeline,
     "sd-x4": StableDiffusionUpscalePipeline,
+    # Dedicated inpainting checkpoints (9-channel UNets): canvas edits only (inference/runners/inpaint.py).
+    "sd15-inpaint": StableDiffusionInpaintPipeline,
+    "sdxl-inpaint": StableDiffusionXLInpaintPipeline,
     # Stage I only; stage II (and the x4 stage III) are loaded by inference/runners/deepfloyd.py.
     "deepfloyd-if": IFPipeline,
 }
 # Kinds whose repos may carry a bundled safety checker: image moderation is the moderation
 # package's job, and the checker would cost ~1.2 GB and black out images without saying why.
-_NO_SAFETY_CHECKER = ("sd15", "sd2", "deepfloyd-if")
+_NO_SAFETY_CHECKER = ("sd15", "sd2", "deepfloyd-if", "sd15-inpaint")
 
 
 class ModelLoadError(RuntimeError):

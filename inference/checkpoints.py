@@ -22,11 +22,18 @@ SUFFIX = ".safetensors"
 PICKLED_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 # Families a single file may hold, and the registry kinds that accept each one.
-FAMILY_KINDS = {"sd15": ("sd15",), "sdxl": ("sdxl", "sdxl-lightning", "sdxl-turbo")}
+# Inpainting checkpoints (9 UNet input channels) are families of their own: they only serve canvas edits.
+FAMILY_KINDS = {"sd15": ("sd15",), "sdxl": ("sdxl", "sdxl-lightning", "sdxl-turbo"),
+                "sd15-inpaint": ("sd15-inpaint",), "sdxl-inpaint": ("sdxl-inpaint",)}
 # Hub repos whose diffusers configs describe each family (the architecture, tokenizers, scheduler).
 DEFAULT_CONFIGS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-                   "sdxl": "stabilityai/stable-diffusion-xl-base-1.0"}
-FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
+                   "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+                   "sd15-inpaint": "stable-diffusion-v1-5/stable-diffusion-inpainting",
+                   "sdxl-inpaint": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"}
+FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL", "sd15-inpaint": "SD 1.5 inpainting",
+                "sdxl-inpaint": "SDXL inpainting"}
+# UNet input channels: latents (4), or latents + mask + masked-image latents (9) for inpainting.
+_INPAINT_CHANNELS = 9
 
 _UNET = "model.diffusion_model."
 _SD1_TEXT = "cond_stage_model.transformer."
@@ -57,11 +64,13 @@ def read_header(path: Path) -> dict[str, Any]:
 
 
 def kind_of(header: dict[str, object]) -> str:
-    """"sd15" or "sdxl" from the tensor names of an original-layout checkpoint (its safetensors header).
+    """The family ("sd15", "sdxl", or their "-inpaint" kinds) from the tensor names of an original-layout
+    checkpoint (its safetensors header).
 
     SDXL keeps its OpenCLIP bigG encoder under ``conditioner.embedders.1``; SD 1.x keeps CLIP ViT-L
-    under ``cond_stage_model.transformer``. Anything else (SD 2.x, a refiner, an inpainting UNet with 9
-    input channels, a LoRA or VAE file, a diffusers-layout file) is refused with what it looks like.
+    under ``cond_stage_model.transformer``; an inpainting UNet takes 9 input channels. Anything else
+    (SD 2.x, a refiner, an instruct UNet with 8 input channels, a LoRA or VAE file, a diffusers-layout
+    file) is refused with what it looks like.
     """
     keys = [key for key in header if key != "__metadata__"]
     if not any(key.startswith(_UNET) for key in keys):
@@ -72,22 +81,24 @@ def kind_of(header: dict[str, object]) -> str:
         raise CheckpointError("no UNet in the original layout (model.diffusion_model.*)")
     conv = header.get(_INPUT_CONV)
     shape = conv.get("shape") if isinstance(conv, dict) else None
-    if isinstance(shape, list) and len(shape) > 1 and shape[1] != 4:
-        raise CheckpointError(f"an inpainting or instruct model ({shape[1]} input channels); only text-to-image "
-                              "checkpoints are served")
+    channels = shape[1] if isinstance(shape, list) and len(shape) > 1 else 4
+    if channels not in (4, _INPAINT_CHANNELS):
+        raise CheckpointError(f"an instruct or other image-conditioned model ({channels} input channels); only "
+                              "text-to-image and inpainting checkpoints are served")
+    suffix = "-inpaint" if channels == _INPAINT_CHANNELS else ""
     if any(key.startswith(_SDXL_TEXT_2) for key in keys):
-        return "sdxl"
+        return "sdxl" + suffix
     if any(key.startswith(_SDXL_REFINER) for key in keys):
         raise CheckpointError("an SDXL refiner, which cannot draw from a prompt alone")
     if any(key.startswith(_SD2_TEXT) for key in keys):
         raise CheckpointError("an SD 2.x checkpoint; serve it as a diffusers folder (kind sd2)")
     if any(key.startswith(_SD1_TEXT) for key in keys):
-        return "sd15"
+        return "sd15" + suffix
     raise CheckpointError("no text encoder in the original layout")
 
 
 def detect(path: Path) -> str:
-    """The family of the checkpoint at ``path`` ("sd15" or "sdxl"); CheckpointError says why not."""
+    """The family of the checkpoint at ``path`` (a FAMILY_KINDS key); CheckpointError says why not."""
     if path.suffix.lower() in PICKLED_SUFFIXES:
         raise CheckpointError(f"{path.name} is a pickled checkpoint, which Atelier never loads (loading one runs "
                               "code from the file); use the model's .safetensors release")

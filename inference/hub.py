@@ -45,6 +45,7 @@ _CONFIG_SUFFIXES = (".json", ".txt", ".model")
 SKIPPED_WEIGHTS: dict[str, tuple[str, ...]] = {
     "sd15": ("safety_checker",),
     "sd2": ("safety_checker",),
+    "sd15-inpaint": ("safety_checker",),
     "deepfloyd-if": ("safety_checker", "watermarker"),
 }
 

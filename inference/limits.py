@@ -38,6 +38,8 @@ ZOOM_FACTORS = (2.0, 1.5)
 PAN_GROWTH = 0.5
 DEFAULT_MASK_BLUR = 8
 MAX_CANVAS_SIDE = 4096
+# The widest soft seam a canvas edit may ask for (px at the canvas's size).
+MAX_MASK_BLUR = 64
 
 # ControlNet conditioning scale (/pose strength, "Weight" in A1111): 0 ignores the skeleton, 2
 # follows it rigidly.

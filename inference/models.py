@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference.limits import MAX_GUIDANCE, SIZE_GRID
+from inference.limits import MAX_CANVAS_SIDE, MAX_GUIDANCE, SIZE_GRID
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,16 @@ ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
 # Pipeline families the engine can run today. Anything else in a TOML file is a typo or a model the
 # engine cannot serve yet, and is refused at load time rather than at the first job.
 KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan", "svd", "controlnet", "sd-x4", "sd2", "sd3",
-         "deepfloyd-if")
+         "deepfloyd-if", "sd15-inpaint", "sdxl-inpaint")
 # The Stable Diffusion 1.5 and SDXL families: one runner (inference/runners/sd.py), per-job LoRAs,
 # batching across jobs and compilation.
 SD_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")
+# Dedicated inpainting checkpoints (a UNet with 9 input channels: latents, mask, masked image) of the
+# SD 1.5 and SDXL families. They only redraw a masked part of an image: a base entry names one with
+# ``inpaint = "NAME"`` and its canvas edits run there; they are never offered for text to image.
+INPAINT_KINDS = ("sd15-inpaint", "sdxl-inpaint")
+# The family each inpainting kind belongs to (its LoRAs, its working sizes).
+INPAINT_FAMILY = {"sd15-inpaint": "sd15", "sdxl-inpaint": "sdxl"}
 # Kinds that draw from a prompt (the rest, e.g. upscalers, only transform images).
 TEXT_TO_IMAGE_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "sd2", "sd3", "deepfloyd-if")
 # Kinds a ``controlnet`` entry's ``base`` may name: UNet pipelines diffusers has ControlNet variants of.
@@ -35,7 +41,7 @@ CONTROLNET_BASE_KINDS = ("sd15", "sd2", "sdxl", "sdxl-lightning", "sdxl-turbo")
 # Diffusion upscalers (x4, prompt-guided) that /upscale offers beside the Real-ESRGAN kind.
 UPSCALER_KINDS = ("esrgan", "sd-x4")
 # Kinds whose entries may name a separate VAE (``vae``): an AutoencoderKL replaces the pipeline's own.
-VAE_KINDS = ("sd15", "sd2", "sdxl", "sdxl-lightning", "sdxl-turbo")
+VAE_KINDS = ("sd15", "sd2", "sdxl", "sdxl-lightning", "sdxl-turbo", *INPAINT_KINDS)
 
 # Scheduler name -> (sampler name as AUTOMATIC1111 writes it, schedule type or None). A1111 readers
 # (Civitai, the PNG Info tab) recognise these spellings; the diffusers side of the mapping lives in
@@ -124,6 +130,13 @@ class ModelSpec:
         return str(base) if base else None
 
     @property
+    def inpaint(self) -> str | None:
+        """The registry's dedicated inpainting model this entry's canvas edits run on, or None (the
+        entry's own weights then inpaint, through the inpaint pipeline over its resident one)."""
+        name = self.extra.get("inpaint")
+        return str(name) if name else None
+
+    @property
     def single_file(self) -> bool:
         """The weights are one original-layout .safetensors checkpoint (A1111/Civitai), not a diffusers folder."""
         return "family" in self.extra
@@ -153,6 +166,22 @@ class ModelSpec:
         width = math.sqrt(budget * a / b)
         height = math.sqrt(budget * b / a)
         return _round_to_grid(width), _round_to_grid(height)
+
+    def size_for_canvas(self, width: int, height: int) -> tuple[int, int]:
+        """The working size for a canvas of ``width`` x ``height`` (any aspect): the canvas's aspect at
+        this model's native pixel budget, each side a multiple of the latent grid (SIZE_GRID).
+
+        Canvas edits (inpainting) run the model at this size and the runner resizes the result back
+        to the canvas, so a 1536x512 pan strip costs what a native image costs. The rounding keeps
+        ``width * height`` within one grid step of the budget; very thin canvases keep one grid cell,
+        and no side exceeds MAX_CANVAS_SIDE.
+        """
+        if width < 1 or height < 1:
+            raise ValueError(f"a canvas needs a positive size, not {width}x{height}")
+        budget = self.width * self.height
+        sides = (math.sqrt(budget * width / height), math.sqrt(budget * height / width))
+        w, h = (min(_round_to_grid(side), MAX_CANVAS_SIDE // SIZE_GRID * SIZE_GRID) for side in sides)
+        return w, h
 
 
 def _round_to_grid(value: float) -> int:

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from inference import checkpoints
-from inference.models import CONTROLNET_BASE_KINDS, KINDS, SCHEDULERS, VAE_KINDS, ModelSpec, RegistryError
+from inference.models import (
+    CONTROLNET_BASE_KINDS,
+    INPAINT_FAMILY,
+    KINDS,
+    SCHEDULERS,
+    SD_KINDS,
+    VAE_KINDS,
+    ModelSpec,
+    RegistryError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,8 @@ def read_specs(path: str | Path | None, models_dir: str | Path | None) -> tuple[
         if name not in parsed:
             parsed[name] = _parse_spec(where, name, table, _controlnet_defaults(where, name, table, parsed))
     specs = [parsed[name] for name in tables]
+    for spec in specs:
+        _check_inpaint_link(tables[spec.name][0], spec, parsed)
     default = chosen or default
     if default is None or default not in parsed:
         if chosen is not None:
@@ -167,6 +178,23 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "height": 1024,
         "max_steps": 100,
     },
+    # Dedicated inpainting checkpoints take their family's defaults (the same sizes and samplers).
+    "sd15-inpaint": {
+        "steps": 25,
+        "guidance": 7.0,
+        "scheduler": "dpmpp-2m-karras",
+        "width": 512,
+        "height": 512,
+        "max_steps": 60,
+    },
+    "sdxl-inpaint": {
+        "steps": 30,
+        "guidance": 7.0,
+        "scheduler": "dpmpp-2m-karras",
+        "width": 1024,
+        "height": 1024,
+        "max_steps": 60,
+    },
     # A `controlnet` entry takes its base model's values (see `_controlnet_defaults`); this table
     # only exists so every kind has one.
     "controlnet": {},
@@ -190,6 +218,22 @@ def _controlnet_defaults(path: Path, name: str, table: dict[str, Any], parsed: d
     return {"steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler, "width": spec.width,
             "height": spec.height, "max_steps": spec.max_steps, "max_count": spec.max_count,
             "timestep_spacing": spec.timestep_spacing}
+
+
+def _check_inpaint_link(path: Path, spec: ModelSpec, parsed: dict[str, ModelSpec]) -> None:
+    """``inpaint = "NAME"`` on an SD 1.5 / SDXL entry must name a dedicated inpainting entry of its family."""
+    name = spec.extra.get("inpaint")
+    if name is None:
+        return
+    where = f"{path}: models.{spec.name}.inpaint"
+    if spec.kind not in SD_KINDS:
+        raise RegistryError(f"{where}: only SD 1.5 and SDXL entries name an inpainting model")
+    if not isinstance(name, str) or name not in parsed:
+        raise RegistryError(f"{where} = {name!r} is not a model in this file")
+    target = parsed[name].kind
+    family = "sdxl" if spec.kind.startswith("sdxl") else "sd15"
+    if INPAINT_FAMILY.get(target) != family:
+        raise RegistryError(f"{where} = {name!r} is a {target} model; a {spec.kind} entry needs a {family}-inpaint one")
 
 
 def _parse_spec(path: Path, name: str, table: Any, defaults: dict[str, Any] | None = None, *,

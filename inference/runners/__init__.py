@@ -8,12 +8,13 @@ the engine is not edited.
 
 from __future__ import annotations
 
-from inference.models import SD_KINDS
-from inference.runners import controlnet, deepfloyd, img2vid, sd, sd2, sd3, sd_upscale, upscale
+from inference.models import INPAINT_KINDS, SD_KINDS
+from inference.runners import controlnet, deepfloyd, img2vid, inpaint, sd, sd2, sd3, sd_upscale, upscale
 from inference.runners.base import Runner
 
 RUNNERS: dict[str, Runner] = {
     **dict.fromkeys(SD_KINDS, sd.handle),
+    **dict.fromkeys(INPAINT_KINDS, inpaint.handle),
     "esrgan": upscale.handle,
     "svd": img2vid.handle,
     "controlnet": controlnet.handle,

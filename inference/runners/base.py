@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -120,8 +120,13 @@ def image_result(
     *,
     loras: list[lora.JobLora] | None = None,
     notes: list[str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> GenerationResult:
-    """The PNGs of a drawing job, each with its A1111 parameters, and a grid when there are several."""
+    """The PNGs of a drawing job, each with its A1111 parameters, and a grid when there are several.
+
+    ``parameters``: the runner's own A1111 keys, in A1111's order, after the common ones; ``size``:
+    the ``Size`` to record when it is not the image's (hires fix records its first pass's)."""
     extra: dict[str, Any] = {"Schedule type": spec.schedule_type} if spec.schedule_type else {}
     if spec.clip_skip > 1:
         extra["Clip skip"] = spec.clip_skip
@@ -132,6 +137,7 @@ def image_result(
     if request.task == "img2img":
         # A1111's key for img2img strength, so PNG Info and Civitai show it.
         extra["Denoising strength"] = f"{request.strength:g}"
+    extra.update(parameters or {})
     prompt = request.prompt
     if loras:
         # A1111 names LoRAs in the prompt (<lora:name:weight>) and lists their hashes, which
@@ -142,8 +148,9 @@ def image_result(
     generated: list[GeneratedImage] = []
     texts: list[str] = []
     for image, seed in zip(images, request.seeds(), strict=True):
+        width, height = size or image.size
         text = a1111_parameters(prompt, request.negative_prompt, request.steps, spec.sampler, guidance, seed,
-                                image.width, image.height, spec.name, extra, model_hash=model_hash)
+                                width, height, spec.name, extra, model_hash=model_hash)
         texts.append(text)
         generated.append(GeneratedImage(encode_png(image, text), seed, image.width, image.height))
     grid = encode_png(make_grid(images), texts[0]) if len(images) > 1 else None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from inference import lora, prompts
 from inference.finishing import Finishing
 from inference.models import ModelSpec
-from inference.runners import img2img, txt2img
+from inference.runners import img2img, inpaint, txt2img
 from inference.runners.base import (
     cancellable,
     check_img2img,
@@ -43,6 +43,8 @@ def check(spec: ModelSpec, request: GenerationRequest) -> float:
 
 def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step: Callable[[int, int], None] | None,
         is_cancelled: Callable[[], bool] | None) -> Finishing:
+    if request.task == "inpaint":  # canvas edits: the entry's dedicated inpainting model, or its own weights
+        return inpaint.handle(engine, spec, request, on_step, is_cancelled)
     guidance = check(spec, request)
     stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)

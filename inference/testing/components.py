@@ -144,9 +144,10 @@ def controlnet(unet: UNet2DConditionModel) -> ControlNetModel:
     return controlnet
 
 
-def _sd(tokenizer: CLIPTokenizer, unet: UNet2DConditionModel, scheduler: DDIMScheduler) -> DiffusionPipeline:
+def _sd(tokenizer: CLIPTokenizer, unet: UNet2DConditionModel, scheduler: DDIMScheduler, *,
+        kind: str = "sd15") -> DiffusionPipeline:
     """An SD 1.x/2.x pipeline around ``unet``: the x8 VAE and one CLIP text encoder, no safety checker."""
-    return PIPELINE_CLASSES["sd15"](
+    return PIPELINE_CLASSES[kind](
         vae=_vae(), text_encoder=CLIPTextModel(text_config()), tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
@@ -155,6 +156,19 @@ def _sd(tokenizer: CLIPTokenizer, unet: UNet2DConditionModel, scheduler: DDIMSch
 def sd15(seed: int, tokenizer: CLIPTokenizer) -> DiffusionPipeline:
     torch.manual_seed(seed)
     return _sd(tokenizer, sd15_unet(), DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False))
+
+
+def sd15_inpaint(seed: int, tokenizer: CLIPTokenizer) -> DiffusionPipeline:
+    """A dedicated SD 1.5 inpainting model as the real ones are shaped: the UNet reads 9 channels
+    (noisy latents, the mask, the masked image's latents)."""
+    torch.manual_seed(seed)
+    return _sd(tokenizer, sd15_unet(in_channels=9), DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False),
+               kind="sd15-inpaint")
+
+
+def sdxl_inpaint(seed: int, tokenizer: CLIPTokenizer, scheduler: Any) -> DiffusionPipeline:
+    """A dedicated SDXL inpainting model (diffusers/stable-diffusion-xl-1.0-inpainting-0.1's shape): 9-channel UNet."""
+    return sdxl(seed, tokenizer, scheduler, kind="sdxl-inpaint", in_channels=9)
 
 
 def svd(seed: int) -> DiffusionPipeline:
@@ -191,21 +205,22 @@ def svd(seed: int) -> DiffusionPipeline:
     )
 
 
-def sdxl_unet() -> UNet2DConditionModel:
+def sdxl_unet(**changes: Any) -> UNet2DConditionModel:
     """SD 1.5's two blocks with SDXL's conditioning: per-block heads and depths, time and size embeddings."""
-    return sd15_unet(attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2),
-                     addition_embed_type="text_time", addition_time_embed_dim=8,
-                     projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64)
+    return sd15_unet(**{"attention_head_dim": (2, 4), "use_linear_projection": True,
+                        "transformer_layers_per_block": (1, 2), "addition_embed_type": "text_time",
+                        "addition_time_embed_dim": 8, "projection_class_embeddings_input_dim": 6 * 8 + 32,
+                        "cross_attention_dim": 64, **changes})
 
 
-def sdxl(seed: int, tokenizer: CLIPTokenizer, scheduler: Any) -> DiffusionPipeline:
+def sdxl(seed: int, tokenizer: CLIPTokenizer, scheduler: Any, *, kind: str = "sdxl", **unet: Any) -> DiffusionPipeline:
     torch.manual_seed(seed)
-    unet = sdxl_unet()
+    unet_model = sdxl_unet(**unet)
     vae = _vae()
     text_encoder = CLIPTextModel(text_config())
-    return PIPELINE_CLASSES["sdxl"](
+    return PIPELINE_CLASSES[kind](
         vae=vae, text_encoder=text_encoder, text_encoder_2=CLIPTextModelWithProjection(text_config()),
-        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet_model, scheduler=scheduler,
     )
 
 

@@ -78,6 +78,14 @@ def make_tiny(dest: Path) -> Path:
     stage_1.save_pretrained(dest / "tiny-if" / "stage-1", safe_serialization=True)
     stage_2.save_pretrained(dest / "tiny-if" / "stage-2", safe_serialization=True)
 
+    # Dedicated inpainting models (9-channel UNets) for canvas edits; tiny-sdxl names its one, tiny-sd15
+    # does not (its edits run the base weights through the inpaint pipeline), so both paths are covered.
+    components.sd15_inpaint(components.SEED + 12, tokenizer).save_pretrained(
+        dest / "tiny-sd15-inpaint", safe_serialization=True)
+    components.sdxl_inpaint(components.SEED + 13, tokenizer,
+                            EulerDiscreteScheduler(**components.SCHEDULE, timestep_spacing="leading")).save_pretrained(
+        dest / "tiny-sdxl-inpaint", safe_serialization=True)
+
     toml_path = dest / "models.toml"
     toml_path.write_text(_TOML, encoding="utf-8")
     log.info("wrote tiny models to %s", dest)
@@ -107,6 +115,7 @@ kind = "sdxl"
 source = "tiny-sdxl"
 description = "Tiny SDXL (random weights, for tests)"
 fast = "tiny-sdxl-lightning"
+inpaint = "tiny-sdxl-inpaint"
 steps = 4
 guidance = 6.0
 scheduler = "dpmpp-2m-karras"
@@ -233,6 +242,33 @@ width = 512
 height = 512
 max_steps = 50
 max_count = 2
+
+# Dedicated inpainting models (9-channel UNets): canvas edits only, never text to image. tiny-sdxl
+# names its one (`inpaint = "tiny-sdxl-inpaint"`); tiny-sd15 and tiny-animagine inpaint with their own
+# weights; jobs may also name these entries directly.
+[models.tiny-sd15-inpaint]
+kind = "sd15-inpaint"
+source = "tiny-sd15-inpaint"
+description = "Tiny SD 1.5 inpainting (random weights, for tests)"
+steps = 4
+guidance = 7.0
+scheduler = "euler-a"
+width = 512
+height = 512
+max_steps = 50
+max_count = 4
+
+[models.tiny-sdxl-inpaint]
+kind = "sdxl-inpaint"
+source = "tiny-sdxl-inpaint"
+description = "Tiny SDXL inpainting (random weights, for tests)"
+steps = 4
+guidance = 6.0
+scheduler = "dpmpp-2m-karras"
+width = 256
+height = 256
+max_steps = 50
+max_count = 4
 """
 
 

@@ -28,7 +28,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_packaged_registry_names_real_hub_models() -> None:
     registry = ModelRegistry.load(None)
     assert registry.names() == ["sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "animagine-xl-3.1",
-                                "svd", "svd-xt", "realesrgan-x4plus", "sd15-openpose", "sdxl-openpose",
+                                "sd15-inpainting", "sdxl-inpainting", "svd", "svd-xt", "realesrgan-x4plus", "sd15-openpose", "sdxl-openpose",
                                 "sd-x4-upscaler", "sd21", "sd3-medium", "deepfloyd-if"]
     assert registry.default.name == "sd15"
     sd15 = registry.get("sd15")

@@ -85,15 +85,22 @@ def test_models_dir_serves_every_checkpoint_with_its_family(single_file_models: 
 
 def test_models_dir_skips_what_it_cannot_serve(tmp_path: Path, tiny_models: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
+    # An inpainting checkpoint (9 input channels) is served, as an inpainting entry (canvas edits only);
+    # an instruct one (8) is not.
     (tmp_path / "old.ckpt").write_bytes(b"\x80\x04pickle")
     save_file({"lora_unet_down_blocks_0.lora_down.weight": torch.zeros(2, 2)}, str(tmp_path / "style.safetensors"))
     save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 9, 3, 3),
                "cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(4)},
               str(tmp_path / "inpaint.safetensors"))
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 8, 3, 3),
+               "cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(4)},
+              str(tmp_path / "instruct.safetensors"))
     with caplog.at_level("WARNING"):
         registry = ModelRegistry.load(tiny_models, models_dir=tmp_path)
-    assert not {"old", "style", "inpaint"} & set(registry.names())
-    assert "pickled checkpoint" in caplog.text and "a LoRA" in caplog.text and "inpainting" in caplog.text
+    assert not {"old", "style", "instruct"} & set(registry.names())
+    assert registry.get("inpaint").kind == "sd15-inpaint"
+    assert registry.get("inpaint").extra["config"] == "stable-diffusion-v1-5/stable-diffusion-inpainting"
+    assert "pickled checkpoint" in caplog.text and "a LoRA" in caplog.text and "8 input channels" in caplog.text
 
 
 def test_detection_reads_only_the_header(tmp_path: Path) -> None:
