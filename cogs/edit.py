@@ -183,7 +183,7 @@ class Edit(Feature):
         binary = await asyncio.to_thread(canvas.check_mask, picture.image, drawn.image)
         edit = canvas.Canvas(picture.image, binary, {"op": "mask"})
         params = await asyncio.to_thread(
-            canvas.inpaint_params, base, edit, budget=(spec.width, spec.height),
+            canvas.inpaint_params, base, edit, spec=spec,
             strength=canvas.REGION_STRENGTH if strength is None else float(strength),
             source={"attachment": picture.filename[:100]}, seed=base["seed"])
         await submit(interaction, "edit", params)

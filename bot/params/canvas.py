@@ -7,8 +7,8 @@ new strip. Both masks reach OVERLAP pixels into the old image: the model redraws
 the new part continues the old one instead of meeting it at a hard edge (the runner pastes the
 unmasked pixels back exactly, with a soft seam of mask_blur pixels).
 
-The model works at its own pixel budget (``working_size``) at the canvas's aspect; the runner
-returns the canvas size. Pure PIL: no discord, no database. Decoding and encoding are blocking:
+The model works at its own pixel budget at the canvas's aspect (``ModelSpec.size_for_canvas``);
+the runner returns the canvas size. Pure PIL: no discord, no database. Decoding and encoding are blocking:
 callers run these functions off the event loop.
 """
 
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
@@ -30,10 +29,12 @@ from inference.limits import (
     MAX_CANVAS_SIDE,
     PAN_GROWTH,
     SEED_LIMIT,
-    SIZE_GRID,
     SIZE_MULTIPLE,
     ZOOM_FACTORS,
 )
+
+if TYPE_CHECKING:
+    from inference.models import ModelSpec
 
 Direction = Literal["left", "right", "up", "down"]
 DIRECTIONS: tuple[Direction, ...] = ("left", "right", "up", "down")
@@ -75,16 +76,6 @@ def check_side(width: int, height: int, what: str) -> None:
     if not 1 / MAX_ASPECT <= ratio <= MAX_ASPECT:
         raise InvalidOption(f"{what} would be {width}×{height} pixels, more than {MAX_ASPECT:g} times as long as it "
                             "is wide; pan along the other side first.")
-
-
-def working_size(budget: tuple[int, int], width: int, height: int) -> tuple[int, int]:
-    """The size the model draws at: its native pixel budget (``budget``, its default width and height)
-    at the canvas's aspect, in multiples of 64. The runner scales the result back to the canvas."""
-    ratio = width / height
-    pixels = budget[0] * budget[1]
-    w = max(SIZE_GRID, round(math.sqrt(pixels * ratio) / SIZE_GRID) * SIZE_GRID)
-    h = max(SIZE_GRID, round(math.sqrt(pixels / ratio) / SIZE_GRID) * SIZE_GRID)
-    return w, h
 
 
 def _soft_background(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -272,13 +263,13 @@ def encode_mask(mask: Image.Image) -> str:
     return base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def inpaint_params(base: dict[str, Any], canvas: Canvas, *, budget: tuple[int, int], strength: float,
+def inpaint_params(base: dict[str, Any], canvas: Canvas, *, spec: ModelSpec, strength: float,
                    source: dict[str, Any], prompt: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """An inpaint job's parameters: ``base`` (the source job's model, prompt, steps...), the canvas
-    and mask, the working size for a model of native size ``budget``, a new seed unless given.
+    and mask, the working size of model ``spec`` for it, a new seed unless given.
     Encodes images: run it off the event loop."""
     params = {k: v for k, v in base.items() if k not in _SOURCE_ONLY}
-    width, height = working_size(budget, *canvas.size)
+    width, height = spec.size_for_canvas(*canvas.size)
     params.update({
         "task": "inpaint", "count": 1, "width": width, "height": height, "strength": strength,
         "mask_blur": DEFAULT_MASK_BLUR, "seed": secrets.randbelow(SEED_LIMIT) if seed is None else seed,

@@ -80,7 +80,7 @@ class DerivedJobs:
         """Zoom Out (``op`` "zoom2", "zoom15") or a pan ("left", "right", "up", "down") of image
         ``index`` of job ``job_id``: its prompt (or ``prompt``, from the remix modal) and model, a new seed."""
         base, output, spec = await self.canvas_source(job_id, index)
-        params = await asyncio.to_thread(self._canvas_params, base, output.data, op, (spec.width, spec.height),
+        params = await asyncio.to_thread(self._canvas_params, base, output.data, op, spec,
                                          {"job_id": job_id, "index": index}, prompt)
         return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
 
@@ -92,7 +92,7 @@ class DerivedJobs:
         def build() -> dict[str, Any]:
             with Image.open(io.BytesIO(output.data)) as opened:
                 edit = canvas.region(opened.convert("RGB"), chosen)
-            return canvas.inpaint_params(base, edit, budget=(spec.width, spec.height), strength=canvas.REGION_STRENGTH,
+            return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.REGION_STRENGTH,
                                          source={"job_id": job_id, "index": index}, prompt=prompt)
 
         params = await asyncio.to_thread(build)
@@ -109,10 +109,10 @@ class DerivedJobs:
         return str(base.get("prompt", ""))
 
     @staticmethod
-    def _canvas_params(base: dict[str, Any], png: bytes, op: str, budget: tuple[int, int],
+    def _canvas_params(base: dict[str, Any], png: bytes, op: str, spec: ModelSpec,
                        source: dict[str, Any], prompt: str | None) -> dict[str, Any]:
         edit = canvas.apply(op, png)
-        return canvas.inpaint_params(base, edit, budget=budget, strength=canvas.BORDER_STRENGTH, source=source,
+        return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.BORDER_STRENGTH, source=source,
                                      prompt=prompt)
 
     async def canvas_source(self, job_id: int, index: int | None) -> tuple[dict[str, Any], Output, ModelSpec]:

@@ -16,6 +16,13 @@ from bot.services.quotas import job_credits
 from inference.limits import MAX_CANVAS_SIDE
 
 
+def _spec(side: int):  # type: ignore[no-untyped-def]
+    from inference.models import ModelSpec
+
+    return ModelSpec(name="m", kind="sd15", source="x", steps=4, guidance=5.0, scheduler="euler", width=side,
+                     height=side, max_steps=50, max_count=4)
+
+
 def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8))
 
@@ -60,13 +67,6 @@ def test_pans_stop_at_the_largest_canvas_and_at_strips() -> None:
         canvas.pan(Image.new("RGB", (1800, 512)), "left")
 
 
-def test_working_size_is_the_model_budget_at_the_canvas_aspect() -> None:
-    assert canvas.working_size((512, 512), 768, 512) == (640, 448)
-    assert canvas.working_size((1024, 1024), 512, 512) == (1024, 1024)
-    w, h = canvas.working_size((512, 512), 2048, 512)
-    assert w % 64 == 0 and h % 64 == 0 and abs(w / h - 4) < 0.5
-
-
 def test_region_cells_map_to_the_mask() -> None:
     mask = np.asarray(canvas.region_mask((300, 150), [0, 4]))
     assert (mask[0:50, 0:100] == 255).all() and (mask[50:100, 100:200] == 255).all()
@@ -109,7 +109,8 @@ def test_inpaint_params_carry_canvas_mask_and_the_source_prompt() -> None:
     base = {"model": "m", "prompt": "a lake", "negative_prompt": "", "steps": 4, "guidance": 5.0, "seed": 1,
             "count": 4, "width": 512, "height": 512, "inputs": {"init_image": 3}, "aspect": "1:1", "hires": 2.0}
     edit = canvas.pan(_noise(512, 512), "up")
-    params = canvas.inpaint_params(base, edit, budget=(512, 512), strength=1.0, source={"job_id": 9, "index": 0})
+    spec = _spec(512)
+    params = canvas.inpaint_params(base, edit, spec=spec, strength=1.0, source={"job_id": 9, "index": 0})
     assert params["task"] == "inpaint" and params["count"] == 1 and params["prompt"] == "a lake"
     assert (params["width"], params["height"]) == (448, 640)
     assert params["canvas"] == {"op": "pan", "direction": "up", "width": 512, "height": 768}
@@ -117,7 +118,7 @@ def test_inpaint_params_carry_canvas_mask_and_the_source_prompt() -> None:
     mask = Image.open(io.BytesIO(base64.b64decode(params["mask_image"])))
     assert mask.mode == "L" and mask.size == (512, 768)
     assert canvas.describe(params) == "Image 1 of job #9 extended up (512×768)"
-    again = canvas.inpaint_params(base, edit, budget=(512, 512), strength=1.0, source={}, prompt="a sea", seed=5)
+    again = canvas.inpaint_params(base, edit, spec=spec, strength=1.0, source={}, prompt="a sea", seed=5)
     assert again["prompt"] == "a sea" and again["seed"] == 5
 
 
