@@ -133,3 +133,17 @@ async def test_hires_doubles_and_a_tile_wraps(fake, start_bot) -> None:  # type:
         assert seam(pixels(tiled)) < 0.5 * seam(pixels(tiles[False]))
         preview = pixels(tiled, 1)
         assert preview.shape == (1024, 1024, 3) and np.array_equal(preview[:512, :512], pixels(tiled))
+
+
+async def test_a_pan_on_sdxl_runs_its_dedicated_inpainting_model(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        result, parent = await imagine(fake, bot, model="tiny-sdxl")
+        source = pixels(result)
+        assert source.shape == (256, 256, 3)
+        left = await press(fake, result, f"atelier:left:{parent.id}")
+        out = pixels(left)
+        assert out.shape == (256, 384, 3)  # grew by half to the left
+        start = 128 + canvas.OVERLAP + MARGIN
+        assert np.array_equal(out[:, start:], source[:, start - 128:])
+        text = read_parameters(left.attachments[0].data)
+        assert "Model: tiny-sdxl-inpaint" in text and "Mask blur: 8" in text, text
