@@ -89,7 +89,7 @@ def video_as_gif(data: bytes) -> tuple[bytes, int, float]:
     return encode_gif(frames, round(fps)), len(frames), fps
 
 
-async def make_examples(models: Path, out: Path) -> list[str]:
+async def make_examples(models: Path, out: Path, only: set[str] | None = None) -> list[str]:
     from inference.engine import Engine
     from inference.models import ModelRegistry
 
@@ -114,6 +114,8 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             return await run(await service.submit(command=command, params=params, origin=ORIGIN))
 
         def save(name: str, data: bytes) -> None:
+            if only and name not in only:
+                return
             (out / name).write_bytes(data)
             written.append(name)
             print(f"{name}: {len(data):,} bytes", flush=True)
@@ -204,13 +206,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "examples")
     parser.add_argument("--models", type=Path, help="a tiny models.toml already written (default: build one)")
+    parser.add_argument("--only", nargs="+", metavar="FILE", help="write only these files (e.g. zoom-out.png)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="atelier-tiny-") as tmp:
         from inference.testing import make_tiny
 
         models = args.models or make_tiny(Path(tmp))
-        written = asyncio.run(make_examples(models, args.out))
+        written = asyncio.run(make_examples(models, args.out, set(args.only or ())))
     total = sum((args.out / name).stat().st_size for name in written)
     print(f"{len(written)} files, {total:,} bytes in {args.out}")
 
