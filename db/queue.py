@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -51,7 +52,14 @@ def gpu_work(params: dict[str, Any]) -> float:
     pixels = float(params.get("width") or 512) * float(params.get("height") or 512)
     count = float(params.get("count") or 1)
     passes = 2.0 if float(params.get("guidance") or 0.0) > 1.0 else 1.0
-    return max(steps * pixels * count * passes / _WORK_UNIT, 1e-3)
+    work = steps * pixels
+    hires = float(params.get("hires") or 0.0)
+    if hires > 0:
+        # Hires fix's second pass: int(steps x hires_strength) steps at hires times each side (as the
+        # runner schedules it, inference/runners/hires.py).
+        second = max(1.0, math.floor(steps * float(params.get("hires_strength") or 0.4)))
+        work += second * pixels * hires * hires
+    return max(work * count * passes / _WORK_UNIT, 1e-3)
 
 
 def job_priority(params: dict[str, Any]) -> float:

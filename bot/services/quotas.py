@@ -5,9 +5,10 @@ Cost model (credits, computed from the job's parameters before it runs):
     credits = ceil(count x frames x (width x height / 512²) x steps / 5)
 
 so one 512x512 image at 25 steps costs 5 credits, an SDXL 1024x1024 image at 30 steps 24, a
-4-step SDXL-Lightning image 4 and a 1-step SDXL-Turbo image 1; never less than 1. Credits grow
-linearly with pixels, steps, frames (animations) and images, which is roughly GPU time. A hires fix
-adds its second pass: the enlarged pixels at ceil(steps x hires_strength) steps.
+4-step SDXL-Lightning image 4 and a 1-step SDXL-Turbo image 1; never less than 1. Hires fix adds
+its second pass: int(steps x hires_strength) steps at the final size (hires² times the pixels), so a
+512x512 25-step image with hires 2 at 0.4 costs 5 + 8 = 13. Credits grow
+linearly with pixels, steps, frames (animations) and images, which is roughly GPU time.
 
 Allowance per member per UTC day, first match wins: the member's override in that guild; the best
 of their roles' tiers; the guild's default; the owner's global default (ATELIER_DEFAULT_DAILY_CREDITS).
@@ -59,12 +60,12 @@ PRECHECK_BUDGET_BURST = 0.0
 def job_credits(params: dict[str, Any]) -> int:
     """The documented cost model (see the module docstring)."""
     pixels = int(params.get("width", 512)) * int(params.get("height", 512))
-    units = (int(params.get("count", 1)) * int(params.get("frames", 1)) * pixels / REFERENCE_PIXELS
-             * int(params.get("steps", 1)) / STEPS_PER_CREDIT)
-    if params.get("hires"):  # the hires fix's second pass: the enlarged image at its share of the steps
-        units += (pixels * float(params["hires"]) ** 2 / REFERENCE_PIXELS
-                  * math.ceil(int(params.get("steps", 1)) * float(params.get("hires_strength", 0))) / STEPS_PER_CREDIT
-                  * int(params.get("count", 1)))
+    steps = int(params.get("steps", 1))
+    work = pixels * steps
+    hires = float(params.get("hires") or 0.0)
+    if hires > 0:  # the second pass (inference/runners/hires.py schedules int(steps x strength) steps)
+        work += pixels * hires * hires * max(1, math.floor(steps * float(params.get("hires_strength") or 0.4)))
+    units = int(params.get("count", 1)) * int(params.get("frames", 1)) * work / REFERENCE_PIXELS / STEPS_PER_CREDIT
     return max(1, math.ceil(round(units, 6)))
 
 

@@ -1,5 +1,6 @@
-"""The Stable Diffusion 1.5 and SDXL families (base, Lightning, Turbo): text to image and image to
-image, with A1111 prompt weighting, long prompts and per-job LoRAs.
+"""The Stable Diffusion 1.5 and SDXL families (base, Lightning, Turbo): text to image (with hires fix
+and seamless tiles), image to image and inpainting, with A1111 prompt weighting, long prompts and
+per-job LoRAs.
 
 These are the kinds the engine also batches across jobs and compiles (inference/engine.py), so
 their images leave the device as uint8 arrays and their files are made on the worker's finishing
@@ -11,12 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from inference import lora, prompts
+from inference import lora, prompts, tiling
 from inference.finishing import Finishing
 from inference.models import ModelSpec
-from inference.runners import img2img, inpaint, txt2img
+from inference.runners import hires, img2img, inpaint, txt2img
 from inference.runners.base import (
     cancellable,
     check_img2img,
@@ -46,25 +47,35 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     if request.task == "inpaint":  # canvas edits: the entry's dedicated inpainting model, or its own weights
         return inpaint.handle(engine, spec, request, on_step, is_cancelled)
     guidance = check(spec, request)
+    upscaler = hires.check(engine, request) if request.hires else None
     stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)
     job_loras = lora.prepare(engine.loras, request.loras, kind=spec.kind, model=spec.name,
                              model_width=int(pipe.unet.config.cross_attention_dim))
     variation = request.task == "img2img"
     runner = img2img.run if variation else txt2img.run
+    parameters: dict[str, Any] = {}
     started = time.perf_counter()
-    with job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request):
+    with (job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request),
+          tiling.seamless(pipe, request.tile)):
         # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
         # encoders): applied for this job only, removed before the next one starts.
         with engine.adapters.applied(pipe, job_loras, model=spec.name):
             # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
             encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
                                      device=engine.device, clip_skip=spec.clip_skip)
-            run_pipe = img2img.pipeline_over(engine, spec, pipe) if variation else pipe
+            run_pipe = img2img.pipeline_over(engine, spec, pipe) if variation or request.hires else pipe
             one_call = not variation and engine.one_call_for_count(pipe, job_loras)
-            images = runner(run_pipe, request, guidance=guidance, device=engine.device, on_step=on_step,
-                            is_cancelled=is_cancelled, batch=engine.batch_images or one_call,
-                            prompt=encoded.kwargs)
+            options: dict[str, Any] = {"guidance": guidance, "on_step": on_step, "is_cancelled": is_cancelled,
+                                       "batch": engine.batch_images or one_call, "prompt": encoded.kwargs}
+            if request.hires:
+                images, parameters = hires.run(engine, pipe, run_pipe, request, upscaler, **options)
+            else:
+                images = runner(run_pipe, request, device=engine.device, **options)
+    if request.tile:
+        parameters["Tiling"] = True
     run_seconds = time.perf_counter() - started
+    first_pass = (request.width, request.height) if request.hires else None
     return Finishing(request.job_id, partial(image_result, run_spec, request, guidance, images, run_seconds,
-                                             loras=job_loras, notes=encoded.notes))
+                                             loras=job_loras, notes=encoded.notes, parameters=parameters,
+                                             size=first_pass))
