@@ -99,9 +99,10 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
 
 
 def hires_size(width: int, height: int, factor: float) -> tuple[int, int]:
-    """The size a hires fix delivers: the first pass's size times ``factor``, in multiples of 8."""
-    return (round(width * factor / SIZE_MULTIPLE) * SIZE_MULTIPLE,
-            round(height * factor / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    """The size a hires fix delivers: the first pass's size times ``factor``, each side rounded down to
+    a multiple of 8 (as the runner enlarges it)."""
+    return (int(width * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE,
+            int(height * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE)
 
 
 def _hires(options: ImagineOptions, width: int, height: int) -> dict[str, Any]:
