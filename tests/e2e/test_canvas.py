@@ -62,6 +62,13 @@ async def test_zoom_and_pan_keep_the_source_outside_the_mask(fake, start_bot) ->
         assert out.shape == (768, 768, 3)
         assert np.array_equal(out[256 + canvas.OVERLAP + MARGIN:], pixels(right)[canvas.OVERLAP + MARGIN:])
 
+        # Reroll draws the border anew (a new seed) around the same kept centre.
+        reroll = await press(fake, zoomed, f"atelier:reroll:{job.id}")
+        again = await bot.service.job_for_message(reroll.id)
+        assert again.seed != job.seed and again.command == "edit" and again.params["canvas"]["op"] == "zoom"
+        assert np.array_equal(pixels(reroll)[inner, inner], expected[inner, inner])
+        assert not np.array_equal(pixels(reroll), pixels(zoomed))
+
         # Rerun reproduces the pan exactly: same canvas, mask and seed.
         rerun = await press(fake, right, f"atelier:acct:rerun:{pan.id}")
         assert np.array_equal(pixels(rerun), pixels(right))

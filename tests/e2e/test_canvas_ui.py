@@ -199,3 +199,13 @@ async def test_the_region_menu_survives_a_restart(fake, start_bot) -> None:  # t
         redraw = await fake.click(menu.id, f"atelier:redraw:{parent.id}:0:46", user_id=fake.user_id)
         await redraw.wait_acked(3)
         assert redraw.modal is not None and input_value(redraw.modal) == "a lighthouse on a cliff"
+
+
+async def test_hires_with_an_image_is_refused(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        inter = await fake.slash("imagine", {"prompt": "a cat", "hires": 2.0},
+                                 attachments={"image": ("cat.png", png_bytes(Image.new("RGB", (64, 64))), "image/png")},
+                                 user_id=fake.user_id, channel_id=fake.channel_id)
+        await inter.wait_for(lambda i: i.original is not None and i.original.embeds, timeout=10)
+        assert inter.ephemeral and "Hires fix is for text-to-image" in text_of(inter.original)
+        assert await jobs_of(bot, "imagine") == []

@@ -149,3 +149,13 @@ def test_hires_options_are_checked() -> None:
         imagine_params(registry, ImagineOptions(prompt="a fox", hires_strength=0.5))
     with pytest.raises(InvalidOption, match="Hires strength must be"):
         imagine_params(registry, ImagineOptions(prompt="a fox", hires=1.5, hires_strength=1.5))
+
+
+def test_hires_beyond_the_largest_side_is_refused() -> None:
+    from bot.params.imagine import ImagineOptions
+    from inference.models import ModelRegistry
+
+    registry = ModelRegistry([_spec(2560)], "m")
+    assert "hires" in imagine_params(registry, ImagineOptions(prompt="a fox", hires=1.5))
+    with pytest.raises(InvalidOption, match=r"would make this image 5120×5120; images stop at 4096"):
+        imagine_params(registry, ImagineOptions(prompt="a fox", hires=2.0))
