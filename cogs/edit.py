@@ -28,7 +28,7 @@ from bot.params.imagine import ImagineOptions
 from bot.ui.buttons import guard_job_button, handles
 from bot.ui.components import PREFIX, layout
 from bot.ui.feature import Feature, described, model_choices
-from bot.ui.prompt_modal import open_prompt_modal, remixes, started
+from bot.ui.prompt_modal import open_prompt_modal, remixes
 from bot.ui.submit import load_attachment, start, submit
 from bot.ui.tree import report_error
 from inference.limits import MAX_STRENGTH, MIN_STRENGTH
@@ -50,7 +50,7 @@ def _canvas_handler(op: str) -> None:
 
     @remixes(op)
     async def remixed(interaction: discord.Interaction[Atelier], job_id: int, index: int, prompt: str) -> None:
-        await started(interaction, lambda origin: interaction.client.derived.canvas(
+        await start(interaction, lambda origin: interaction.client.derived.canvas(
             job_id=job_id, index=index, op=op, origin=origin, prompt=prompt))
 
 
@@ -60,14 +60,14 @@ for _op in canvas.OPS:
 
 @remixes("reroll")
 async def remix_reroll(interaction: discord.Interaction[Atelier], job_id: int, index: int, prompt: str) -> None:
-    await started(interaction, lambda origin: interaction.client.derived.remix_reroll(
+    await start(interaction, lambda origin: interaction.client.derived.remix_reroll(
         job_id=job_id, prompt=prompt, origin=origin))
 
 
 def _remix_variation(action: str, strength: float) -> None:
     @remixes(action)
     async def remixed(interaction: discord.Interaction[Atelier], job_id: int, index: int, prompt: str) -> None:
-        await started(interaction, lambda origin: interaction.client.derived.variation(
+        await start(interaction, lambda origin: interaction.client.derived.variation(
             job_id=job_id, index=index, strength=strength, origin=origin, prompt=prompt))
 
 
@@ -124,7 +124,7 @@ class RedrawButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
         cells = self.cells
 
         async def begin(inter: discord.Interaction[Atelier], job_id: int, index: int, prompt: str) -> None:
-            await started(inter, lambda origin: inter.client.derived.region(
+            await start(inter, lambda origin: inter.client.derived.region(
                 job_id=job_id, index=index, cells=cells, prompt=prompt, origin=origin))
 
         try:

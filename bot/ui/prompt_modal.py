@@ -19,8 +19,6 @@ import discord
 
 from bot.errors import InvalidOption, UnknownJob
 from bot.services.imagine_checks import MAX_PROMPT
-from bot.services.jobs import Origin, Ticket
-from bot.ui.submit import start
 from bot.ui.tree import PROMPT_VERDICT, is_nsfw, report_error
 
 if TYPE_CHECKING:
@@ -39,6 +37,9 @@ REMIXERS: dict[str, PromptHandler] = {}
 
 
 def remixes(action: str) -> Callable[[PromptHandler], PromptHandler]:
+    if action not in REMIX_ACTIONS:
+        raise ValueError(f"Remix does not apply to {action!r}; it applies to {', '.join(REMIX_ACTIONS)}")
+
     def register(func: PromptHandler) -> PromptHandler:
         REMIXERS[action] = func
         return func
@@ -109,9 +110,3 @@ async def open_prompt_modal(interaction: discord.Interaction[Atelier], *, title:
     modal = PromptModal(title=title, prompt=str(params.get("prompt", "")),
                         negative=str(params.get("negative_prompt", "")), begin=begin, job_id=job_id, index=index)
     await interaction.response.send_modal(modal)
-
-
-def started(interaction: discord.Interaction[Atelier], begin: Callable[[Origin], Awaitable[Ticket]]
-            ) -> Awaitable[None]:
-    """Acknowledge the modal's submission and start its job (bot/ui/submit.py's path)."""
-    return start(interaction, begin)
