@@ -9,7 +9,7 @@ Vary (Region) is three steps, each restart-safe but the last: the button answers
 preview of the image under a numbered 3x3 grid and a select menu of the cells (several allowed);
 picking cells outlines them on the preview and offers "Redraw"; that opens a modal with the prompt
 to edit, and its submission starts the job. The cells travel in the custom_ids, the job in the
-database.
+database. The member's cooldown counts at the first button only: the menu's steps make no work.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class RegionSelect(discord.ui.DynamicItem[discord.ui.Select["discord.ui.View"]],
 
     async def callback(self, interaction: discord.Interaction[Atelier]) -> None:  # type: ignore[override]
         try:
-            await guard_job_button(interaction, "region", self.job_id)
+            await guard_job_button(interaction, "region", self.job_id, cooldown=False)
             cells = canvas.check_cells([int(v) for v in self.item.values])
             await interaction.response.edit_message(**await region_message(interaction, self.job_id, self.index, cells))
         except Exception as exc:  # DynamicItem errors bypass the tree: report them the same way
@@ -128,7 +128,7 @@ class RedrawButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
                 job_id=job_id, index=index, cells=cells, prompt=prompt, origin=origin))
 
         try:
-            await guard_job_button(interaction, "region", self.job_id)
+            await guard_job_button(interaction, "region", self.job_id, cooldown=False)
             canvas.check_cells(cells)
             await open_prompt_modal(interaction, title="Vary (Region): the prompt", job_id=self.job_id,
                                     index=self.index, begin=begin)

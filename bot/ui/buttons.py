@@ -47,12 +47,14 @@ def handles(action: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def guard_job_button(interaction: discord.Interaction[Atelier], action: str, job_id: int) -> None:
+async def guard_job_button(interaction: discord.Interaction[Atelier], action: str, job_id: int, *,
+                           cooldown: bool = True) -> None:
     """Every result button checks who presses it, where, before its handler runs: a button is only
     an id in a custom_id, and an old or copied one may name a job of another member or server. The
-    member's cooldown counts for every button that makes the bot work (not Cancel)."""
+    member's cooldown counts for every button that makes the bot work (not Cancel, and not the later
+    steps of a menu whose first button counted: ``cooldown=False``)."""
     bot = interaction.client
-    if action != "cancel":
+    if action != "cancel" and cooldown:
         bot.limits.cooldown(interaction.user.id)
     job = await bot.service.get_job(job_id)
     if job is None:

@@ -45,9 +45,10 @@ async def jobs_of(bot, command: str) -> list[Job]:  # type: ignore[no-untyped-de
         return list((await s.execute(select(Job).where(Job.command == command).order_by(Job.id))).scalars())
 
 
-async def imagine(fake, bot, prompt: str = "a lighthouse on a cliff", **options):  # type: ignore[no-untyped-def]
-    inter = await fake.slash("imagine", {"prompt": prompt, "seed": 7, "steps": 2, **options}, user_id=fake.user_id,
-                             channel_id=fake.channel_id)
+async def imagine(fake, bot, prompt: str = "a lighthouse on a cliff", *, user_id: int | None = None,  # type: ignore[no-untyped-def]
+                  **options):
+    inter = await fake.slash("imagine", {"prompt": prompt, "seed": 7, "steps": 2, **options},
+                             user_id=user_id or fake.user_id, channel_id=fake.channel_id)
     await inter.wait_for(lambda i: has_image(i.original), timeout=60)
     return inter.original, await bot.service.job_for_message(inter.original.id)
 
@@ -70,8 +71,10 @@ async def open_region_modal(fake, message, job_id: int, cells: list[str]):  # ty
 
 
 async def test_buttons_and_the_region_menu_make_a_masked_job(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
-    async with start_bot() as bot:
-        result, parent = await imagine(fake, bot)
+    # A long cooldown: the Vary (Region) button counts once; picking cells, Redraw and the modal do not.
+    # (The result is the server owner's, so the member's own cooldown starts at the button.)
+    async with start_bot(cooldown=60) as bot:
+        result, parent = await imagine(fake, bot, user_id=fake.owner_id)
         rows = labels(result)
         assert rows[1][1:] == ["Vary (Region)", "Zoom Out 2x", "Zoom Out 1.5x"] and rows[2] == list(ARROWS)
         assert all(len(row) <= 5 for row in rows) and len(rows) <= 5
