@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InvalidOption
 from bot.params import images, styles
 from bot.params.imagine import ImagineOptions
 from bot.ui import preferences as member_defaults
@@ -24,7 +25,14 @@ from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
 from inference import lora as loras
-from inference.limits import MAX_LORA_WEIGHT, MAX_STRENGTH, MIN_LORA_WEIGHT, MIN_STRENGTH
+from inference.limits import (
+    DEFAULT_HIRES_STRENGTH,
+    HIRES_FACTORS,
+    MAX_LORA_WEIGHT,
+    MAX_STRENGTH,
+    MIN_LORA_WEIGHT,
+    MIN_STRENGTH,
+)
 from inference.models import A1111_SAMPLERS, ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -56,10 +64,15 @@ class Imagine(Feature):
         sampler="The sampler, as A1111 names it (default: the model's own)",
         lora2="A second LoRA", lora2_weight=f"How strongly the second LoRA applies (default {loras.DEFAULT_WEIGHT:g})",
         lora3="A third LoRA", lora3_weight=f"How strongly the third LoRA applies (default {loras.DEFAULT_WEIGHT:g})",
+        hires="Hires fix: draw, enlarge 1.5x or 2x, then redraw the details at the larger size",
+        hires_strength=f"With hires: how much the second pass redraws ({MIN_STRENGTH:g}-{MAX_STRENGTH:g}; "
+                       f"default {DEFAULT_HIRES_STRENGTH:g})",
+        tile="Seamless tile: the image wraps around at its edges (for textures and patterns)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
                           quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")],
-                          sampler=[app_commands.Choice(name=name, value=name) for name in A1111_SAMPLERS])
+                          sampler=[app_commands.Choice(name=name, value=name) for name in A1111_SAMPLERS],
+                          hires=[app_commands.Choice(name=f"{f:g}x", value=f) for f in HIRES_FACTORS])
     async def imagine(self, interaction: discord.Interaction[Atelier], prompt: str, negative: str | None = None,
                       model: str | None = None, aspect: str | None = None, steps: int | None = None,
                       guidance: float | None = None, seed: int | None = None, count: int = 1,
@@ -68,7 +81,9 @@ class Imagine(Feature):
                       lora_weight: app_commands.Range[float, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT] | None = None,
                       quality: str | None = None, style: str | None = None, sampler: str | None = None,
                       lora2: str | None = None, lora2_weight: Weight | None = None,
-                      lora3: str | None = None, lora3_weight: Weight | None = None) -> None:
+                      lora3: str | None = None, lora3_weight: Weight | None = None, hires: float | None = None,
+                      hires_strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] | None = None,
+                      tile: bool = False) -> None:
         # Validation is fast, so bad options get an ephemeral answer before any defer.
         settings = self.bot.settings
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
@@ -76,8 +91,12 @@ class Imagine(Feature):
                                  lora_dir=settings.lora_dir, quality=quality, style=style, sampler=sampler,
                                  server_styles=await self.bot.styles.for_guild(interaction.guild_id) if style else {},
                                  lora2=lora2, lora2_weight=lora2_weight, lora3=lora3, lora3_weight=lora3_weight,
-                                 wildcards_dir=settings.wildcards_dir, embeddings_dir=settings.embeddings_dir)
+                                 wildcards_dir=settings.wildcards_dir, embeddings_dir=settings.embeddings_dir,
+                                 hires=hires, hires_strength=hires_strength, tile=tile)
         options = await member_defaults.imagine_options(interaction, options)  # /settings, /admin defaults
+        if image is not None and hires is not None:
+            raise InvalidOption("Hires fix is for text-to-image; with an image, leave hires out (or /upscale the "
+                                "result).")
         # Off the loop: wildcard files and LoRA headers are read.
         params = await asyncio.to_thread(self.bot.service.prepare_imagine, options)
         strength = images.check_strength(strength, has_image=image is not None)

@@ -11,7 +11,8 @@ last step differs: the file is written to disk, shrunk where needed so the READM
 The models have random weights, so every picture is structured noise: the examples show the shape
 of each command's output (sizes, grid layout, skeleton beside the image, frame count), not what the
 real models draw. Seeds are fixed, so a rerun on the same library versions writes the same files,
-except vary.png: a variation draws a new random seed, as the Vary buttons do.
+except vary.png and the canvas edits (zoom-out.png, pan-right.png, region.png): they draw a new
+random seed, as their buttons do.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.params import animate, anime, attachments  # noqa: E402
+from bot.params import animate, anime, attachments, canvas  # noqa: E402
 from bot.params import images as studio  # noqa: E402
 from bot.params import pose as pose_jobs  # noqa: E402
+from bot.services.derived import DerivedJobs  # noqa: E402
 from bot.services.jobs import ImagineOptions, JobService, Origin, Ticket  # noqa: E402
 from db import migrate  # noqa: E402
 from db.engine import create_engine, create_sessionmaker  # noqa: E402
@@ -87,7 +89,7 @@ def video_as_gif(data: bytes) -> tuple[bytes, int, float]:
     return encode_gif(frames, round(fps)), len(frames), fps
 
 
-async def make_examples(models: Path, out: Path) -> list[str]:
+async def make_examples(models: Path, out: Path, only: set[str] | None = None) -> list[str]:
     from inference.engine import Engine
     from inference.models import ModelRegistry
 
@@ -101,6 +103,7 @@ async def make_examples(models: Path, out: Path) -> list[str]:
         service.delivery = delivery
         pool = InferencePool(service, lambda device: Engine(registry, device), ["cpu"])
         service.pool = pool
+        derived = DerivedJobs(service)
         await pool.start()
 
         async def run(ticket: Ticket) -> tuple[Job, list[Output]]:
@@ -111,6 +114,8 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             return await run(await service.submit(command=command, params=params, origin=ORIGIN))
 
         def save(name: str, data: bytes) -> None:
+            if only and name not in only:
+                return
             (out / name).write_bytes(data)
             written.append(name)
             print(f"{name}: {len(data):,} bytes", flush=True)
@@ -128,8 +133,8 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             save("imagine-grid.png", shrink(shown(outputs).data))
 
             # Vary (Strong) on the single result: image-to-image from it at 0.7, new seed
-            _, outputs = await run(await studio.variation(service, job_id=single.id or 0, index=0,
-                                                          strength=studio.STRONG, origin=ORIGIN))
+            _, outputs = await run(await derived.variation(job_id=single.id or 0, index=0, strength=studio.STRONG,
+                                                           origin=ORIGIN))
             save("vary.png", shrink(shown(outputs).data))
 
             # /anime (tags reordered, quality tags added, Animagine's negative)
@@ -150,7 +155,7 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             buffer = io.BytesIO()
             crop.save(buffer, format="PNG")
             loaded = attachments.decode(buffer.getvalue(), filename="crop.png")
-            _, outputs = await submit("upscale", await studio.upscale_attachment(service, loaded, 4, None))
+            _, outputs = await submit("upscale", await studio.upscale_attachment(registry, loaded, 4, None))
             save("upscale-input.png", buffer.getvalue())
             save("upscale.png", shown(outputs).data)
 
@@ -158,11 +163,31 @@ async def make_examples(models: Path, out: Path) -> list[str]:
             with Image.open(io.BytesIO(shown(await _outputs(service, single.id or 0)).data)) as first:
                 still = attachments.InputImage(first.convert("RGB"), "imagine.png", "PNG")
             _, outputs = await submit("animate", await animate.animate_attachment(
-                service, still, frames=6, fps=6, motion=127, seed=4))
+                registry, still, frames=6, fps=6, motion=127, seed=4))
             video = shown(outputs).data
             gif, frames, fps = video_as_gif(video)
             print(f"animate: delivered {sniff_mime(video)}, {frames} frames at {fps:g} fps", flush=True)
             save("animate.gif", gif)
+
+            # Canvas edits on the /imagine result: Zoom Out 2x, ➡️, and Vary (Region) on cells 5 and 6
+            # (the menu's preview beside the result).
+            _, outputs = await run(await derived.canvas(job_id=single.id or 0, index=0, op="zoom2", origin=ORIGIN))
+            save("zoom-out.png", shrink(shown(outputs).data))
+            _, outputs = await run(await derived.canvas(job_id=single.id or 0, index=0, op="right", origin=ORIGIN))
+            save("pan-right.png", shrink(shown(outputs).data))
+            first = shown(await _outputs(service, single.id or 0)).data
+            save("region-menu.png", shrink(canvas.region_preview(first, [4, 5])))
+            _, outputs = await run(await derived.region(job_id=single.id or 0, index=0, cells=[4, 5],
+                                                        prompt="a lighthouse at dusk, a red door", origin=ORIGIN))
+            save("region.png", shrink(shown(outputs).data))
+
+            # /imagine hires:2 (a 1024 px result from the 512 px model), and tile:True with its 2x2 preview
+            _, outputs = await submit("imagine", service.prepare_imagine(
+                ImagineOptions(prompt="a lighthouse at dusk, oil painting", seed=7, hires=2.0)))
+            save("hires.png", shrink(shown(outputs).data))
+            _, outputs = await submit("imagine", service.prepare_imagine(
+                ImagineOptions(prompt="mossy cobblestones, top view", seed=9, tile=True)))
+            save("tile.png", shrink(canvas.tile_preview(shown(outputs).data)))
         finally:
             await pool.stop()
             await service.drain()
@@ -181,13 +206,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "examples")
     parser.add_argument("--models", type=Path, help="a tiny models.toml already written (default: build one)")
+    parser.add_argument("--only", nargs="+", metavar="FILE", help="write only these files (e.g. zoom-out.png)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="atelier-tiny-") as tmp:
         from inference.testing import make_tiny
 
         models = args.models or make_tiny(Path(tmp))
-        written = asyncio.run(make_examples(models, args.out))
+        written = asyncio.run(make_examples(models, args.out, set(args.only or ())))
     total = sum((args.out / name).stat().st_size for name in written)
     print(f"{len(written)} files, {total:,} bytes in {args.out}")
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageOps
 
 from bot.errors import InvalidOption
+from bot.params import canvas
 from bot.params.attachments import InputImage, encode_for_job
 from inference.limits import (
     MAX_STRENGTH,
@@ -182,6 +183,8 @@ def describe_source(params: dict[str, Any]) -> str | None:
         pose = params.get("pose") or {}
         what = f"preset “{pose['preset']}”" if "preset" in pose else f"your {pose.get('kind', 'image')}"
         return f"Pose from {what} at strength {float(params.get('control_scale', 1)):g}"
+    if params.get("task") == "inpaint":
+        return canvas.describe(params)
     if params.get("task") != "img2img":
         return None
     strength = params.get("strength")

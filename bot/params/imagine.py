@@ -48,6 +48,12 @@ class ImagineOptions:
     # Owner folders (settings.wildcards_dir, settings.embeddings_dir); None: the feature is off.
     wildcards_dir: Path | None = None
     embeddings_dir: Path | None = None
+    # Hires fix: the upscale factor (one of limits.HIRES_FACTORS; None = off) and the second pass's
+    # strength (default limits.DEFAULT_HIRES_STRENGTH).
+    hires: float | None = None
+    hires_strength: float | None = None
+    # Seamless tiles: the image wraps around at its edges.
+    tile: bool = False
 
 
 class ImagineChecks(Protocol):

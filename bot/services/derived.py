@@ -1,25 +1,39 @@
-"""Jobs made from a finished result: variations (V buttons), upscales (U buttons, 🔍) and
-animations (Animate, 🎬). Reads the parent job and its image, refuses what that result can't take,
-and submits the child job built by bot/params (images.py, animate.py)."""
+"""Jobs made from a finished result: variations (V buttons), upscales (U buttons, 🔍),
+animations (Animate, 🎬) and canvas edits (Zoom Out, the pan arrows, Vary (Region)). Reads the
+parent job and its image, refuses what that result can't take, and submits the child job built by
+bot/params (images.py, animate.py, canvas.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import secrets
 from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
 
 from bot.errors import InvalidOption, UnknownJob
-from bot.params import animate, images
+from bot.params import animate, canvas, images
 from bot.services.jobs import JobService, Origin, Ticket
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
+from inference.limits import SEED_LIMIT
+from inference.models import TEXT_TO_IMAGE_KINDS, ModelSpec
+
+# Results a canvas edit takes: generated images, the edits themselves, and upscales of either
+# (drawn with the model and prompt of the job the upscale came from).
+CANVAS_COMMANDS = (*images.VARIABLE_COMMANDS, "edit")
 
 
 class DerivedJobs:
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
 
-    async def variation(self, *, job_id: int, index: int, strength: float, origin: Origin) -> Ticket:
-        """Image-to-image from image ``index`` of job ``job_id``, same prompt and options, new seed."""
+    async def variation(self, *, job_id: int, index: int, strength: float, origin: Origin,
+                        prompt: str | None = None) -> Ticket:
+        """Image-to-image from image ``index`` of job ``job_id``, same prompt (or the remix modal's
+        ``prompt``) and options, new seed."""
         parent, output = await self._parent_output(
             job_id, index, lambda job: None if job.command in images.VARIABLE_COMMANDS else
             f"Job #{job_id} is a /{job.command} result; only generated images can be varied.")
@@ -27,6 +41,19 @@ class DerivedJobs:
             raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
         params = await asyncio.to_thread(images.variation, parent.params, output.data, job_id=job_id, index=index,
                                          strength=strength)
+        if prompt is not None:
+            params["prompt"] = prompt
+        return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
+
+    async def remix_reroll(self, *, job_id: int, prompt: str, origin: Origin) -> Ticket:
+        """Reroll with Remix on: job ``job_id`` again with the modal's ``prompt`` and a new seed."""
+        async with self.jobs.reads() as session:
+            parent = await jobs_repo.get_job(session, job_id=job_id)
+        if parent is None:
+            raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
+        if parent.params.get("model") not in self.jobs.registry.names():
+            raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
+        params = {**parent.params, "prompt": prompt, "seed": secrets.randbelow(SEED_LIMIT)}
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
 
     async def upscale(self, *, job_id: int, index: int, scale: int, origin: Origin,
@@ -47,6 +74,74 @@ class DerivedJobs:
         params = await asyncio.to_thread(animate.animate_output, spec, output.data, prompt=parent.prompt,
                                          job_id=job_id, index=index)
         return await self.jobs.submit(command="animate", params=params, origin=origin, parent_job_id=job_id)
+
+    async def canvas(self, *, job_id: int, index: int, op: str, origin: Origin, prompt: str | None = None
+                     ) -> Ticket:
+        """Zoom Out (``op`` "zoom2", "zoom15") or a pan ("left", "right", "up", "down") of image
+        ``index`` of job ``job_id``: its prompt (or ``prompt``, from the remix modal) and model, a new seed."""
+        base, output, spec = await self.canvas_source(job_id, index)
+        params = await asyncio.to_thread(self._canvas_params, base, output.data, op, spec,
+                                         {"job_id": job_id, "index": index}, prompt)
+        return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
+
+    async def region(self, *, job_id: int, index: int, cells: list[int], prompt: str, origin: Origin) -> Ticket:
+        """Vary (Region): the chosen grid cells of image ``index`` redrawn with ``prompt``."""
+        chosen = canvas.check_cells(cells)
+        base, output, spec = await self.canvas_source(job_id, index)
+
+        def build() -> dict[str, Any]:
+            with Image.open(io.BytesIO(output.data)) as opened:
+                edit = canvas.region(opened.convert("RGB"), chosen)
+            return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.REGION_STRENGTH,
+                                         source={"job_id": job_id, "index": index}, prompt=prompt)
+
+        params = await asyncio.to_thread(build)
+        return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
+
+    async def region_preview(self, *, job_id: int, index: int, cells: list[int]) -> bytes:
+        """The image behind a Vary (Region) menu with its grid, ``cells`` outlined (PNG)."""
+        _, output, _ = await self.canvas_source(job_id, index)
+        return await asyncio.to_thread(canvas.region_preview, output.data, cells)
+
+    async def source_prompt(self, job_id: int) -> str:
+        """The prompt a canvas edit of job ``job_id`` starts from (what the remix modal shows)."""
+        base, _, _ = await self.canvas_source(job_id, None)
+        return str(base.get("prompt", ""))
+
+    @staticmethod
+    def _canvas_params(base: dict[str, Any], png: bytes, op: str, spec: ModelSpec,
+                       source: dict[str, Any], prompt: str | None) -> dict[str, Any]:
+        edit = canvas.apply(op, png)
+        return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.BORDER_STRENGTH, source=source,
+                                     prompt=prompt)
+
+    async def canvas_source(self, job_id: int, index: int | None) -> tuple[dict[str, Any], Output, ModelSpec]:
+        """(the generation parameters a canvas edit of job ``job_id`` draws with, its image ``index``,
+        the model). An upscale draws with the parameters of the job it enlarged."""
+        parent, output = await self._parent_output(
+            job_id, index or 0, lambda job: None if job.command in CANVAS_COMMANDS or (
+                job.command == "upscale" and "job_id" in (job.params.get("source") or {})) else
+            f"Job #{job_id} is a /{job.command} result; only generated images and their upscales can be "
+            "zoomed, panned or redrawn. Use /edit with a mask for your own image.")
+        base = parent.params
+        if parent.command == "upscale":
+            source_id = int(parent.params["source"]["job_id"])
+            async with self.jobs.reads() as session:
+                source = await jobs_repo.get_job(session, job_id=source_id)
+            if source is None:
+                raise UnknownJob(f"Job #{source_id}, which job #{job_id} upscaled, no longer exists; its prompt and "
+                                 "model are gone. Use /edit with a mask instead.")
+            base = source.params
+        model = base.get("model")
+        spec = self.jobs.registry.get(model) if model in self.jobs.registry.names() else None
+        if spec is not None and spec.base:  # a /pose result: its base model redraws it, without the skeleton
+            model = spec.base
+            spec = self.jobs.registry.get(model) if model in self.jobs.registry.names() else None
+            base = {**base, "model": model}
+        if spec is None or spec.kind not in TEXT_TO_IMAGE_KINDS:
+            raise InvalidOption(f"The model {model!r} of job #{job_id} is no longer installed (or can't redraw "
+                                "images), so its image can't be edited.")
+        return base, output, spec
 
     async def _parent_output(self, job_id: int, index: int, refuse: Callable[[Job], str | None]) -> tuple[Job, Output]:
         """Job ``job_id`` and its image ``index``. Refuses a deleted job, then whatever ``refuse`` names

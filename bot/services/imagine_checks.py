@@ -18,7 +18,18 @@ from bot.params import styles, wildcards
 from bot.params.imagine import ImagineOptions
 from inference import embeddings as tis
 from inference import lora as loras
-from inference.limits import MAX_GUIDANCE, MAX_LORA_WEIGHT, MIN_LORA_WEIGHT, SEED_LIMIT
+from inference.limits import (
+    DEFAULT_HIRES_STRENGTH,
+    HIRES_FACTORS,
+    MAX_CANVAS_SIDE,
+    MAX_GUIDANCE,
+    MAX_LORA_WEIGHT,
+    MAX_STRENGTH,
+    MIN_LORA_WEIGHT,
+    MIN_STRENGTH,
+    SEED_LIMIT,
+    SIZE_MULTIPLE,
+)
 from inference.models import (
     ASPECTS,
     TEXT_TO_IMAGE_KINDS,
@@ -83,6 +94,9 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
         params["style"] = style.name
     if options.quality == "fast":
         params["quality"] = "fast"
+    params.update(_hires(options, width, height))
+    if options.tile:
+        params["tile"] = True
     chosen = _lora_choice(options, spec)
     for tag, name, weight in typed_loras:
         if any(found == name for found, _ in chosen):
@@ -122,6 +136,33 @@ def embeddings_in(folder: Path | None, *texts: str) -> list[str]:
     if folder is None:
         return []
     return tis.library(str(folder)).used_in(*texts)
+
+
+def hires_size(width: int, height: int, factor: float) -> tuple[int, int]:
+    """The size a hires fix delivers: the first pass's size times ``factor``, each side rounded down to
+    a multiple of 8 (as the runner enlarges it)."""
+    return (int(width * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE,
+            int(height * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+
+
+def _hires(options: ImagineOptions, width: int, height: int) -> dict[str, Any]:
+    """The hires fix's request parameters ({} when off), or a refusal naming what is wrong."""
+    if options.hires is None:
+        if options.hires_strength is not None:
+            raise InvalidOption("`hires_strength` only applies with `hires`: choose hires 1.5 or 2, or leave "
+                                "hires_strength out.")
+        return {}
+    if float(options.hires) not in HIRES_FACTORS:
+        raise InvalidOption(f"Hires must be {' or '.join(f'{f:g}' for f in HIRES_FACTORS)}; you asked for "
+                            f"{options.hires:g}.")
+    strength = DEFAULT_HIRES_STRENGTH if options.hires_strength is None else float(options.hires_strength)
+    if not MIN_STRENGTH <= strength <= MAX_STRENGTH:
+        raise InvalidOption(f"Hires strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}; you asked for {strength:g}.")
+    final = hires_size(width, height, float(options.hires))
+    if max(final) > MAX_CANVAS_SIDE:
+        raise InvalidOption(f"Hires {options.hires:g} would make this image {final[0]}×{final[1]}; images stop at "
+                            f"{MAX_CANVAS_SIDE} pixels on a side. Choose hires 1.5 or a smaller aspect.")
+    return {"hires": float(options.hires), "hires_strength": strength}
 
 
 def _within_limits(spec: ModelSpec, *, steps: int | None = None, count: int | None = None) -> None:

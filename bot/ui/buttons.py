@@ -1,7 +1,7 @@
 """Result buttons that survive restarts: one DynamicItem matched by custom_id, with the job id inside it.
 
 The button only routes: each action's handler lives with its feature (cogs/imagine.py registers
-reroll, vary, subtle and cancel; cogs/upscale.py and cogs/animate.py theirs) through @handles.
+reroll, vary, subtle and cancel; cogs/upscale.py, cogs/animate.py and cogs/edit.py theirs) through @handles.
 bot/client.py registers the item once, before the cogs load.
 """
 
@@ -16,6 +16,7 @@ import discord
 
 from bot.services.access import check_cancel, check_use
 from bot.ui.components import TEMPLATE, custom_id
+from bot.ui.prompt_modal import REMIXERS, open_prompt_modal, remix_on
 from bot.ui.tree import place_of, report_error
 
 if TYPE_CHECKING:
@@ -26,7 +27,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[["discord.Interaction[Atelier]", int, int], Awaitable[None]]
 
 # Every action a result button can carry; a handler registers itself for each with @handles.
-ACTIONS = ("reroll", "cancel", "vary", "subtle", "upscale", "animate")
+ACTIONS = ("reroll", "cancel", "vary", "subtle", "upscale", "animate", "zoom2", "zoom15", "left", "right", "up",
+           "down", "region")
+
+# What the remix modal's title calls each action.
+REMIX_TITLES = {"reroll": "Reroll", "vary": "Vary (Strong)", "subtle": "Vary (Subtle)", "zoom2": "Zoom Out 2x",
+                "zoom15": "Zoom Out 1.5x", "left": "Pan left", "right": "Pan right", "up": "Pan up",
+                "down": "Pan down"}
 
 # action -> handler(interaction, job_id, index), filled in by the cogs that own each action.
 HANDLERS: dict[str, Handler] = {}
@@ -40,12 +47,14 @@ def handles(action: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def guard_job_button(interaction: discord.Interaction[Atelier], action: str, job_id: int) -> None:
+async def guard_job_button(interaction: discord.Interaction[Atelier], action: str, job_id: int, *,
+                           cooldown: bool = True) -> None:
     """Every result button checks who presses it, where, before its handler runs: a button is only
     an id in a custom_id, and an old or copied one may name a job of another member or server. The
-    member's cooldown counts for every button that makes the bot work (not Cancel)."""
+    member's cooldown counts for every button that makes the bot work (not Cancel, and not the later
+    steps of a menu whose first button counted: ``cooldown=False``)."""
     bot = interaction.client
-    if action != "cancel":
+    if action != "cancel" and cooldown:
         bot.limits.cooldown(interaction.user.id)
     job = await bot.service.get_job(job_id)
     if job is None:
@@ -77,6 +86,11 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
             return
         try:
             await guard_job_button(interaction, self.action, self.job_id)
+            remixer = REMIXERS.get(self.action)
+            if remixer is not None and await remix_on(interaction.client, interaction.user.id, interaction.guild_id):
+                await open_prompt_modal(interaction, title=f"Remix: {REMIX_TITLES.get(self.action, self.action)}",
+                                        job_id=self.job_id, index=self.index, begin=remixer)
+                return
             await handler(interaction, self.job_id, self.index)
         except Exception as exc:  # DynamicItem errors bypass the tree: report them the same way
             await report_error(interaction, exc)

@@ -47,13 +47,36 @@ def queued_view(job: Job) -> discord.ui.View:
     return layout(view)
 
 
+def _canvas_buttons(view: discord.ui.View, job_id: int, *, row: int, region: bool = True) -> None:
+    """Zoom Out 2x, Zoom Out 1.5x (and Vary (Region)) on ``row``, the four pan arrows on the next."""
+    if region:
+        view.add_item(_button("Vary (Region)", "region", job_id, row=row))
+    view.add_item(_button("Zoom Out 2x", "zoom2", job_id, row=row))
+    view.add_item(_button("Zoom Out 1.5x", "zoom15", job_id, row=row))
+    for action, arrow in (("left", "⬅️"), ("right", "➡️"), ("up", "⬆️"), ("down", "⬇️")):
+        view.add_item(_button(arrow, action, job_id, row=row + 1))
+
+
 def result_view(job: Job) -> discord.ui.View:
     """Midjourney's layout: a grid gets U1-U4 (upscale that image) and Reroll, then V1-V4 (vary it);
-    a single image gets Reroll, Upscale, Vary (Subtle) and Vary (Strong), then Animate; both get Rerun
-    (same seed). Upscale results are final: no buttons; videos get Reroll only."""
+    a single image gets Reroll, Upscale, Vary (Subtle) and Vary (Strong), then Animate, Vary (Region),
+    Zoom Out 2x and 1.5x, then the pan arrows; both get Rerun (same seed). A canvas edit's result
+    (/edit, zoom, pan, region) gets Reroll, Upscale, Vary (Region), Rerun, then Zoom Out and the arrows
+    again. Upscales of a generated image get Vary (Region), Zoom Out and the arrows; upscales of a
+    member's own image are final: no buttons. Videos get Reroll only."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
     if job.params.get("task") == "upscale":
+        if "job_id" in (job.params.get("source") or {}):
+            _canvas_buttons(view, job_id, row=0)
+        return layout(view)
+    if job.params.get("task") == "inpaint":
+        view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary, row=0))
+        view.add_item(_button("Upscale", "upscale", job_id, emoji="🔍", row=0))
+        view.add_item(_button("Vary (Region)", "region", job_id, row=0))
+        view.add_item(discord.ui.Button(label="Rerun", style=discord.ButtonStyle.secondary,
+                                        custom_id=f"{PREFIX}:acct:rerun:{job_id}", row=0))
+        _canvas_buttons(view, job_id, row=1, region=False)
         return layout(view)
     if job.params.get("task") == "img2vid":
         view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary))
@@ -71,6 +94,7 @@ def result_view(job: Job) -> discord.ui.View:
         view.add_item(_button("Vary (Subtle)", "subtle", job_id, row=0))
         view.add_item(_button("Vary (Strong)", "vary", job_id, row=0))
         view.add_item(_button("Animate", "animate", job_id, emoji="🎬", row=1))
+        _canvas_buttons(view, job_id, row=1)
     # Handled by cogs/account.py: the same job again with the same seed.
     view.add_item(discord.ui.Button(label="Rerun", style=discord.ButtonStyle.secondary,
                                     custom_id=f"{PREFIX}:acct:rerun:{job_id}", row=1 if count > 1 else 0))

@@ -4,12 +4,14 @@ The interaction token (stored with the job) lets any process edit the original r
 minutes. When it has expired, or Discord says so (401/50027, 404/10015), the result goes to the
 channel with the bot token and mentions the member (a private job's goes to the member's DMs): a
 result is never lost because a queue was long.
-Files are re-encoded to fit the upload limit the interaction reported.
+Files are re-encoded to fit the upload limit the interaction reported. A seamless tile's result
+carries a second file, the tile repeated 2x2, when both fit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from typing import Any
 
 import discord
 
+from bot.params import canvas
 from bot.ui import render
 from bot.ui.components import queued_view, result_view
 from db.models import Job, Output
@@ -167,7 +170,13 @@ class DiscordDelivery:
                                               f"than the upload limit ({limit / 2**20:.1f} MiB).")
             return {"embed": embed, "view": result_view(job), "attachments": []}
         file = render.result_file(job, data, extension)
-        return {"embed": render.result_embed(job, file.filename), "view": result_view(job), "attachments": [file]}
+        files = [file]
+        if job.params.get("tile") and not video:  # a seamless tile: a 2x2 repeat beside it shows the seams vanish
+            preview = await asyncio.to_thread(canvas.tile_preview, output.data)
+            if len(data) + len(preview) <= limit:
+                files.append(discord.File(io.BytesIO(preview), filename=f"atelier_{job.id}_tiled_2x2.png",
+                                          description="The tile repeated 2x2"))
+        return {"embed": render.result_embed(job, file.filename), "view": result_view(job), "attachments": files}
 
     def _webhook(self, job: Job) -> discord.Webhook | None:
         if not job.interaction_token or not job.application_id or job.id in self._dead_tokens:

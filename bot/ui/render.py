@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import discord
 
 from bot.params.images import describe_source
+from bot.services.imagine_checks import hires_size
 from db.models import Job, Output
 from inference.hub_progress import loading_text
 from inference.limits import SEED_LIMIT
@@ -88,7 +90,11 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
     embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(str(s % SEED_LIMIT) for s in seeds))
     embed.add_field(name="Steps", value=str(p.get("steps")))
     embed.add_field(name="Guidance", value=f"{p.get('guidance', 0):g}")
-    embed.add_field(name="Size", value=f"{p.get('width')}×{p.get('height')}")
+    embed.add_field(name="Size", value="{}×{}".format(*delivered_size(p)))
+    if p.get("hires"):
+        embed.add_field(name="Hires fix", value=f"{float(p['hires']):g}x at strength {float(p.get('hires_strength', 0)):g}")
+    if p.get("tile"):
+        embed.add_field(name="Tiling", value="Seamless (2×2 preview attached)")
     if job.run_seconds is not None:
         embed.add_field(name="Time", value=f"{job.run_seconds:.1f} s")
     anime = p.get("anime")
@@ -134,6 +140,18 @@ def failure_embed(job: Job, message: str) -> discord.Embed:
     embed = _base(job, title="Not generated", colour=FAILED)
     embed.add_field(name="Why", value=shorten(message, 1000), inline=False)
     return embed
+
+
+def delivered_size(p: dict[str, Any]) -> tuple[int, int]:
+    """The size of the delivered image: a canvas edit's canvas, a hires fix's enlargement, else the
+    size the model drew at."""
+    edit = p.get("canvas")
+    if isinstance(edit, dict) and edit.get("width"):
+        return int(edit["width"]), int(edit["height"])
+    width, height = int(p.get("width", 0)), int(p.get("height", 0))
+    if p.get("hires"):
+        return hires_size(width, height, float(p["hires"]))
+    return width, height
 
 
 def result_output(outputs: list[Output]) -> Output:

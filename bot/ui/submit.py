@@ -56,7 +56,7 @@ async def load_attachment(interaction: discord.Interaction[Atelier],
     interaction.client.limits.take("attachment", interaction.user.id)
     task = asyncio.ensure_future(attachments.load(attachment))
     done, _ = await asyncio.wait({task}, timeout=ATTACHMENT_GRACE)
-    if not done:
+    if not done and not interaction.response.is_done():
         await interaction.response.defer(thinking=True, ephemeral=await is_private(interaction))
     return await task
 

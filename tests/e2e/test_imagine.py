@@ -39,7 +39,8 @@ async def test_happy_path(fake, start_bot) -> None:  # type: ignore[no-untyped-d
         ids = [c["custom_id"] for row in message.components for c in row["components"]]
         job = await _job(bot)
         assert ids == [f"atelier:reroll:{job.id}", f"atelier:upscale:{job.id}", f"atelier:subtle:{job.id}",
-                       f"atelier:vary:{job.id}", f"atelier:acct:rerun:{job.id}", f"atelier:animate:{job.id}"]
+                       f"atelier:vary:{job.id}", f"atelier:acct:rerun:{job.id}", f"atelier:animate:{job.id}",
+                       *(f"atelier:{a}:{job.id}" for a in ("region", "zoom2", "zoom15", "left", "right", "up", "down"))]
         await bot.service.drain()
         job = await _job(bot, job.id)
         assert job.status == JobStatus.completed and job.delivered and job.message_id == message.id

@@ -99,7 +99,10 @@ async def test_single_result_buttons_and_reactions_deliver_checked_pngs(fake, st
         text = check(upscaled, width=1024, height=1024)
         assert f"Seed: {parent.seed}," in text
         assert text.endswith("Postprocess upscale by: 2, Postprocess upscaler: tiny-esrgan")
-        assert upscaled.components == []  # upscales are final
+        up = await bot.service.job_for_message(upscaled.id)
+        # An upscale of a result takes canvas edits only (issue 19): no Reroll, Upscale or Vary.
+        assert upscaled.custom_ids == [f"atelier:{a}:{up.id}" for a in
+                                       ("region", "zoom2", "zoom15", "left", "right", "up", "down")]
 
         reacted = await _react(fake, first.id, "🔄")
         child = await bot.service.job_for_message(reacted.id)
