@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference.checkpoints import file_sha256
+from inference.checkpoints import file_sha256, read_header
 from inference.models import RequestRefused
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,18 @@ def scan(root: Path) -> dict[str, Path]:
 def short_hash(path: Path) -> str:
     """A1111's embedding hash ("TI hashes" in PNG parameters): the first 12 hex digits of the file's SHA-256."""
     return file_sha256(path)[:12]
+
+
+def family_hint(path: Path) -> str | None:
+    """"sdxl" or "sd1" for a .safetensors embedding (its header names its tensors), None when the
+    file does not say (``.pt``/``.bin`` need unpickling: the worker checks those)."""
+    if path.suffix.lower() != ".safetensors":
+        return None
+    try:
+        header = read_header(path)
+    except (OSError, ValueError):
+        return None
+    return "sdxl" if "clip_g" in header else "sd1"
 
 
 # ----- one job's embeddings on a pipeline -----
