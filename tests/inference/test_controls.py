@@ -15,7 +15,14 @@ from inference import embeddings, prompts
 from inference.cache import SCHEDULER_CLASSES, make_scheduler
 from inference.engine import Engine
 from inference.media import read_parameters
-from inference.models import A1111_SAMPLERS, SAMPLER_NAMES, ModelRegistry, RequestRefused, fit_scheduler, scheduler_key
+from inference.models import (
+    A1111_SAMPLERS,
+    SAMPLER_NAMES,
+    ModelRegistry,
+    RequestRefused,
+    fit_scheduler,
+    scheduler_key,
+)
 from inference.types import GenerationRequest
 from tests.embedding_files import tiny_embeddings  # noqa: F401  (fixture)
 
@@ -60,6 +67,15 @@ def test_each_sampler_builds_and_runs_and_the_png_names_it(engine: Engine, name:
     assert pixels(result.images[0].png).std() > 0
     # The model's own scheduler is back for the next job.
     assert type(engine.pipeline("tiny-sd15").scheduler) is SCHEDULER_CLASSES[spec.scheduler][0]
+
+
+@pytest.mark.parametrize("key", ["dpmpp-sde-karras", "dpmpp-2m-sde", "euler-a"])
+def test_stochastic_samplers_repeat_with_the_seed(engine: Engine, key: str) -> None:
+    first, again = engine.run(request(scheduler=key)), engine.run(request(scheduler=key))
+    assert np.array_equal(pixels(first.images[0].png), pixels(again.images[0].png))
+    other = engine.run(request(scheduler=key, seed=4))
+    assert not np.array_equal(pixels(first.images[0].png), pixels(other.images[0].png))
+    assert (request(scheduler=key).batch_key() is None) == (key == "dpmpp-sde-karras")
 
 
 def test_samplers_are_refused_where_they_do_not_fit(tiny_registry: ModelRegistry) -> None:

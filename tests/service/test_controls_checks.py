@@ -138,5 +138,5 @@ def test_embeddings_are_found_by_name_and_checked(service: JobService, tiny_embe
     sdxl = service.prepare_imagine(ImagineOptions(prompt="a cat", negative="sdxl-neg", model="tiny-sdxl",
                                                   embeddings_dir=tiny_embeddings))
     assert sdxl["embeddings"] == ["sdxl-neg"]
-    with pytest.raises(InvalidOption, match="made for SD 1.5 models and tiny-sdxl is SDXL"):
+    with pytest.raises(InvalidOption, match=r"made for SD 1\.5 models and tiny-sdxl is SDXL"):
         service.prepare_imagine(ImagineOptions(prompt="sd15-three", model="tiny-sdxl", embeddings_dir=tiny_embeddings))
