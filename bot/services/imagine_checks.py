@@ -72,6 +72,9 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
     template, negative = style.apply(prompt, negative) if style else (prompt, negative)
     # The seed picks the variants of {a|b} and __wildcards__; the template stays for rerolls.
     resolved = wildcards.resolve(template, seed, options.wildcards_dir)
+    if len(resolved) > MAX_PROMPT + styles.MAX_TEMPLATE:
+        raise InvalidOption(f"With its wildcards and style the prompt is {len(resolved)} characters; the limit is "
+                            f"{MAX_PROMPT + styles.MAX_TEMPLATE}. Pick fewer or shorter variants.")
     params: dict[str, Any] = {
         "model": spec.name, "prompt": resolved, "negative_prompt": negative, "width": width, "height": height,
         "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,

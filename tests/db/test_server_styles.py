@@ -36,7 +36,7 @@ async def test_the_database_keeps_names_unique_per_server(sessions) -> None:  # 
 
 
 async def test_a_server_holds_a_bounded_number(sessions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("bot.params.styles.MAX_SERVER_STYLES", 2)
+    monkeypatch.setattr("bot.services.styles.MAX_SERVER_STYLES", 2)
     service = StyleService(sessions)
     await service.add(guild_id=3, name="a", prompt="{prompt}")
     await service.add(guild_id=3, name="b", prompt="{prompt}")

@@ -60,7 +60,7 @@ def test_a_style_wraps_the_prompt_and_adds_its_negative() -> None:
     ("mine", "{prompt}", "already has a style 'mine'"),
     ("new", " ", "The style's prompt is empty"),
     ("new", "{prompt} {prompt}", "once"),
-    ("new", "x" * 501, "at most 500 characters"),
+    ("new", "x" * 501, "at most 500 characters and its negative 500"),
 ])
 def test_a_servers_new_style_is_checked(name: str, prompt: str, needle: str) -> None:
     with pytest.raises(InvalidOption, match=needle):
@@ -125,6 +125,12 @@ def test_the_template_stays_for_rerolls(service: JobService, wildcard_dir: Path)
     for seed in range(20):
         again = reresolve({**params, "seed": seed}, wildcard_dir, None)
         assert again["prompt"] == wildcards.resolve(params["prompt_template"], seed, wildcard_dir)
+
+
+def test_a_prompt_grown_past_the_limit_by_its_wildcards_is_refused(service: JobService, tmp_path: Path) -> None:
+    (tmp_path / "long.txt").write_text("word " * 600 + "\n", encoding="utf-8")
+    with pytest.raises(InvalidOption, match="With its wildcards and style the prompt is"):
+        service.prepare_imagine(ImagineOptions(prompt="__long__ and __long__", wildcards_dir=tmp_path))
 
 
 # ----- embeddings -----
