@@ -45,8 +45,15 @@ PAGES: tuple[tuple[str, str], ...] = (
      "**Long prompts**: past 77 tokens (about 60 words) the prompt is read in chunks instead of cut off, up "
      "to 600 tokens; the result says if anything was dropped. Put what matters most first anyway.\n"
      "**LoRA**: `/imagine lora:` adds a style or character from the server's collection (it autocompletes); "
-     "`lora_weight` 0-2, default 1: lower it when the LoRA drowns the prompt. `<lora:...>` in the prompt "
-     "is read as plain words, not as a LoRA: use the option."),
+     "`lora_weight` 0-2, default 1: lower it when the LoRA drowns the prompt. Up to three: `lora2`, `lora3`, "
+     "or `<lora:name:0.8>` typed in the prompt. `BREAK` starts a new 77-token chunk."),
+    ("Styles, samplers and wildcards",
+     "**Style**: `/imagine style:watercolor` wraps your prompt in a tested recipe and adds its negative; "
+     "servers add their own.\n"
+     "**Sampler**: A1111's names (`DPM++ 2M Karras`, `Euler a`, ...); leave it empty for the model's own.\n"
+     "**Variants**: `a {red|blue|green} fox` picks one by the seed: Rerun keeps it, Reroll may pick "
+     "another. `__colors__` picks from the bot's wildcard lists, and an embedding's name "
+     "(e.g. in the negative prompt) works where the owner added some."),
     ("Why Lightning and Turbo need so few steps",
      "SDXL-Lightning and SDXL-Turbo are *distilled*: a student model was trained to jump to what the "
      "original reaches in 30-50 steps. Lightning's 4-step checkpoint is made for 4 steps, Turbo for 1-4, "

@@ -30,15 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference.checkpoints import file_sha256
+from inference.checkpoints import file_sha256, read_header
+from inference.limits import MAX_EMBEDDING_BYTES
 from inference.models import RequestRefused
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".safetensors", ".pt", ".bin")
 LIST_TTL = 10.0
-# Bigger files are not embeddings (a few KB each): refused before reading them.
-MAX_FILE_BYTES = 16 * 2**20
 
 
 class EmbeddingError(RequestRefused):
@@ -109,6 +108,18 @@ def short_hash(path: Path) -> str:
     return file_sha256(path)[:12]
 
 
+def family_hint(path: Path) -> str | None:
+    """"sdxl" or "sd1" for a .safetensors embedding (its header names its tensors), None when the
+    file does not say (``.pt``/``.bin`` need unpickling: the worker checks those)."""
+    if path.suffix.lower() != ".safetensors":
+        return None
+    try:
+        header = read_header(path)
+    except (OSError, ValueError):
+        return None
+    return "sdxl" if "clip_g" in header else "sd1"
+
+
 # ----- one job's embeddings on a pipeline -----
 
 
@@ -131,7 +142,7 @@ def read_vectors(path: Path) -> dict[str, Any]:
     files, {"": [n, width]} for single-encoder (SD 1.x/2.x) files."""
     import torch
 
-    if path.stat().st_size > MAX_FILE_BYTES:
+    if path.stat().st_size > MAX_EMBEDDING_BYTES:
         raise EmbeddingError(f"{path.name} is too large to be an embedding")
     try:
         if path.suffix.lower() == ".safetensors":

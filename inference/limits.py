@@ -72,6 +72,15 @@ FPS_OPTION_RANGE = (1, 60)
 MOTION_OPTION_RANGE = (0, 1000)
 
 
+# Styles a server adds (/admin styles): name length, template and negative length, and how many.
+MAX_STYLE_NAME = 32
+MAX_STYLE_TEMPLATE = 500
+MAX_STYLE_NEGATIVE = 500
+MAX_SERVER_STYLES = 50
+# A textual-inversion embedding is a few KB; bigger files are refused before they are read.
+MAX_EMBEDDING_BYTES = 16 * 2**20
+
+
 def frame_limits(spec: ModelSpec) -> tuple[int, int]:
     """(default frames, most frames) of a video model: its trained count unless the registry says more."""
     frames = int(spec.extra.get("frames", DEFAULT_FRAMES))

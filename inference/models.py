@@ -81,8 +81,6 @@ A1111_SAMPLERS: dict[str, str] = {
     "LCM": "lcm",
     "PLMS": "pndm",
 }
-# Samplers that add fresh noise at every step: their images depend on that noise as much as on the seed.
-STOCHASTIC_SCHEDULERS = ("euler-a", "euler-a-trailing", "dpmpp-sde-karras", "dpmpp-2m-sde")
 # What the few-step distilled kinds (Lightning, Turbo) may sample with: first-order samplers on
 # trailing timesteps, which is how they were distilled; multistep, Karras and SDE samplers spend
 # their few steps badly and burn the image.

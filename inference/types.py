@@ -82,6 +82,8 @@ class GenerationRequest:
         if (self.task != "txt2img" or self.loras or self.embeddings or self.init_image or self.control_image or self.hires
                 or self.tile):
             return None
+        if self.scheduler == "dpmpp-sde-karras":  # one Brownian tree per call: its noise would depend on the batch
+            return None
         return (self.model, self.width, self.height, self.steps, self.scheduler or "", float(self.guidance))
 
     def seeds(self) -> list[int]:

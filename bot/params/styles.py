@@ -17,15 +17,13 @@ from functools import cache
 from pathlib import Path
 
 from bot.errors import InvalidOption
+from inference.limits import MAX_STYLE_NAME as MAX_NAME
+from inference.limits import MAX_STYLE_NEGATIVE as MAX_NEGATIVE
+from inference.limits import MAX_STYLE_TEMPLATE as MAX_TEMPLATE
 
 _DATA = Path(__file__).parent / "data" / "styles.toml"
 PLACEHOLDER = "{prompt}"
-MAX_NAME = 32
-MAX_TEMPLATE = 500
-MAX_NEGATIVE = 500
-# Styles a server may add (each is one database row and one autocomplete entry).
-MAX_SERVER_STYLES = 50
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_NAME = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_NAME - 1}}}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +86,8 @@ def check_new(name: str, prompt: str, negative: str, existing: Iterable[str]) ->
     if not prompt:
         raise InvalidOption(f"The style's prompt is empty; write a template such as `{PLACEHOLDER}, watercolor`.")
     if len(prompt) > MAX_TEMPLATE or len(negative) > MAX_NEGATIVE:
-        raise InvalidOption(f"A style's prompt and negative are at most {MAX_TEMPLATE} characters each.")
+        raise InvalidOption(f"A style's prompt is at most {MAX_TEMPLATE} characters and its negative "
+                            f"{MAX_NEGATIVE}.")
     if prompt.count(PLACEHOLDER) > 1:
         raise InvalidOption(f"Put `{PLACEHOLDER}` in the style's prompt once, where the member's prompt goes.")
     return Style(key, prompt, negative)

@@ -19,7 +19,7 @@ from bot.errors import InvalidOption
 log = logging.getLogger(__name__)
 
 _WILDCARD = re.compile(r"__([^_\s][^\s]*?)__")
-_VARIANT = re.compile(r"\{[^{}]*\|[^{}]*\}|\{\d*-?\d*\$\$")
+_VARIANT = re.compile(r"\{[^{}]*\||\{\d*-?\d*\$\$")
 
 
 def is_template(text: str) -> bool:

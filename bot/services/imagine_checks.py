@@ -83,6 +83,9 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
     template, negative = style.apply(prompt, negative) if style else (prompt, negative)
     # The seed picks the variants of {a|b} and __wildcards__; the template stays for rerolls.
     resolved = wildcards.resolve(template, seed, options.wildcards_dir)
+    if len(resolved) > MAX_PROMPT + styles.MAX_TEMPLATE:
+        raise InvalidOption(f"With its wildcards and style the prompt is {len(resolved)} characters; the limit is "
+                            f"{MAX_PROMPT + styles.MAX_TEMPLATE}. Pick fewer or shorter variants.")
     params: dict[str, Any] = {
         "model": spec.name, "prompt": resolved, "negative_prompt": negative, "width": width, "height": height,
         "steps": steps, "guidance": float(guidance), "seed": seed, "count": options.count,
@@ -117,6 +120,7 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
         if spec.kind not in loras.LORA_KINDS:
             raise InvalidOption(f"{spec.name} does not take textual-inversion embeddings ({', '.join(used)}); "
                                 "choose an SD 1.5 or SDXL model.")
+        _check_embedding_families(options.embeddings_dir, used, spec)  # type: ignore[arg-type]
         params["embeddings"] = used
     return params
 
@@ -129,6 +133,17 @@ def reresolve(params: dict[str, Any], wildcards_dir: Path | None, embeddings_dir
     params.pop("embeddings", None)
     used = embeddings_in(embeddings_dir, prompt, params.get("negative_prompt", ""))
     return {**params, "embeddings": used} if used else params
+
+
+def _check_embedding_families(folder: Path, names: list[str], spec: ModelSpec) -> None:
+    """Refuse an embedding whose file says it is for the other family (the worker checks the rest)."""
+    library = tis.library(str(folder))
+    family = loras.kind_family(spec.kind)
+    for name in names:
+        made_for = tis.family_hint(library.path(name))
+        if made_for is not None and family is not None and made_for != family:
+            raise InvalidOption(f"The embedding {name!r} is made for {loras.FAMILY_NAMES[made_for]} models and "
+                                f"{spec.name} is {loras.FAMILY_NAMES[family]}; remove it or choose another model.")
 
 
 def embeddings_in(folder: Path | None, *texts: str) -> list[str]:
@@ -221,7 +236,8 @@ def _lora_choice(options: ImagineOptions, spec: ModelSpec) -> list[list[Any]]:
         name = (name or "").strip()
         if not name:
             if weight is not None:
-                raise InvalidOption(f"You set `{option}_weight` but no LoRA; pick one in the `{option}` option.")
+                what = "a LoRA weight" if option == "lora" else f"`{option}_weight`"
+                raise InvalidOption(f"You set {what} but no LoRA; pick one in the `{option}` option.")
             continue
         checked = _checked_lora(name, loras.DEFAULT_WEIGHT if weight is None else float(weight),
                                 options.lora_dir, spec)

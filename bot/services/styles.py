@@ -12,6 +12,7 @@ from bot.errors import InvalidOption
 from bot.params import styles
 from bot.params.styles import Style
 from db.repositories import styles as repo
+from inference.limits import MAX_SERVER_STYLES
 
 
 class StyleService:
@@ -32,7 +33,7 @@ class StyleService:
         async with self.sessions.begin() as session:
             existing = [row.name for row in await repo.list_styles(session, guild_id=guild_id)]
             style = styles.check_new(name, prompt, negative, existing)
-            if len(existing) >= styles.MAX_SERVER_STYLES:
+            if len(existing) >= MAX_SERVER_STYLES:
                 raise InvalidOption(f"This server has {len(existing)} styles, the most it may have; remove one first.")
             await repo.add_style(session, guild_id=guild_id, name=style.name, prompt=style.prompt,
                                  negative=style.negative, added_by=by)

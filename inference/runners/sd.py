@@ -59,11 +59,15 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     started = time.perf_counter()
     with (job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request),
           tiling.seamless(pipe, request.tile)):
+        if hasattr(pipe.scheduler, "noise_sampler_seed"):
+            # DPM++ SDE draws its noise from a Brownian tree, seeded by the torch RNG unless told:
+            # seeded by the job, the same job gives the same image.
+            pipe.scheduler.noise_sampler_seed = request.seed
         # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
         # encoders): applied for this job only, removed before the next one starts.
         # Embeddings likewise: tokens added for this job, removed (with their rows) after it.
-        with engine.adapters.applied(pipe, job_loras, model=spec.name), \
-                embeddings.applied(pipe, job_embeddings) as expand:
+        with (engine.adapters.applied(pipe, job_loras, model=spec.name),
+              embeddings.applied(pipe, job_embeddings) as expand):
             # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
             encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
                                      device=engine.device, clip_skip=spec.clip_skip,

@@ -40,7 +40,7 @@ def test_a1111_layout() -> None:
     no_negative = a1111_parameters("p", "", 4, "Euler", 0, 1, 64, 64, "m", {"Schedule type": "SGM Uniform"})
     assert (
         no_negative
-        == "p\nSteps: 4, Sampler: Euler, CFG scale: 0, Seed: 1, Size: 64x64, Model: m, Schedule type: SGM Uniform"
+        == "p\nSteps: 4, Sampler: Euler, Schedule type: SGM Uniform, CFG scale: 0, Seed: 1, Size: 64x64, Model: m"
     )
     assert 'Lora: "a, b"' in a1111_parameters("p", "", 4, "Euler", 0, 1, 64, 64, "m", {"Lora": "a, b"})
 

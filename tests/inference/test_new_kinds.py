@@ -72,7 +72,7 @@ def test_sd2_is_v_prediction_and_deterministic(engine: Engine) -> None:
     assert "Model: tiny-sd2" in text and "Sampler: Euler" in text
     # Another sampler keeps predicting v (it is built from the folder's scheduler config).
     other = engine.run(request("tiny-sd2", scheduler="dpmpp-2m-karras"))
-    assert "DPM++ 2M Karras" in read_parameters(other.images[0].png)
+    assert "Sampler: DPM++ 2M, Schedule type: Karras, " in read_parameters(other.images[0].png)
     assert pipe.scheduler.config.prediction_type == "v_prediction"
 
 
