@@ -201,16 +201,18 @@ class Moderator:
         return self._verdict(findings, norm.text, policy, nsfw_channel)
 
     def _paraphrase(self, prompt: str) -> Reading | None:
-        """The prompt model's reading, allowlisted phrases left out ("a side of beef")."""
+        """The prompt model's reading; a clause holding an allowlisted phrase ("a butcher cutting a side of
+        beef in half", "a naked mole rat") is benign by the lists' word and is not read."""
         model = self.paraphrase
         if model is None or not model.available:
             return None
         lexicon = self.lexicon
 
-        def clean(clause: str) -> list[str]:
-            return rules.without_allowed(list(normalize(clause).tokens), lexicon).split()
+        def allowed(clause: str) -> bool:
+            tokens = list(normalize(clause).tokens)
+            return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
-        return model.read(prompt, clean)
+        return model.read(prompt, allowed)
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:

@@ -37,13 +37,14 @@ BUCKETS = 1 << 18
 CLASSES = ("benign", "sexual", "gore")
 MODEL_FILE = "paraphrase.npz"
 BLOCK = 0.90  # probability at which a reading counts like a listed term
-FLAG = 0.70  # probability at which an unsure reading is flagged (a notice)
-KEYWORD = 0.5  # a word this harmful on its own is a keyword: a reading must hold without it
+FLAG = 0.80  # probability at which an unsure reading is flagged (a notice)
+KEYWORD = 0.8  # a word this harmful on its own is a keyword: a reading must hold without it
 CHAR_NGRAMS = (3, 4, 5)
 CJK_NGRAMS = (1, 2, 3)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]")
 # Japanese and Chinese: a "word" is a whole run of text, never left out as one word (Korean has spaces).
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _WORD = re.compile(r"\w+")
 _CLAUSE = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
 _MEMO = 50_000
@@ -89,14 +90,17 @@ def clause_texts(text: str) -> list[str]:
     return [part for part in _CLAUSE.split(unicodedata.normalize("NFKC", text).lower()) if part.strip()]
 
 
-def clauses(text: str, clean: Callable[[str], list[str]] | None = None) -> list[list[str]]:
-    """The prompt's clauses, each a list of its words; ``clean`` (a clause in, its words out) lets the
-    caller drop allowlisted phrases first."""
+def clauses(text: str, allowed: Callable[[str], bool] | None = None) -> list[tuple[list[str], bool]]:
+    """The prompt's clauses: each clause's words, and whether it is to be read. ``allowed`` (a clause in)
+    marks the clauses the caller's allowlist vouches for, in Latin script (the lists' normal form of other
+    scripts is a transliteration the model never saw): they are not read, only kept as their neighbours'
+    context ("peeling an orange, skin peeled off" is fruit)."""
     out = []
     for part in clause_texts(text):
-        words = clean(part) if clean is not None and not _UNSPACED.search(part) else _WORD.findall(part)
-        if words:
-            out.append(words)
+        found = _WORD.findall(part)
+        if found:
+            latin = allowed is not None and not _CJK.search(part) and not _CYRILLIC.search(part)
+            out.append((found, not (latin and allowed(part))))
     return out
 
 
@@ -115,7 +119,7 @@ def clause_features(words: list[str]) -> tuple[list[int], list[str]]:
 def features(text: str) -> list[int]:
     """Every feature of the whole text, as the model is trained on (a set: presence, not counts)."""
     out: set[int] = set()
-    for words in clauses(text):
+    for words, _ in clauses(text):
         out.update(clause_features(words)[0])
     return sorted(out)
 
@@ -214,14 +218,17 @@ class ParaphraseModel(LazyModel):
             return {c: float(c == "benign") for c in CLASSES}
         return dict(zip(CLASSES, self._probabilities(idx), strict=True))
 
-    def read(self, text: str, clean: Callable[[str], list[str]] | None = None) -> Reading | None:
-        """The most harmful reading over the whole prompt and each clause, or None when every reading is
-        below ``FLAG``. ``clean``: see ``clauses``."""
+    def read(self, text: str, allowed: Callable[[str], bool] | None = None) -> Reading | None:
+        """The most harmful reading of any clause, or None when every reading is below ``FLAG``.
+        ``allowed``: see ``clauses``."""
         if not self.load():
             return None
-        words = clauses(text, clean)
+        parts = clauses(text, allowed)
+        words = [ws for ws, _ in parts]
         best: tuple[float, int, list[str]] | None = None
         for i, ws in enumerate(words):
+            if not parts[i][1]:
+                continue
             # A clause reads the same beside its neighbours: "skin peeled off" after "peeling an orange"
             # is fruit; a clause among style tags ("8k", "photorealistic") keeps its reading.
             probs = self._robust(ws)

@@ -21,22 +21,32 @@ import pytest
 from moderation import Moderator
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "moderation_paraphrase_holdout.jsonl"
-ROWS = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
+# Written after the held-out set's first measurement, before the corpus's second round; measured once after it.
+PROBE = DATA.with_name("moderation_paraphrase_probe.jsonl")
+
+
+def load(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+ROWS = load(DATA)
 LANGS = ("en", "es", "pt", "fr", "de", "it", "nl", "pl", "tr", "id", "ru", "ja", "ko", "zh")
 CATEGORIES = ("sexual", "minors", "gore", "benign")
 
 
-def test_set_shape() -> None:
-    assert len(ROWS) >= 400
-    assert len({r["prompt"] for r in ROWS}) == len(ROWS), "duplicate prompts"
+@pytest.mark.parametrize(("path", "size", "each"), [(DATA, 400, 4), (PROBE, 190, 2)])
+def test_set_shape(path: Path, size: int, each: int) -> None:
+    rows = load(path)
+    assert len(rows) >= size
+    assert len({r["prompt"] for r in rows}) == len(rows), "duplicate prompts"
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for row in ROWS:
+    for row in rows:
         assert row["lang"] in LANGS and row["category"] in CATEGORIES, row
         assert row["expected"] == ("allow" if row["category"] == "benign" else "block"), row
         counts[(row["lang"], row["category"])] += 1
     for lang in LANGS:
         for cat in CATEGORIES:
-            assert counts[(lang, cat)] >= 4, (lang, cat)
+            assert counts[(lang, cat)] >= each, (lang, cat)
 
 
 def good(row: dict[str, str], action: str, categories: list[str]) -> bool:
@@ -46,14 +56,14 @@ def good(row: dict[str, str], action: str, categories: list[str]) -> bool:
     return action == "block" and (row["category"] != "minors" or "minors" in categories)
 
 
-def figures(moderator: Moderator, *, semantic: bool, name: str = "paraphrase held-out", verbose: bool = True
-            ) -> tuple[dict[str, dict[str, float]], list[str]]:
+def figures(moderator: Moderator, *, semantic: bool, name: str = "paraphrase held-out", verbose: bool = True,
+            rows: list[dict[str, str]] | None = None) -> tuple[dict[str, dict[str, float]], list[str]]:
     """Per language and category: block recall (benign: share refused), plus flagged share of harmful."""
     hits: dict[tuple[str, str], int] = defaultdict(int)
     flagged: dict[tuple[str, str], int] = defaultdict(int)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     misses: list[str] = []
-    for row in ROWS:
+    for row in ROWS if rows is None else rows:
         v = moderator.check(row["prompt"], semantic=semantic)
         ok = good(row, v.action.value, v.categories)
         for lang in (row["lang"], "all"):
@@ -87,5 +97,8 @@ def learned() -> Moderator:
 
 
 if __name__ == "__main__":
-    figures(Moderator(semantic=False), semantic=False)
-    figures(Moderator(semantic=False, learned=True), semantic=True, name="paraphrase held-out, rules + learned")
+    import sys
+
+    which, label = (load(PROBE), "paraphrase probe") if "--probe" in sys.argv else (ROWS, "paraphrase held-out")
+    figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
+    figures(Moderator(semantic=False, learned=True), semantic=True, rows=which, name=f"{label}, rules + learned")
