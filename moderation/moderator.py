@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from moderation import fuzzy, rules
+from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
 from moderation.normalize import Normalized, normalize
@@ -158,7 +159,8 @@ class Moderator:
             if hits:  # words inside allowlisted phrases ("çıplak ağaç", a bare tree) don't count either
                 tokens = list(norm.tokens)
                 allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
-                hits = [h for h in hits if rules.phrase_key(h.word) not in allowed]
+                hits = [h for h in hits if rules.phrase_key(h.word) not in allowed
+                        and not self._negated_word(h.word, norm)]
             for hit in hits:
                 findings.append(Finding(hit.category, hit.word,
                                         f"reads as {hit.category} (probability {hit.probability:.2f})",
@@ -199,6 +201,21 @@ class Moderator:
                 f"a minor (\u201c{minor_signal[0]}\u201d) with sexual content (\u201c{sexual_signal[0]}\u201d)",
                 "combination"))
         return self._verdict(findings, norm.text, policy, nsfw_channel)
+
+    def _negated_word(self, word: str, norm: Normalized) -> bool:
+        """A word the learned layer read as harmful, right after a negator (or before a trailing one) of
+        English or of the prompt's language ("keine Nacktheit", "çıplak değil"), as the lists treat theirs."""
+        key, tokens = rules.phrase_key(word), list(norm.tokens)
+        if key not in tokens:
+            return False
+        i = tokens.index(key)
+        negation = [self.lexicon.negation[""]]
+        lang = identify(norm.original)
+        if lang in self.lexicon.negation:
+            negation.append(self.lexicon.negation[lang])
+        window = tokens[max(0, i - rules.NEGATION_WINDOW):i]
+        return any(t in n.before for n in negation for t in window) or any(
+            t in n.after for n in negation for t in tokens[i + 1:i + 2])
 
     def _paraphrase(self, prompt: str) -> Reading | None:
         """The prompt model's reading; a clause holding an allowlisted phrase ("a butcher cutting a side of
