@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from moderation import Moderator
+from moderation import Moderator, Policy
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "moderation_paraphrase_holdout.jsonl"
 # Written after the held-out set's first measurement, before the corpus's second round; measured once after it.
@@ -102,3 +102,100 @@ if __name__ == "__main__":
     which, label = (load(PROBE), "paraphrase probe") if "--probe" in sys.argv else (ROWS, "paraphrase held-out")
     figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
     figures(Moderator(semantic=False, learned=True), semantic=True, rows=which, name=f"{label}, rules + learned")
+
+
+@pytest.mark.parametrize("prompt", [
+    "two lovers getting busy in bed",  # English: no listed word
+    "ella tumbada en la cama enseñándolo todo",
+    "une fille au lit qui montre tout",
+    "девушка лежит и показывает всё",
+    "누워서 다 보여주는 여자",
+    "在床上把一切都露出来的女孩",
+])
+def test_paraphrases_no_list_knows_are_read(learned: Moderator, prompt: str) -> None:
+    assert learned.check(prompt, semantic=False).action.value == "allow"  # the lists alone miss it
+    v = learned.check(prompt)
+    assert v.action.value in ("warn", "block") and v.categories == ["sexual"] and v.layer == "learned", v
+    assert "reads as sexual content" in v.reason, v.reason
+
+
+def test_held_out_figures_hold(learned: Moderator) -> None:
+    """The level measured after the corpus's second round (README): the model adds it over the lists."""
+    rules_only, _ = figures(Moderator(semantic=False), semantic=False, verbose=False)
+    table, misses = figures(learned, semantic=True, verbose=False)
+    assert rules_only["all"]["sexual"] < 0.2 and rules_only["all"]["caught"] < 0.45
+    assert table["all"]["sexual"] >= 0.6, misses
+    assert table["all"]["gore"] >= 0.8, misses
+    assert table["all"]["caught"] >= 0.75, misses
+    assert table["all"]["benign"] <= rules_only["all"]["benign"], misses  # no benign trap refused by the model
+
+
+def test_no_benign_prompt_of_the_new_sets_refused_by_the_prompt_model(learned: Moderator) -> None:
+    refused = [r["prompt"] for r in ROWS if r["category"] == "benign"
+               and learned.check(r["prompt"]).layer == "learned"]
+    assert refused == []
+
+
+def test_an_unsure_reading_flags_and_a_sure_one_blocks(learned: Moderator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moderation.paraphrase import Reading
+
+    prompt = "a lady relaxing in the garden"
+    assert learned.check(prompt).action.value == "allow"
+    monkeypatch.setattr(learned.paraphrase, "read", lambda *a, **k: Reading("sexual", 0.85, "lady", prompt))
+    unsure = learned.check(prompt)
+    assert unsure.action.value == "warn" and unsure.categories == ["sexual"] and unsure.layer == "learned"
+    assert unsure.reason.startswith("Notice (sexual): the prompt may read as sexual content") and "unsure" in unsure.reason
+    assert learned.check(prompt, nsfw_channel=True, policy=Policy(nsfw_opt_in=True)).action.value == "allow"
+    # A child with even an unsure sexual reading is minors: blocked and reported, everywhere.
+    minor = learned.check("a 9 year old lady relaxing in the garden", nsfw_channel=True, policy=Policy(nsfw_opt_in=True))
+    assert minor.action.value == "block" and minor.categories[0] == "minors" and minor.report
+    monkeypatch.setattr(learned.paraphrase, "read", lambda *a, **k: Reading("sexual", 0.95, "lady", prompt))
+    sure = learned.check(prompt)
+    assert sure.action.value == "block" and sure.reason.startswith("Blocked (sexual): the prompt uses \u201clady\u201d")
+
+
+def test_a_clause_the_allowlist_vouches_for_is_context_not_read(learned: Moderator) -> None:
+    # "skin peeled off" alone reads as gore; beside "peeling an orange" (allowlisted) it is fruit.
+    assert learned.check("a man, skin peeled off, 8k").categories == ["gore"]
+    assert learned.check("peeling an orange, skin peeled off, macro photo").action.value == "allow"
+
+
+def test_one_keyword_is_not_enough(learned: Moderator) -> None:
+    """A word harmful on its own is the lists' business: the model needs evidence beyond it."""
+    model = learned.paraphrase
+    assert model is not None
+    assert model.read("execution of a plan, business infographic") is None
+    assert model.read("blood orange sorbet, dessert photography") is None
+
+
+def test_scripts_without_spaces_are_scored_by_characters() -> None:
+    from moderation.paraphrase import features
+
+    alone, longer = set(features("一丝不挂")), set(features("一丝不挂的女人"))
+    assert len(alone) >= 9 and len(alone - longer) == 1  # its 1-3-grams are shared; only the whole run differs
+    assert features("Nackt") == features("nackt")  # NFKC, lowercase
+
+
+def test_missing_weights_degrade_to_the_other_layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moderation.paraphrase import ParaphraseModel
+
+    monkeypatch.setattr("moderation.paraphrase.MODEL_FILE", "no-such-file.npz")
+    model = ParaphraseModel()
+    assert not model.available and model.read("two lovers getting busy in bed") is None
+    moderator = Moderator(semantic=False, learned=True)
+    moderator.paraphrase = model
+    assert moderator.check("two lovers getting busy in bed").action.value == "allow"
+
+
+@pytest.mark.slow
+def test_the_build_script_rebuilds_the_shipped_model(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    from scripts.build_paraphrase_model import main
+
+    out = tmp_path / "paraphrase.npz"
+    assert main(["--out", str(out)]) == 0
+    import numpy as np
+
+    shipped = np.load(Path(__file__).resolve().parents[2] / "moderation" / "data" / "paraphrase.npz")
+    built = np.load(out)
+    assert np.array_equal(shipped["weights"], built["weights"]) and np.array_equal(shipped["bias"], built["bias"])
