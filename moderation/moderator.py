@@ -52,6 +52,7 @@ class Finding:
     layer: str
     score: float | None = None
     tentative: bool = False  # the learned model is unsure: flagged (a notice), never refused for it
+    whole: bool = False  # ``reason`` already says what the prompt does (the learned prompt model's reading)
 
 
 @dataclass(frozen=True)
@@ -171,14 +172,15 @@ class Moderator:
         if semantic and not explicit and not any(f.category == "gore" for f in findings):
             reading = self._paraphrase(prompt)
             if reading is not None:
-                read = (f"{reading.category} content in \u201c{reading.clause}\u201d (probability "
+                read = (f"{reading.category} content: \u201c{reading.clause}\u201d (learned model, probability "
                         f"{reading.probability:.2f}")
                 findings.append(Finding(
-                    reading.category, reading.word,
-                    f"reads as {read})" if reading.certain else f"may read as {read}; the learned model is unsure)",
-                    "learned", reading.probability, tentative=not reading.certain))
+                    reading.category, reading.clause,
+                    f"reads as {read})" if reading.certain else f"may read as {read}; the model is unsure, so this is "
+                                                                 "a notice)",
+                    "learned", reading.probability, tentative=not reading.certain, whole=True))
                 if reading.category == "sexual":
-                    sexual_signal.append(reading.word)
+                    sexual_signal.append(reading.clause)
                     explicit = True
                 already_blocked = already_blocked or (reading.certain and policy.action_for(
                     reading.category, nsfw_channel=nsfw_channel) is Action.BLOCK)
@@ -271,7 +273,7 @@ def _reason(action: Action, f: Finding) -> str:
         return f"{verb} (minors): the prompt combines {f.reason}. {_HOW['minors']}"
     if f.layer == "semantic" and f.category in ("sexual", "gore"):
         what = f"reads as {f.category} content (similarity {f.score:.2f})"
-    elif f.layer == "learned" and f.tentative:
+    elif f.whole:
         what = f.reason
     elif f.layer == "learned":
         what = f"uses \u201c{f.term}\u201d, which {f.reason}"

@@ -12,7 +12,7 @@ A prompt is scored clause by clause (split at commas and sentence ends) and as a
 harmful reading counts. Two thresholds, following the policy of reasons: at or above ``BLOCK`` the
 reading counts like a listed term (the category's action, blocked under the default policy); between
 ``FLAG`` and ``BLOCK`` the model is unsure and the prompt is only flagged (a notice, never a refusal).
-The reason names the clause's word that weighed most.
+The reason quotes the clause.
 """
 
 from __future__ import annotations
@@ -126,11 +126,10 @@ def features(text: str) -> list[int]:
 
 @dataclass(frozen=True)
 class Reading:
-    """The most harmful reading of a prompt: its category, probability and the word that weighed most."""
+    """The most harmful reading of a prompt: its category, probability and the clause that reads so."""
 
     category: str
     probability: float
-    word: str
     clause: str
 
     @property
@@ -242,14 +241,4 @@ class ParaphraseModel(LazyModel):
         if best is None:
             return None
         probability, c, ws = best
-        return Reading(CLASSES[c], probability, self._heaviest(ws, c), " ".join(ws))
-
-    def _heaviest(self, words: list[str], c: int) -> str:
-        """The clause's word whose own features push hardest toward class ``c`` (for the reason)."""
-        best, weight = words[0], -math.inf
-        for word in words:
-            column = self._weights[list(_token(word)[1])]
-            w = float((column[:, c] - column[:, 0]).sum())
-            if w > weight:
-                best, weight = word, w
-        return best
+        return Reading(CLASSES[c], probability, " ".join(ws))
