@@ -78,11 +78,11 @@ def language_corpus(rng: random.Random, lang: str, data: dict, styles: list[str]
 
 def list_corpus(rng: random.Random, styles: list[str], benign: dict[str, list[str]]) -> list[tuple[str, int]]:
     """The lists' explicit terms as harmful, and what the lists say is not explicit as benign: allowlisted
-    phrases, names, suggestive words and body or injury words alone, and every word for a child doing
+    phrases, names, body or injury words alone, and every word for a child doing
     something ordinary (a child alone is no sexual cue: the minors rule needs both)."""
     from moderation.fuzzy import known_words
     from moderation.languages import language_data
-    from moderation.rules import _FILES, ADULT, EXPLICIT, SIGNAL, _load_file
+    from moderation.rules import _FILES, ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, _load_file
 
     entries = [e for name in _FILES for e in _load_file(name)]
     entries += list(language_data().entries) + list(language_data().script)
@@ -91,8 +91,8 @@ def list_corpus(rng: random.Random, styles: list[str], benign: dict[str, list[st
         term = e.term.rstrip("*")
         if e.tier == EXPLICIT and e.category in ("sexual", "gore"):
             label = CLASSES.index(e.category)
-        elif e.tier == ADULT or (e.tier == SIGNAL and "sexualised" in e.reason):
-            continue
+        elif e.tier in (ADULT, SUGGESTIVE) or (e.tier == SIGNAL and "sexualised" in e.reason):
+            continue  # suggestive words are neither harmless nor explicit: no label either way
         else:
             label = 0
         rows += [(term, label), (f"{rng.choice(styles)}, {term}", label)]
