@@ -37,11 +37,11 @@ from moderation.rules import (
     INJURY,
     NAME,
     SCRIPT_OFFSET,
-    Negation,
     SIGNAL,
     SUGGESTIVE,
     Entry,
     Match,
+    Negation,
 )
 
 log = logging.getLogger(__name__)

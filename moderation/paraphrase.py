@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from itertools import pairwise
 from typing import Any
 
 from anyascii import anyascii
@@ -112,7 +113,7 @@ def clause_features(words: list[str]) -> tuple[list[int], list[str]]:
         key, fs = _token(word)
         keys.append(key)
         feats.extend(fs)
-    feats.extend(_hash(f"b|{a} {b}") for a, b in zip(keys, keys[1:], strict=False))
+    feats.extend(_hash(f"b|{a} {b}") for a, b in pairwise(keys))
     return feats, keys
 
 
@@ -178,7 +179,7 @@ class ParaphraseModel(LazyModel):
             key, fs = _token(word)
             keys.append(key)
             per_word.append(list(fs))
-        pairs = {_hash(f"b|{a} {b}") for a, b in zip(keys, keys[1:], strict=False)}
+        pairs = {_hash(f"b|{a} {b}") for a, b in pairwise(keys)}
         counts: dict[int, int] = {}
         for fs in per_word:
             for f in set(fs):

@@ -268,14 +268,9 @@ def _negatable(m: Match) -> bool:
 def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation]) -> bool:
     """A sexual or gore term right after a negator of its language ("no nudity", "sin desnudos",
     "nicht nackt", "не голая"), or right before one ("çıplak değil")."""
-    if not _negatable(m):
-        return False
-    neg = negation.get(m.entry.lang)
-    if neg is None:
-        return False
-    if any(t in neg.before for t in tokens[max(0, m.start - NEGATION_WINDOW):m.start]):
-        return True
-    return bool(neg.after) and any(t in neg.after for t in tokens[m.end:m.end + 1])
+    neg = negation.get(m.entry.lang) if _negatable(m) else None
+    return neg is not None and (any(t in neg.before for t in tokens[max(0, m.start - NEGATION_WINDOW):m.start])
+                                or any(t in neg.after for t in tokens[m.end:m.end + 1]))
 
 
 def _drop_allowed(matches: list[Match], tokens: list[str],
