@@ -1,7 +1,8 @@
 """Moderation throughput: prompts/s for the rule layers (English and multilingual prompts) and ms/prompt
 with the semantic layer, one thread.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/moderation.py [--n 20000] [--semantic-n 200]``.
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/moderation.py [--n 20000] [--semantic-n 200] [--profile]``.
+``--profile`` prints cProfile's top functions for the all-layers pass.
 Uses the labelled set's prompts (cycled); the normalisation cache is cleared between passes so
 repeated prompts don't flatter the figure.
 """
@@ -50,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--semantic-n", type=int, default=200)
+    parser.add_argument("--profile", action="store_true", help="cProfile the all-layers pass")
     args = parser.parse_args()
 
     from moderation import Moderator
@@ -78,15 +80,30 @@ def main() -> None:
         return
     mixed = prompts + other
     sample = [f"{mixed[(i * 7) % len(mixed)]}, v{i}" for i in range(args.semantic_n)]
-    times = []
+    concepts = "on" if getattr(full, "concepts", True) else "off: the learned prompt model ships"
+    times, cpu = [], []
     for p in sample:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         full.check(p)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
     times.sort()
+    cpu.sort()
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for p in sample:
+            full.check(p + " again")
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(18)
     p95 = times[int(0.95 * (len(times) - 1))]
-    print(f"with semantic (both sets): median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms per prompt "
-          f"({len(times)} prompts, torch threads = 1)")
+    print(f"all layers (both sets): median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms per prompt wall; "
+          f"CPU median {statistics.median(cpu):.2f} ms, p95 {cpu[int(0.95 * (len(cpu) - 1))]:.2f} ms "
+          f"({len(times)} prompts, torch threads = 1; MiniLM concepts "
+          f"{concepts})")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from moderation.rules import (
     SUGGESTIVE,
     Entry,
     Match,
+    Negation,
 )
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class LanguageData:
     gated: dict[str, frozenset[str]]  # term -> the languages a prompt must be in for it to count
     age_units: tuple[str, ...]  # "anos", "jahre", "lat" ...
     age_numbers: dict[str, int]  # "diez" -> 10 ...
+    negation: dict[str, Negation]  # language -> its negators (folded words; as written in CJK scripts)
 
 
 def script_text(text: str) -> str:
@@ -169,6 +171,7 @@ def language_data() -> LanguageData:
     units: list[str] = []
     numbers: dict[str, int] = {}
     gated: dict[str, set[str]] = {}
+    negation: dict[str, Negation] = {}
     folder = resources.files("moderation.data").joinpath("lang")
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if not item.name.endswith(".toml"):
@@ -179,6 +182,10 @@ def language_data() -> LanguageData:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"moderation list data/lang/{item.name} is not valid TOML: {exc}") from exc
         a, b, o, u, n, g = _load(lang, raw)
+        neg = raw.get("negation", {})
+        fold_word = script_text if lang in ("ja", "ko", "zh") else phrase_key
+        negation[lang] = Negation(frozenset(fold_word(str(w)) for w in neg.get("before", [])),
+                                  frozenset(fold_word(str(w)) for w in neg.get("after", [])))
         for term, code in g.items():
             gated.setdefault(term, set()).add(code)
         latin.extend(a)
@@ -190,13 +197,17 @@ def language_data() -> LanguageData:
     log.debug("loaded %d entries in other languages, %d in CJK scripts", len(latin), len(script))
     return LanguageData(tuple(latin), tuple(script), {k: frozenset(v) for k, v in ordinary.items()},
                         {k: frozenset(v) for k, v in gated.items()},
-                        tuple(dict.fromkeys(u for u in units if u)), numbers)
+                        tuple(dict.fromkeys(u for u in units if u)), numbers, negation)
 
 
 class ScriptMatcher:
     """Substring matching for scripts written without spaces; one set probe per character position."""
 
-    def __init__(self, entries: tuple[Entry, ...]) -> None:
+    def __init__(self, entries: tuple[Entry, ...], negation: dict[str, Negation] | None = None) -> None:
+        # Kanji and kana are shared by Japanese and Chinese lists: every CJK language's negators count.
+        cjk = [n for lang, n in (negation or {}).items() if lang in ("ja", "ko", "zh")]
+        self.before = tuple(sorted({w for n in cjk for w in n.before}, key=len, reverse=True))
+        self.after = tuple(sorted({w for n in cjk for w in n.after}, key=len, reverse=True))
         table: dict[str, list[Entry]] = {}
         for entry in entries:
             table.setdefault(entry.term, []).append(entry)
@@ -224,8 +235,19 @@ class ScriptMatcher:
                 continue
             if any(x <= a and b <= y and (y - x) > (b - a) for x, y in allowed):
                 continue
-            out.extend(Match(e, SCRIPT_OFFSET + a, SCRIPT_OFFSET + b) for e in entries)
+            out.extend(Match(e, SCRIPT_OFFSET + a, SCRIPT_OFFSET + b) for e in entries
+                       if not self._negated(e, text, a, b))
         return out
+
+    def _negated(self, entry: Entry, text: str, start: int, end: int) -> bool:
+        """A sexual or gore term next to a CJK negator ("没有裸体", "裸ではない", "노출 없음"): right before
+        it or with one character (a space, a particle) between, or likewise after it."""
+        if entry.tier not in (EXPLICIT, SUGGESTIVE, INJURY) or entry.category not in ("sexual", "gore"):
+            return False
+        before = text[max(0, start - 8):start].rstrip()
+        after = text[end:end + 8].lstrip()
+        return (any(before.endswith(w) or before[:-1].rstrip().endswith(w) for w in self.before)
+                or any(after.startswith(w) or after[1:].lstrip().startswith(w) for w in self.after))
 
     @staticmethod
     def _inside_katakana_word(text: str, start: int, end: int) -> bool:

@@ -12,9 +12,11 @@ import threading
 from dataclasses import dataclass
 
 from moderation import fuzzy, rules
+from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
 from moderation.normalize import Normalized, normalize
+from moderation.paraphrase import ParaphraseModel, Reading
 from moderation.policy import DEFAULT_POLICY, SEVERITY, Action, Policy, Verdict
 from moderation.rules import ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, Match
 from moderation.semantic import SemanticLayer
@@ -49,6 +51,8 @@ class Finding:
     reason: str
     layer: str
     score: float | None = None
+    tentative: bool = False  # the learned model is unsure: flagged (a notice), never refused for it
+    whole: bool = False  # ``reason`` already says what the prompt does (the learned prompt model's reading)
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,16 @@ class Moderator:
     def __init__(self, *, semantic: bool = True, learned: bool | None = None) -> None:
         """``semantic=False`` is the rules only; ``learned`` defaults to the same choice."""
         self.lexicon = rules.default_lexicon()
-        self.learned = LearnedLayer() if (semantic if learned is None else learned) else None
+        wanted = semantic if learned is None else learned
+        self.learned = LearnedLayer() if wanted else None
+        self.paraphrase = ParaphraseModel() if wanted else None
         self._known: frozenset[str] | None = None
         self._semantic: SemanticLayer | None = None
         self._semantic_lock = threading.Lock()
         self._semantic_wanted = semantic
+        # MiniLM's concept descriptions (English only, ~10 ms a prompt) are replaced by the learned prompt
+        # model where it ships; the model still confirms misspelt names.
+        self.concepts = self.paraphrase is None or not self.paraphrase.available
 
     @property
     def semantic(self) -> SemanticLayer | None:
@@ -151,7 +160,8 @@ class Moderator:
             if hits:  # words inside allowlisted phrases ("çıplak ağaç", a bare tree) don't count either
                 tokens = list(norm.tokens)
                 allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
-                hits = [h for h in hits if rules.phrase_key(h.word) not in allowed]
+                hits = [h for h in hits if rules.phrase_key(h.word) not in allowed
+                        and not self._negated_word(h.word, norm)]
             for hit in hits:
                 findings.append(Finding(hit.category, hit.word,
                                         f"reads as {hit.category} (probability {hit.probability:.2f})",
@@ -159,8 +169,24 @@ class Moderator:
                 if hit.category == "sexual":
                     sexual_signal.append(hit.word)
                     explicit = True
+        if semantic and not explicit and not any(f.category == "gore" for f in findings):
+            reading = self._paraphrase(prompt)
+            if reading is not None:
+                read = (f"{reading.category} content: \u201c{reading.clause}\u201d (learned model, probability "
+                        f"{reading.probability:.2f}")
+                findings.append(Finding(
+                    reading.category, reading.clause,
+                    f"reads as {read})" if reading.certain else f"may read as {read}; the model is unsure, so this is "
+                                                                 "a notice)",
+                    "learned", reading.probability, tentative=not reading.certain, whole=True))
+                if reading.category == "sexual":
+                    sexual_signal.append(reading.clause)
+                    explicit = True
+                already_blocked = already_blocked or (reading.certain and policy.action_for(
+                    reading.category, nsfw_channel=nsfw_channel) is Action.BLOCK)
         if layer is not None and layer.available and not already_blocked:
-            for hit in layer.check(rules.without_allowed(list(norm.tokens), self.lexicon), list(norm.tokens)):
+            for hit in layer.check(rules.without_allowed(list(norm.tokens), self.lexicon), list(norm.tokens),
+                                   concepts=self.concepts):
                 findings.append(Finding(hit.category, hit.term, hit.reason, "semantic", hit.score))
                 if hit.category == "sexual":
                     sexual_signal.append(hit.term)
@@ -178,6 +204,35 @@ class Moderator:
                 "combination"))
         return self._verdict(findings, norm.text, policy, nsfw_channel)
 
+    def _negated_word(self, word: str, norm: Normalized) -> bool:
+        """A word the learned layer read as harmful, right after a negator (or before a trailing one) of
+        English or of the prompt's language ("keine Nacktheit", "çıplak değil"), as the lists treat theirs."""
+        key, tokens = rules.phrase_key(word), list(norm.tokens)
+        if key not in tokens:
+            return False
+        i = tokens.index(key)
+        negation = [self.lexicon.negation[""]]
+        lang = identify(norm.original)
+        if lang in self.lexicon.negation:
+            negation.append(self.lexicon.negation[lang])
+        window = tokens[max(0, i - rules.NEGATION_WINDOW):i]
+        return any(t in n.before for n in negation for t in window) or any(
+            t in n.after for n in negation for t in tokens[i + 1:i + 2])
+
+    def _paraphrase(self, prompt: str) -> Reading | None:
+        """The prompt model's reading; a clause holding an allowlisted phrase ("a butcher cutting a side of
+        beef in half", "a naked mole rat") is benign by the lists' word and is not read."""
+        model = self.paraphrase
+        if model is None or not model.available:
+            return None
+        lexicon = self.lexicon
+
+        def allowed(clause: str) -> bool:
+            tokens = list(normalize(clause).tokens)
+            return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
+
+        return model.read(prompt, allowed)
+
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:
         out = [Finding(m.category, m.entry.term, m.entry.reason, "rules")
@@ -187,7 +242,7 @@ class Moderator:
 
     @staticmethod
     def _verdict(findings: list[Finding], text: str, policy: Policy, nsfw_channel: bool) -> Verdict:
-        acted = [(policy.action_for(f.category, nsfw_channel=nsfw_channel), f) for f in findings]
+        acted = [(_action(policy, f, nsfw_channel), f) for f in findings]
         acted = [(a, f) for a, f in acted if a is not Action.ALLOW]
         matched = list(dict.fromkeys(f.term for f in findings))
         if not acted:
@@ -207,12 +262,19 @@ class Moderator:
         )
 
 
+def _action(policy: Policy, f: Finding, nsfw_channel: bool) -> Action:
+    action = policy.action_for(f.category, nsfw_channel=nsfw_channel)
+    return Action.WARN if f.tentative and action is Action.BLOCK else action
+
+
 def _reason(action: Action, f: Finding) -> str:
     verb = "Blocked" if action is Action.BLOCK else "Notice"
     if f.category == "minors":
         return f"{verb} (minors): the prompt combines {f.reason}. {_HOW['minors']}"
     if f.layer == "semantic" and f.category in ("sexual", "gore"):
         what = f"reads as {f.category} content (similarity {f.score:.2f})"
+    elif f.whole:
+        what = f.reason
     elif f.layer == "learned":
         what = f"uses \u201c{f.term}\u201d, which {f.reason}"
     elif f.layer == "guild-terms":

@@ -45,6 +45,18 @@ NEAR_MISS = "near-miss"  # a real word a letter away from an explicit term: neve
 SCRIPT_OFFSET = 1_000_000
 
 NEGATORS = frozenset({"no", "not", "without", "non", "sfw", "never", "avoid", "zero", "nothing"})
+NEGATION_WINDOW = 2  # a negator counts up to this many words before the term ("no more nudity")
+
+
+@dataclass(frozen=True)
+class Negation:
+    """A language's negators: words before a term ("sin", "nicht"), and after it ("çıplak değil")."""
+
+    before: frozenset[str] = frozenset()
+    after: frozenset[str] = frozenset()
+
+
+ENGLISH_NEGATION = Negation(NEGATORS)
 
 # Files and the (category, table -> tier) they hold.
 _FILES: dict[str, tuple[str, dict[str, str]]] = {
@@ -105,7 +117,8 @@ class Lexicon:
 
     def __init__(self, entries: Iterable[Entry], *, fuzzy: bool = False, script: Any = None,
                  ordinary: Mapping[str, frozenset[str]] | None = None,
-                 gated: Mapping[str, frozenset[str]] | None = None) -> None:
+                 gated: Mapping[str, frozenset[str]] | None = None,
+                 negation: Mapping[str, Negation] | None = None) -> None:
         table: dict[str, list[Entry]] = {}
         near_misses: set[str] = set()
         stems: dict[str, list[tuple[str, Entry]]] = {}
@@ -138,6 +151,8 @@ class Lexicon:
         self.ordinary: Mapping[str, frozenset[str]] = ordinary or {}
         # Words that count only when the prompt is in their language ("kind" is German for child).
         self.gated: Mapping[str, frozenset[str]] = gated or {}
+        # Per language ("" for English): the words that negate a term of that language's lists.
+        self.negation: Mapping[str, Negation] = {"": ENGLISH_NEGATION, **(negation or {})}
         first: dict[str, int] = {}
         for key in self.table:
             words = key.split(" ")
@@ -207,8 +222,8 @@ def default_lexicon() -> Lexicon:
         entries.extend(_load_file(name))
     other = language_data()
     entries.extend(other.entries)
-    lex = Lexicon(entries, fuzzy=True, script=ScriptMatcher(other.script), ordinary=other.ordinary,
-                  gated=other.gated)
+    lex = Lexicon(entries, fuzzy=True, script=ScriptMatcher(other.script, other.negation), ordinary=other.ordinary,
+                  gated=other.gated, negation=other.negation)
     log.debug("loaded %d list phrases", len(lex))
     return lex
 
@@ -246,18 +261,33 @@ def _resolve_wildcards(norm: Normalized, vocabulary: frozenset[str]) -> str | No
     return text if changed else None
 
 
-def _drop_allowed(matches: list[Match], tokens: list[str]) -> list[Match]:
+def _negatable(m: Match) -> bool:
+    return m.tier in (EXPLICIT, SUGGESTIVE, INJURY) and m.category in ("sexual", "gore")
+
+
+def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation]) -> bool:
+    """A sexual or gore term right after a negator of its language ("no nudity", "sin desnudos",
+    "nicht nackt", "не голая"), or right before one ("çıplak değil")."""
+    neg = negation.get(m.entry.lang) if _negatable(m) else None
+    return neg is not None and (any(t in neg.before for t in tokens[max(0, m.start - NEGATION_WINDOW):m.start])
+                                or any(t in neg.after for t in tokens[m.end:m.end + 1]))
+
+
+def _drop_allowed(matches: list[Match], tokens: list[str],
+                  negation: Mapping[str, Negation] | None = None) -> list[Match]:
+    negation = {"": ENGLISH_NEGATION} if negation is None else negation
     allowed = [(m.start, m.end) for m in matches if m.tier in (ALLOW, PUBLIC_DOMAIN)]
+    # A span negated in the language of any entry found there is negated for all of them: "sem nudez" is
+    # Portuguese, and the English list's "nudez" at the same place goes too.
+    negated_spans = {(m.start, m.end) for m in matches if negated(m, tokens, negation)}
     kept: list[Match] = []
     for m in matches:
         if m.tier in (ALLOW, PUBLIC_DOMAIN):
             continue
         if any(a <= m.start and m.end <= b and (b - a) > (m.end - m.start) for a, b in allowed):
             continue
-        if m.tier in (EXPLICIT, SUGGESTIVE, INJURY) and m.category in ("sexual", "gore") and not m.entry.lang:
-            before = tokens[max(0, m.start - 2):m.start]
-            if any(t in NEGATORS for t in before):
-                continue
+        if (m.start, m.end) in negated_spans and _negatable(m):
+            continue
         kept.append(m)
     return kept
 
@@ -274,7 +304,7 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
     out: list[Match] = []
     for variant in variants:
         tokens = variant.split(" ")
-        kept = _drop_allowed(lex.scan(tokens), tokens)
+        kept = _drop_allowed(lex.scan(tokens), tokens, lex.negation)
         kept.extend(_injuries(kept))
         if lex.ordinary or lex.gated:
             kept = _drop_ordinary(kept, tokens, lex, norm.original)

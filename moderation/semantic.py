@@ -161,9 +161,11 @@ class SemanticLayer(LazyModel):
                 self._recent.popitem(last=False)
         return dict(result)
 
-    def check(self, text: str, tokens: list[str]) -> list[SemanticHit]:
+    def check(self, text: str, tokens: list[str], *, concepts: bool = True) -> list[SemanticHit]:
+        """Concept hits (when ``concepts``: the model call every prompt pays) and misspelt names (a model
+        call only where the spelling index proposes one)."""
         hits: list[SemanticHit] = []
-        for category, score in self.concept_scores(text).items():
+        for category, score in (self.concept_scores(text) if concepts else {}).items():
             if score >= THRESHOLDS[category]:
                 hits.append(SemanticHit(category, f"~{category}", score, "close to a described banned concept"))
         hits.extend(self.names(tokens))
