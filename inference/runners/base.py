@@ -120,6 +120,7 @@ def image_result(
     *,
     loras: list[lora.JobLora] | None = None,
     notes: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> GenerationResult:
     """The PNGs of a drawing job, each with its A1111 parameters, and a grid when there are several."""
     extra: dict[str, Any] = {"Schedule type": spec.schedule_type} if spec.schedule_type else {}
@@ -132,6 +133,7 @@ def image_result(
     if request.task == "img2img":
         # A1111's key for img2img strength, so PNG Info and Civitai show it.
         extra["Denoising strength"] = f"{request.strength:g}"
+    extra.update(parameters or {})  # a job's own keys (e.g. its image prompt, inference/ipadapter.py)
     prompt = request.prompt
     if loras:
         # A1111 names LoRAs in the prompt (<lora:name:weight>) and lists their hashes, which

@@ -8,12 +8,13 @@ thread (inference/finishing.py).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from inference import lora, prompts
+from inference import ipadapter, lora, prompts
 from inference.finishing import Finishing
 from inference.models import ModelSpec
 from inference.runners import img2img, txt2img
@@ -38,6 +39,8 @@ def check(spec: ModelSpec, request: GenerationRequest) -> float:
         check_img2img(request)
     elif request.task != "txt2img":
         raise wrong_kind(spec, request)
+    if request.ip_images:
+        ipadapter.check(request.ip_images, request.ip_weights, request.ip_mode, request.ip_scale)
     return guidance
 
 
@@ -51,7 +54,16 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     variation = request.task == "img2img"
     runner = img2img.run if variation else txt2img.run
     started = time.perf_counter()
-    with job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request):
+    # /blend and style_ref: the IP-Adapter in the UNet for this job only (inference/ipadapter.py).
+    image_prompt: dict[str, Any] = {}
+    recorded: dict[str, str] = {}
+    adapted: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if request.ip_images:
+        adapter, embeds = ipadapter.job_embeds(engine, spec, pipe, request.ip_images, request.ip_weights, guidance)
+        image_prompt = {"ip_adapter_image_embeds": embeds}
+        recorded = ipadapter.parameters(adapter, request.ip_mode, request.ip_weights, request.ip_scale)
+        adapted = ipadapter.applied(pipe.unet, adapter, kind=spec.kind, mode=request.ip_mode, scale=request.ip_scale)
+    with job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request), adapted:
         # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
         # encoders): applied for this job only, removed before the next one starts.
         with engine.adapters.applied(pipe, job_loras, model=spec.name):
@@ -62,7 +74,8 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
             one_call = not variation and engine.one_call_for_count(pipe, job_loras)
             images = runner(run_pipe, request, guidance=guidance, device=engine.device, on_step=on_step,
                             is_cancelled=is_cancelled, batch=engine.batch_images or one_call,
-                            prompt=encoded.kwargs)
+                            prompt=encoded.kwargs, **image_prompt)
     run_seconds = time.perf_counter() - started
     return Finishing(request.job_id, partial(image_result, run_spec, request, guidance, images, run_seconds,
-                                             loras=job_loras, notes=encoded.notes))
+                                             loras=job_loras, notes=encoded.notes,
+                                             parameters=recorded))

@@ -78,8 +78,11 @@ def make_tiny(dest: Path) -> Path:
     stage_1.save_pretrained(dest / "tiny-if" / "stage-1", safe_serialization=True)
     stage_2.save_pretrained(dest / "tiny-if" / "stage-2", safe_serialization=True)
 
+    # /describe's captioner and tagger, /blend's IP-Adapters (inference/testing/vision.py).
+    from inference.testing import vision
+
     toml_path = dest / "models.toml"
-    toml_path.write_text(_TOML, encoding="utf-8")
+    toml_path.write_text(_TOML + vision.write_all(dest, components.SEED + 12), encoding="utf-8")
     log.info("wrote tiny models to %s", dest)
     return toml_path
 
