@@ -15,13 +15,21 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.params import blend as blending
 from bot.params import images
 from bot.params.imagine import ImagineOptions
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
-from bot.ui.submit import act_on_reaction, load_attachment, start, submit
+from bot.ui.submit import act_on_reaction, load_attachment, load_named, start, submit
 from inference import lora as loras
-from inference.limits import MAX_LORA_WEIGHT, MAX_STRENGTH, MIN_LORA_WEIGHT, MIN_STRENGTH
+from inference.limits import (
+    DEFAULT_STYLE_WEIGHT,
+    MAX_LORA_WEIGHT,
+    MAX_STRENGTH,
+    MIN_LORA_WEIGHT,
+    MIN_STRENGTH,
+    STYLE_WEIGHT_RANGE,
+)
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
@@ -48,6 +56,9 @@ class Imagine(Feature):
         lora="A style or character add-on (LoRA) from the bot's collection; off unless the owner set one up",
         lora_weight=f"How strongly the LoRA applies ({MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}; default {loras.DEFAULT_WEIGHT:g})",
         quality="fast: a distilled model or fewer steps, a few times quicker and a little rougher",
+        style_ref="Keep the style of this image (colours, strokes, mood), not its subject (IP-Adapter)",
+        style_weight=f"How strongly the style applies ({STYLE_WEIGHT_RANGE[0]:g}-{STYLE_WEIGHT_RANGE[1]:g}; "
+                     f"default {DEFAULT_STYLE_WEIGHT:g})",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
                           quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")])
@@ -57,16 +68,24 @@ class Imagine(Feature):
                       image: discord.Attachment | None = None, strength: float | None = None,
                       lora: str | None = None,
                       lora_weight: app_commands.Range[float, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT] | None = None,
-                      quality: str | None = None) -> None:
+                      quality: str | None = None, style_ref: discord.Attachment | None = None,
+                      style_weight: float | None = None) -> None:
         # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
                                  guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
                                  lora_dir=self.bot.settings.lora_dir, quality=quality)
         params = self.bot.service.prepare_imagine(options)
         strength = images.check_strength(strength, has_image=image is not None)
+        style_weight = blending.check_style_weight(style_weight, has_reference=style_ref is not None)
+        if style_ref is not None:
+            blending.check_model(self.bot.registry, self.bot.registry.get(params["model"]), what="`style_ref`")
         if image is not None:
             loaded = await load_attachment(interaction, image)
             params = await images.imagine_from_image(params, self.bot.registry.get(params["model"]), loaded, strength)
+        if style_ref is not None:
+            reference = await load_named(interaction, "style_ref", style_ref)
+            params = await blending.style_params(params, reference, DEFAULT_STYLE_WEIGHT if style_weight is None
+                                                 else style_weight)
         await submit(interaction, "imagine", params)
 
     @imagine.autocomplete("model")

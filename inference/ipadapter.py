@@ -95,7 +95,7 @@ def load(spec: ModelSpec, device: str, dtype: torch.dtype) -> Adapter:
         raise RequestRefused(f"{spec.name}: expected {weights} and an image encoder in {encoder_folder}")
     state: dict[str, dict[str, torch.Tensor]] = {"image_proj": {}, "ip_adapter": {}}
     with safe_open(str(weights), framework="pt", device="cpu") as handle:
-        for key in handle.keys():  # noqa: SIM118 (a safetensors handle is not a dict)
+        for key in handle.keys():
             part, _, rest = key.partition(".")
             if part in state:
                 state[part][rest] = handle.get_tensor(key).to(dtype)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[["discord.Interaction[Atelier]", int, int], Awaitable[None]]
 
 # Every action a result button can carry; a handler registers itself for each with @handles.
-ACTIONS = ("reroll", "cancel", "vary", "subtle", "upscale", "animate")
+ACTIONS = ("reroll", "cancel", "vary", "subtle", "upscale", "animate", "prompt")
 
 # action -> handler(interaction, job_id, index), filled in by the cogs that own each action.
 HANDLERS: dict[str, Handler] = {}

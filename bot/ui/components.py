@@ -47,13 +47,18 @@ def queued_view(job: Job) -> discord.ui.View:
     return layout(view)
 
 
-def result_view(job: Job) -> discord.ui.View:
+def result_view(job: Job, prompts: int = 0) -> discord.ui.View:
     """Midjourney's layout: a grid gets U1-U4 (upscale that image) and Reroll, then V1-V4 (vary it);
     a single image gets Reroll, Upscale, Vary (Subtle) and Vary (Strong), then Animate; both get Rerun
-    (same seed). Upscale results are final: no buttons; videos get Reroll only."""
+    (same seed). Upscale results are final: no buttons; videos get Reroll only; a /describe result gets
+    one button per prompt (``prompts``)."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
     if job.params.get("task") == "upscale":
+        return layout(view)
+    if job.command == "describe":  # prompt n -> /imagine with it (cogs/describe.py)
+        for i in range(prompts):
+            view.add_item(_button(str(i + 1), "prompt", job_id, index=i, emoji="🖌️", row=0))
         return layout(view)
     if job.params.get("task") == "img2vid":
         view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary))

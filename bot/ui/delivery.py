@@ -16,6 +16,7 @@ from typing import Any
 
 import discord
 
+from bot.params import describe
 from bot.ui import render
 from bot.ui.components import queued_view, result_view
 from db.models import Job, Output
@@ -166,7 +167,9 @@ class DiscordDelivery:
                                               f"than the upload limit ({limit / 2**20:.1f} MiB).")
             return {"embed": embed, "view": result_view(job), "attachments": []}
         file = render.result_file(job, data, extension)
-        return {"embed": render.result_embed(job, file.filename), "view": result_view(job), "attachments": [file]}
+        prompts = await asyncio.to_thread(describe.prompts_of, output.data) if job.command == "describe" else None
+        return {"embed": render.result_embed(job, file.filename, prompts),
+                "view": result_view(job, len(prompts or [])), "attachments": [file]}
 
     def _webhook(self, job: Job) -> discord.Webhook | None:
         if not job.interaction_token or not job.application_id or job.id in self._dead_tokens:

@@ -88,7 +88,8 @@ def _folder(spec: ModelSpec) -> Path:
     if not hub.is_hub_id(spec.source):
         return Path(spec.source)
     if spec.kind == "tagger":
-        return [hub.fetch_file(spec.name, spec.source, name) for name in hub.helper_files(spec)][0].parent
+        found = [hub.fetch_file(spec.name, spec.source, name) for name in hub.helper_files(spec)]
+        return found[0].parent
     return hub.fetch_pipeline(spec.name, spec.source, variant=None)[0]
 
 
