@@ -168,10 +168,8 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_steps": 100,
     },
     # /describe's captioner and tagger, and IP-Adapters, draw nothing: the numbers are unused.
-    **dict.fromkeys(("caption", "tagger", "ip-adapter"), {
-        "steps": 1, "guidance": 0.0, "scheduler": "default", "width": 512, "height": 512, "max_steps": 1,
-        "max_count": 1,
-    }),
+    **{kind: {"steps": 1, "guidance": 0.0, "scheduler": "default", "width": 512, "height": 512, "max_steps": 1,
+              "max_count": 1} for kind in ("caption", "tagger", "ip-adapter")},
     # A `controlnet` entry takes its base model's values (see `_controlnet_defaults`); this table
     # only exists so every kind has one.
     "controlnet": {},
