@@ -191,8 +191,12 @@ def downloads_for(spec: Any, device: str) -> list[Download]:
     ``atelier models pull`` fetches exactly this, and ``atelier doctor`` checks it is cached."""
     variant = preferred_variant(spec.extra.get("variant"), device)
     found: list[Download] = []
-    if spec.kind in ("tagger", "ip-adapter"):
-        return [Download(spec.source, name) for name in helper_files(spec)] if is_hub_id(spec.source) else []
+    if spec.kind in ("caption", "tagger", "ip-adapter"):  # /describe and image prompts: full precision files
+        if not is_hub_id(spec.source):
+            return []
+        if spec.kind == "caption":
+            return [Download(spec.source)]
+        return [Download(spec.source, name) for name in helper_files(spec)]
     if spec.kind == "esrgan":
         if spec.extra.get("file") and is_hub_id(spec.source):
             found.append(Download(spec.source, str(spec.extra["file"])))

@@ -42,14 +42,15 @@ class ProgressBar:
 
 
 def with_dependencies(registry: ModelRegistry, names: list[str]) -> list[ModelSpec]:
-    """The named models and the registry models they draw with (a ControlNet's base, IF's third stage)."""
+    """The named models and the registry models they draw with (a ControlNet's base, IF's third stage, a
+    captioner's tagger)."""
     specs: list[ModelSpec] = []
     queue = list(names)
     while queue:
         spec = registry.get(queue.pop(0))
         if spec not in specs:
             specs.append(spec)
-            queue += [str(spec.extra[key]) for key in ("base", "stage_3") if spec.extra.get(key) in registry]
+            queue += [str(spec.extra[key]) for key in ("base", "stage_3", "tagger") if spec.extra.get(key) in registry]
     return specs
 
 

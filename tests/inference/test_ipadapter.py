@@ -116,3 +116,21 @@ def test_a_model_without_an_adapter_for_its_family_is_refused(engine) -> None:  
 def test_image_prompt_jobs_are_never_batched() -> None:
     assert _request().batch_key() is not None
     assert _request(ip_images=[RED, BLUE], ip_weights=[1, 1], ip_mode="blend").batch_key() is None
+
+
+def test_the_packaged_entries_download_what_their_loaders_read() -> None:
+    from inference.hub import downloads_for
+    from inference.models import ModelRegistry
+
+    registry = ModelRegistry.load(None)
+    wanted = {name: [(d.repo, d.filename) for d in downloads_for(registry.get(name), "cuda")]
+              for name in ("ip-adapter-sd15", "ip-adapter-sdxl", "wd-vit-tagger-v3")}
+    assert wanted["ip-adapter-sd15"] == [("h94/IP-Adapter", "models/ip-adapter_sd15.safetensors"),
+                                         ("h94/IP-Adapter", "models/image_encoder/config.json"),
+                                         ("h94/IP-Adapter", "models/image_encoder/model.safetensors")]
+    assert wanted["ip-adapter-sdxl"][0] == ("h94/IP-Adapter", "sdxl_models/ip-adapter_sdxl.safetensors")
+    assert wanted["ip-adapter-sdxl"][2] == ("h94/IP-Adapter", "sdxl_models/image_encoder/model.safetensors")
+    assert wanted["wd-vit-tagger-v3"] == [("SmilingWolf/wd-vit-tagger-v3", "model.onnx"),
+                                          ("SmilingWolf/wd-vit-tagger-v3", "selected_tags.csv")]
+    blip = downloads_for(registry.get("blip-large"), "cuda")
+    assert [(d.repo, d.filename, d.variant) for d in blip] == [("Salesforce/blip-image-captioning-large", None, None)]
