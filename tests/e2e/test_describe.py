@@ -63,6 +63,12 @@ async def test_describe_posts_four_prompts_and_a_button_imagines_one(fake, start
         again = await bot.service.job_for_message(click.original.id)
         assert again.prompt == prompts[0] and again.user_id == fake.user_id
 
+        # /show posts it again with its prompts and their buttons.
+        show = await fake.slash("show", {"job": job.id}, user_id=fake.user_id, channel_id=fake.channel_id)
+        await show.wait_for(lambda i: has_image(i.original), timeout=30)
+        assert show.original.custom_ids == [f"atelier:prompt:{job.id}:{i}" for i in range(4)]
+        assert f"**2.** {prompts[1]}" in show.original.embeds[0]["description"]
+
 
 async def test_anime_pictures_get_danbooru_tags(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
     async with start_bot():
