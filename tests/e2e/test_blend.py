@@ -58,6 +58,11 @@ async def test_blend_two_images(fake, start_bot) -> None:  # type: ignore[no-unt
             again = await jobs_repo.get_inputs(s, job_id=rerolled.id)
         assert again == stored and rerolled.seed != job.seed
         assert "IP Adapter weights" in read_parameters(click.original.attachments[0].data)
+        # Vary (Strong): image-to-image from the blend, still guided by its images.
+        vary = await fake.click(message.id, f"atelier:vary:{job.id}", user_id=fake.user_id)
+        await vary.wait_for(lambda i: has_image(i.original), timeout=90)
+        varied = read_parameters(vary.original.attachments[0].data)
+        assert "Denoising strength: 0.7" in varied and "IP Adapter: tiny-ip-adapter-sd15" in varied
 
 
 async def test_blend_three_weighted_images_on_sdxl_with_a_prompt(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
