@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from inference import checkpoints
-from inference.models import CONTROLNET_BASE_KINDS, KINDS, SCHEDULERS, VAE_KINDS, ModelSpec, RegistryError
+from inference.models import (
+    CONTROLNET_BASE_KINDS,
+    HELPER_KINDS,
+    KINDS,
+    SCHEDULERS,
+    VAE_KINDS,
+    ModelSpec,
+    RegistryError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +177,7 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # /describe's captioner and tagger, and IP-Adapters, draw nothing: the numbers are unused.
     **{kind: {"steps": 1, "guidance": 0.0, "scheduler": "default", "width": 512, "height": 512, "max_steps": 1,
-              "max_count": 1} for kind in ("caption", "tagger", "ip-adapter")},
+              "max_count": 1} for kind in HELPER_KINDS},
     # A `controlnet` entry takes its base model's values (see `_controlnet_defaults`); this table
     # only exists so every kind has one.
     "controlnet": {},
