@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from inference import hub
-from inference.limits import ANIME_MIN_TAGS, DESCRIBE_PROMPTS, TAG_THRESHOLD
+from inference.limits import ANIME_MIN_TAGS, CHARACTER_THRESHOLD, DESCRIBE_PROMPTS, TAG_THRESHOLD
 from inference.media import decode_job_image, encode_png
 from inference.models import ModelSpec, RequestRefused
 from inference.runners.base import stop_if_cancelled, wrong_kind
@@ -145,8 +145,8 @@ def captions(captioner: Captioner, image: Image.Image, *, count: int, seed: int,
     return found
 
 
-def tags(tagger: Tagger, image: Image.Image, threshold: float = TAG_THRESHOLD) -> Tags:
-    """The tagger's reading: general and character tags above ``threshold``, best first, and the rating."""
+def tags(tagger: Tagger, image: Image.Image) -> Tags:
+    """The tagger's reading: general and character tags above their thresholds, best first, and the rating."""
     side = tagger.side
     canvas = Image.new("RGB", (max(image.size),) * 2, (255, 255, 255))  # padded square, white, as WD expects
     rgb = image.convert("RGB")
@@ -158,8 +158,10 @@ def tags(tagger: Tagger, image: Image.Image, threshold: float = TAG_THRESHOLD) -
     for name, category, score in zip(tagger.names, tagger.categories, scores.tolist(), strict=True):
         if category == 9:
             ratings.append((name, score))
-        elif score >= threshold and name not in _SKIP_TAGS:
-            (characters if category == 4 else general).append((name, score))
+        elif category == 4 and score >= CHARACTER_THRESHOLD:
+            characters.append((name, score))
+        elif category != 4 and score >= TAG_THRESHOLD and name not in _SKIP_TAGS:
+            general.append((name, score))
     general.sort(key=lambda item: -item[1])
     characters.sort(key=lambda item: -item[1])
     rating = max(ratings, key=lambda item: item[1])[0] if ratings else "general"

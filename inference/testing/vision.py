@@ -87,6 +87,7 @@ def write_tagger(dest: Path, seed: int, *, bias: float = 1.5) -> Path:
     weight = (rng.standard_normal((3, count)) * 0.01).astype(np.float32)
     offsets = np.array([0.0 if category == 9 else bias for _, category in TAGS], dtype=np.float32)
     offsets[TAGS.index(("realistic", 0))] = -bias  # a photo cue the tiny tagger does not see
+    offsets[TAGS.index(("hatsune_miku", 4))] = bias + 1.0  # characters need a higher score
     offsets[:4] = rng.standard_normal(4).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", ["input_1:0", "axes"], ["mean"], keepdims=0),

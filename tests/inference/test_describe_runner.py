@@ -76,3 +76,22 @@ def test_describe_refuses_other_tasks_and_helpers_run_nothing(engine) -> None:  
         engine.run(_request(init_image=None))
     with pytest.raises(RequestRefused, match="runs none itself"):
         engine.run(_request(model="tiny-wd-tagger"))
+
+
+def test_tag_thresholds_general_and_character() -> None:
+    import numpy as np
+
+    class Session:
+        def get_inputs(self):  # type: ignore[no-untyped-def]
+            return [type("Input", (), {"name": "input", "shape": [None, 8, 8, 3]})()]
+
+        def run(self, outputs, feeds):  # type: ignore[no-untyped-def]
+            assert feeds["input"].shape == (1, 8, 8, 3)
+            return [np.array([[0.1, 0.7, 0.9, 0.3, 0.5, 0.8, 0.9]], dtype=np.float32)]
+
+    tagger = caption.Tagger(Session(), ["general", "sensitive", "1girl", "solo", "smile", "miku", "rin"],
+                            [9, 9, 0, 0, 0, 4, 4], 8)
+    reading = caption.tags(tagger, Image.new("RGB", (20, 10)))
+    assert reading.rating == "sensitive"
+    assert reading.general == [("1girl", pytest.approx(0.9)), ("smile", pytest.approx(0.5))]  # 0.3 < 0.35
+    assert [name for name, _ in reading.characters] == ["rin"]  # 0.8 < 0.85
