@@ -134,3 +134,59 @@ def test_the_packaged_entries_download_what_their_loaders_read() -> None:
                                           ("SmilingWolf/wd-vit-tagger-v3", "selected_tags.csv")]
     blip = downloads_for(registry.get("blip-large"), "cuda")
     assert [(d.repo, d.filename, d.variant) for d in blip] == [("Salesforce/blip-image-captioning-large", None, None)]
+
+
+def test_hub_entries_pull_and_run(tiny_models, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The hub layouts: `atelier models pull` fetches an IP-Adapter, a captioner and its tagger, and
+    the engine then runs a blend and a describe from the downloaded snapshots, making no request."""
+    import io as _io
+
+    from bot.cli.pull import pull
+    from inference.engine import Engine
+    from inference.models import ModelRegistry
+    from tests.fakehub import FakeHub, repo_from, serving, use_hub
+
+    folder = tiny_models.parent
+    fake = FakeHub()
+    fake.add("h94/IP-Adapter", repo_from(folder / "tiny-ip-adapter", tmp_path / "ip", fp16=False, extras=False))
+    fake.add("Salesforce/blip", repo_from(folder / "tiny-blip", tmp_path / "blip", fp16=False, extras=False))
+    fake.add("SmilingWolf/tagger", repo_from(folder / "tiny-wd-tagger", tmp_path / "tag", fp16=False, extras=False))
+    toml = tmp_path / "models.toml"
+    toml.write_text(f"""default = "sd"
+packaged = false
+[models.sd]
+kind = "sd15"
+source = "{folder / 'tiny-sd15'}"
+[models.ip]
+kind = "ip-adapter"
+source = "h94/IP-Adapter"
+subfolder = "models"
+weight_name = "ip-adapter_sd15.safetensors"
+serves = "sd1"
+[models.blip]
+kind = "caption"
+source = "Salesforce/blip"
+tagger = "tags"
+max_new_tokens = 8
+[models.tags]
+kind = "tagger"
+source = "SmilingWolf/tagger"
+""", encoding="utf-8")
+    registry = ModelRegistry.load(toml)
+    with serving(fake):
+        use_hub(monkeypatch, fake, tmp_path / "hf-cache")
+        out = _io.StringIO()
+        assert pull(registry, ["ip", "blip"], "cpu", out) == 0
+        fetched = fake.downloads()
+        assert "/h94/IP-Adapter/resolve/main/models/ip-adapter_sd15.safetensors" in fetched
+        assert not any("sdxl_models" in path for path in fetched)
+        assert any(path.endswith("selected_tags.csv") for path in fetched)
+        fake.requests.clear()
+        engine = Engine(registry, device="cpu")
+        blend = engine.run(_request("sd", ip_images=[RED, BLUE], ip_weights=[1.0, 1.0], ip_mode="blend"))
+        assert "IP Adapter: ip" in read_parameters(blend.images[0].png)
+        described = engine.run(GenerationRequest(job_id=2, model="blip", prompt="Describe", task="describe",
+                                                 init_image=RED, steps=1, guidance=0.0,
+                                                 extra={"tagger": "tags", "anime": "on"}))
+        assert len(described.parameters.split("\n")) == 4
+        assert fake.requests == []
