@@ -48,15 +48,22 @@ SDXL_STYLE_BLOCK = "up_blocks.0.attentions.1."
 
 @dataclass
 class Adapter:
+    """An adapter loaded for one resident pipeline: its image encoder, and, once its first job has
+    built them, the attention processors and image projection it puts into that pipeline's UNet (kept
+    for the next jobs, so the weights are not converted and copied to the device every job)."""
+
     name: str
     encoder: Any
     processor: Any
-    state: dict[str, dict[str, torch.Tensor]]
+    state: dict[str, dict[str, torch.Tensor]] | None
+    layers: dict[str, Any] | None = None
+    projection: Any = None
 
     @property
     def components(self) -> dict[str, Any]:
         """For the memory budgets (inference/memory.modules_of)."""
-        return {"image_encoder": self.encoder}
+        built = [self.projection, *(self.layers or {}).values()] if self.projection is not None else []
+        return {"image_encoder": self.encoder, "ip_layers": torch.nn.ModuleList(built)}
 
 
 def adapter_spec(engine: Engine, spec: ModelSpec) -> ModelSpec:
@@ -135,7 +142,15 @@ def applied(unet: Any, adapter: Adapter, *, kind: str, mode: str, scale: float) 
     saved_projection = unet.encoder_hid_proj
     saved_type = unet.config.encoder_hid_dim_type
     try:
-        unet._load_ip_adapter_weights([adapter.state], low_cpu_mem_usage=False)
+        if adapter.layers is None:  # the first job: diffusers builds the layers from the weights
+            unet._load_ip_adapter_weights([adapter.state], low_cpu_mem_usage=False)
+            adapter.layers = {name: processor for name, processor in unet.attn_processors.items()
+                              if isinstance(getattr(processor, "scale", None), list)}
+            adapter.projection, adapter.state = unet.encoder_hid_proj, None
+        else:
+            unet.set_attn_processor({**saved, **adapter.layers})
+            unet.encoder_hid_proj = adapter.projection
+            unet.config.encoder_hid_dim_type = "ip_image_proj"
         for name, processor in unet.attn_processors.items():
             if isinstance(getattr(processor, "scale", None), list):
                 processor.scale = [layer_scale(name, kind, mode, scale)]

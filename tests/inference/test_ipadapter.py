@@ -44,9 +44,13 @@ def test_blend_changes_the_image_and_records_the_adapter(engine) -> None:  # typ
     # The weights matter: the same images weighted the other way give another image.
     other = engine.run(_request(ip_images=[RED, BLUE], ip_weights=[3.0, 0.5], ip_mode="blend"))
     assert _pixels(other) != _pixels(blend)
-    # Same request, same image (the adapter is deterministic).
+    # Same request, same image: the layers built by the first job are reused as they were.
+    adapter, _ = ipadapter.job_embeds(engine, engine.registry.get("tiny-sd15"), engine.pipeline("tiny-sd15"),
+                                      [RED], [1.0], 7.0)
+    built = dict(adapter.layers or {})
     again = engine.run(_request(ip_images=[RED, BLUE], ip_weights=[1.0, 1.0], ip_mode="blend"))
     assert _pixels(again) == _pixels(blend)
+    assert built and {k: id(v) for k, v in (adapter.layers or {}).items()} == {k: id(v) for k, v in built.items()}
 
 
 def test_the_next_job_runs_as_if_no_adapter_was_ever_loaded(engine, tiny_registry) -> None:  # type: ignore[no-untyped-def]
