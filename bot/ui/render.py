@@ -103,7 +103,7 @@ def result_embed(job: Job, filename: str, prompts: list[str] | None = None) -> d
     if isinstance(chosen, list) and chosen:
         embed.add_field(name="LoRA", value=shorten(", ".join(f"{name} ({float(weight):g})" for name, weight in chosen),
                                                     1000))
-    source = describe_source(p) or describe_reference(p)
+    source = "\n".join(filter(None, (describe_source(p), describe_reference(p))))
     if source:
         embed.add_field(name="Image", value=source, inline=False)
     if job.notice:

@@ -129,3 +129,21 @@ async def test_bad_input_is_refused_and_leaves_no_job(fake, start_bot, command, 
         text = " ".join(e.get("description", "") for e in inter.original.embeds)
         assert inter.ephemeral and needle in text, text
         assert await _count_jobs(bot) == 0
+
+
+async def test_style_ref_with_image_to_image(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        inter = await fake.slash("imagine", {"prompt": "a harbour", "seed": 8, "steps": 4, "strength": 0.5,
+                                             "model": "tiny-sdxl"},
+                                 attachments={"image": _image("photo.png", (120, 160, 200), (128, 96)),
+                                              "style_ref": _image("paint.png", (240, 200, 30))},
+                                 user_id=fake.user_id, channel_id=fake.channel_id)
+        message = await _result(inter)
+        params = read_parameters(message.attachments[0].data)
+        assert "Denoising strength: 0.5" in params
+        assert "Style reference: tiny-ip-adapter-sdxl, Style weight: 1" in params
+        fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+        assert fields["Image"] == "From your image at strength 0.5\nStyle of paint.png at 1"
+        job = await bot.service.job_for_message(message.id)
+        async with bot.service.sessions() as s:
+            assert sorted(await jobs_repo.get_inputs(s, job_id=job.id)) == ["init_image", "ip_images.0"]
