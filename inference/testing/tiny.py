@@ -82,7 +82,7 @@ def make_tiny(dest: Path) -> Path:
     from inference.testing import vision
 
     toml_path = dest / "models.toml"
-    toml_path.write_text(_TOML + vision.write_all(dest, components.SEED + 12), encoding="utf-8")
+    toml_path.write_text(_TOML + vision.write_all(dest, components.SEED + 20), encoding="utf-8")
     log.info("wrote tiny models to %s", dest)
     return toml_path
 
