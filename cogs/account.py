@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot.errors import NotHere, NotYours
+from bot.params import describe
 from bot.params.animate import stills_for_moderation
 from bot.params.imagine import ImagineOptions
 from bot.services.access import check_use
@@ -25,6 +26,7 @@ from bot.services.accounts import AccountService, message_link
 from bot.services.quotas import QuotaStatus, job_credits
 from bot.ui.buttons import guard_job_button
 from bot.ui.components import custom_id as job_custom_id
+from bot.ui.components import result_view
 from bot.ui.render import ACCENT, relative_time, result_embed, result_file, shorten
 from bot.ui.submit import start
 from bot.ui.tree import place_of, report_error
@@ -232,12 +234,17 @@ class Account(commands.Cog):
         if why is not None:
             raise NotHere(why)
         file = result_file(found, data, extension)
-        view = discord.ui.View(timeout=None)
-        view.add_item(discord.ui.Button(label="Reroll", emoji="🔄", style=discord.ButtonStyle.primary,
-                                        custom_id=job_custom_id("reroll", job)))
-        view.add_item(AccountButton("rerun", job, label="Rerun (same seed)"))
+        prompts = None
+        if found.command == "describe":  # its prompts and their buttons (cogs/describe.py)
+            prompts = await asyncio.to_thread(describe.prompts_of, data)
+            view = result_view(found, len(prompts))
+        else:
+            view = discord.ui.View(timeout=None)
+            view.add_item(discord.ui.Button(label="Reroll", emoji="🔄", style=discord.ButtonStyle.primary,
+                                            custom_id=job_custom_id("reroll", job)))
+            view.add_item(AccountButton("rerun", job, label="Rerun (same seed)"))
         await interaction.followup.send(content=f"Job #{job} by <@{found.user_id}>",
-                                        embed=result_embed(found, file.filename), file=file, view=view,
+                                        embed=result_embed(found, file.filename, prompts), file=file, view=view,
                                         allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="forget", description="Delete your prompts, history, images and credit records")

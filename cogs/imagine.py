@@ -18,20 +18,23 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOption
+from bot.params import blend as blending
 from bot.params import images, styles
 from bot.params.imagine import ImagineOptions
 from bot.ui import preferences as member_defaults
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
-from bot.ui.submit import act_on_reaction, load_attachment, start, submit
+from bot.ui.submit import act_on_reaction, load_attachment, load_named, start, submit
 from inference import lora as loras
 from inference.limits import (
     DEFAULT_HIRES_STRENGTH,
+    DEFAULT_STYLE_WEIGHT,
     HIRES_FACTORS,
     MAX_LORA_WEIGHT,
     MAX_STRENGTH,
     MIN_LORA_WEIGHT,
     MIN_STRENGTH,
+    STYLE_WEIGHT_RANGE,
 )
 from inference.models import A1111_SAMPLERS, ASPECTS, TEXT_TO_IMAGE_KINDS
 
@@ -68,6 +71,9 @@ class Imagine(Feature):
         hires_strength=f"With hires: how much the second pass redraws ({MIN_STRENGTH:g}-{MAX_STRENGTH:g}; "
                        f"default {DEFAULT_HIRES_STRENGTH:g})",
         tile="Seamless tile: the image wraps around at its edges (for textures and patterns)",
+        style_ref="Keep the style of this image (colours, strokes, mood), not its subject (IP-Adapter)",
+        style_weight=f"How strongly the style applies ({STYLE_WEIGHT_RANGE[0]:g}-{STYLE_WEIGHT_RANGE[1]:g}; "
+                     f"default {DEFAULT_STYLE_WEIGHT:g})",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
                           quality=[app_commands.Choice(name=q, value=q) for q in ("standard", "fast")],
@@ -83,7 +89,8 @@ class Imagine(Feature):
                       lora2: str | None = None, lora2_weight: Weight | None = None,
                       lora3: str | None = None, lora3_weight: Weight | None = None, hires: float | None = None,
                       hires_strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] | None = None,
-                      tile: bool = False) -> None:
+                      tile: bool = False, style_ref: discord.Attachment | None = None,
+                      style_weight: float | None = None) -> None:
         # Validation is fast, so bad options get an ephemeral answer before any defer.
         settings = self.bot.settings
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
@@ -97,12 +104,21 @@ class Imagine(Feature):
         if image is not None and hires is not None:
             raise InvalidOption("Hires fix is for text-to-image; with an image, leave hires out (or /upscale the "
                                 "result).")
+        if style_ref is not None and hires is not None:
+            raise InvalidOption("Hires fix and `style_ref` don't combine yet; leave one out (or /upscale the result).")
         # Off the loop: wildcard files and LoRA headers are read.
         params = await asyncio.to_thread(self.bot.service.prepare_imagine, options)
         strength = images.check_strength(strength, has_image=image is not None)
+        style_weight = blending.check_style_weight(style_weight, has_reference=style_ref is not None)
+        if style_ref is not None:
+            blending.check_model(self.bot.registry, self.bot.registry.get(params["model"]), what="`style_ref`")
         if image is not None:
             loaded = await load_attachment(interaction, image)
             params = await images.imagine_from_image(params, self.bot.registry.get(params["model"]), loaded, strength)
+        if style_ref is not None:
+            reference = await load_named(interaction, "style_ref", style_ref)
+            params = await blending.style_params(params, reference, DEFAULT_STYLE_WEIGHT if style_weight is None
+                                                 else style_weight)
         await submit(interaction, "imagine", params)
 
     @imagine.autocomplete("model")

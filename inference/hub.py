@@ -192,6 +192,12 @@ def downloads_for(spec: Any, device: str) -> list[Download]:
     ``atelier models pull`` fetches exactly this, and ``atelier doctor`` checks it is cached."""
     variant = preferred_variant(spec.extra.get("variant"), device)
     found: list[Download] = []
+    if spec.kind in ("caption", "tagger", "ip-adapter"):  # /describe and image prompts: full precision files
+        if not is_hub_id(spec.source):
+            return []
+        if spec.kind == "caption":
+            return [Download(spec.source)]
+        return [Download(spec.source, name) for name in helper_files(spec)]
     if spec.kind == "esrgan":
         if spec.extra.get("file") and is_hub_id(spec.source):
             found.append(Download(spec.source, str(spec.extra["file"])))
@@ -205,6 +211,17 @@ def downloads_for(spec: Any, device: str) -> list[Download]:
     if is_hub_id(stage_2):  # DeepFloyd IF's second stage reuses the first stage's text encoder
         found.append(Download(stage_2, variant=variant, skip_weights=("text_encoder", "safety_checker", "watermarker")))
     return found
+
+
+def helper_files(spec: Any) -> list[str]:
+    """The files a ``tagger`` (WD14: ONNX model and tag list) or an ``ip-adapter`` entry (weights and
+    CLIP image encoder, h94/IP-Adapter's layout) reads from its repository."""
+    if spec.kind == "tagger":
+        return ["model.onnx", "selected_tags.csv"]
+    prefix = f"{spec.extra['subfolder']}/" if spec.extra.get("subfolder") else ""
+    encoder = str(spec.extra.get("image_encoder", f"{prefix}image_encoder"))
+    return [prefix + str(spec.extra.get("weight_name", "ip-adapter.safetensors")), f"{encoder}/config.json",
+            f"{encoder}/model.safetensors"]
 
 
 # ----- the cache -----

@@ -90,3 +90,18 @@ def frame_limits(spec: ModelSpec) -> tuple[int, int]:
 def sd_x4_max_input(spec: ModelSpec) -> int:
     """The most input pixels an ``sd-x4`` upscaler takes."""
     return int(spec.extra.get("max_input", SD_X4_MAX_INPUT))
+
+# /describe: prompts per image; the WD tagger's score thresholds for a general and a character tag
+# (SmilingWolf's defaults), and how many confident general tags (with no photo cue) make a picture anime.
+DESCRIBE_PROMPTS = 4
+TAG_THRESHOLD = 0.35
+CHARACTER_THRESHOLD = 0.85
+ANIME_MIN_TAGS = 4
+
+# /blend (IP-Adapter image prompts): images per blend, each image's weight, and the adapter scale
+# (1 lets the images lead; the prompt, if any, still steers). /imagine style_ref: the style weight.
+BLEND_IMAGES = (2, 5)
+IP_WEIGHT_RANGE = (0.0, 5.0)
+BLEND_SCALE = 1.0
+STYLE_WEIGHT_RANGE = (0.0, 2.0)
+DEFAULT_STYLE_WEIGHT = 1.0

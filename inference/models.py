@@ -21,10 +21,13 @@ log = logging.getLogger(__name__)
 
 ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
 
+# /describe's captioner (BLIP through transformers) and Danbooru tagger (WD14, ONNX), and the
+# IP-Adapters of /blend and style_ref: models that serve jobs, but draw nothing from a prompt.
+HELPER_KINDS = ("caption", "tagger", "ip-adapter")
 # Pipeline families the engine can run today. Anything else in a TOML file is a typo or a model the
 # engine cannot serve yet, and is refused at load time rather than at the first job.
 KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "esrgan", "svd", "controlnet", "sd-x4", "sd2", "sd3",
-         "deepfloyd-if", "sd15-inpaint", "sdxl-inpaint")
+         "deepfloyd-if", "sd15-inpaint", "sdxl-inpaint", *HELPER_KINDS)
 # The Stable Diffusion 1.5 and SDXL families: one runner (inference/runners/sd.py), per-job LoRAs,
 # batching across jobs and compilation.
 SD_KINDS = ("sd15", "sdxl", "sdxl-lightning", "sdxl-turbo")

@@ -17,6 +17,7 @@ from inference import checkpoints
 from inference.models import (
     A1111_SAMPLERS,
     CONTROLNET_BASE_KINDS,
+    HELPER_KINDS,
     INPAINT_FAMILY,
     KINDS,
     SCHEDULERS,
@@ -197,6 +198,9 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "height": 1024,
         "max_steps": 60,
     },
+    # /describe's captioner and tagger, and IP-Adapters, draw nothing: the numbers are unused.
+    **{kind: {"steps": 1, "guidance": 0.0, "scheduler": "default", "width": 512, "height": 512, "max_steps": 1,
+              "max_count": 1} for kind in HELPER_KINDS},
     # A `controlnet` entry takes its base model's values (see `_controlnet_defaults`); this table
     # only exists so every kind has one.
     "controlnet": {},

@@ -17,7 +17,8 @@ from inference.limits import DEFAULT_HIRES_STRENGTH, DEFAULT_MASK_BLUR, SEED_LIM
 # pose: text to image guided by ``control_image`` (an OpenPose skeleton) at ``control_scale``.
 # inpaint: ``init_image`` redrawn where ``mask_image`` is white (Zoom Out, Pan, Vary (Region), /edit);
 # the pixels outside the mask are pasted back from ``init_image`` after decoding.
-TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose", "inpaint"]
+# describe: ``init_image`` -> four prompts (a captioning model's ``caption`` kind; inference/runners/caption.py).
+TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose", "inpaint", "describe"]
 
 
 @dataclass(slots=True)
@@ -62,6 +63,13 @@ class GenerationRequest:
     hires_upscaler: str = ""
     # Seamless tiles: circular padding in the UNet's and VAE's convolutions.
     tile: bool = False
+    # IP-Adapter image prompts (inference/ipadapter.py): reference images (base64, like init_image),
+    # one weight each, and the mode: "blend" (/blend: every image mixed by weight, all layers at
+    # BLEND_SCALE) or "style" (/imagine style_ref: the style layers only, at ``ip_scale``).
+    ip_images: list[str] = field(default_factory=list)
+    ip_weights: list[float] = field(default_factory=list)
+    ip_mode: str = ""
+    ip_scale: float = 1.0
     # LoRAs to apply for this job only: [name, weight] pairs, names as listed in ATELIER_LORA_DIR.
     loras: list[tuple[str, float]] = field(default_factory=list)
     # Textual-inversion embeddings the prompts use, by name in ATELIER_EMBEDDINGS_DIR (for this job only).
@@ -78,9 +86,10 @@ class GenerationRequest:
     def batch_key(self) -> tuple[Any, ...] | None:
         """Jobs with equal keys can share one pipeline call (see inference/batching.py); None: never.
 
-        Text to image only, without LoRAs or embeddings (their weights live in the shared modules)."""
-        if (self.task != "txt2img" or self.loras or self.embeddings or self.init_image or self.control_image or self.hires
-                or self.tile):
+        Text to image only, without LoRAs, embeddings or image prompts (their weights live in the shared
+        modules)."""
+        if (self.task != "txt2img" or self.loras or self.embeddings or self.init_image or self.control_image
+                or self.hires or self.tile or self.ip_images):
             return None
         if self.scheduler == "dpmpp-sde-karras":  # one Brownian tree per call: its noise would depend on the batch
             return None
@@ -151,7 +160,7 @@ class JobTimedOut(Exception):
 # far beyond a healthy run on a slow GPU, short enough that a hung run frees its member (and the
 # device) within minutes rather than at the next restart. ATELIER_JOB_TIMEOUT overrides them all.
 RUN_LIMITS: dict[str, float] = {"txt2img": 600.0, "img2img": 600.0, "pose": 600.0, "upscale": 900.0,
-                                "img2vid": 1800.0, "inpaint": 600.0}
+                                "img2vid": 1800.0, "inpaint": 600.0, "describe": 300.0}
 
 
 def run_limit(requests: list[GenerationRequest], override: float | None = None) -> float:

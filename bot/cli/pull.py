@@ -43,14 +43,14 @@ class ProgressBar:
 
 def with_dependencies(registry: ModelRegistry, names: list[str]) -> list[ModelSpec]:
     """The named models and the registry models they draw with (a ControlNet's base, IF's third stage, an
-    SD entry's dedicated inpainting model)."""
+    SD entry's dedicated inpainting model, a captioner's tagger)."""
     specs: list[ModelSpec] = []
     queue = list(names)
     while queue:
         spec = registry.get(queue.pop(0))
         if spec not in specs:
             specs.append(spec)
-            queue += [str(spec.extra[key]) for key in ("base", "stage_3", "inpaint") if spec.extra.get(key) in registry]
+            queue += [str(spec.extra[key]) for key in ("base", "stage_3", "inpaint", "tagger") if spec.extra.get(key) in registry]
     return specs
 
 

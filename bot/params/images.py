@@ -40,7 +40,7 @@ DEFAULT_STRENGTH = 0.6
 SUBTLE, STRONG = 0.35, 0.7
 # Commands whose results are images made by a diffusion model with a prompt (variations keep it;
 # reroll, upscale and animate reactions accept them).
-VARIABLE_COMMANDS = ("imagine", "anime", "pose")
+VARIABLE_COMMANDS = ("imagine", "anime", "pose", "blend")
 # The longest side ratio an input may have; beyond it the model would be asked for strips.
 _MAX_ASPECT = 4.0
 

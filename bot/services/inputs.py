@@ -17,6 +17,8 @@ from inference.types import GenerationRequest
 
 # GenerationRequest fields that carry an image (base64 in the request, bytes in db.models.JobInput).
 INPUT_FIELDS = ("init_image", "control_image", "mask_image")
+# Fields that carry a list of images (IP-Adapter references): stored as "<field>.<index>".
+LIST_FIELDS = ("ip_images",)
 
 
 async def split_inputs(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, int]]:
@@ -25,8 +27,12 @@ async def split_inputs(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     Commands put a new input in params as base64 (bot/params/attachments.py); a rerun's params name its
     parent's stored inputs by id (``params["inputs"]``). A new image replaces a named one."""
     inline = {name: params[name] for name in INPUT_FIELDS if isinstance(params.get(name), str)}
-    rest = {k: v for k, v in params.items() if k not in INPUT_FIELDS and k != "inputs"}
-    refs = {k: int(v) for k, v in (params.get("inputs") or {}).items() if k not in inline}
+    listed = [name for name in LIST_FIELDS if isinstance(params.get(name), list) and params[name]]
+    for name in listed:
+        inline |= {f"{name}.{i}": text for i, text in enumerate(params[name]) if isinstance(text, str)}
+    rest = {k: v for k, v in params.items() if k not in INPUT_FIELDS and k not in LIST_FIELDS and k != "inputs"}
+    refs = {k: int(v) for k, v in (params.get("inputs") or {}).items()
+            if k not in inline and k.partition(".")[0] not in listed}
     if not inline:
         return rest, {}, refs
     try:
@@ -42,4 +48,9 @@ def fill_inputs(request: GenerationRequest, stored: dict[str, bytes]) -> None:
     for name in INPUT_FIELDS:
         if name in stored:
             setattr(request, name, base64.b64encode(stored[name]).decode("ascii"))
+    for name in LIST_FIELDS:
+        found = sorted((int(key.partition(".")[2]), data) for key, data in stored.items()
+                       if key.partition(".")[0] == name)
+        if found:
+            setattr(request, name, [base64.b64encode(data).decode("ascii") for _, data in found])
 

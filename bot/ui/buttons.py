@@ -28,7 +28,7 @@ Handler = Callable[["discord.Interaction[Atelier]", int, int], Awaitable[None]]
 
 # Every action a result button can carry; a handler registers itself for each with @handles.
 ACTIONS = ("reroll", "cancel", "vary", "subtle", "upscale", "animate", "zoom2", "zoom15", "left", "right", "up",
-           "down", "region")
+           "down", "region", "prompt")
 
 # What the remix modal's title calls each action.
 REMIX_TITLES = {"reroll": "Reroll", "vary": "Vary (Strong)", "subtle": "Vary (Subtle)", "zoom2": "Zoom Out 2x",

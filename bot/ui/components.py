@@ -57,13 +57,14 @@ def _canvas_buttons(view: discord.ui.View, job_id: int, *, row: int, region: boo
         view.add_item(_button(arrow, action, job_id, row=row + 1))
 
 
-def result_view(job: Job) -> discord.ui.View:
+def result_view(job: Job, prompts: int = 0) -> discord.ui.View:
     """Midjourney's layout: a grid gets U1-U4 (upscale that image) and Reroll, then V1-V4 (vary it);
     a single image gets Reroll, Upscale, Vary (Subtle) and Vary (Strong), then Animate, Vary (Region),
     Zoom Out 2x and 1.5x, then the pan arrows; both get Rerun (same seed). A canvas edit's result
     (/edit, zoom, pan, region) gets Reroll, Upscale, Vary (Region), Rerun, then Zoom Out and the arrows
     again. Upscales of a generated image get Vary (Region), Zoom Out and the arrows; upscales of a
-    member's own image are final: no buttons. Videos get Reroll only."""
+    member's own image are final: no buttons. Videos get Reroll only; a /describe result gets one
+    button per prompt (``prompts``)."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
     if job.params.get("task") == "upscale":
@@ -77,6 +78,10 @@ def result_view(job: Job) -> discord.ui.View:
         view.add_item(discord.ui.Button(label="Rerun", style=discord.ButtonStyle.secondary,
                                         custom_id=f"{PREFIX}:acct:rerun:{job_id}", row=0))
         _canvas_buttons(view, job_id, row=1, region=False)
+        return layout(view)
+    if job.command == "describe":  # prompt n -> /imagine with it (cogs/describe.py)
+        for i in range(prompts):
+            view.add_item(_button(str(i + 1), "prompt", job_id, index=i, emoji="🖌️", row=0))
         return layout(view)
     if job.params.get("task") == "img2vid":
         view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary))

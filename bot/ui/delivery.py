@@ -19,7 +19,7 @@ from typing import Any
 
 import discord
 
-from bot.params import canvas
+from bot.params import canvas, describe
 from bot.ui import render
 from bot.ui.components import queued_view, result_view
 from db.models import Job, Output
@@ -170,13 +170,15 @@ class DiscordDelivery:
                                               f"than the upload limit ({limit / 2**20:.1f} MiB).")
             return {"embed": embed, "view": result_view(job), "attachments": []}
         file = render.result_file(job, data, extension)
+        prompts = await asyncio.to_thread(describe.prompts_of, output.data) if job.command == "describe" else None
         files = [file]
         if job.params.get("tile") and not video:  # a seamless tile: a 2x2 repeat beside it shows the seams vanish
             preview = await asyncio.to_thread(canvas.tile_preview, output.data)
             if len(data) + len(preview) <= limit:
                 files.append(discord.File(io.BytesIO(preview), filename=f"atelier_{job.id}_tiled_2x2.png",
                                           description="The tile repeated 2x2"))
-        return {"embed": render.result_embed(job, file.filename), "view": result_view(job), "attachments": files}
+        return {"embed": render.result_embed(job, file.filename, prompts), "view": result_view(job, len(prompts or [])),
+                "attachments": files}
 
     def _webhook(self, job: Job) -> discord.Webhook | None:
         if not job.interaction_token or not job.application_id or job.id in self._dead_tokens:

@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 
+from bot.params.blend import describe_reference
 from bot.params.images import describe_source
 from bot.services.imagine_checks import hires_size
 from db.models import Job, Output
@@ -69,8 +70,10 @@ def loading_embed(job: Job, model: str, done: int, total: int) -> discord.Embed:
     return embed
 
 
-def result_embed(job: Job, filename: str) -> discord.Embed:
+def result_embed(job: Job, filename: str, prompts: list[str] | None = None) -> discord.Embed:
     p = job.params
+    if job.command == "describe":
+        return _describe_embed(job, filename, prompts or [])
     embed = discord.Embed(description=shorten(job.prompt, 4000), colour=ACCENT)
     if p.get("negative_prompt"):
         embed.add_field(name="Negative", value=shorten(p["negative_prompt"], 1000), inline=False)
@@ -106,13 +109,27 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
     if isinstance(chosen, list) and chosen:
         embed.add_field(name="LoRA", value=shorten(", ".join(f"{name} ({float(weight):g})" for name, weight in chosen),
                                                     1000))
-    source = describe_source(p)
+    source = "\n".join(filter(None, (describe_source(p), describe_reference(p))))
     if source:
         embed.add_field(name="Image", value=source, inline=False)
     if job.notice:
         embed.add_field(name="Notice", value=shorten(job.notice, 1000), inline=False)
     embed.set_image(url=f"attachment://{filename}")
     embed.set_footer(text=f"Job #{job.id} · AI-generated")
+    return embed
+
+
+def _describe_embed(job: Job, filename: str, prompts: list[str]) -> discord.Embed:
+    """/describe: the prompts, numbered as their buttons are, beside the described image."""
+    lines = [f"**{i + 1}.** {shorten(prompt, 900)}" for i, prompt in enumerate(prompts)]
+    embed = discord.Embed(title="Prompts for this image", description="\n\n".join(lines) or "No prompts.",
+                          colour=ACCENT)
+    embed.add_field(name="Model", value=job.model)
+    tagger = (job.params.get("extra") or {}).get("tagger")
+    if tagger and (job.params.get("extra") or {}).get("anime") != "off":
+        embed.add_field(name="Tagger", value=str(tagger))
+    embed.set_thumbnail(url=f"attachment://{filename}")
+    embed.set_footer(text=f"Job #{job.id} · press a number to imagine that prompt")
     return embed
 
 

@@ -56,9 +56,18 @@ async def load_attachment(interaction: discord.Interaction[Atelier],
     interaction.client.limits.take("attachment", interaction.user.id)
     task = asyncio.ensure_future(attachments.load(attachment))
     done, _ = await asyncio.wait({task}, timeout=ATTACHMENT_GRACE)
-    if not done and not interaction.response.is_done():
+    if not done and not interaction.response.is_done():  # a command with several images defers once
         await interaction.response.defer(thinking=True, ephemeral=await is_private(interaction))
     return await task
+
+
+async def load_named(interaction: discord.Interaction[Atelier], option: str,
+                     attachment: discord.Attachment) -> attachments.InputImage:
+    """``load_attachment`` for a command with several images: a refusal names the option it concerns."""
+    try:
+        return await load_attachment(interaction, attachment)
+    except InvalidOption as exc:
+        raise InvalidOption(f"`{option}` ({attachment.filename[:60]}): {exc.message}") from None
 
 
 async def submit(interaction: discord.Interaction[Atelier], command: str, params: dict[str, Any]) -> None:

@@ -9,7 +9,18 @@ the engine is not edited.
 from __future__ import annotations
 
 from inference.models import INPAINT_KINDS, SD_KINDS
-from inference.runners import controlnet, deepfloyd, img2vid, inpaint, sd, sd2, sd3, sd_upscale, upscale
+from inference.runners import (
+    caption,
+    controlnet,
+    deepfloyd,
+    img2vid,
+    inpaint,
+    sd,
+    sd2,
+    sd3,
+    sd_upscale,
+    upscale,
+)
 from inference.runners.base import Runner
 
 RUNNERS: dict[str, Runner] = {
@@ -22,4 +33,7 @@ RUNNERS: dict[str, Runner] = {
     "sd2": sd2.handle,
     "sd3": sd3.handle,
     "deepfloyd-if": deepfloyd.handle,
+    "caption": caption.handle,
+    "tagger": caption.refuse_alone,
+    "ip-adapter": caption.refuse_alone,
 }

@@ -139,7 +139,7 @@ def image_result(
     if request.task == "img2img":
         # A1111's key for img2img strength, so PNG Info and Civitai show it.
         extra["Denoising strength"] = f"{request.strength:g}"
-    extra.update(parameters or {})
+    extra.update(parameters or {})  # a job's own keys (e.g. its image prompt, inference/ipadapter.py)
     prompt = request.prompt
     if loras:
         # A1111 names LoRAs in the prompt (<lora:name:weight>) and lists their hashes, which

@@ -9,14 +9,15 @@ thread (inference/finishing.py).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from inference import embeddings, lora, prompts, tiling
+from inference import embeddings, ipadapter, lora, prompts, tiling
 from inference.finishing import Finishing
-from inference.models import ModelSpec
+from inference.models import ModelSpec, RequestRefused
 from inference.runners import hires, img2img, inpaint, txt2img
 from inference.runners.base import (
     cancellable,
@@ -39,6 +40,8 @@ def check(spec: ModelSpec, request: GenerationRequest) -> float:
         check_img2img(request)
     elif request.task != "txt2img":
         raise wrong_kind(spec, request)
+    if request.ip_images:
+        ipadapter.check(request.ip_images, request.ip_weights, request.ip_mode, request.ip_scale)
     return guidance
 
 
@@ -47,6 +50,8 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     if request.task == "inpaint":  # canvas edits: the entry's dedicated inpainting model, or its own weights
         return inpaint.handle(engine, spec, request, on_step, is_cancelled)
     guidance = check(spec, request)
+    if request.hires and request.ip_images:
+        raise RequestRefused("Hires fix does not combine with image prompts (/blend, style_ref) yet")
     upscaler = hires.check(engine, request) if request.hires else None
     stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)
@@ -57,8 +62,17 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     runner = img2img.run if variation else txt2img.run
     parameters: dict[str, Any] = {}
     started = time.perf_counter()
+    # /blend and style_ref: the IP-Adapter in the UNet for this job only (inference/ipadapter.py).
+    image_prompt: dict[str, Any] = {}
+    recorded: dict[str, str] = {}
+    adapted: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if request.ip_images:
+        adapter, embeds = ipadapter.job_embeds(engine, spec, pipe, request.ip_images, request.ip_weights, guidance)
+        image_prompt = {"ip_adapter_image_embeds": embeds}
+        recorded = ipadapter.parameters(adapter, request.ip_mode, request.ip_weights, request.ip_scale)
+        adapted = ipadapter.applied(pipe.unet, adapter, kind=spec.kind, mode=request.ip_mode, scale=request.ip_scale)
     with (job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request),
-          tiling.seamless(pipe, request.tile)):
+          tiling.seamless(pipe, request.tile), adapted):
         if hasattr(pipe.scheduler, "noise_sampler_seed"):
             # DPM++ SDE draws its noise from a Brownian tree, seeded by the torch RNG unless told:
             # seeded by the job, the same job gives the same image.
@@ -75,11 +89,13 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
             run_pipe = img2img.pipeline_over(engine, spec, pipe) if variation or request.hires else pipe
             one_call = not variation and engine.one_call_for_count(pipe, job_loras)
             options: dict[str, Any] = {"guidance": guidance, "on_step": on_step, "is_cancelled": is_cancelled,
-                                       "batch": engine.batch_images or one_call, "prompt": encoded.kwargs}
+                                       "batch": engine.batch_images or one_call, "prompt": encoded.kwargs,
+                                       **image_prompt}
             if request.hires:
                 images, parameters = hires.run(engine, pipe, run_pipe, request, upscaler, **options)
             else:
                 images = runner(run_pipe, request, device=engine.device, **options)
+    parameters.update(recorded)
     if request.tile:
         parameters["Tiling"] = True
     run_seconds = time.perf_counter() - started

@@ -85,9 +85,11 @@ def make_tiny(dest: Path) -> Path:
     components.sdxl_inpaint(components.SEED + 13, tokenizer,
                             EulerDiscreteScheduler(**components.SCHEDULE, timestep_spacing="leading")).save_pretrained(
         dest / "tiny-sdxl-inpaint", safe_serialization=True)
+    # /describe's captioner and tagger, /blend's IP-Adapters (inference/testing/vision.py).
+    from inference.testing import vision
 
     toml_path = dest / "models.toml"
-    toml_path.write_text(_TOML, encoding="utf-8")
+    toml_path.write_text(_TOML + vision.write_all(dest, components.SEED + 20), encoding="utf-8")
     log.info("wrote tiny models to %s", dest)
     return toml_path
 

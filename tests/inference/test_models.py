@@ -29,7 +29,8 @@ def test_packaged_registry_names_real_hub_models() -> None:
     registry = ModelRegistry.load(None)
     assert registry.names() == ["sd15", "sdxl", "sdxl-lightning", "sdxl-turbo", "animagine-xl-3.1",
                                 "sd15-inpainting", "sdxl-inpainting", "svd", "svd-xt", "realesrgan-x4plus", "sd15-openpose", "sdxl-openpose",
-                                "sd-x4-upscaler", "sd21", "sd3-medium", "deepfloyd-if"]
+                                "sd-x4-upscaler", "sd21", "sd3-medium", "deepfloyd-if", "blip-large",
+                                "wd-vit-tagger-v3", "ip-adapter-sd15", "ip-adapter-sdxl"]
     assert registry.default.name == "sd15"
     sd15 = registry.get("sd15")
     assert sd15.source == "stable-diffusion-v1-5/stable-diffusion-v1-5"
