@@ -17,7 +17,8 @@ from inference.limits import DEFAULT_HIRES_STRENGTH, DEFAULT_MASK_BLUR, SEED_LIM
 # pose: text to image guided by ``control_image`` (an OpenPose skeleton) at ``control_scale``.
 # inpaint: ``init_image`` redrawn where ``mask_image`` is white (Zoom Out, Pan, Vary (Region), /edit);
 # the pixels outside the mask are pasted back from ``init_image`` after decoding.
-TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose", "inpaint"]
+# train: a LoRA trained on ``train_images`` over ``model`` (inference/training/job.py).
+TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose", "inpaint", "train"]
 
 
 @dataclass(slots=True)
@@ -64,6 +65,8 @@ class GenerationRequest:
     tile: bool = False
     # LoRAs to apply for this job only: [name, weight] pairs, names as listed in ATELIER_LORA_DIR.
     loras: list[tuple[str, float]] = field(default_factory=list)
+    # train: the training set, base64 of a zip of the images (stored apart, like init_image).
+    train_images: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +150,7 @@ class JobTimedOut(Exception):
 # far beyond a healthy run on a slow GPU, short enough that a hung run frees its member (and the
 # device) within minutes rather than at the next restart. ATELIER_JOB_TIMEOUT overrides them all.
 RUN_LIMITS: dict[str, float] = {"txt2img": 600.0, "img2img": 600.0, "pose": 600.0, "upscale": 900.0,
-                                "img2vid": 1800.0, "inpaint": 600.0}
+                                "img2vid": 1800.0, "inpaint": 600.0, "train": 7200.0}
 
 
 def run_limit(requests: list[GenerationRequest], override: float | None = None) -> float:

@@ -16,7 +16,7 @@ from bot.errors import InvalidOption
 from inference.types import GenerationRequest
 
 # GenerationRequest fields that carry an image (base64 in the request, bytes in db.models.JobInput).
-INPUT_FIELDS = ("init_image", "control_image")
+INPUT_FIELDS = ("init_image", "control_image", "train_images")
 
 
 async def split_inputs(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, int]]:
