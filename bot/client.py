@@ -37,6 +37,7 @@ from bot.services.hooks import Hooks
 from bot.services.jobs import JobService
 from bot.services.moderation import ModerationService, Reporter
 from bot.services.rate_limits import Limits
+from bot.services.training import TrainingService
 from bot.settings import Settings
 from bot.ui.buttons import JobButton
 from bot.ui.delivery import DiscordDelivery
@@ -109,6 +110,7 @@ class Atelier(commands.AutoShardedBot):
         self.synced: bool = False
         self.moderation: ModerationService
         self.accounts: AccountService
+        self.training: TrainingService
         self.limits = Limits()
         self.roles = RoleMemory()
         self.mod_channel: ModChannel
@@ -142,12 +144,16 @@ class Atelier(commands.AutoShardedBot):
         self.metrics = Metrics(gpu_memory=gpu_memory)
         self.accounts = AccountService(self.service, default_daily=self.settings.default_daily_credits,
                                        default_retention_days=self.settings.retention_days, roles_of=self.roles)
+        # /train and the member LoRA space; only ATELIER_TRAIN_DEVICES claim training jobs.
+        self.training = TrainingService(sessions, train_dir=self.settings.train_dir)
+        self.service.train_devices = frozenset(self.settings.train_device_list)
+        self.accounts.on_forget.append(self.training.forget)
         # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
             before_acknowledge=[self.accounts.before_acknowledge],
             screen=[self.moderation.screen, self.accounts.screen],
             before_submit=[self.moderation.before_submit, self.accounts.before_submit],
-            on_delivered=[self.metrics.on_delivered, self.accounts.on_delivered],
+            on_delivered=[self.metrics.on_delivered, self.accounts.on_delivered, self.training.on_delivered],
             on_ended=[self.metrics.on_ended, self.accounts.on_ended],
         )
         source = self.metrics.source(self.service)

@@ -44,6 +44,7 @@ def engine_factory(settings: Settings, registry: ModelRegistry, *, batch_max: in
                 shared["cache"] = ModelCache(vram_budget=settings.vram_budget, ram_budget=settings.ram_budget)
         return Engine(registry, device, cache=shared["cache"], lora_dir=settings.lora_dir,
                       batch_max=settings.batch_max if batch_max is None else batch_max,
-                      lora_cache=settings.lora_cache, compile_mode=settings.compile_mode)
+                      lora_cache=settings.lora_cache, compile_mode=settings.compile_mode,
+                      train_dir=settings.train_dir if device in settings.train_device_list else None)
 
     return factory

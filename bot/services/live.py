@@ -86,6 +86,8 @@ class JobState:
         self.pool: PoolLike | None = None
         # worker name -> the models loaded on its device (the embedded pool's), for the claim's tie-break.
         self.resident: Callable[[str], Collection[str]] | None = None
+        # Devices of this process allowed to run LoRA training jobs (ATELIER_TRAIN_DEVICES); others never claim them.
+        self.train_devices: Collection[str] = ()
         # What other features do at fixed points of a job's life (bot/services/hooks.py); bot/client.py wires them.
         self.hooks = Hooks()
         # Scores finished images; returns why they must not be posted, or None (see bot/services/moderation.py).
