@@ -26,6 +26,7 @@ from inference.models import ASPECTS, SD_KINDS, ModelRegistry, ModelSpec, Reques
 from inference.runners import RUNNERS, sd, txt2img, upscale
 from inference.runners.base import image_result, job_scheduler
 from inference.training import job as training_job
+from inference.training import library as training_library
 from inference.types import GenerationRequest, GenerationResult, JobCancelled
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Engine:
         compile_mode: str | None = None,
         compile_backend: str = "inductor",
         train_dir: Path | str | None = None,
+        member_lora_dir: Path | str | None = None,
     ) -> None:
         self.registry = registry
         self.device = device
@@ -63,7 +65,8 @@ class Engine:
         self._upscalers: dict[str, upscale.RRDBNet] = {}
         # The LoRA folder of this machine (a remote worker has its own; bot/engines.py passes the
         # setting); None turns LoRAs off and jobs naming one fail with that reason.
-        self.loras = lora.LoraLibrary(lora_dir) if lora_dir else None
+        # Members' trained LoRAs (the bot's member LoRA space) are named "member:…" beside them.
+        self.loras = training_library.libraries(lora_dir, member_lora_dir)
         # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
         self.adapters = lora.AdapterCache(lora_cache)
         # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.

@@ -99,3 +99,16 @@ def test_the_same_job_claimed_again_after_a_crash_resumes(registry: ModelRegistr
 def test_images_round_trip_through_the_request() -> None:
     images = training_images(3)
     assert unpack_images(pack_images(images)) == images
+
+
+def test_a_trained_lora_is_used_by_name_from_the_member_space_on_any_device(registry: ModelRegistry,
+                                                                           tmp_path: Path) -> None:
+    Engine(registry, device="cpu", train_dir=tmp_path).run(train_request(steps=3, learning_rate=1e-3))
+    generating = Engine(registry, device="cpu", member_lora_dir=tmp_path / "loras")  # a device that does not train
+    request = GenerationRequest(job_id=9, model="tiny-sd15", prompt="zxq_rosie", width=64, height=64, steps=2, seed=1)
+    plain = generating.run(request).images[0].png
+    styled = generating.run(GenerationRequest(**{**request.to_dict(), "loras": [("member:42/rosie", 1.0)]}))
+    assert styled.images[0].png != plain
+    for name in ("member:../42/rosie", "42/rosie", "member:42/rosie.safetensors"):
+        with pytest.raises(lora.LoraError):
+            generating.run(GenerationRequest(**{**request.to_dict(), "loras": [(name, 1.0)]}))
