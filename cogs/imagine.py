@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot.params import images
 from bot.params.imagine import ImagineOptions
+from bot.services.training import CHOICE_PREFIX
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import act_on_reaction, load_attachment, start, submit
@@ -58,11 +59,17 @@ class Imagine(Feature):
                       lora: str | None = None,
                       lora_weight: app_commands.Range[float, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT] | None = None,
                       quality: str | None = None) -> None:
+        # A member's own (or their server's shared) trained LoRA, from /train (bot/services/training.py).
+        mine = await self.bot.training.chosen(user_id=interaction.user.id, guild_id=interaction.guild_id, value=lora)
         # Validation is pure and fast, so bad options get an ephemeral answer before any defer.
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
-                                 guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
+                                 guidance=guidance, seed=seed, count=count, lora=None if mine else lora,
+                                 lora_weight=None if mine else lora_weight,
                                  lora_dir=self.bot.settings.lora_dir, quality=quality)
         params = self.bot.service.prepare_imagine(options)
+        if mine is not None:
+            spec = self.bot.registry.get(params["model"])
+            params = self.bot.training.apply(params, mine, weight=lora_weight, model_kind=spec.kind, model=spec.name)
         strength = images.check_strength(strength, has_image=image is not None)
         if image is not None:
             loaded = await load_attachment(interaction, image)
@@ -76,13 +83,17 @@ class Imagine(Feature):
 
     @imagine.autocomplete("lora")
     async def lora_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        """The folder's LoRAs matching what was typed; nothing when LoRAs are off (the option says so)."""
+        """The member's own and their server's shared LoRAs (/train), then the folder's, matching what was typed."""
+        mine = await self.bot.training.search(user_id=interaction.user.id, guild_id=interaction.guild_id, text=current)
+        choices = [app_commands.Choice(name=e.label(interaction.user.id)[:100], value=f"{CHOICE_PREFIX}{e.id}")
+                   for e in mine]
         folder = self.bot.settings.lora_dir
         if folder is None:
-            return []
+            return choices[:25]
         # A listing walks the folder (cached for a few seconds): off the event loop.
         names = await asyncio.to_thread(loras.library(str(folder)).search, current, 25)
-        return [app_commands.Choice(name=name[:100], value=name) for name in names if len(name) <= 100]
+        choices += [app_commands.Choice(name=name[:100], value=name) for name in names if len(name) <= 100]
+        return choices[:25]
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

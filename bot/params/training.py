@@ -22,6 +22,8 @@ from inference.limits import MAX_TRAIN_IMAGES, MIN_TRAIN_IMAGE_SIDE, MIN_TRAIN_I
 MAX_ZIP_ENTRIES = 200
 MAX_ZIP_UNPACKED = 600 * 2**20
 MAX_ZIP_ENTRY = 40 * 2**20
+# The largest zip download (one attachment).
+MAX_ZIP_BYTES = 200 * 2**20
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 

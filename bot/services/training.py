@@ -21,16 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.errors import InvalidOption, NotHere, NotYours
+from bot.errors import InvalidOption, NotHere, NotYours, Refused
 from db.models import Job
 from db.models_training import MemberLora
 from db.repositories import member_loras as repo
+from inference.limits import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
+from inference.lora import DEFAULT_WEIGHT as DEFAULT_LORA_WEIGHT
 from inference.training.job import FAMILY_OF_KIND, pack_images
+from inference.training.library import MEMBER_PREFIX
 from inference.training.settings import TrainingSettings
+from moderation.policy import Action
 
 log = logging.getLogger(__name__)
 
 TRAIN_COMMAND = "train"
+# The value of a member LoRA in /imagine's lora autocomplete: "member:<row id>" (checked on use).
+CHOICE_PREFIX = "member:"
 SPACE = "loras"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,31}$")
 
@@ -113,6 +119,20 @@ class TrainingService:
                 raise InvalidOption("Training on a real person needs their consent: confirm you have it "
                                     "(`consent: True`), or choose another subject.")
 
+    async def screen_images(self, pngs: list[bytes], *, guild_id: int | None, moderation: Any) -> None:
+        """Each training image through the NSFW image classifier under the server's policy, judged as
+        for an ordinary channel whatever the channel: a LoRA outlives the channel it was made in."""
+        checker = getattr(moderation, "images", None)
+        if checker is None:
+            return
+        policy = await moderation.policy(guild_id)
+        for index, png in enumerate(pngs, 1):
+            verdict = await asyncio.to_thread(checker.check, png, nsfw_channel=False, policy=policy)
+            if verdict.action is Action.BLOCK:
+                raise Refused(f"Training image {index} was flagged by the NSFW image filter (score "
+                              f"{verdict.score:.2f}, this server's limit {policy.image_threshold:.2f}); LoRAs are "
+                              "not trained on such images here. Remove it and try again.", categories=["nsfw"])
+
     # ----- the job -----
 
     async def check_name_free(self, *, user_id: int, name: str) -> str:
@@ -124,13 +144,17 @@ class TrainingService:
         return name
 
     def job_params(self, settings: TrainingSettings, *, model_kind: str, user_id: int, name: str,
-                   images: list[bytes]) -> dict[str, Any]:
+                   images: list[bytes], model_extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The parameters of a training job (a GenerationRequest with task "train", plus the name).
 
         width x height x steps make the quota price it like the generations it displaces (a default
-        SD 1.5 subject run costs as much as about thirty 512 px images; bot/services/quotas.py)."""
+        SD 1.5 subject run costs as much as about thirty 512 px images; bot/services/quotas.py).
+        A registry entry may set ``train_resolution`` and ``train_sample_steps`` (the tiny test models do)."""
         if FAMILY_OF_KIND.get(model_kind) != settings.family:
             raise InvalidOption(f"{settings.base_model} cannot be trained on; choose an SD 1.5 or SDXL base model.")
+        extra = model_extra or {}
+        if "train_resolution" in extra:
+            settings = settings.replace(resolution=int(extra["train_resolution"]))
         output = f"{user_id}/{secrets.token_hex(8)}.safetensors"
         return {
             "model": settings.base_model, "prompt": settings.trigger, "task": "train", "seed": settings.seed,
@@ -138,7 +162,10 @@ class TrainingService:
             "guidance": 0.0, "train_images": pack_images(images),
             "extra": {"training": {"kind": settings.kind, "trigger": settings.trigger, "rank": settings.rank,
                                    "learning_rate": settings.learning_rate, "name": name, "output": output,
-                                   "family": settings.family, "images": len(images)}},
+                                   "family": settings.family, "images": len(images),
+                                   "resolution": settings.resolution,
+                                   **({"sample_steps": int(extra["train_sample_steps"])}
+                                      if "train_sample_steps" in extra else {})}},
         }
 
     async def on_delivered(self, session: Any, job: Job) -> None:
@@ -197,6 +224,34 @@ class TrainingService:
                                                              and row.guild_id == guild_id)):
             raise NotYours("That LoRA is not yours and not shared on this server.")
         return _entry(row)
+
+    async def chosen(self, *, user_id: int, guild_id: int | None, value: str | None) -> LoraEntry | None:
+        """/imagine's ``lora`` value when it names a member LoRA: an autocomplete choice
+        (``member:<id>``) or a name typed in full (the member's own first); None for anything else."""
+        if not value:
+            return None
+        if value.startswith(CHOICE_PREFIX) and value.removeprefix(CHOICE_PREFIX).isdigit():
+            return await self.resolve(user_id=user_id, guild_id=guild_id, lora_id=int(value.removeprefix(CHOICE_PREFIX)))
+        typed = " ".join(value.split()).lower()
+        matches = [e for e in await self.usable(user_id=user_id, guild_id=guild_id) if e.name.lower() == typed]
+        matches.sort(key=lambda e: e.owner_id != user_id)
+        return matches[0] if matches else None
+
+    def apply(self, params: dict[str, Any], entry: LoraEntry, *, weight: float | None, model_kind: str,
+              model: str) -> dict[str, Any]:
+        """A generation's parameters with the member LoRA added at ``weight`` (its family checked here,
+        before the job is queued; the engine checks the file again)."""
+        family = FAMILY_OF_KIND.get("sdxl" if model_kind.startswith("sdxl") else model_kind)
+        if family is None:
+            raise InvalidOption(f"{model} does not take LoRAs; choose an SD 1.5 or SDXL model.")
+        if family != entry.family:
+            names = {"sd1": "SD 1.5", "sdxl": "SDXL"}
+            raise InvalidOption(f"LoRA {entry.name!r} was trained on {names[entry.family]} ({entry.base_model}) and "
+                                f"{model} is {names[family]}; choose an {names[entry.family]} model.")
+        value = DEFAULT_LORA_WEIGHT if weight is None else float(weight)
+        if not MIN_LORA_WEIGHT <= value <= MAX_LORA_WEIGHT:
+            raise InvalidOption(f"LoRA weight must be {MIN_LORA_WEIGHT:g}-{MAX_LORA_WEIGHT:g}; you asked for {value:g}")
+        return {**params, "loras": [*params.get("loras", []), [MEMBER_PREFIX + entry.library_name, value]]}
 
     async def _own(self, session: Any, *, user_id: int, name: str) -> MemberLora:
         row = await repo.by_name(session, user_id=user_id, name=name)

@@ -53,7 +53,7 @@ def result_view(job: Job) -> discord.ui.View:
     (same seed). Upscale results are final: no buttons; videos get Reroll only."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
-    if job.params.get("task") == "upscale":
+    if job.params.get("task") in ("upscale", "train"):  # a training job's image is its LoRA's sample
         return layout(view)
     if job.params.get("task") == "img2vid":
         view.add_item(_button("Reroll", "reroll", job_id, emoji="🔄", style=discord.ButtonStyle.primary))
