@@ -22,6 +22,11 @@ class Libraries:
         self.operator = lora.LoraLibrary(operator) if operator else None
         self.members = lora.LoraLibrary(members) if members else None
 
+    @property
+    def root(self) -> Path | None:
+        """The operator's folder (as LoraLibrary.root), or None when only members' LoRAs are served."""
+        return self.operator.root if self.operator is not None else None
+
     def names(self) -> list[str]:
         return self.operator.names() if self.operator is not None else []
 

@@ -189,3 +189,63 @@ async def test_forget_removes_the_members_loras_through_the_accounts_hook(env) -
     accounts.on_forget.append(training.forget)
     await accounts.forget(user_id=1)
     assert not path.exists() and await training.owned(user_id=1) == []
+
+
+class _Scores:
+    """opennsfw's classify() by a rule: images whose top-left pixel is pure red score 0.99."""
+
+    def classify(self, image):  # type: ignore[no-untyped-def]
+        from types import SimpleNamespace
+
+        return SimpleNamespace(nsfw=0.99 if image.getpixel((0, 0)) == (255, 0, 0) else 0.01)
+
+
+class _Moderation:
+    """What screen_images reads of the moderation service: its image checker and a server's policy."""
+
+    def __init__(self, threshold: float) -> None:
+        from moderation.images import ImageChecker
+        from moderation.policy import Policy
+
+        self.images = ImageChecker()
+        self.images._classifier = _Scores()  # the real check() and policy, a scripted classifier
+        self.images.available = True
+        self._policy = Policy(image_threshold=threshold)
+
+    async def policy(self, guild_id):  # type: ignore[no-untyped-def]
+        return self._policy
+
+
+async def test_a_training_image_the_nsfw_classifier_flags_is_refused(env) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from PIL import Image
+
+    from bot.errors import Refused
+
+    _, training = env
+    clean = training_images()
+    flagged = io.BytesIO()
+    Image.new("RGB", (300, 300), (255, 0, 0)).save(flagged, format="PNG")
+    await training.screen_images(clean, guild_id=GUILD, moderation=_Moderation(0.7))
+    with pytest.raises(Refused, match="Training image 6 was flagged by the NSFW image filter"):
+        await training.screen_images([*clean, flagged.getvalue()], guild_id=GUILD, moderation=_Moderation(0.7))
+    # the server's policy decides: a threshold above the score lets it through
+    await training.screen_images([*clean, flagged.getvalue()], guild_id=GUILD, moderation=_Moderation(1.0))
+
+
+async def test_imagine_takes_a_member_lora_by_choice_or_typed_name_and_checks_its_family(env) -> None:  # type: ignore[no-untyped-def]
+    jobs, training = env
+    entry, _ = await _finished_training(jobs, training, user_id=1, guild_id=GUILD)
+    assert (await training.chosen(user_id=1, guild_id=GUILD, value=f"member:{entry.id}")).id == entry.id
+    assert (await training.chosen(user_id=1, guild_id=GUILD, value="  ROSIE ")).id == entry.id
+    assert await training.chosen(user_id=2, guild_id=GUILD, value="rosie") is None  # not theirs: the folder's name
+    assert await training.chosen(user_id=1, guild_id=GUILD, value="styles/watercolor") is None
+    with pytest.raises(NotYours):
+        await training.chosen(user_id=2, guild_id=GUILD, value=f"member:{entry.id}")
+    params = training.apply({"model": "fast", "loras": []}, entry, weight=None, model_kind="sd15", model="fast")
+    assert params["loras"] == [[f"member:{entry.library_name}", 1.0]]
+    with pytest.raises(InvalidOption, match=r"trained on SD 1\.5"):
+        training.apply({"model": "x"}, entry, weight=1.0, model_kind="sdxl-lightning", model="x")
+    with pytest.raises(InvalidOption, match="weight must be 0-2"):
+        training.apply({"model": "fast"}, entry, weight=3.0, model_kind="sd15", model="fast")
