@@ -147,6 +147,7 @@ class Atelier(commands.AutoShardedBot):
         # /train and the member LoRA space; only ATELIER_TRAIN_DEVICES claim training jobs.
         self.training = TrainingService(sessions, train_dir=self.settings.train_dir)
         self.service.train_devices = frozenset(self.settings.train_device_list)
+        self.service.sample_of = self.training.new_sample
         self.accounts.on_forget.append(self.training.forget)
         # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
@@ -154,7 +155,7 @@ class Atelier(commands.AutoShardedBot):
             screen=[self.moderation.screen, self.accounts.screen],
             before_submit=[self.moderation.before_submit, self.accounts.before_submit],
             on_delivered=[self.metrics.on_delivered, self.accounts.on_delivered, self.training.on_delivered],
-            on_ended=[self.metrics.on_ended, self.accounts.on_ended],
+            on_ended=[self.metrics.on_ended, self.accounts.on_ended, self.training.on_ended],
         )
         source = self.metrics.source(self.service)
         if self.settings.redis_url is not None:  # GPU workers elsewhere (`atelier worker`), fed over Redis

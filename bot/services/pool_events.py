@@ -103,6 +103,12 @@ class PoolEvents(JobState):
         live.last_progress = now
         async with self.sessions.begin() as session:
             await jobs_repo.set_progress(session, job_id=event.job_id, step=event.step, total=event.total)
+        # A training job's latest sample goes into its progress message (bot/services/training.py).
+        sample = await self.sample_of(live.job) if self.sample_of is not None else None
+        show_sample = getattr(self.delivery, "show_sample", None)
+        if sample is not None and show_sample is not None:
+            self._spawn(event.job_id, show_sample(live.job, event.step, event.total, sample))
+            return
         # The job as claimed: its prompt, model and ids are all a progress edit needs.
         self._spawn(event.job_id, self.delivery.show_progress(live.job, event.step, event.total))
 

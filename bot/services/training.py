@@ -27,7 +27,7 @@ from db.models_training import MemberLora
 from db.repositories import member_loras as repo
 from inference.limits import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
 from inference.lora import DEFAULT_WEIGHT as DEFAULT_LORA_WEIGHT
-from inference.training.job import FAMILY_OF_KIND, pack_images
+from inference.training.job import FAMILY_OF_KIND, SAMPLE, pack_images, work_dir
 from inference.training.library import MEMBER_PREFIX
 from inference.training.settings import TrainingSettings
 from moderation.policy import Action
@@ -84,6 +84,7 @@ class TrainingService:
     def __init__(self, sessions: Any, *, train_dir: Path) -> None:
         self.sessions = sessions
         self.train_dir = Path(train_dir)
+        self._shown: dict[int, int] = {}  # job id -> the sample file's mtime last shown
 
     @property
     def space(self) -> Path:
@@ -171,6 +172,7 @@ class TrainingService:
     async def on_delivered(self, session: Any, job: Job) -> None:
         """The job service's on_delivered hook: a delivered training job's LoRA joins its owner's space
         in the delivery's own transaction."""
+        self.finished(job.id or 0)
         await self.record(job, session=session)
 
     async def record(self, job: Job, *, session: Any = None) -> LoraEntry | None:
@@ -198,6 +200,34 @@ class TrainingService:
         if await repo.by_name(session, user_id=row.user_id, name=row.name) is not None:
             row.name = f"{row.name[:24]} #{row.job_id}"  # another LoRA took the name while this one trained
         await repo.add(session, row)
+
+    async def new_sample(self, job: Job) -> bytes | None:
+        """A running training job's latest sample image, once per new sample (None otherwise)."""
+        if job.command != TRAIN_COMMAND or job.id is None:
+            return None
+        path = work_dir(self.train_dir, job.id) / SAMPLE
+
+        def read() -> tuple[int, bytes] | None:
+            try:
+                stamp = path.stat().st_mtime_ns
+                if self._shown.get(job.id) == stamp:  # type: ignore[arg-type]
+                    return None
+                return stamp, path.read_bytes()
+            except OSError:
+                return None
+
+        found = await asyncio.to_thread(read)
+        if found is None:
+            return None
+        self._shown[job.id] = found[0]
+        return found[1]
+
+    def finished(self, job_id: int) -> None:
+        self._shown.pop(job_id, None)
+
+    async def on_ended(self, session: Any, job: Job) -> None:
+        """The job service's on_ended hook (failed or canceled): forget what was shown of it."""
+        self.finished(job.id or 0)
 
     # ----- the member LoRA space -----
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The latest sample image of a running job, in its work folder.
+SAMPLE = "sample.png"
 # Base model kinds a LoRA trains on (the distilled few-step SDXLs are not trained on directly).
 FAMILY_OF_KIND = {"sd15": "sd1", "sdxl": "sdxl"}
 
@@ -107,6 +109,14 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     samples: list[Any] = []
     done = [0]
 
+    def keep_sample(step: int, image: Any) -> None:
+        """The latest sample, also as ``<work>/sample.png`` (written whole, then moved in), which the
+        bot shows in the member's progress message."""
+        samples.append(image)
+        partial = work / ".sample.png.partial"
+        partial.write_bytes(encode_png(image, f"{settings.trigger}\nSteps: {step}"))
+        partial.replace(work / SAMPLE)
+
     def progress(step: int, steps: int, loss: float) -> None:
         done[0] = step
         if on_step is not None:
@@ -115,7 +125,7 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     try:
         result = train_lora(settings, images, source=spec.source, device=engine.device, work_dir=work, output=output,
                             name=str(options.get("name", output.stem)), should_stop=is_cancelled or (lambda: False),
-                            on_progress=progress, on_sample=lambda step, image: samples.append(image))
+                            on_progress=progress, on_sample=keep_sample)
     except TrainingCancelled:
         shutil.rmtree(work, ignore_errors=True)  # a member's cancel is final; a crash keeps the checkpoint
         raise JobCancelled(request.job_id, done[0]) from None

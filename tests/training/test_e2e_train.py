@@ -69,15 +69,20 @@ async def test_train_progress_loras_and_imagine(fake, start_bot, tiny_models: Pa
         await too_few.wait_for(lambda i: "a LoRA needs at least 5" in _text(i), timeout=60)
 
         progress: list[str] = []
+        samples: list[str] = []
 
         def seen(inter) -> bool:  # type: ignore[no-untyped-def]
-            for embed in inter.original.embeds if inter.original else []:
+            message = inter.original
+            for embed in message.embeds if message else []:
                 progress.extend(f["value"] for f in embed.get("fields", []) if f["name"] == "Progress")
-            return has_image(inter.original)
+                if embed.get("title") == "Training" and (embed.get("image") or {}).get("url") == "attachment://sample.png":
+                    samples.extend(a.filename for a in message.attachments)
+            return has_image(message) and not any(e.get("title") == "Training" for e in message.embeds)
 
         inter = await _slash(fake, "train", options, attachments=files)
         await inter.wait_for(seen, timeout=600)
         assert any("/100" in bar for bar in progress)  # progress edits counted training steps
+        assert "sample.png" in samples  # and showed the LoRA's sample so far
         job = await bot.service.job_for_message(inter.original.id)
         assert job.command == "train" and job.status == JobStatus.completed
         assert inter.original.components == []  # the sample is final: no buttons

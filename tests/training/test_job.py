@@ -91,6 +91,8 @@ def test_the_same_job_claimed_again_after_a_crash_resumes(registry: ModelRegistr
     with pytest.raises(RuntimeError):
         engine.run(train_request(), on_step=crash)
     assert (work_dir(tmp_path, 5) / "checkpoint.pt").exists()
+    with Image.open(work_dir(tmp_path, 5) / "sample.png") as sample:  # the latest sample, for the progress message
+        assert sample.size == (64, 64)
     seen: list[int] = []
     engine.run(train_request(), on_step=lambda step, total: seen.append(step))
     assert seen == [4, 5, 6]
