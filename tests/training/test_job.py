@@ -114,3 +114,15 @@ def test_a_trained_lora_is_used_by_name_from_the_member_space_on_any_device(regi
     for name in ("member:../42/rosie", "42/rosie", "member:42/rosie.safetensors"):
         with pytest.raises(lora.LoraError):
             generating.run(GenerationRequest(**{**request.to_dict(), "loras": [(name, 1.0)]}))
+
+
+def test_only_the_training_devices_engines_get_the_training_folder(registry: ModelRegistry, tmp_path: Path) -> None:
+    from bot.engines import engine_factory
+    from bot.settings import load_settings
+
+    settings = load_settings(train_devices="cuda:1", data_dir=tmp_path)
+    factory = engine_factory(settings, registry)
+    assert factory("cuda:1").train_dir == tmp_path / "training"
+    assert factory("cpu").train_dir is None  # generates only, but reads the member LoRA space
+    assert factory("cpu").loras.members.root == tmp_path / "training" / "loras"  # type: ignore[union-attr]
+    assert engine_factory(load_settings(data_dir=tmp_path), registry)("cpu").loras is None  # no training: no members
