@@ -23,7 +23,9 @@ VENDOR = Path(__file__).resolve().parent / "vendor" / "wheels"
 PACKAGES = ("diffusers", "huggingface_hub", "safetensors", "regex", "filelock", "pillow",
             "importlib_metadata", "zipp", "requests", "urllib3", "idna", "certifi", "charset_normalizer",
             "packaging", "pyyaml", "tqdm", "fsspec", "typing_extensions", "httpx", "httpcore", "anyio",
-            "sniffio", "h11", "hf_xet")
+            "sniffio", "h11", "hf_xet",
+            # bench/train.py: the trainer's adapter (peft) and what peft imports
+            "peft", "transformers", "tokenizers", "accelerate", "psutil")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
 
 

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     worker.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: every CUDA device, else cpu)")
     worker.add_argument("--queue", default="atelier", help="queue name (the bot's ATELIER_REDIS_QUEUE)")
+    worker.add_argument("--train", action="store_true",
+                        help="also run LoRA training jobs (/train) on these devices; ATELIER_DATA_DIR must be the "
+                             "bot's data folder (shared storage), where the LoRAs are written")
     worker.add_argument("--engine", default=None, help=argparse.SUPPRESS)  # module:factory, for tests
     worker.add_argument("--sweep-seconds", type=int, default=10, help=argparse.SUPPRESS)
     return parser
@@ -271,6 +274,14 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     tune_malloc()
     logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
     logs.install()
+    if args.devices:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    else:
+        from inference.pool import default_devices
+
+        devices = default_devices()
+    if args.train:  # this worker's devices train (the engine factory reads the setting)
+        settings = settings.model_copy(update={"train_devices": ",".join(devices)})
     if args.engine:
         module, _, name = args.engine.partition(":")
         factory = getattr(importlib.import_module(module), name)
@@ -278,13 +289,6 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         from bot.engines import engine_factory, load_registry
 
         factory = engine_factory(settings, load_registry(settings), batch_max=1)
-
-    if args.devices:
-        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
-    else:
-        from inference.pool import default_devices
-
-        devices = default_devices()
     try:
         asyncio.run(run_worker(redis_url, devices, factory, queue_name=args.queue, sweep_seconds=args.sweep_seconds))
     except KeyboardInterrupt:

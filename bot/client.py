@@ -40,6 +40,7 @@ from bot.services.moderation import ModerationService, Reporter
 from bot.services.preferences import Preferences
 from bot.services.rate_limits import Limits
 from bot.services.styles import StyleService
+from bot.services.training import TrainingService
 from bot.settings import Settings
 from bot.ui.buttons import JobButton
 from bot.ui.delivery import DiscordDelivery
@@ -114,6 +115,7 @@ class Atelier(commands.AutoShardedBot):
         self.moderation: ModerationService
         self.accounts: AccountService
         self.preferences: Preferences
+        self.training: TrainingService
         self.limits = Limits()
         self.roles = RoleMemory()
         self.mod_channel: ModChannel
@@ -152,13 +154,18 @@ class Atelier(commands.AutoShardedBot):
                                        default_retention_days=self.settings.retention_days, roles_of=self.roles)
         # Members' and servers' defaults (/settings, /admin defaults), read by the commands before they check options.
         self.preferences = Preferences(sessions, self.registry, reads=reads, server_styles=self.styles.for_guild)
+        # /train and the member LoRA space; only ATELIER_TRAIN_DEVICES claim training jobs.
+        self.training = TrainingService(sessions, train_dir=self.settings.train_dir)
+        self.service.train_devices = frozenset(self.settings.train_device_list)
+        self.service.sample_of = self.training.new_sample
+        self.accounts.on_forget.append(self.training.forget)
         # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
             before_acknowledge=[self.accounts.before_acknowledge],
             screen=[self.moderation.screen, self.accounts.screen],
             before_submit=[self.moderation.before_submit, self.accounts.before_submit],
-            on_delivered=[self.metrics.on_delivered, self.accounts.on_delivered],
-            on_ended=[self.metrics.on_ended, self.accounts.on_ended],
+            on_delivered=[self.metrics.on_delivered, self.accounts.on_delivered, self.training.on_delivered],
+            on_ended=[self.metrics.on_ended, self.accounts.on_ended, self.training.on_ended],
         )
         source = self.metrics.source(self.service)
         if self.settings.redis_url is not None:  # GPU workers elsewhere (`atelier worker`), fed over Redis

@@ -45,6 +45,9 @@ def engine_factory(settings: Settings, registry: ModelRegistry, *, batch_max: in
         return Engine(registry, device, cache=shared["cache"], lora_dir=settings.lora_dir,
                       embeddings_dir=settings.embeddings_dir,
                       batch_max=settings.batch_max if batch_max is None else batch_max,
-                      lora_cache=settings.lora_cache, compile_mode=settings.compile_mode)
+                      lora_cache=settings.lora_cache, compile_mode=settings.compile_mode,
+                      train_dir=settings.train_dir if device in settings.train_device_list else None,
+                      # Only where members train: LoRAs keep the attention projections unfused (slower).
+                      member_lora_dir=settings.train_dir / "loras" if settings.train_device_list else None)
 
     return factory

@@ -46,6 +46,8 @@ ENV_NAMES = {
     "lora_cache": "ATELIER_LORA_CACHE",
     "embeddings_dir": "ATELIER_EMBEDDINGS_DIR",
     "wildcards_dir": "ATELIER_WILDCARDS_DIR",
+    "train_devices": "ATELIER_TRAIN_DEVICES",
+    "data_dir": "ATELIER_DATA_DIR",
     "compile_mode": "ATELIER_COMPILE",
     "shard_count": "ATELIER_SHARD_COUNT",
     "shard_ids": "ATELIER_SHARD_IDS",
@@ -127,6 +129,12 @@ class Settings(BaseSettings):
     embeddings_dir: Path | None = None
     # A folder of wildcard files (colors.txt -> __colors__ in a prompt); unset: no wildcards.
     wildcards_dir: Path | None = None
+    # Devices of this process that run LoRA training jobs (/train), comma-separated like
+    # ATELIER_DEVICES; unset: none (`atelier worker --train` sets its own devices). Other devices never
+    # claim a training job.
+    train_devices: str | None = None
+    # The bot's data folder: members' trained LoRAs (training/loras/<member>/) and training checkpoints.
+    data_dir: Path = Path("data")
     # How pipelines are compiled (inference/compile.py): off, regional or max; unset: regional on
     # CUDA devices, off on CPU.
     compile_mode: Literal["off", "regional", "max"] | None = Field(
@@ -254,6 +262,27 @@ class Settings(BaseSettings):
             if not part.isdigit():
                 raise ValueError("must be comma-separated Discord user ids")
         return value
+
+    @field_validator("train_devices")
+    @classmethod
+    def _train_devices(cls, value: str | None) -> str | None:
+        """Like ATELIER_DEVICES, plus ``remote``: the bot's Redis-fed workers (each run with --train)."""
+        if value is None or not value.strip():
+            return None
+        local = ",".join(d for d in value.split(",") if d.strip() != "remote")
+        if local.strip():
+            cls._devices(local)
+        return value
+
+    @property
+    def train_device_list(self) -> list[str]:
+        """The devices allowed to train (none unless ATELIER_TRAIN_DEVICES names some)."""
+        return [d.strip() for d in (self.train_devices or "").split(",") if d.strip()]
+
+    @property
+    def train_dir(self) -> Path:
+        """Where training keeps its checkpoints and the member LoRA space (``<data_dir>/training``)."""
+        return self.data_dir / "training"
 
     @cached_property
     def device_list(self) -> list[str] | None:

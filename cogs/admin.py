@@ -20,6 +20,7 @@ from bot.params.bans import ban_until
 from bot.params.styles import search as style_search
 from bot.services.moderation import GLOBAL
 from bot.services.preferences import SERVER_FIELDS
+from bot.services.training import TrainingRules
 from bot.ui.feature import model_choices
 from bot.ui.render import ACCENT
 from inference.models import ASPECTS, TEXT_TO_IMAGE_KINDS
@@ -102,6 +103,20 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Run Atelie
             self.bot.pool.resume()
         log.info("pool %s everywhere by owner %s", "paused" if hold else "resumed", interaction.user.id)
         return was
+
+    @app_commands.command(name="training", description="Who may train their own LoRAs (/train) on this server")
+    @app_commands.describe(enabled="Allow /train here (off by default)", role="Only members with this role may train",
+                           real_people="Also allow subjects who are real people (members must confirm consent)")
+    async def training(self, interaction: discord.Interaction[Atelier], enabled: bool,
+                       role: discord.Role | None = None, real_people: bool = False) -> None:
+        assert interaction.guild_id is not None
+        rules = TrainingRules(enabled=enabled, role_id=role.id if role else None, real_people=real_people)
+        await self.bot.training.set_rules(guild_id=interaction.guild_id, rules=rules, by=interaction.user.id)
+        log.info("guild %s training rules %s by %s", interaction.guild_id, rules, interaction.user.id)
+        text = ("Training is off on this server." if not enabled else
+                f"Training is on for {role.mention if role else 'every member'}; real people as subjects: "
+                f"{'allowed with the member confirming consent' if real_people else 'not allowed'}.")
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="stats", description="Jobs, GPU time, failures and top models on this server")
     @app_commands.describe(days="How many days back (default 7)")

@@ -21,6 +21,7 @@ from bot.errors import InvalidOption
 from bot.params import blend as blending
 from bot.params import images, styles
 from bot.params.imagine import ImagineOptions
+from bot.services.training import CHOICE_PREFIX
 from bot.ui import preferences as member_defaults
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature, described, model_choices
@@ -91,10 +92,13 @@ class Imagine(Feature):
                       hires_strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] | None = None,
                       tile: bool = False, style_ref: discord.Attachment | None = None,
                       style_weight: float | None = None) -> None:
+        # A member's own (or their server's shared) trained LoRA, from /train (bot/services/training.py).
+        mine = await self.bot.training.chosen(user_id=interaction.user.id, guild_id=interaction.guild_id, value=lora)
         # Validation is fast, so bad options get an ephemeral answer before any defer.
         settings = self.bot.settings
         options = ImagineOptions(prompt=prompt, negative=negative, model=model, aspect=aspect, steps=steps,
-                                 guidance=guidance, seed=seed, count=count, lora=lora, lora_weight=lora_weight,
+                                 guidance=guidance, seed=seed, count=count, lora=None if mine else lora,
+                                 lora_weight=None if mine else lora_weight,
                                  lora_dir=settings.lora_dir, quality=quality, style=style, sampler=sampler,
                                  server_styles=await self.bot.styles.for_guild(interaction.guild_id) if style else {},
                                  lora2=lora2, lora2_weight=lora2_weight, lora3=lora3, lora3_weight=lora3_weight,
@@ -108,6 +112,9 @@ class Imagine(Feature):
             raise InvalidOption("Hires fix and `style_ref` don't combine yet; leave one out (or /upscale the result).")
         # Off the loop: wildcard files and LoRA headers are read.
         params = await asyncio.to_thread(self.bot.service.prepare_imagine, options)
+        if mine is not None:
+            spec = self.bot.registry.get(params["model"])
+            params = self.bot.training.apply(params, mine, weight=lora_weight, model_kind=spec.kind, model=spec.name)
         strength = images.check_strength(strength, has_image=image is not None)
         style_weight = blending.check_style_weight(style_weight, has_reference=style_ref is not None)
         if style_ref is not None:
@@ -137,13 +144,17 @@ class Imagine(Feature):
     @imagine.autocomplete("lora2")
     @imagine.autocomplete("lora3")
     async def lora_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        """The folder's LoRAs matching what was typed; nothing when LoRAs are off (the option says so)."""
+        """The member's own and their server's shared LoRAs (/train), then the folder's, matching what was typed."""
+        mine = await self.bot.training.search(user_id=interaction.user.id, guild_id=interaction.guild_id, text=current)
+        choices = [app_commands.Choice(name=e.label(interaction.user.id)[:100], value=f"{CHOICE_PREFIX}{e.id}")
+                   for e in mine]
         folder = self.bot.settings.lora_dir
         if folder is None:
-            return []
+            return choices[:25]
         # A listing walks the folder (cached for a few seconds): off the event loop.
         names = await asyncio.to_thread(loras.library(str(folder)).search, current, 25)
-        return [app_commands.Choice(name=name[:100], value=name) for name in names if len(name) <= 100]
+        choices += [app_commands.Choice(name=name[:100], value=name) for name in names if len(name) <= 100]
+        return choices[:25]
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -210,18 +210,26 @@ def _not_paused() -> Any:
 
 
 @functools.cache
-def _queued_heads_query(by_command: bool) -> Any:
+def _queued_heads_query(by_command: bool, excluding: bool = False) -> Any:
     conditions = [*_claimable(), _not_paused()]
     if by_command:
         conditions.append(Job.command.in_(bindparam("commands", expanding=True, type_=Job.__table__.c.command.type)))
+    if excluding:
+        conditions.append(Job.command.not_in(bindparam("excluded", expanding=True, type_=Job.__table__.c.command.type)))
     heads = select(func.min(Job.id)).where(*conditions).group_by(Job.user_id)
     return _queued_columns().where(Job.id.in_(heads))
 
 
-async def _queued_heads(session: AsyncSession, commands: Sequence[str] | None) -> list[Any]:
-    """Each member's oldest claimable job (only heads compete; a member's jobs run in order)."""
-    query = _queued_heads_query(bool(commands))
-    return list((await session.execute(query, {"commands": list(commands)} if commands else {})).all())
+async def _queued_heads(session: AsyncSession, commands: Sequence[str] | None,
+                        excluded: Sequence[str] = ()) -> list[Any]:
+    """Each member's oldest claimable job (only heads compete; a member's jobs run in order), among
+    ``commands`` when given and never one of ``excluded`` (e.g. training jobs on a device that does not
+    train: they wait for one that does, and the member's other jobs are not held up behind them)."""
+    query = _queued_heads_query(bool(commands), bool(excluded))
+    values: dict[str, Any] = {"commands": list(commands)} if commands else {}
+    if excluded:
+        values["excluded"] = list(excluded)
+    return list((await session.execute(query, values)).all())
 
 
 async def _serialise_claims(session: AsyncSession) -> None:
@@ -234,14 +242,15 @@ async def _serialise_claims(session: AsyncSession) -> None:
 
 
 async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequence[str] | None = None,
-                         max_wait: timedelta = MAX_WAIT, prefer: Collection[str] = ()) -> Job | None:
+                         max_wait: timedelta = MAX_WAIT, prefer: Collection[str] = (),
+                         excluded: Sequence[str] = ()) -> Job | None:
     """Move the fairest next queued job to running, atomically (the UPDATE is guarded by status).
 
     The order is the module's (above); with a single member it is plain FIFO.
     ``prefer``: the models loaded on the claiming device, which break exact ties (see fair_order)."""
     await _serialise_claims(session)
     for _ in range(5):
-        heads = await _queued_heads(session, commands)
+        heads = await _queued_heads(session, commands, excluded)
         if not heads:
             return None
         if len(heads) == 1:

@@ -25,6 +25,8 @@ from inference.finishing import Finishing, to_uint8
 from inference.models import ASPECTS, SD_KINDS, ModelRegistry, ModelSpec, RequestRefused
 from inference.runners import RUNNERS, sd, txt2img, upscale
 from inference.runners.base import image_result, job_scheduler
+from inference.training import job as training_job
+from inference.training import library as training_library
 from inference.types import GenerationRequest, GenerationResult, JobCancelled
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class Engine:
         lora_cache: int = lora.DEFAULT_CACHE,
         compile_mode: str | None = None,
         compile_backend: str = "inductor",
+        train_dir: Path | str | None = None,
+        member_lora_dir: Path | str | None = None,
     ) -> None:
         self.registry = registry
         self.device = device
@@ -62,7 +66,8 @@ class Engine:
         self._upscalers: dict[str, upscale.RRDBNet] = {}
         # The LoRA folder of this machine (a remote worker has its own; bot/engines.py passes the
         # setting); None turns LoRAs off and jobs naming one fail with that reason.
-        self.loras = lora.LoraLibrary(lora_dir) if lora_dir else None
+        # Members' trained LoRAs (the bot's member LoRA space) are named "member:…" beside them.
+        self.loras = training_library.libraries(lora_dir, member_lora_dir)
         # Its textual-inversion embeddings (ATELIER_EMBEDDINGS_DIR), added to a pipeline for one job.
         self.embeddings = embeddings.EmbeddingLibrary(embeddings_dir) if embeddings_dir else None
         # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
@@ -70,6 +75,8 @@ class Engine:
         # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.
         self.compile_mode = compiling.resolve(compile_mode, device)
         self.compile_backend = compile_backend
+        # Where LoRA training jobs keep checkpoints and write LoRAs; None: this device does not train.
+        self.train_dir = Path(train_dir) if train_dir else None
         # Shapes still to compile, (model, width, height, count): run between jobs (warm_up_step).
         self.warm_up: list[tuple[str, int, int, int]] = []
 
@@ -143,7 +150,8 @@ class Engine:
 
     def _run_once(self, spec: ModelSpec, request: GenerationRequest, on_step: Callable[[int, int], None] | None,
                   is_cancelled: Callable[[], bool] | None) -> Finishing:
-        outcome = RUNNERS[spec.kind](self, spec, request, on_step, is_cancelled)
+        runner = training_job.handle if request.task == "train" else RUNNERS[spec.kind]
+        outcome = runner(self, spec, request, on_step, is_cancelled)
         return outcome if isinstance(outcome, Finishing) else Finishing.done(outcome)
 
     def one_call_for_count(self, pipe: DiffusionPipeline, job_loras: list[lora.JobLora]) -> bool:

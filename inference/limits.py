@@ -105,3 +105,14 @@ IP_WEIGHT_RANGE = (0.0, 5.0)
 BLEND_SCALE = 1.0
 STYLE_WEIGHT_RANGE = (0.0, 2.0)
 DEFAULT_STYLE_WEIGHT = 1.0
+
+# /train (a member's own LoRA): how many usable images a training set takes, and the ranges a member
+# may set the LoRA's rank, training steps and learning rate within (the defaults per kind and model
+# family live in inference/training/settings.py and sit inside these ranges).
+MIN_TRAIN_IMAGES, MAX_TRAIN_IMAGES = 5, 30
+TRAIN_RANK_RANGE = (4, 64)
+TRAIN_STEPS_RANGE = (100, 3000)
+TRAIN_LR_RANGE = (1e-5, 1e-3)
+# A training image's longest side after it is read, and the fewest pixels a usable one has.
+MAX_TRAIN_IMAGE_SIDE = 4096
+MIN_TRAIN_IMAGE_SIDE = 256

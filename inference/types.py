@@ -17,8 +17,9 @@ from inference.limits import DEFAULT_HIRES_STRENGTH, DEFAULT_MASK_BLUR, SEED_LIM
 # pose: text to image guided by ``control_image`` (an OpenPose skeleton) at ``control_scale``.
 # inpaint: ``init_image`` redrawn where ``mask_image`` is white (Zoom Out, Pan, Vary (Region), /edit);
 # the pixels outside the mask are pasted back from ``init_image`` after decoding.
+# train: a LoRA trained on ``train_images`` over ``model`` (inference/training/job.py).
 # describe: ``init_image`` -> four prompts (a captioning model's ``caption`` kind; inference/runners/caption.py).
-TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose", "inpaint", "describe"]
+TaskKind = Literal["txt2img", "img2img", "upscale", "img2vid", "pose", "inpaint", "describe", "train"]
 
 
 @dataclass(slots=True)
@@ -74,6 +75,8 @@ class GenerationRequest:
     loras: list[tuple[str, float]] = field(default_factory=list)
     # Textual-inversion embeddings the prompts use, by name in ATELIER_EMBEDDINGS_DIR (for this job only).
     embeddings: list[str] = field(default_factory=list)
+    # train: the training set, base64 of a zip of the images (stored apart, like init_image).
+    train_images: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +163,8 @@ class JobTimedOut(Exception):
 # far beyond a healthy run on a slow GPU, short enough that a hung run frees its member (and the
 # device) within minutes rather than at the next restart. ATELIER_JOB_TIMEOUT overrides them all.
 RUN_LIMITS: dict[str, float] = {"txt2img": 600.0, "img2img": 600.0, "pose": 600.0, "upscale": 900.0,
-                                "img2vid": 1800.0, "inpaint": 600.0, "describe": 300.0}
+                                "img2vid": 1800.0, "inpaint": 600.0, "describe": 300.0,
+                                "train": 7200.0}
 
 
 def run_limit(requests: list[GenerationRequest], override: float | None = None) -> float:

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +53,8 @@ class AccountService(Quotas):
         super().__init__(jobs, default_daily=default_daily, roles_of=roles_of, clock=clock)
         # ATELIER_RETENTION_DAYS: history kept where a guild set nothing (0: forever).
         self.default_retention_days = default_retention_days
+        # Called by /forget before the member's rows go: other features' data (bot/client.py wires them).
+        self.on_forget: list[Callable[..., Awaitable[Any]]] = []
 
     # ----- admin -----
 
@@ -176,6 +178,8 @@ class AccountService(Quotas):
                 await self.jobs.cancel(job_id=job.id, user_id=user_id)  # type: ignore[arg-type]
             except Exception:  # already finished meanwhile: it is deleted below anyway
                 log.debug("job %s ended before /forget could cancel it", job.id)
+        for forget in self.on_forget:  # other features' data of the member (their trained LoRAs' files)
+            await forget(user_id=user_id)
         async with self.sessions.begin() as session:
             deleted = await repo.forget_user(session, user_id=user_id, today=day_of(self.clock()))
         self._forget_snapshots(user_id=user_id)

@@ -16,7 +16,7 @@ from bot.errors import InvalidOption
 from inference.types import GenerationRequest
 
 # GenerationRequest fields that carry an image (base64 in the request, bytes in db.models.JobInput).
-INPUT_FIELDS = ("init_image", "control_image", "mask_image")
+INPUT_FIELDS = ("init_image", "control_image", "mask_image", "train_images")
 # Fields that carry a list of images (IP-Adapter references): stored as "<field>.<index>".
 LIST_FIELDS = ("ip_images",)
 

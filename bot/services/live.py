@@ -41,6 +41,7 @@ class Delivery(Protocol):
 
     async def show_progress(self, job: Job, step: int, total: int) -> None: ...
 
+    # Optional: ``async show_sample(job, step, total, png)``, progress with a preview (a training sample).
     # Optional: ``async show_loading(job, model, done_bytes, total_bytes)``, the job's model downloading
     # for its first use ("Loading sdxl for the first time: 2.1 / 6.9 GB").
 
@@ -86,6 +87,10 @@ class JobState:
         self.pool: PoolLike | None = None
         # worker name -> the models loaded on its device (the embedded pool's), for the claim's tie-break.
         self.resident: Callable[[str], Collection[str]] | None = None
+        # Devices of this process allowed to run LoRA training jobs (ATELIER_TRAIN_DEVICES); others never claim them.
+        self.train_devices: Collection[str] = ()
+        # A running job's newest preview to show with its progress, once each (training samples), or None.
+        self.sample_of: Callable[[Job], Awaitable[bytes | None]] | None = None
         # What other features do at fixed points of a job's life (bot/services/hooks.py); bot/client.py wires them.
         self.hooks = Hooks()
         # Scores finished images; returns why they must not be posted, or None (see bot/services/moderation.py).

@@ -16,6 +16,7 @@ from bot.services import failures
 from bot.services.hooks import notify
 from bot.services.inputs import fill_inputs
 from bot.services.live import MAX_RETRIES, JobState, LiveJob
+from bot.services.training import TRAIN_COMMAND
 from db import queue as job_queue
 from db.engine import begin_urgent
 from db.models import Job, Output
@@ -35,8 +36,11 @@ class PoolEvents(JobState):
     async def claim(self, worker: str) -> GenerationRequest | None:
         # The models loaded on the worker's device break ties between jobs equally due (fewer loads).
         prefer = self.resident(worker) if self.resident is not None else ()
+        # Training jobs only go to devices allowed to train (worker names are "<process>/<device>#n").
+        excluded = () if worker_device(worker) in self.train_devices else (TRAIN_COMMAND,)
         async with begin_urgent(self.sessions) as session:  # a device may be waiting: ahead of submissions
-            job = await job_queue.claim_next_job(session, worker=worker, **({"prefer": prefer} if prefer else {}))
+            job = await job_queue.claim_next_job(session, worker=worker, excluded=excluded,
+                                                 **({"prefer": prefer} if prefer else {}))
         if job is None:
             return None
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
@@ -99,6 +103,12 @@ class PoolEvents(JobState):
         live.last_progress = now
         async with self.sessions.begin() as session:
             await jobs_repo.set_progress(session, job_id=event.job_id, step=event.step, total=event.total)
+        # A training job's latest sample goes into its progress message (bot/services/training.py).
+        sample = await self.sample_of(live.job) if self.sample_of is not None else None
+        show_sample = getattr(self.delivery, "show_sample", None)
+        if sample is not None and show_sample is not None:
+            self._spawn(event.job_id, show_sample(live.job, event.step, event.total, sample))
+            return
         # The job as claimed: its prompt, model and ids are all a progress edit needs.
         self._spawn(event.job_id, self.delivery.show_progress(live.job, event.step, event.total))
 
@@ -240,6 +250,12 @@ class PoolEvents(JobState):
 
 
 _REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationRequest)) - {"job_id"}
+
+
+def worker_device(worker: str) -> str:
+    """The device in a worker's name: "main/cuda:0#1" -> "cuda:0"; the remote pool's "main/remote" -> "remote"."""
+    device = worker.partition("/")[2]
+    return device.rpartition("#")[0] or device
 
 
 def request_from_params(job_id: int, params: dict[str, Any]) -> GenerationRequest:

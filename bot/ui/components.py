@@ -67,6 +67,8 @@ def result_view(job: Job, prompts: int = 0) -> discord.ui.View:
     button per prompt (``prompts``)."""
     view = discord.ui.View(timeout=None)
     job_id = job.id or 0
+    if job.params.get("task") == "train":  # a training job's image is its LoRA's sample
+        return layout(view)
     if job.params.get("task") == "upscale":
         if "job_id" in (job.params.get("source") or {}):
             _canvas_buttons(view, job_id, row=0)

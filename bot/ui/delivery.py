@@ -75,6 +75,18 @@ class DiscordDelivery:
             self._stage[job.id] = _RUNNING
             await self._edit(job, embed=render.progress_embed(job, step, total), view=queued_view(job))
 
+    async def show_sample(self, job: Job, step: int, total: int, png: bytes) -> None:
+        """Progress with the latest sample image (a training job's LoRA so far)."""
+        if self._stage.get(job.id) == _DONE:
+            return
+        async with self._locks[job.id]:
+            if self._stage.get(job.id, _QUEUED) >= _DONE:
+                return
+            self._stage[job.id] = _RUNNING
+            await self._edit(job, embed=render.progress_embed(job, step, total, sample=render.SAMPLE_FILE),
+                             attachments=[discord.File(io.BytesIO(png), filename=render.SAMPLE_FILE)],
+                             view=queued_view(job))
+
     async def show_loading(self, job: Job, model: str, done: int, total: int) -> None:
         if self._stage.get(job.id) == _DONE:
             return

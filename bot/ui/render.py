@@ -55,9 +55,15 @@ def queued_embed(job: Job, position: int, total: int, eta_seconds: float | None,
     return embed
 
 
-def progress_embed(job: Job, step: int, total: int) -> discord.Embed:
-    embed = _base(job, title="Generating")
+# The file name of a progress message's preview (a training job's latest sample).
+SAMPLE_FILE = "sample.png"
+
+
+def progress_embed(job: Job, step: int, total: int, *, sample: str | None = None) -> discord.Embed:
+    embed = _base(job, title="Training" if job.command == "train" else "Generating")
     embed.add_field(name="Progress", value=progress_bar(step, total), inline=False)
+    if sample is not None:
+        embed.set_image(url=f"attachment://{sample}")
     return embed
 
 
