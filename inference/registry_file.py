@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inference import checkpoints
+from inference.limits import MAX_STRENGTH, MIN_STRENGTH
 from inference.models import (
     A1111_SAMPLERS,
     CONTROLNET_BASE_KINDS,
@@ -181,23 +182,6 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "height": 1024,
         "max_steps": 100,
     },
-    # Dedicated inpainting checkpoints take their family's defaults (the same sizes and samplers).
-    "sd15-inpaint": {
-        "steps": 25,
-        "guidance": 7.0,
-        "scheduler": "dpmpp-2m-karras",
-        "width": 512,
-        "height": 512,
-        "max_steps": 60,
-    },
-    "sdxl-inpaint": {
-        "steps": 30,
-        "guidance": 7.0,
-        "scheduler": "dpmpp-2m-karras",
-        "width": 1024,
-        "height": 1024,
-        "max_steps": 60,
-    },
     # /describe's captioner and tagger, and IP-Adapters, draw nothing: the numbers are unused.
     **{kind: {"steps": 1, "guidance": 0.0, "scheduler": "default", "width": 512, "height": 512, "max_steps": 1,
               "max_count": 1} for kind in HELPER_KINDS},
@@ -205,6 +189,8 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     # only exists so every kind has one.
     "controlnet": {},
 }
+# Dedicated inpainting checkpoints take their family's defaults (the same sizes and samplers).
+_KIND_DEFAULTS |= {kind: _KIND_DEFAULTS[family] for kind, family in INPAINT_FAMILY.items()}
 _SPACINGS = ("leading", "trailing", "linspace")
 
 
@@ -227,7 +213,12 @@ def _controlnet_defaults(path: Path, name: str, table: dict[str, Any], parsed: d
 
 
 def _check_inpaint_link(path: Path, spec: ModelSpec, parsed: dict[str, ModelSpec]) -> None:
-    """``inpaint = "NAME"`` on an SD 1.5 / SDXL entry must name a dedicated inpainting entry of its family."""
+    """``inpaint = "NAME"`` on an SD 1.5 / SDXL entry must name a dedicated inpainting entry of its family;
+    ``max_strength`` must be a strength."""
+    cap = spec.extra.get("max_strength")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int | float)
+                            or not MIN_STRENGTH <= cap <= MAX_STRENGTH):
+        raise RegistryError(f"{path}: models.{spec.name}.max_strength must be {MIN_STRENGTH:g}-{MAX_STRENGTH:g}")
     name = spec.extra.get("inpaint")
     if name is None:
         return

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from diffusers import AutoPipelineForInpainting, DiffusionPipeline
 from PIL import Image
 
-from inference import canvas, lora, prompts
+from inference import canvas, lora, prompts, tiling
 from inference.finishing import Finishing, as_pil
 from inference.limits import MAX_CANVAS_SIDE, MAX_MASK_BLUR
 from inference.media import decode_job_image
@@ -129,7 +129,8 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
         strength = min(request.strength, float(run_spec.extra.get("max_strength", 1.0)))
         num_steps, effective = schedule(request.steps, strength)
         started = time.perf_counter()
-        with job_scheduler(engine, run_spec, pipe, request.scheduler) as sampled, cancellable(request):
+        with (job_scheduler(engine, run_spec, pipe, request.scheduler) as sampled, cancellable(request),
+              tiling.seamless(pipe, request.tile)):
             run_pipe.scheduler = pipe.scheduler
             with engine.adapters.applied(pipe, job_loras, model=run_spec.name):
                 encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
@@ -149,6 +150,8 @@ def finish(spec: ModelSpec, request: GenerationRequest, guidance: float, images:
     """Each image back at the canvas's size with the source pasted outside the mask, then the files."""
     alpha = canvas.seam_alpha(mask, int(request.mask_blur))
     kept = [canvas.paste_back(source, image, alpha) for image in as_pil(images)]
-    extra = {"Denoising strength": f"{strength:g}", "Mask blur": int(request.mask_blur)}
+    extra: dict[str, Any] = {"Denoising strength": f"{strength:g}", "Mask blur": int(request.mask_blur)}
+    if request.tile:
+        extra["Tiling"] = True
     return image_result(spec, request, guidance, kept, run_seconds, parameters=extra, **options)
 

@@ -42,6 +42,8 @@ def test_packaged_bases_link_the_real_inpainting_checkpoints() -> None:
      "is a sdxl model"),
     ('[models.a]\nkind = "sd3"\nsource = "x/y"\ninpaint = "b"\n[models.b]\nkind = "sdxl-inpaint"\nsource = "x/z"\n',
      "only SD 1.5 and SDXL entries"),
+    ('[models.b]\nkind = "sdxl-inpaint"\nsource = "x/z"\nmax_strength = 1.5\n', "max_strength must be 0.05-1"),
+    ('[models.b]\nkind = "sdxl-inpaint"\nsource = "x/z"\nmax_strength = "high"\n', "max_strength must be"),
 ])
 def test_bad_inpaint_links_are_refused_at_load(tmp_path: Path, table: str, message: str) -> None:
     path = tmp_path / "models.toml"

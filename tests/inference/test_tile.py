@@ -76,3 +76,16 @@ def test_padding_is_restored_after_an_error_and_the_pipeline_is_shift_equivarian
         a, b = draw(noise), draw(shifted)
     assert torch.allclose(torch.roll(a, 16, dims=2), b, atol=1e-3)
     assert not torch.allclose(torch.roll(draw(noise), 16, dims=2), draw(shifted), atol=1e-2)
+
+
+def test_a_canvas_edit_of_a_tile_stays_a_tile(engine: Engine) -> None:
+    from inference.canvas import encode_mask
+    from inference.media import encode_job_image
+
+    source = _image(engine.run(_request("tiny-sd15", tile=True)).images[0].png)
+    mask = Image.new("L", source.size, 0)
+    mask.paste(255, (32, 32, 96, 96))
+    edit = engine.run(_request("tiny-sd15", task="inpaint", init_image=encode_job_image(source),
+                               mask_image=encode_mask(mask), strength=1.0, tile=True)).images[0]
+    assert "Tiling: True" in read_parameters(edit.png) and "Mask blur: 8" in read_parameters(edit.png)
+    assert seam_difference(_image(edit.png)) == pytest.approx(seam_difference(source))  # the edges were kept
