@@ -99,8 +99,8 @@ class Slots:
         self.names = [f"{SLOT_PREFIX}{index}" for index in range(count)]
         self.layers = [module for module in unet.modules() if isinstance(module, LoraLayer)]
         self.holders: list[Any] = [None] * count
-        # Per slot: each layer's scale for weight 1 (alpha / rank of the LoRA it holds).
-        self.units: list[list[float]] = [[] for _ in range(count)]
+        # Per slot: each layer's scale for weight 1 (alpha / rank of the LoRA it holds; 1 while empty).
+        self.units: list[list[float]] = [[1.0] * len(self.layers) for _ in range(count)]
         self.swaps = 0
 
     @classmethod
