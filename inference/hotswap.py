@@ -37,7 +37,8 @@ from inference.checkpoints import read_header
 
 log = logging.getLogger(__name__)
 
-# The largest LoRA rank a slot takes (ATELIER_LORA_RANK); above it a LoRA is loaded as its own adapter.
+# The largest LoRA rank a slot takes (Engine(lora_rank=)); above it a LoRA is loaded as its own adapter.
+# Memory per slot at rank 64 in fp16: about 55 MB on an SD 1.5 UNet, 350 MB on SDXL.
 DEFAULT_RANK = 64
 # LoRAs one job can switch in without recompiling (the bot allows three a job).
 DEFAULT_SLOTS = 3

@@ -17,8 +17,7 @@ from inference import hotswap
 from inference.engine import Engine
 from inference.models import ModelRegistry
 from inference.types import GenerationRequest
-from tests.lora_files import _lora_state
-from tests.lora_files import tiny_loras  # noqa: F401  (fixture)
+from tests.lora_files import _lora_state, tiny_loras  # noqa: F401  (fixture)
 
 
 def _job(model: str, *loras: tuple[str, float], count: int = 1) -> GenerationRequest:
