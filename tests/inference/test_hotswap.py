@@ -65,6 +65,16 @@ def _targets_other_layers(tiny_registry: ModelRegistry, folder: Path) -> None:
     save_file({f"unet.{key}": value.contiguous() for key, value in state.items()}, str(folder / "resnets.safetensors"))
 
 
+def _mixed_alphas(folder: Path) -> None:
+    """A kohya file whose layers were trained at different alphas (PEFT's hotswap refuses an alpha_pattern)."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / "kohya-style.safetensors"))
+    first = next(key for key in sorted(state) if key.startswith("lora_unet_") and key.endswith(".alpha"))
+    state[first] = state[first] / 2
+    save_file(state, str(folder / "mixed-alphas.safetensors"))
+
+
 def test_loras_the_slots_cannot_take_still_work_and_say_why_in_the_log(
         tiny_registry: ModelRegistry, tiny_loras: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
     folder = tmp_path / "loras"
@@ -72,6 +82,7 @@ def test_loras_the_slots_cannot_take_still_work_and_say_why_in_the_log(
     for name in ("kohya-style", "diffusers-style"):
         (folder / f"{name}.safetensors").write_bytes((tiny_loras / "sd15" / f"{name}.safetensors").read_bytes())
     _targets_other_layers(tiny_registry, folder)
+    _mixed_alphas(folder)
     plain_way = Engine(tiny_registry, "cpu", lora_dir=folder, lora_cache=0)
     plain = plain_way.run(_job("tiny-sd15")).images[0].png
     # Rank 2 slots: the tiny LoRAs' rank 4 does not fit; one slot: a second LoRA has none left.
@@ -79,6 +90,7 @@ def test_loras_the_slots_cannot_take_still_work_and_say_why_in_the_log(
     roomy = _slotted(tiny_registry, folder, "tiny-sd15", rank=8, count=1)
     cases = [(small, [("kohya-style", 1.0)], "rank 4 is above the slots' 2"),
              (roomy, [("resnets", 1.0)], "unexpected keys"),
+             (roomy, [("mixed-alphas", 0.8)], "Configs are incompatible: for alpha_pattern"),
              (roomy, [("kohya-style", 1.0), ("diffusers-style", 0.6)], "more LoRAs than the 1 slots")]
     for engine, loras, reason in cases:
         caplog.clear()
