@@ -119,6 +119,7 @@ class AdapterCache:
             yield
             return
         hotswap.switch_on(pipe, slots, [0.0], unet_adapters=[], text_adapters=[], scales={})
+        _frozen(pipe)
         try:
             yield
         finally:

@@ -140,7 +140,7 @@ class Slots:
         # diffusers' failure path deletes a failed adapter from the layers where it is active, and
         # forgets its config: nothing is active while it swaps, and the config is put back.
         for layer in self.layers:
-            layer.set_adapter([], inference_mode=True)
+            layer.set_adapter([])
         self.holders[index] = None  # half-swapped until it succeeds
         try:
             pipe.load_lora_weights(dict(unet_part), adapter_name=name, hotswap=True)
@@ -148,7 +148,7 @@ class Slots:
             unet.peft_config.setdefault(name, config)
             raise NotSwappable(f"{type(exc).__name__}: {exc}") from None
         scales = [layer.scaling[name] for layer in self.layers]
-        self.units[index] = torch.stack([s.detach().float().reshape(()).cpu() for s in scales]).tolist()
+        self.units[index] = torch.stack([s.detach().float().reshape(()) for s in scales]).tolist()  # one sync
         self.holders[index] = key
         self.swaps += 1
 
@@ -157,7 +157,8 @@ def switch_on(pipe: Any, slots: Slots, weights: list[float], *, unet_adapters: l
               text_adapters: list[str], scales: dict[str, float]) -> None:
     """Slots 0..len(weights)-1 on at those weights and the named ordinary adapters on at ``scales``:
     ``unet_adapters`` in the UNet, ``text_adapters`` in the text encoders. Each component gets only
-    its own names (a compiled block guards on its layers' active names). Nothing becomes trainable."""
+    its own names (a compiled block guards on its layers' active names). PEFT marks the active
+    adapters trainable: freeze the pipeline afterwards (lora._frozen)."""
     for position, layer in enumerate(slots.layers):
         for index, weight in enumerate(weights):
             layer.scaling[slots.names[index]].fill_(slots.units[index][position] * weight)
@@ -173,7 +174,7 @@ def switch_on(pipe: Any, slots: Slots, weights: list[float], *, unet_adapters: l
             for adapter, scale in scales.items():
                 layer.set_scale(adapter, scale)  # a no-op where the layer lacks the adapter
             layer.enable_adapters(True)
-            layer.set_adapter(active, inference_mode=True)
+            layer.set_adapter(active)  # marks them trainable: the caller freezes the pipeline after
 
 
 def slots_of(unet: Any) -> Slots | None:

@@ -121,3 +121,23 @@ def test_the_engine_puts_slots_in_only_where_it_compiles_with_loras(tiny_registr
     # The warm-up also runs each shape with a slot on, so a member's first LoRA job compiles nothing.
     compiled.plan_warm_up("tiny-sd15", [(64, 64)])
     assert [entry[3:] for entry in compiled.warm_up] == [(1, False), (2, False), (1, True), (2, True)]
+
+
+def test_a_files_unet_and_text_encoder_parts_and_its_rank_in_every_layout() -> None:
+    import torch
+
+    state = {
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(16, 32, 1, 1),
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.zeros(32, 16, 1, 1),
+        "lora_unet_down_blocks_0_attentions_0_proj_in.alpha": torch.tensor(8.0),
+        "unet.up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 32),
+        "unet.up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(32, 4),
+        "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": torch.zeros(128, 32),
+        "lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": torch.zeros(32, 128),
+        "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(128, 32),
+    }
+    unet, text = hotswap.split(state)
+    assert set(text) == {key for key in state if key.startswith(("lora_te", "text_encoder."))}
+    assert set(unet) == set(state) - set(text) and len(unet) == 5
+    # "down"/"up" in block names (down_blocks, up_blocks) are not the matrices: the UNet's rank is 16.
+    assert hotswap.rank_of(unet) == 16 and hotswap.rank_of(text) == 128
