@@ -5,6 +5,7 @@ compiles nothing, whichever LoRAs it switches to."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -34,15 +35,20 @@ def test_modes_and_defaults() -> None:
         compiling.resolve("fast", "cuda")
 
 
-def _warmed_engine(tiny_registry, tiny_loras, monkeypatch: pytest.MonkeyPatch) -> Engine:  # type: ignore[no-untyped-def]  # noqa: F811
-    """Dynamo's eager backend: the same graph capture, guards and recompiles as inductor, without
-    the C++ compiler a CPU inductor run would spend minutes in. Warmed up as the worker does while
-    idle: two aspects at batch 1 and 2."""
+@pytest.fixture
+def dynamo_settings() -> Iterator[None]:
+    """What compiling.configure_process sets in the wiring place, for one test (Dynamo's own patch:
+    monkeypatching its config module loses the attribute for the next test)."""
     from torch.fx.experimental import _config as fx_config
 
-    # What compiling.configure_process sets in the wiring place.
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 64)
-    monkeypatch.setattr(fx_config, "use_duck_shape", False)
+    with torch._dynamo.config.patch(recompile_limit=64), fx_config.patch(use_duck_shape=False):
+        yield
+
+
+def _warmed_engine(tiny_registry, tiny_loras) -> Engine:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Dynamo's eager backend: the same graph capture, guards and recompiles as inductor, without
+    the C++ compiler a CPU inductor run would spend minutes in. Warmed up as the worker does while
+    idle: two aspects at batch 1 and 2, with and without a LoRA slot on."""
     torch._dynamo.reset()
     engine = Engine(tiny_registry, "cpu", batch_max=1, compile_mode="regional", compile_backend="eager",
                     lora_dir=tiny_loras)
@@ -55,10 +61,10 @@ def _warmed_engine(tiny_registry, tiny_loras, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.slow
 def test_regional_compile_matches_eager_and_does_not_recompile_after_warm_up(
-        tiny_registry, tiny_loras, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+        tiny_registry, tiny_loras, dynamo_settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     from torch._dynamo.utils import counters
 
-    engine = _warmed_engine(tiny_registry, tiny_loras, monkeypatch)
+    engine = _warmed_engine(tiny_registry, tiny_loras)
     graphs = counters["stats"]["unique_graphs"]
     assert graphs > 0
     # Jobs at both aspects and both batch sizes, in another order: nothing compiles.
@@ -73,12 +79,12 @@ def test_regional_compile_matches_eager_and_does_not_recompile_after_warm_up(
 
 @pytest.mark.slow
 def test_switching_loras_after_their_first_use_does_not_recompile(
-        tiny_registry, tiny_loras, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+        tiny_registry, tiny_loras, dynamo_settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     """LoRAs go into the UNet's fixed slots (inference/hotswap.py), and the warm-up ran every shape
     with a slot on too: neither a LoRA's first use nor switching between LoRAs compiles anything."""
     from torch._dynamo.utils import counters
 
-    engine = _warmed_engine(tiny_registry, tiny_loras, monkeypatch)
+    engine = _warmed_engine(tiny_registry, tiny_loras)
     warmed = counters["stats"]["unique_graphs"]
     a, b = [("sd15/kohya-style", 1.0)], [("sd15/diffusers-style", 0.6)]
     for loras in (a, b):
