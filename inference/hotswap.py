@@ -6,11 +6,11 @@ whether adapters are disabled. Loading and deleting adapters per LoRA would chan
 every switch and recompile every block. Instead, when the engine compiles (ATELIER_COMPILE regional
 or max) and LoRAs are on, each SD/SDXL UNet gets ``count`` slots before it is compiled: zero LoRAs of
 rank ``rank`` on kohya's UNet targets (attention projections, the transformer's in/out projections
-and feed-forward), with their scales as tensors. A job's i-th LoRA is copied into slot i
-(``load_lora_weights(..., hotswap=True)``; a smaller rank is zero-padded, layers it does not train
-are zeroed), its weight is written into the scale tensors, and the slots are switched on; afterwards
-they are switched off (a disabled PEFT layer returns exactly its base layer's output). Only two graph
-variants per block and shape exist: adapters off, and slots 0..k-1 on.
+and feed-forward), with their scales as tensors. A job's i-th LoRA is copied into slot i (diffusers'
+``load_lora_weights(..., hotswap=True)``, UNet part only; a smaller rank is zero-padded, layers it
+does not train are zeroed), its weight is written into the scale tensors, and the slots are switched
+on; afterwards they are switched off (a disabled PEFT layer returns exactly its base layer's
+output). The graph variants per block and shape: adapters off, and slots 0..k-1 on.
 
 What a slot cannot take (``NotSwappable``): a rank above ``rank``, layers outside the slot targets,
 per-layer alphas that differ (PEFT refuses an ``alpha_pattern``), DoRA or LoRA biases, a file whose
@@ -143,7 +143,7 @@ class Slots:
             layer.set_adapter([])
         self.holders[index] = None  # half-swapped until it succeeds
         try:
-            pipe.load_lora_weights(dict(unet_part), adapter_name=name, hotswap=True)
+            _hotswap_unet(pipe, unet_part, name)
         except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
             unet.peft_config.setdefault(name, config)
             raise NotSwappable(f"{type(exc).__name__}: {exc}") from None
@@ -151,6 +151,20 @@ class Slots:
         self.units[index] = torch.stack([s.detach().float().reshape(()) for s in scales]).tolist()  # one sync
         self.holders[index] = key
         self.swaps += 1
+
+
+def _hotswap_unet(pipe: Any, unet_part: dict[str, torch.Tensor], name: str) -> None:
+    """``load_lora_weights(..., hotswap=True)`` for the UNet alone: the same conversion (SDXL's
+    loader passes its UNet config, for kohya files in the original block layout) without the text
+    encoders' loaders, which would warn on every swap that the part has none of their keys."""
+    from diffusers.loaders import StableDiffusionXLLoraLoaderMixin
+
+    extra = {"unet_config": pipe.unet.config} if isinstance(pipe, StableDiffusionXLLoraLoaderMixin) else {}
+    state, alphas, metadata = pipe.lora_state_dict(dict(unet_part), return_lora_metadata=True, **extra)
+    if not all("lora" in key for key in state):
+        raise ValueError("Invalid LoRA checkpoint: not every key is a LoRA key")
+    pipe.load_lora_into_unet(state, network_alphas=alphas, unet=pipe.unet, adapter_name=name, _pipeline=pipe,
+                             hotswap=True, metadata=metadata)
 
 
 def switch_on(pipe: Any, slots: Slots, weights: list[float], *, unet_adapters: list[str],
