@@ -10,8 +10,9 @@
 Shapes are compiled dynamic (``dynamic=True``), so the registry's aspect sizes and the batch sizes a
 worker runs share graphs instead of recompiling for each: after one warm-up pass over the aspects
 at batch 1 and 2 (``Engine.warm_up``, run between jobs while the worker is idle) a job compiles
-nothing. LoRAs are switched with the adapter cache (inference/lora.py): each LoRA's first use traces
-its graphs once, switching between loaded ones traces nothing.
+nothing. LoRAs go into fixed slots that are part of the UNet before it is compiled
+(inference/hotswap.py): switching LoRAs copies weights and scale values, which traces nothing, and
+the warm-up also runs each shape with a slot on.
 
 Fused QKV replaces the attention's three projections by one, which LoRAs (trained on the separate
 projections) would no longer reach, so it is only used where LoRAs are off. TF32 and Dynamo's

@@ -9,6 +9,7 @@ multi-image jobs); text-to-image jobs that fit together also run here as one bat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 from diffusers import DiffusionPipeline
 
-from inference import batching, embeddings, hub, lora, memory, prompts, recovery
+from inference import adapters, batching, embeddings, hotswap, hub, lora, memory, prompts, recovery
 from inference import compile as compiling
 from inference.cache import ModelCache
 from inference.finishing import Finishing, to_uint8
@@ -45,11 +46,13 @@ class Engine:
         lora_dir: Path | str | None = None,
         embeddings_dir: Path | str | None = None,
         batch_max: int = 4,
-        lora_cache: int = lora.DEFAULT_CACHE,
+        lora_cache: int = adapters.DEFAULT_CACHE,
         compile_mode: str | None = None,
         compile_backend: str = "inductor",
         train_dir: Path | str | None = None,
         member_lora_dir: Path | str | None = None,
+        lora_rank: int = hotswap.DEFAULT_RANK,
+        lora_slots: int = hotswap.DEFAULT_SLOTS,
     ) -> None:
         self.registry = registry
         self.device = device
@@ -71,14 +74,19 @@ class Engine:
         # Its textual-inversion embeddings (ATELIER_EMBEDDINGS_DIR), added to a pipeline for one job.
         self.embeddings = embeddings.EmbeddingLibrary(embeddings_dir) if embeddings_dir else None
         # LoRAs kept loaded per pipeline, switched on per job (0: load and unload every job).
-        self.adapters = lora.AdapterCache(lora_cache)
+        self.adapters = adapters.AdapterCache(lora_cache)
         # ATELIER_COMPILE (inference/compile.py): None -> regional on CUDA, off on CPU.
         self.compile_mode = compiling.resolve(compile_mode, device)
         self.compile_backend = compile_backend
         # Where LoRA training jobs keep checkpoints and write LoRAs; None: this device does not train.
         self.train_dir = Path(train_dir) if train_dir else None
-        # Shapes still to compile, (model, width, height, count): run between jobs (warm_up_step).
-        self.warm_up: list[tuple[str, int, int, int]] = []
+        # Compiled UNets take LoRAs into fixed slots (inference/hotswap.py): LoRAs up to this rank,
+        # this many a job, switch without recompiling. Eager pipelines keep plain adapters.
+        self.lora_rank = max(1, int(lora_rank))
+        self.lora_slots = max(0, int(lora_slots))
+        # Shapes still to compile, (model, width, height, count, with a LoRA slot on): run between
+        # jobs (warm_up_step).
+        self.warm_up: list[tuple[str, int, int, int, bool]] = []
 
     def pipeline(self, spec: ModelSpec | str) -> DiffusionPipeline:
         """The resident pipeline for a model on this engine's device (benchmarks call it directly)."""
@@ -88,10 +96,17 @@ class Engine:
         if self.batch_max > 1 and spec.kind in SD_KINDS and batching.applies_to(self.device):
             batching.make_batch_invariant(pipe, self.device)
         if spec.kind in SD_KINDS:
+            if self.hotswaps and spec.kind in lora.LORA_KINDS:  # before compiling: slots are part of the graphs
+                self.adapters.install_slots(pipe, rank=self.lora_rank, count=self.lora_slots)
             # Fused QKV would hide the attention projections LoRAs are trained on.
             compiling.optimize(pipe, self.compile_mode, self.device, backend=self.compile_backend,
                                fuse_qkv=self.loras is None)
         return pipe
+
+    @property
+    def hotswaps(self) -> bool:
+        """Whether LoRAs go into fixed UNet slots: compiled, with LoRAs on."""
+        return self.compile_mode != "off" and self.loras is not None and self.lora_slots > 0
 
     def preload(self, name: str) -> None:
         """Load a model before the first job needs it (workers call this at start-up); when it is
@@ -103,20 +118,26 @@ class Engine:
             self.plan_warm_up(name, list(sizes))
 
     def plan_warm_up(self, name: str, sizes: list[tuple[int, int]]) -> None:
-        self.warm_up += [(name, width, height, count) for width, height in sizes for count in (1, 2)]
+        """Each size at batch 1 and 2, and where LoRAs take slots, also with one slot on (as a
+        one-LoRA job runs), so that a member's first LoRA job compiles nothing either."""
+        with_lora = (False, True) if self.hotswaps and self.registry.get(name).kind in lora.LORA_KINDS else (False,)
+        self.warm_up += [(name, width, height, count, slot) for slot in with_lora for width, height in sizes
+                         for count in (1, 2)]
 
     def warm_up_step(self) -> bool:
         """Run the next planned warm-up shape (one denoising step), so no member's job waits for its
         compilation; the worker calls this only while it has no job. Returns whether more remain."""
         if not self.warm_up:
             return False
-        name, width, height, count = self.warm_up.pop(0)
+        name, width, height, count, slot = self.warm_up.pop(0)
         spec = self.registry.get(name)
         try:
-            self.run(GenerationRequest(job_id=0, model=name, prompt="warm-up", width=width, height=height,
-                                       steps=1, guidance=spec.guidance, count=count))
+            with self.adapters.warming(self.pipeline(spec)) if slot else contextlib.nullcontext():
+                self.run(GenerationRequest(job_id=0, model=name, prompt="warm-up", width=width, height=height,
+                                           steps=1, guidance=spec.guidance, count=count))
         except Exception:  # a shape the model refuses is not worth a failed start
-            log.exception("warm-up of %s at %dx%d x%d failed", name, width, height, count)
+            log.exception("warm-up of %s at %dx%d x%d%s failed", name, width, height, count,
+                          " with a LoRA slot on" if slot else "")
         return bool(self.warm_up)
 
     def run(self, request: GenerationRequest, on_step: Callable[[int, int], None] | None = None,

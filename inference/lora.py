@@ -9,14 +9,8 @@ symlink whose target lies outside the folder is not listed either.
 Both layouts members download load through diffusers' ``load_lora_weights``: diffusers/PEFT keys
 (``unet.….lora_A.weight``) and kohya/Civitai keys (``lora_unet_…​.lora_down.weight`` + ``.alpha``).
 
-Recently used LoRAs stay loaded (``AdapterCache``: a bounded LRU of PEFT adapters per pipeline, so
-a popular LoRA is read from disk and injected once, not on every job). A job switches its own on
-with ``set_adapters`` at its weights, and ``disable_lora`` switches every adapter off afterwards: a
-disabled PEFT layer returns exactly its base layer's output, so nothing of a LoRA can reach the next
-member's job, even on pipelines that share text encoders (SDXL and SDXL-Lightning; adapter names are
-unique per pipeline, so one's adapters are never active on the other). With a cache of 0 a LoRA is
-loaded for one job and unloaded afterwards (PEFT layers removed). The weights stay unfused: fusing
-and unfusing does not restore the base weights bit for bit.
+Recently used LoRAs stay loaded on the device (inference/adapters.py), and on a compiled UNet they
+are swapped into fixed slots (inference/hotswap.py); ``applied`` below is the load-for-one-job path.
 
 Only the standard library at import: the bot imports this module to list and check names.
 """
@@ -29,10 +23,7 @@ import logging
 import os
 import threading
 import time
-import uuid
 import warnings
-import weakref
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,97 +256,17 @@ def prepare(library: LoraLibrary | None, requested: list[tuple[str, float]] | li
     return chosen
 
 
-# Adapters kept loaded per pipeline by default (ATELIER_LORA_CACHE).
-DEFAULT_CACHE = 8
-
-
-def _file_key(path: Path) -> tuple[str, int, int]:
-    """A LoRA file as it is now: a replaced or edited file is another adapter."""
-    stat = path.stat()
-    return str(path), stat.st_size, stat.st_mtime_ns
-
-
-class AdapterCache:
-    """The LoRAs kept loaded on each pipeline, least recently used dropped beyond ``capacity``.
-
-    One engine's cache, used from its device thread only. Keyed by the pipeline's denoiser module
-    (weakly: an evicted model takes its adapters with it); img2img and other pipelines derived with
-    ``from_pipe`` load through their base pipeline, whose modules they share.
-    """
-
-    def __init__(self, capacity: int = DEFAULT_CACHE) -> None:
-        self.capacity = max(0, int(capacity))
-        self._by_pipe: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[str, int, int], str]] = \
-            weakref.WeakKeyDictionary()
-        self.loads = 0  # files read and injected, for tests and logs
-
-    def loaded(self, pipe: Any) -> list[str]:
-        """The LoRA files loaded on ``pipe``, least recently used first."""
-        return [key[0] for key in self._by_pipe.get(pipe.unet, {})]
-
-    @contextlib.contextmanager
-    def applied(self, pipe: Any, loras: list[JobLora], *, model: str) -> Iterator[None]:
-        """``pipe`` with ``loras`` active at their weights inside the block; afterwards every adapter
-        is switched off, so the pipeline computes exactly what it did before.
-
-        Modules shared with other pipelines (from_pipe, img2img) see the LoRA while the block runs;
-        the engine runs one job per device at a time, so no other job can be inside it meanwhile.
-        """
-        if not loras:
-            yield
-            return
-        if self.capacity == 0:
-            with applied(pipe, loras, model=model):
-                yield
-            return
-        names = self._by_pipe.setdefault(pipe.unet, OrderedDict())
-        try:
-            adapters = [self._adapter(pipe, names, lora, model) for lora in loras]
-            self._trim(pipe, names, keep=set(adapters))
-            pipe.enable_lora()
-            pipe.set_adapters(adapters, adapter_weights=[lora.weight for lora in loras])
-            _frozen(pipe)  # PEFT's set_adapter marks the active adapters trainable again
-        except BaseException:
-            self._forget(pipe, names)
-            raise
-        try:
-            yield
-        finally:
-            pipe.disable_lora()
-
-    def _adapter(self, pipe: Any, names: OrderedDict[tuple[str, int, int], str], lora: JobLora, model: str) -> str:
-        key = _file_key(lora.file.path)
-        adapter = names.get(key)
-        if adapter is not None:
-            names.move_to_end(key)
-            return adapter
-        adapter = f"atelier_{uuid.uuid4().hex[:12]}"
-        _load(pipe, lora, adapter, model)
-        names[key] = adapter
-        self.loads += 1
-        return adapter
-
-    def _trim(self, pipe: Any, names: OrderedDict[tuple[str, int, int], str], *, keep: set[str]) -> None:
-        for key in list(names):
-            if len(names) <= self.capacity:
-                break
-            if names[key] not in keep:
-                pipe.delete_adapters(names.pop(key))
-
-    def _forget(self, pipe: Any, names: OrderedDict[tuple[str, int, int], str]) -> None:
-        """After a load that failed half way (it may have wrapped some layers already): every adapter
-        of this pipeline goes, and the original modules are put back."""
-        names.clear()
-        pipe.unload_lora_weights()
-
-
-def _load(pipe: Any, lora: JobLora, adapter: str, model: str) -> None:
+def _load(pipe: Any, lora: JobLora, adapter: str, model: str, *, source: dict[str, Any] | None = None) -> None:
+    """Load ``lora`` (or ``source``: part of its tensors, as read from its file) as ``adapter``."""
     try:
         with warnings.catch_warnings():
             # PEFT warns on every second adapter in a model; several loaded is the point here.
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            pipe.load_lora_weights(str(lora.file.path.parent), weight_name=lora.file.path.name,
-                                   adapter_name=adapter)
+            if source is not None:
+                pipe.load_lora_weights(dict(source), adapter_name=adapter)
+            else:
+                pipe.load_lora_weights(str(lora.file.path.parent), weight_name=lora.file.path.name,
+                                       adapter_name=adapter)
         _frozen(pipe)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         # The library's words (layer names, shapes, paths) are for the owner's log, not the member.
