@@ -1,6 +1,6 @@
 """A busy GPU server simulated on the CPU: which order keeps the GPU generating instead of loading.
 
-    .venv/bin/python bench/serve.py [--members 1000] [--hours 1] [--load 0.95] [--slack 6] [--seed 1]
+    .venv/bin/python bench/serve.py [--members 1000] [--hours 1] [--load 0.95] [--window 24] [--seed 1]
 
 One GPU in virtual time, an engine stub whose run and load times and model sizes follow published
 GPU figures (bench/README.md): SDXL and Animagine 2.5 s an image (30 steps, 1024 px, H100), SD 1.5
@@ -10,13 +10,15 @@ holds any two of the three models, not all three (least recently used goes). A t
 of them on their favourite model, counts 1, 2 or 4. Arrivals offer ``--load`` of what the GPU can do
 without reloads, for ``--hours``; then the queue drains.
 
-Three orders of the same arrivals:
-- FIFO: the oldest queued job.
-- fair: today's scheduler (db/queue.py: fair order over guilds then members, aging).
-- model-aware: the fair order, except that among the heads *equally due* (a fair key within
-  ``--slack`` cost units of the first's) a job whose model is resident goes first. Aging still
-  comes first, and a member with more service is never equally due with one with less service
-  plus ``--slack``, so a heavy member cannot use the rule to overtake.
+Four orders of the same arrivals:
+- FIFO: the oldest queued job; the least recently used model goes when one must.
+- fair: the scheduler before the model-aware window (db/queue.py with ``window`` 0: fair order over
+  guilds then members, ageing, a loaded model only breaking exact ties); least recently used eviction.
+- model-aware LRU: today's claim (db.queue.next_job with ``--window``, default db.queue.MODEL_WINDOW):
+  among the heads whose fair key is within the window of the first's, the first on a loaded model
+  goes; ageing still comes first. Least recently used eviction.
+- model-aware: the same order, and when a model must go, the loaded model the fewest queued jobs
+  want goes (then the least recently used), as the real model cache does with the queue's demand.
 
 Printed per order: GPU busy share (generating or loading, of the span), images per GPU-minute
 against the ideal (all GPU time spent generating), reloads, p50/p95 wait. Then the fairness check
@@ -35,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db.queue import MAX_WAIT, Queued, fair_order, gpu_work, guild_key
+from db.queue import MAX_WAIT, MODEL_WINDOW, Queued, gpu_work, guild_key, next_job
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,9 @@ class Gpu:
         return MODELS[model].load_s
 
 
-def pick(order: str, queued: list[Job], history: list[Job], now: float, gpu: Gpu, slack: float) -> Job:
+def pick(order: str, queued: list[Job], history: list[Job], now: float, gpu: Gpu, window: float) -> Job:
+    """The next job: FIFO's, or the real claim's (db.queue: ageing, then next_job over the heads with
+    the models the GPU holds; window 0 is the order before the model-aware window)."""
     if order == "fifo" or len(queued) == 1:
         return min(queued, key=lambda j: j.id)
     heads: dict[int, Job] = {}
@@ -146,27 +150,15 @@ def pick(order: str, queued: list[Job], history: list[Job], now: float, gpu: Gpu
             guilds[key] = guilds.get(key, 0.0) + job.cost
     waiting = [(max(h.created, served.get(h.user, -1.0)), h.id) for h in heads.values()]
     oldest = min(waiting)
-    if oldest[0] < now - MAX_WAIT.total_seconds():
-        return next(h for h in heads.values() if h.id == oldest[1])
-    rows = [Queued(h.id, h.user, guild_key(h.guild, h.user), h.cost, 1.0) for h in heads.values()]
-    fair = fair_order(rows, users, guilds, {u: served[u] for u in heads if u in served})
     by_id = {h.id: h for h in heads.values()}
-    first = by_id[fair[0]]
-    if order == "fair" or first.model in gpu.resident:
-        return first
-
-    def due(job: Job) -> float:
-        return guilds.get(guild_key(job.guild, job.user), 0.0) + users.get(job.user, 0.0) + job.cost
-
-    limit = due(first) + slack
-    for job_id in fair:
-        job = by_id[job_id]
-        if job.model in gpu.resident and due(job) <= limit:
-            return job
-    return first
+    if oldest[0] < now - MAX_WAIT.total_seconds():
+        return by_id[oldest[1]]
+    rows = [Queued(h.id, h.user, guild_key(h.guild, h.user), h.cost, 1.0, h.model) for h in heads.values()]
+    return by_id[next_job(rows, users, guilds, {u: served[u] for u in heads if u in served},
+                          prefer=set(gpu.resident), window=0.0 if order == "fair" else window)]
 
 
-def serve(jobs: list[Job], order: str, slack: float, gpu: Gpu) -> list[Job]:
+def serve(jobs: list[Job], order: str, window: float, gpu: Gpu) -> list[Job]:
     """Run copies of ``jobs`` through one GPU in ``order``; the copies, with start and end times."""
     served = [Job(j.id, j.user, j.guild, j.model, j.count, j.created) for j in jobs]
     pending, queued, history, now = sorted(served, key=lambda j: (j.created, j.id)), [], [], 0.0
@@ -176,7 +168,7 @@ def serve(jobs: list[Job], order: str, slack: float, gpu: Gpu) -> list[Job]:
         if not queued:
             now = pending[0].created
             continue
-        job = pick(order, queued, history, now, gpu, slack)
+        job = pick(order, queued, history, now, gpu, window)
         queued.remove(job)
         job.started = now + gpu.use(job.model, queued if order == "model-aware" else None)
         job.ended = now = job.started + job.run_s
@@ -184,9 +176,9 @@ def serve(jobs: list[Job], order: str, slack: float, gpu: Gpu) -> list[Job]:
     return served
 
 
-def simulate(jobs: list[Job], order: str, slack: float) -> dict[str, float]:
+def simulate(jobs: list[Job], order: str, window: float) -> dict[str, float]:
     gpu = Gpu()
-    served = serve(jobs, order, slack, gpu)
+    served = serve(jobs, order, window, gpu)
     run_s = sum(j.run_s for j in served)
     busy = run_s + gpu.load_s
     span = max(j.ended for j in served) - min(j.started for j in served) + MODELS[served[0].model].load_s  # type: ignore[operator, type-var]
@@ -204,13 +196,13 @@ def simulate(jobs: list[Job], order: str, slack: float) -> dict[str, float]:
     }
 
 
-def fairness_check(order: str, slack: float) -> int:
+def fairness_check(order: str, window: float) -> int:
     """bench/fairness.py's staggered pattern with models: the most heavy jobs started ahead of a
     light member's job after it was queued (its wait in heavy job-durations)."""
     heavy = [Job(i + 1, 1000, 1, "sdxl", 1, 0.0) for i in range(30)]
     light = [Job(31 + i, 2001 + i, 2 + i, model, 1, 5.0 + 12.0 * i)
              for i, model in enumerate(("animagine", "sd15", "animagine", "sdxl"))]
-    served = serve(heavy + light, order, slack, Gpu(["sdxl"]))
+    served = serve(heavy + light, order, window, Gpu(["sdxl"]))
     return max(sum(1 for h in served if h.user == 1000 and job.created < h.started < job.started)  # type: ignore[operator]
                for job in served if job.user != 1000)
 
@@ -220,18 +212,20 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--load", type=float, default=0.95, help="offered load, share of reload-free capacity")
-    parser.add_argument("--slack", type=float, default=24.0, help="cost units within which heads are equally due")
+    parser.add_argument("--window", type=float, default=MODEL_WINDOW,
+                        help="work units within which a head on a loaded model goes first (db.queue.MODEL_WINDOW)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     jobs = arrivals(args.members, args.hours, args.load, random.Random(args.seed))
     print(f"{len(jobs)} jobs, {sum(j.count for j in jobs)} images from {len({j.user for j in jobs})} members; "
           f"VRAM for {VRAM_GB:g} GB of weights; offered load {args.load:.0%}")
-    print(f"{'order':<12} {'GPU busy':>8} {'img/GPU-min':>11} {'ideal':>6} {'of ideal':>8} {'reloads':>7} "
+    print(f"window {args.window:g} work units")
+    print(f"{'order':<15} {'GPU busy':>8} {'img/GPU-min':>11} {'ideal':>6} {'of ideal':>8} {'reloads':>7} "
           f"{'p50 wait':>9} {'p95 wait':>9} {'fairness':>8}")
-    for order in ("fifo", "fair", "model-aware"):
-        r = simulate(jobs, order, args.slack)
-        worst = fairness_check(order, args.slack)
-        print(f"{order:<12} {r['busy']:>8.1%} {r['per_gpu_minute']:>11.1f} {r['ideal']:>6.1f} "
+    for order in ("fifo", "fair", "model-aware LRU", "model-aware"):
+        r = simulate(jobs, order, args.window)
+        worst = fairness_check(order, args.window)
+        print(f"{order:<15} {r['busy']:>8.1%} {r['per_gpu_minute']:>11.1f} {r['ideal']:>6.1f} "
               f"{r['per_gpu_minute'] / r['ideal']:>8.1%} {r['reloads']:>7} {r['p50']:>8.0f}s {r['p95']:>8.0f}s "
               f"{worst:>7.0f}{'' if worst <= 2 else ' !'}")
     print("fairness: worst light member's wait in heavy-job durations (bench/fairness.py's bound: <= 2)")

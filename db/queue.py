@@ -15,6 +15,13 @@ arriving as fast as jobs finish; ageing bounds that: a head job that has been ne
 line for longer than ``max_wait`` (since it was queued, or since the member's previous job started)
 goes first, oldest such first.
 
+Loads cost more than a window of fairness: a GPU that holds two of three models and reloads for
+every other job spends much of its time loading. So a claiming device names the models it has
+loaded, and among the heads whose fair key (guild service + the member's tag) is within
+``MODEL_WINDOW`` work units of the first's, the first (in the fair order) on a loaded model goes
+instead. A member can be passed over by at most ``MODEL_WINDOW`` of other members' service before
+its job goes regardless of model, and ageing still comes first.
+
 Keyword-only functions that take the caller's session and never commit, like db.repositories; the
 row lifecycle after a claim (progress, completion, failure, recovery) is db.repositories.jobs.
 """
@@ -42,6 +49,10 @@ _WORK_UNIT = 512 * 512 * 20 * 2
 _MIN_PRIORITY, _MAX_PRIORITY = 0.1, 100.0
 
 MAX_WAIT = timedelta(minutes=10)
+
+# The model-aware window in work units (bench/serve.py tunes it: the share of GPU time spent
+# generating rose with the window up to this, and wider ones broke its fairness bound).
+MODEL_WINDOW = 24.0
 
 
 def gpu_work(params: dict[str, Any]) -> float:
@@ -131,6 +142,28 @@ def fair_order(queued: Sequence[Queued], user_service: dict[int, float], guild_s
         if per_user[user_id]:
             push(user_id)
     return order
+
+
+def next_job(heads: Sequence[Queued], user_service: dict[int, float], guild_service: dict[tuple[str, int], float],
+             last_served: dict[int, float], *, prefer: Collection[str] = (), window: float = MODEL_WINDOW) -> int:
+    """The head job to start next (one queued job per member, each member's oldest).
+
+    The first in the fair order, unless its model is not among ``prefer`` (loaded on the claiming
+    device) and a head on a loaded model has a fair key within ``window`` work units of the first's:
+    then the first such head in the fair order. The key is the guild's service plus the member's
+    tag, the two sums the fair order compares, so a member served more than another by more than
+    ``window`` never goes ahead of it this way."""
+    order = fair_order(heads, user_service, guild_service, last_served, prefer=prefer)
+    by_id = {h.id: h for h in heads}
+    first = by_id[order[0]]
+    if not prefer or first.model in prefer or window <= 0:
+        return first.id
+
+    def key(job: Queued) -> float:
+        return guild_service.get(job.guild, 0.0) + (user_service.get(job.user_id, 0.0) + job.work) / job.weight
+
+    limit = key(first) + window
+    return next((i for i in order if by_id[i].model in prefer and key(by_id[i]) <= limit), first.id)
 
 
 def _queued_row(row: Any) -> Queued:
@@ -243,11 +276,12 @@ async def _serialise_claims(session: AsyncSession) -> None:
 
 async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequence[str] | None = None,
                          max_wait: timedelta = MAX_WAIT, prefer: Collection[str] = (),
-                         excluded: Sequence[str] = ()) -> Job | None:
+                         excluded: Sequence[str] = (), window: float = MODEL_WINDOW) -> Job | None:
     """Move the fairest next queued job to running, atomically (the UPDATE is guarded by status).
 
     The order is the module's (above); with a single member it is plain FIFO.
-    ``prefer``: the models loaded on the claiming device, which break exact ties (see fair_order)."""
+    ``prefer``: the models loaded on the claiming device; a head on one of them goes first among
+    heads within ``window`` work units of the fairest (see next_job; 0: exact ties only)."""
     await _serialise_claims(session)
     for _ in range(5):
         heads = await _queued_heads(session, commands, excluded)
@@ -257,8 +291,8 @@ async def claim_next_job(session: AsyncSession, *, worker: str, commands: Sequen
             job_id = heads[0].id
         else:
             users, guilds, served = await _standing(session, heads)
-            job_id = _aged(heads, served, max_wait) or fair_order([_queued_row(h) for h in heads], users, guilds, served,
-                                                                  prefer=prefer)[0]
+            job_id = _aged(heads, served, max_wait) or next_job([_queued_row(h) for h in heads], users, guilds, served,
+                                                                prefer=prefer, window=window)
         job = await _start(session, job_id=job_id, worker=worker)
         if job is not None:
             return job

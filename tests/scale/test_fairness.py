@@ -162,14 +162,15 @@ def test_gpu_work_scales_with_steps_pixels_count_and_guidance() -> None:
 
 
 async def test_resident_models_break_ties_without_breaking_the_order(sessions) -> None:  # type: ignore[no-untyped-def]
-    """Jobs equally due: the one whose model the device holds goes first; then the other member's,
-    whose tag is now the smaller, so preferring a resident model costs the other member one job at most."""
+    """Window 0 (exact ties only): of jobs equally due the one whose model the device holds goes
+    first; then the other member's, whose tag is now the smaller, so the other member waits one job
+    at most. (The default window lets it wait up to MODEL_WINDOW units: tests/scale/test_model_window.py.)"""
     cold = await _add(sessions, 1, 2, model="sdxl")
     warm = await _add(sessions, 2, 2, model="sd15")
     order = []
     for _ in range(4):
         async with sessions.begin() as s:
-            job = await job_queue.claim_next_job(s, worker="main/cpu#0", prefer={"sd15"})
+            job = await job_queue.claim_next_job(s, worker="main/cpu#0", prefer={"sd15"}, window=0)
             await jobs_repo.complete_job(s, job_id=job.id, outputs=[], run_seconds=1.0)
         order.append(job.id)
     assert order == [warm[0], cold[0], warm[1], cold[1]]
@@ -181,7 +182,8 @@ async def test_resident_models_break_ties_without_breaking_the_order(sessions) -
 
 
 async def test_a_resident_model_never_jumps_a_job_that_is_more_due(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Window 0: a resident model breaks exact ties only (beyond the window: test_model_window.py)."""
     cheap = await _add(sessions, 1, 1, model="sdxl", steps=10)
     await _add(sessions, 2, 1, model="sd15", steps=40)
     async with sessions.begin() as s:
-        assert (await job_queue.claim_next_job(s, worker="main/cpu#0", prefer={"sd15"})).id == cheap[0]
+        assert (await job_queue.claim_next_job(s, worker="main/cpu#0", prefer={"sd15"}, window=0)).id == cheap[0]
