@@ -178,6 +178,7 @@ class Atelier(commands.AutoShardedBot):
             self.pool = InferencePool(source, factory, devices, batch_window=self.settings.batch_window_ms / 1000,
                                       owner=self.settings.instance, run_timeout=self.settings.job_timeout or None)
             self.service.resident = self.pool.resident_models
+            self.service.demand = self.pool.note_demand
         self.service.pool = self.pool
         self.add_dynamic_items(JobButton)  # result buttons; their actions' handlers come with the cogs
         for extension in extensions():

@@ -117,6 +117,13 @@ class InferencePool(Pausable):
                 return set(on_device(candidate.device)) if on_device is not None else set()
         return set()
 
+    def note_demand(self, worker: str, queued: dict[str, int]) -> None:
+        """Queued jobs per model, told before ``worker``'s device loads one: when it must make room,
+        the model the fewest of them want goes (inference/residency.py)."""
+        for candidate in self.workers:
+            if candidate.name == worker and (cache := getattr(candidate.engine, "cache", None)) is not None:
+                cache.queued = dict(queued)
+
     def residents(self) -> list[Any]:
         """Every model loaded by this process's engines (one shared cache or one per device), for admins."""
         caches = {id(c): c for w in self.workers if (c := getattr(w.engine, "cache", None)) is not None}

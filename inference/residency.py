@@ -40,9 +40,10 @@ class Residency:
     """Pipelines resident in memory, keyed by (model name, device), kept within memory budgets.
 
     ``vram_budget``: bytes of models each device may hold (None: the device's memory less headroom,
-    no limit on a CPU device). When a load or a model coming back would exceed it, the least recently
-    used models that no job is using move to host memory, where they wait to be moved back in seconds
-    instead of reloaded from disk; beyond ``ram_budget`` the least recently used of those are dropped.
+    no limit on a CPU device). When a load or a model coming back would exceed it, the models that no
+    job is using move to host memory, where they wait to be moved back in seconds instead of reloaded
+    from disk: the one the fewest queued jobs want first (``queued``, as the scheduler last reported
+    it), then the least recently used; beyond ``ram_budget`` the least recently used of those are dropped.
     Modules that pipelines share are counted once and move only when none of their users stays.
     """
 
@@ -68,6 +69,9 @@ class Residency:
         self._budgets: dict[str, int | None] = {}
         self._sizes: dict[str, int] = {}  # model name -> bytes when last loaded (room is made before a reload)
         self.moves = 0  # models moved off a device to make room (for tests and logs)
+        # Queued jobs per model name, set by the pool before a load (bot/services/pool_events.py): a
+        # model many queued jobs want stays over a more recently used one nobody waits for.
+        self.queued: dict[str, int] = {}
 
     def loaded(self) -> list[tuple[str, str]]:
         """(model name, device) pairs currently loaded (on their device or parked in RAM)."""
@@ -181,7 +185,8 @@ class Residency:
         return memory.distinct_bytes(parked)
 
     def _fit(self, device: str, keep: set[tuple[str, str]], extra: int = 0) -> None:
-        """Move least recently used, unpinned models off ``device`` until it is within its budget."""
+        """Move unpinned models off ``device`` until it is within its budget: the least wanted by queued
+        jobs first, then the least recently used."""
         budget = self.budget(device)
         if budget is None:
             return
@@ -193,7 +198,8 @@ class Residency:
                 log.warning("models on %s take %s, over its budget of %s, and every one is in use", device,
                             memory.gb(self.device_bytes(device) + extra), memory.gb(budget))
                 break
-            self._park(min(candidates, key=lambda k: self._used.get(k, 0)))
+            queued = self.queued
+            self._park(min(candidates, key=lambda k: (queued.get(k[0], 0), self._used.get(k, 0))))
         self._trim_ram()
 
     def _park(self, key: tuple[str, str], *, force: bool = False) -> None:

@@ -87,6 +87,9 @@ class JobState:
         self.pool: PoolLike | None = None
         # worker name -> the models loaded on its device (the embedded pool's), for the claim's tie-break.
         self.resident: Callable[[str], Collection[str]] | None = None
+        # (worker name, queued jobs per model): told before its device loads a model, so making room
+        # moves the model the fewest queued jobs want (the embedded pool's note_demand).
+        self.demand: Callable[[str, dict[str, int]], None] | None = None
         # Devices of this process allowed to run LoRA training jobs (ATELIER_TRAIN_DEVICES); others never claim them.
         self.train_devices: Collection[str] = ()
         # A running job's newest preview to show with its progress, once each (training samples), or None.

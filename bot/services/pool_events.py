@@ -34,7 +34,7 @@ class PoolEvents(JobState):
     """The JobSource the inference pool takes jobs from and reports to (inference/pool.py)."""
 
     async def claim(self, worker: str) -> GenerationRequest | None:
-        # The models loaded on the worker's device break ties between jobs equally due (fewer loads).
+        # The models loaded on the worker's device go first among jobs nearly as due (db.queue.MODEL_WINDOW).
         prefer = self.resident(worker) if self.resident is not None else ()
         # Training jobs only go to devices allowed to train (worker names are "<process>/<device>#n").
         excluded = () if worker_device(worker) in self.train_devices else (TRAIN_COMMAND,)
@@ -43,6 +43,10 @@ class PoolEvents(JobState):
                                                  **({"prefer": prefer} if prefer else {}))
         if job is None:
             return None
+        if self.demand is not None and self.resident is not None and job.model not in prefer:
+            # A load is coming: where it must make room, the model the fewest queued jobs want goes.
+            async with self.reads() as session:
+                self.demand(worker, await jobs_repo.queued_by_model(session))
         # The first progress edit comes a progress interval after the claim: a job done sooner goes
         # from its queue message straight to its result, without an edit nobody would see.
         self._live[job.id] = LiveJob(job, last_progress=self._clock())
