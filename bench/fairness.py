@@ -70,8 +70,8 @@ class SleepingEngine:
         return GenerationResult(request.job_id, [], None, self.duration)
 
 
-async def fifo_claim(session: Any, *, worker: str, commands: Any = None, prefer: Any = ()) -> Job | None:
-    """The scheduler before fair queueing: the oldest queued job."""
+async def fifo_claim(session: Any, *, worker: str, **_: Any) -> Job | None:
+    """The scheduler before fair queueing: the oldest queued job (whatever else the claim is told)."""
     job_id = (await session.execute(select(Job.id).where(Job.status == JobStatus.queued).order_by(Job.id).limit(1))).scalar()
     if job_id is None:
         return None

@@ -1,11 +1,11 @@
 """A busy GPU server simulated on the CPU: which order keeps the GPU generating instead of loading.
 
-    .venv/bin/python bench/serve.py [--members 1000] [--hours 1] [--load 0.95] [--window 24] [--seed 1]
+    .venv/bin/python bench/serve.py [--members 1000] [--hours 2] [--load 0.95] [--window 24] [--seed 1]
 
 One GPU in virtual time, an engine stub whose run and load times and model sizes follow published
 GPU figures (bench/README.md): SDXL and Animagine 2.5 s an image (30 steps, 1024 px, H100), SD 1.5
 0.7 s; loads of 20 s (SDXL-sized) and 8 s; 6.9 and 2.1 GB of weights against a VRAM budget that
-holds any two of the three models, not all three (least recently used goes). A thousand members in
+holds any two of the three models, not all three. A thousand members in
 20 guilds, a few very active and most occasional (Zipf), each asking in sessions of 1-5 jobs, most
 of them on their favourite model, counts 1, 2 or 4. Arrivals offer ``--load`` of what the GPU can do
 without reloads, for ``--hours``; then the queue drains.
@@ -14,10 +14,10 @@ Four orders of the same arrivals:
 - FIFO: the oldest queued job; the least recently used model goes when one must.
 - fair: the scheduler before the model-aware window (db/queue.py with ``window`` 0: fair order over
   guilds then members, ageing, a loaded model only breaking exact ties); least recently used eviction.
-- model-aware LRU: today's claim (db.queue.next_job with ``--window``, default db.queue.MODEL_WINDOW):
+- model-aware LRU: today's claim order (db.queue.next_job with ``--window``, default db.queue.MODEL_WINDOW):
   among the heads whose fair key is within the window of the first's, the first on a loaded model
   goes; ageing still comes first. Least recently used eviction.
-- model-aware: the same order, and when a model must go, the loaded model the fewest queued jobs
+- model-aware: today's claim and cache: the same order, and when a model must go, the loaded model the fewest queued jobs
   want goes (then the least recently used), as the real model cache does with the queue's demand.
 
 Printed per order: GPU busy share (generating or loading, of the span), images per GPU-minute
