@@ -19,8 +19,10 @@ Loads cost more than a window of fairness: a GPU that holds two of three models 
 every other job spends much of its time loading. So a claiming device names the models it has
 loaded, and among the heads whose fair key (guild service + the member's tag) is within
 ``MODEL_WINDOW`` work units of the first's, the first (in the fair order) on a loaded model goes
-instead. A member can be passed over by at most ``MODEL_WINDOW`` of other members' service before
-its job goes regardless of model, and ageing still comes first.
+instead. No competing member's key gets more than ``MODEL_WINDOW`` units past a waiting member's
+this way (within one guild: its service), and ageing still comes first (it also ends a stream of newcomers on loaded models
+keeping a job waiting, as it does for newcomers in the plain fair order). Queue positions shown to
+members follow the plain fair order: they cannot know which device will claim next.
 
 Keyword-only functions that take the caller's session and never commit, like db.repositories; the
 row lifecycle after a claim (progress, completion, failure, recovery) is db.repositories.jobs.
