@@ -24,6 +24,8 @@ Printed per order: GPU busy share (generating or loading, of the span), images p
 against the ideal (all GPU time spent generating), reloads, p50/p95 wait. Then the fairness check
 of bench/fairness.py on this scheduler: a member with 30 SDXL jobs, four light members arriving while
 it runs, asking for the other models; each light job must start within 2 job-durations of heavy jobs.
+Then the window's worst cases: the same pattern with the heavy member in the light members' guild,
+and with small heavy jobs (SD 1.5), in heavy jobs started ahead of a light job and their GPU time.
 """
 
 from __future__ import annotations
@@ -196,13 +198,15 @@ def simulate(jobs: list[Job], order: str, window: float) -> dict[str, float]:
     }
 
 
-def fairness_check(order: str, window: float) -> int:
+def fairness_check(order: str, window: float, heavy_model: str = "sdxl", same_guild: bool = False) -> int:
     """bench/fairness.py's staggered pattern with models: the most heavy jobs started ahead of a
-    light member's job after it was queued (its wait in heavy job-durations)."""
-    heavy = [Job(i + 1, 1000, 1, "sdxl", 1, 0.0) for i in range(30)]
-    light = [Job(31 + i, 2001 + i, 2 + i, model, 1, 5.0 + 12.0 * i)
-             for i, model in enumerate(("animagine", "sd15", "animagine", "sdxl"))]
-    served = serve(heavy + light, order, window, Gpu(["sdxl"]))
+    light member's job after it was queued (its wait in heavy job-durations). The heavy member's
+    model is loaded; three of the four light members ask for others."""
+    heavy = [Job(i + 1, 1000, 1, heavy_model, 1, 0.0) for i in range(30)]
+    light = [Job(31 + i, 2001 + i, 1 if same_guild else 2 + i, model, 1, 5.0 + 12.0 * i)
+             for i, model in enumerate(("animagine", "sd15" if heavy_model != "sd15" else "sdxl", "animagine",
+                                        heavy_model))]
+    served = serve(heavy + light, order, window, Gpu([heavy_model]))
     return max(sum(1 for h in served if h.user == 1000 and job.created < h.started < job.started)  # type: ignore[operator]
                for job in served if job.user != 1000)
 
@@ -229,6 +233,13 @@ def main() -> None:
               f"{r['per_gpu_minute'] / r['ideal']:>8.1%} {r['reloads']:>7} {r['p50']:>8.0f}s {r['p95']:>8.0f}s "
               f"{worst:>7.0f}{'' if worst <= 2 else ' !'}")
     print("fairness: worst light member's wait in heavy-job durations (bench/fairness.py's bound: <= 2)")
+    print("worst cases for the window (heavy jobs ahead of a light member on another model, and their GPU time):")
+    for heavy_model, same_guild in (("sdxl", True), ("sd15", False), ("sd15", True)):
+        cells = []
+        for order in ("fifo", "fair", "model-aware"):
+            worst = fairness_check(order, args.window, heavy_model, same_guild)
+            cells.append(f"{order} {worst} ({worst * MODELS[heavy_model].image_s:.1f} s)")
+        print(f"  heavy on {heavy_model}, {'same guild' if same_guild else 'other guilds'}: " + ", ".join(cells))
 
 
 if __name__ == "__main__":
