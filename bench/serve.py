@@ -224,12 +224,13 @@ def main() -> None:
     print(f"{len(jobs)} jobs, {sum(j.count for j in jobs)} images from {len({j.user for j in jobs})} members; "
           f"VRAM for {VRAM_GB:g} GB of weights; offered load {args.load:.0%}")
     print(f"window {args.window:g} work units")
-    print(f"{'order':<15} {'GPU busy':>8} {'img/GPU-min':>11} {'ideal':>6} {'of ideal':>8} {'reloads':>7} "
+    print(f"{'order':<19} {'GPU busy':>8} {'img/GPU-min':>11} {'ideal':>6} {'of ideal':>8} {'reloads':>7} "
           f"{'p50 wait':>9} {'p95 wait':>9} {'fairness':>8}")
     for order in ("fifo", "fair", "model-aware LRU", "model-aware"):
         r = simulate(jobs, order, args.window)
         worst = fairness_check(order, args.window)
-        print(f"{order:<15} {r['busy']:>8.1%} {r['per_gpu_minute']:>11.1f} {r['ideal']:>6.1f} "
+        label = {"fair": "fair (before)", "model-aware": "model-aware (today)"}.get(order, order)
+        print(f"{label:<19} {r['busy']:>8.1%} {r['per_gpu_minute']:>11.1f} {r['ideal']:>6.1f} "
               f"{r['per_gpu_minute'] / r['ideal']:>8.1%} {r['reloads']:>7} {r['p50']:>8.0f}s {r['p95']:>8.0f}s "
               f"{worst:>7.0f}{'' if worst <= 2 else ' !'}")
     print("fairness: worst light member's wait in heavy-job durations (bench/fairness.py's bound: <= 2)")
