@@ -70,9 +70,35 @@ def _describes_a_thing(m: Match, original: str, rules: ContextRules) -> bool:
         for variant in normalize(clause).variants():
             words = variant.split(" ")
             for i, w in enumerate(words):
-                if _hit(m, w) and any(rules.bare.has(n) for n in words[max(0, i - 1):i] + words[i + 1:i + 2]):
+                if _hit(m, w) and any(rules.bare.has(n) for n in _beside(words, i)):
                     return True
     return False
+
+
+def beside_a_thing(original: str) -> frozenset[str]:
+    """The prompt's words (normal form) right beside a thing of the ``bare`` table in the same clause: the
+    learned word model leaves them alone as the lists do ("çıplak beton", "soyulmuş muz")."""
+    rules = context_rules()
+    from moderation.normalize import normalize
+
+    out: set[str] = set()
+    for clause in _CLAUSE.split(original):
+        for variant in normalize(clause).variants():
+            words = variant.split(" ")
+            for i, w in enumerate(words):
+                if rules.bare.has(w):
+                    out.update(_beside(words, i))
+    return frozenset(out)
+
+
+def _beside(words: list[str], i: int) -> list[str]:
+    """The words next to words[i], and the ones past a short word between ("soyulmuş bir muz")."""
+    out = words[max(0, i - 1):i] + words[i + 1:i + 2]
+    if i >= 2 and len(words[i - 1]) <= 3:
+        out.append(words[i - 2])
+    if i + 2 < len(words) and len(words[i + 1]) <= 3:
+        out.append(words[i + 2])
+    return out
 
 
 def _hit(m: Match, word: str) -> bool:

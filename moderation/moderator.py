@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from moderation import fuzzy, rules
 from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
+from moderation.context import beside_a_thing
 from moderation.learned import LearnedLayer
 from moderation.normalize import Normalized, normalize
 from moderation.paraphrase import ParaphraseModel, Reading
@@ -160,6 +161,7 @@ class Moderator:
             if hits:  # words inside allowlisted phrases ("çıplak ağaç", a bare tree) don't count either
                 tokens = list(norm.tokens)
                 allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
+                allowed |= beside_a_thing(prompt)  # "çıplak beton", "soyulmuş muz"
                 hits = [h for h in hits if rules.phrase_key(h.word) not in allowed
                         and not self._negated_word(h.word, norm)]
             for hit in hits:
