@@ -172,7 +172,7 @@ class Moderator:
                     sexual_signal.append(hit.word)
                     explicit = True
         if semantic and not explicit and not any(f.category == "gore" for f in findings):
-            reading = self._paraphrase(prompt)
+            reading = self._paraphrase(prompt, child=bool(minor_signal))
             if reading is not None:
                 read = (f"{reading.category} content: \u201c{reading.clause}\u201d (learned model, probability "
                         f"{reading.probability:.2f}")
@@ -221,9 +221,11 @@ class Moderator:
         return any(t in n.before for n in negation for t in window) or any(
             t in n.after for n in negation for t in tokens[i + 1:i + 2])
 
-    def _paraphrase(self, prompt: str) -> Reading | None:
+    def _paraphrase(self, prompt: str, *, child: bool = False) -> Reading | None:
         """The prompt model's reading; a clause holding an allowlisted phrase ("a butcher cutting a side of
-        beef in half", "a naked mole rat") is benign by the lists' word and is not read."""
+        beef in half", "a naked mole rat") is benign by the lists' word and is not read. ``child``: the
+        prompt has an age cue, so one sexual word the lists don't know is enough ("middle school kid
+        stripping for the camera")."""
         model = self.paraphrase
         if model is None or not model.available:
             return None
@@ -233,7 +235,7 @@ class Moderator:
             tokens = list(normalize(clause).tokens)
             return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
-        return model.read(prompt, allowed)
+        return model.read(prompt, allowed, strict=not child)
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:
