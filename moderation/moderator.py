@@ -82,6 +82,7 @@ class Moderator:
         self.learned = LearnedLayer() if wanted else None
         self.paraphrase = ParaphraseModel() if wanted else None
         self._known: frozenset[str] | None = None
+        self._listed: frozenset[str] | None = None
         self._semantic: SemanticLayer | None = None
         self._semantic_lock = threading.Lock()
         self._semantic_wanted = semantic
@@ -105,8 +106,15 @@ class Moderator:
     def known_words(self) -> frozenset[str]:
         """Words the learned layer leaves alone: everything the lists or the English vocabulary know."""
         if self._known is None:
-            self._known = frozenset(fuzzy.known_words() | {k for k in self.lexicon.table if " " not in k})
+            self._known = frozenset(fuzzy.known_words() | self.listed_words)
         return self._known
+
+    @property
+    def listed_words(self) -> frozenset[str]:
+        """The lists' single words (any category, the allowlist too)."""
+        if self._listed is None:
+            self._listed = frozenset(k for k in self.lexicon.table if " " not in k)
+        return self._listed
 
     @property
     def semantic_available(self) -> bool:
@@ -235,7 +243,7 @@ class Moderator:
             tokens = list(normalize(clause).tokens)
             return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
-        return model.read(prompt, allowed, strict=not child)
+        return model.read(prompt, allowed, listed=self.listed_words if child else None)
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:
