@@ -67,8 +67,8 @@ def _describes_a_thing(m: Match, original: str, rules: ContextRules) -> bool:
     from moderation.normalize import normalize
 
     for clause in _CLAUSE.split(original):
-        for variant in normalize(clause).variants():
-            words = variant.split(" ")
+        for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
+            words = part.split(" ")
             for i, w in enumerate(words):
                 if _hit(m, w) and any(rules.bare.has(n) for n in _beside(words, i)):
                     return True
@@ -83,8 +83,8 @@ def beside_a_thing(original: str) -> frozenset[str]:
 
     out: set[str] = set()
     for clause in _CLAUSE.split(original):
-        for variant in normalize(clause).variants():
-            words = variant.split(" ")
+        for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
+            words = part.split(" ")
             for i, w in enumerate(words):
                 if rules.bare.has(w):
                     out.update(_beside(words, i))
