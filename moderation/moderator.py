@@ -12,9 +12,9 @@ import threading
 from dataclasses import dataclass
 
 from moderation import fuzzy, rules
+from moderation.context import beside_a_thing
 from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
-from moderation.context import beside_a_thing
 from moderation.learned import LearnedLayer
 from moderation.normalize import Normalized, normalize
 from moderation.paraphrase import ParaphraseModel, Reading
