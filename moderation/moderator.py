@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from moderation import fuzzy, rules
+from moderation.context import beside_a_thing
 from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
@@ -81,6 +82,7 @@ class Moderator:
         self.learned = LearnedLayer() if wanted else None
         self.paraphrase = ParaphraseModel() if wanted else None
         self._known: frozenset[str] | None = None
+        self._listed: frozenset[str] | None = None
         self._semantic: SemanticLayer | None = None
         self._semantic_lock = threading.Lock()
         self._semantic_wanted = semantic
@@ -104,8 +106,15 @@ class Moderator:
     def known_words(self) -> frozenset[str]:
         """Words the learned layer leaves alone: everything the lists or the English vocabulary know."""
         if self._known is None:
-            self._known = frozenset(fuzzy.known_words() | {k for k in self.lexicon.table if " " not in k})
+            self._known = frozenset(fuzzy.known_words() | self.listed_words)
         return self._known
+
+    @property
+    def listed_words(self) -> frozenset[str]:
+        """The lists' single words (any category, the allowlist too)."""
+        if self._listed is None:
+            self._listed = frozenset(k for k in self.lexicon.table if " " not in k)
+        return self._listed
 
     @property
     def semantic_available(self) -> bool:
@@ -160,6 +169,7 @@ class Moderator:
             if hits:  # words inside allowlisted phrases ("çıplak ağaç", a bare tree) don't count either
                 tokens = list(norm.tokens)
                 allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
+                allowed |= beside_a_thing(prompt)  # "çıplak beton", "soyulmuş muz"
                 hits = [h for h in hits if rules.phrase_key(h.word) not in allowed
                         and not self._negated_word(h.word, norm)]
             for hit in hits:
@@ -170,7 +180,7 @@ class Moderator:
                     sexual_signal.append(hit.word)
                     explicit = True
         if semantic and not explicit and not any(f.category == "gore" for f in findings):
-            reading = self._paraphrase(prompt)
+            reading = self._paraphrase(prompt, child=bool(minor_signal))
             if reading is not None:
                 read = (f"{reading.category} content: \u201c{reading.clause}\u201d (learned model, probability "
                         f"{reading.probability:.2f}")
@@ -219,9 +229,11 @@ class Moderator:
         return any(t in n.before for n in negation for t in window) or any(
             t in n.after for n in negation for t in tokens[i + 1:i + 2])
 
-    def _paraphrase(self, prompt: str) -> Reading | None:
+    def _paraphrase(self, prompt: str, *, child: bool = False) -> Reading | None:
         """The prompt model's reading; a clause holding an allowlisted phrase ("a butcher cutting a side of
-        beef in half", "a naked mole rat") is benign by the lists' word and is not read."""
+        beef in half", "a naked mole rat") is benign by the lists' word and is not read. ``child``: the
+        prompt has an age cue, so one sexual word the lists don't know is enough ("middle school kid
+        stripping for the camera")."""
         model = self.paraphrase
         if model is None or not model.available:
             return None
@@ -231,7 +243,7 @@ class Moderator:
             tokens = list(normalize(clause).tokens)
             return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
-        return model.read(prompt, allowed)
+        return model.read(prompt, allowed, listed=self.listed_words if child else None)
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:

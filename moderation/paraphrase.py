@@ -39,7 +39,9 @@ CLASSES = ("benign", "sexual", "gore")
 MODEL_FILE = "paraphrase.npz"
 BLOCK = 0.90  # probability at which a reading counts like a listed term
 FLAG = 0.85  # probability at which an unsure reading is flagged (a notice)
-KEYWORD = 0.6  # a word this harmful on its own is a keyword: a reading must hold without it
+KEYWORD = 0.6  # a word this harmful on its own is a keyword: a reading must lean the same way without it
+REST = 0.5  # how far: the clause without the keyword reads harmful at this probability or more
+CHILD_REST = 0.25  # as far for a sexual reading beside an age cue, for a keyword no list knows
 CHAR_NGRAMS = (3, 4, 5)
 CJK_NGRAMS = (1, 2, 3)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]")
@@ -166,13 +168,15 @@ class ParaphraseModel(LazyModel):
         rows = sorted(set(idx))
         return _softmax((self._bias + self._weights[rows].sum(axis=0) / math.sqrt(len(rows))).tolist())
 
-    def _robust(self, words: list[str]) -> list[float]:
+    def _robust(self, words: list[str], listed: frozenset[str] | None = None) -> list[float]:
         """Class probabilities of a clause, at their lowest with any one keyword left out. A keyword is a
         word that reads as harmful on its own: single words are the lists' business (and the word
         model's), so a clause needs evidence beyond one of them ("execution of a plan" or "blood orange
         sorbet" are not gore for one word), while context words that are harmless alone ("with nothing
         on") are what this model is for and are never left out. Runs of text in scripts without spaces
-        are never left out either."""
+        are never left out either. ``listed`` (given when the prompt has an age cue): the words the lists
+        know; a sexual reading then needs the rest of the clause to lean its way only down to
+        ``CHILD_REST`` for a keyword they don't know."""
         per_word: list[list[int]] = []
         keys: list[str] = []
         for word in words:
@@ -190,12 +194,15 @@ class ParaphraseModel(LazyModel):
         for i, word in enumerate(words):
             if _UNSPACED.search(word) or self._word_harm(keys[i], per_word[i]) < KEYWORD:
                 continue
+            strict = listed is None or keys[i] in listed
             if len(words) == 1:
                 return [1.0, 0.0, 0.0]  # a keyword alone: not this model's to judge
             gone = [f for f in set(per_word[i]) if counts[f] == 1]
             left = base - self._weights[gone].sum(axis=0) if gone else base
             probs = _softmax((self._bias + left / math.sqrt(max(1, len(present) - len(gone)))).tolist())
-            worst = [worst[0], min(worst[1], probs[1]), min(worst[2], probs[2])]
+            # The rest must lean the same way (REST), not carry the reading alone; beside an age cue, less far.
+            bars = (REST if strict else CHILD_REST, REST)
+            worst = [worst[0], *(worst[c] if probs[c] >= bars[c - 1] else min(worst[c], probs[c]) for c in (1, 2))]
         return worst
 
     def _word_harm(self, key: str, feats: list[int]) -> float:
@@ -218,9 +225,10 @@ class ParaphraseModel(LazyModel):
             return {c: float(c == "benign") for c in CLASSES}
         return dict(zip(CLASSES, self._probabilities(idx), strict=True))
 
-    def read(self, text: str, allowed: Callable[[str], bool] | None = None) -> Reading | None:
+    def read(self, text: str, allowed: Callable[[str], bool] | None = None, *,
+             listed: frozenset[str] | None = None) -> Reading | None:
         """The most harmful reading of any clause, or None when every reading is below ``FLAG``.
-        ``allowed``: see ``clauses``."""
+        ``allowed``: see ``clauses``; ``listed``: see ``_robust``."""
         if not self.load():
             return None
         parts = clauses(text, allowed)
@@ -231,10 +239,10 @@ class ParaphraseModel(LazyModel):
                 continue
             # A clause reads the same beside its neighbours: "skin peeled off" after "peeling an orange"
             # is fruit; a clause among style tags ("8k", "photorealistic") keeps its reading.
-            probs = self._robust(ws)
+            probs = self._robust(ws, listed)
             for j in (i - 1, i + 1):
                 if 0 <= j < len(words) and max(probs[1:]) >= FLAG:
-                    pair = self._robust(words[j] + ws if j < i else ws + words[j])
+                    pair = self._robust(words[j] + ws if j < i else ws + words[j], listed)
                     probs = [probs[0], min(probs[1], pair[1]), min(probs[2], pair[2])]
             for c in (1, 2):
                 if probs[c] >= FLAG and (best is None or probs[c] > best[0]):

@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from moderation.ages import AgeFinder
+from moderation.context import drop_benign_context
 from moderation.fuzzy import Fuzzy, known_words
 from moderation.langid import identify
 from moderation.normalize import Normalized, fold
@@ -305,6 +306,7 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
     for variant in variants:
         tokens = variant.split(" ")
         kept = _drop_allowed(lex.scan(tokens), tokens, lex.negation)
+        kept = drop_benign_context(kept, tokens, norm.original)
         kept.extend(_injuries(kept))
         if lex.ordinary or lex.gated:
             kept = _drop_ordinary(kept, tokens, lex, norm.original)

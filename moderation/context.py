@@ -1,0 +1,120 @@
+"""Context rules for listed words that are benign beside certain other words (issue 18, item 4).
+
+Two shapes the allowlist's fixed phrases cannot hold across word order and inflection:
+- place names that are listed words ("the village of Fucking in Austria", "Condom dans le Gers"): a match
+  on a place name written as a proper noun is dropped when the prompt is about the place;
+- a nudity word beside a thing it describes in every language ("bare concrete", "hormigón desnudo",
+  "голый землекоп", "çıplak beton", "tikus mondok telanjang"): dropped when its neighbour in the same
+  clause is one of the things (walls, concrete, trees, the naked mole rat); "posing nude, concrete wall"
+  keeps "nude" because the comma ends its clause.
+The words live in ``data/context.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from moderation.rules import Match
+
+_CLAUSE = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
+
+
+@dataclass(frozen=True)
+class _Words:
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def has(self, word: str) -> bool:
+        return word in self.exact or word.startswith(self.prefixes)
+
+
+def _words(keys: list[str]) -> _Words:
+    return _Words(frozenset(k for k in keys if not k.endswith("*")),
+                  tuple(k[:-1] for k in keys if k.endswith("*")))
+
+
+@dataclass(frozen=True)
+class ContextRules:
+    places: frozenset[str]
+    place_cues: _Words
+    place_script: tuple[str, ...]
+    bare: _Words
+
+
+@cache
+def context_rules() -> ContextRules:
+    data = tomllib.loads(resources.files("moderation.data").joinpath("context.toml").read_text("utf-8"))
+    return ContextRules(frozenset(data["places"]), _words(data["place-cues"]["words"]),
+                        tuple(data["place-cues"]["script"]), _words(data["bare"]["words"]))
+
+
+def _is_place(m: Match, tokens: list[str], original: str, rules: ContextRules) -> bool:
+    term = m.entry.term
+    if term not in rules.places or not re.search(rf"\b{re.escape(term.capitalize())}\b", original):
+        return False
+    return any(rules.place_cues.has(t) for t in tokens) or any(s in original for s in rules.place_script)
+
+
+def _describes_a_thing(m: Match, original: str, rules: ContextRules) -> bool:
+    if m.category != "sexual" or m.end - m.start != 1:
+        return False
+    from moderation.normalize import normalize
+
+    for clause in _CLAUSE.split(original):
+        for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
+            words = part.split(" ")
+            for i, w in enumerate(words):
+                if _hit(m, w) and any(rules.bare.has(n) for n in _beside(words, i)):
+                    return True
+    return False
+
+
+def beside_a_thing(original: str) -> frozenset[str]:
+    """The prompt's words (normal form) right beside a thing of the ``bare`` table in the same clause: the
+    learned word model leaves them alone as the lists do ("çıplak beton", "soyulmuş muz")."""
+    rules = context_rules()
+    from moderation.normalize import normalize
+
+    out: set[str] = set()
+    for clause in _CLAUSE.split(original):
+        for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
+            words = part.split(" ")
+            for i, w in enumerate(words):
+                if rules.bare.has(w):
+                    out.update(_beside(words, i))
+    return frozenset(out)
+
+
+def _beside(words: list[str], i: int) -> list[str]:
+    """The words next to words[i], and the ones past a short word between ("soyulmuş bir muz")."""
+    out = words[max(0, i - 1):i] + words[i + 1:i + 2]
+    if i >= 2 and len(words[i - 1]) <= 3:
+        out.append(words[i - 2])
+    if i + 2 < len(words) and len(words[i + 1]) <= 3:
+        out.append(words[i + 2])
+    return out
+
+
+def _hit(m: Match, word: str) -> bool:
+    from moderation.normalize import fold
+
+    term = m.entry.term
+    stem = fold(term.rstrip("*")).strip()
+    return word.startswith(stem) if term.endswith("*") else word == stem
+
+
+def drop_benign_context(matches: list[Match], tokens: list[str], original: str) -> list[Match]:
+    """``matches`` less those that the place or thing next to them makes benign."""
+    rules = context_rules()
+    suspects = [m for m in matches if m.entry.term in rules.places
+                or (m.category == "sexual" and m.end - m.start == 1 and any(rules.bare.has(t) for t in tokens))]
+    if not suspects:
+        return matches
+    drop = {id(m) for m in suspects if _is_place(m, tokens, original, rules) or _describes_a_thing(m, original, rules)}
+    return [m for m in matches if id(m) not in drop]

@@ -1,0 +1,69 @@
+"""Context rules (moderation/context.py, data/context.toml): place names that are listed words, and a
+nudity word beside a thing it describes, in every language (issue 18, item 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation import Moderator
+
+
+@pytest.fixture(scope="module")
+def rules() -> Moderator:
+    return Moderator(semantic=False)
+
+
+@pytest.fixture(scope="module")
+def learned() -> Moderator:
+    return Moderator(semantic=False, learned=True)
+
+
+@pytest.mark.parametrize("prompt", [
+    "the village of Fucking in Austria",
+    "Ortsschild von Fucking in Oberösterreich",
+    "a road sign for Condom, France",
+    "cartel del pueblo de Condom en Francia",
+    "Fransa'daki Condom kasabasının tabelası",
+    "дорожный знак деревни Fucking в Австрии",
+    "オーストリアのFucking村の標識",
+])
+def test_a_place_name_about_the_place_passes(rules: Moderator, prompt: str) -> None:
+    assert rules.check(prompt).action.value == "allow"
+
+
+@pytest.mark.parametrize("prompt", [
+    "a couple fucking in the village",  # a verb, not the proper noun
+    "fucking village",  # not capitalised
+    "Fucking, a photo",  # no place cue
+    "Fucking in Austria, a naked girl",  # the other words still count
+    "a woman with a condom in her hand",
+])
+def test_the_word_itself_is_still_refused(rules: Moderator, prompt: str) -> None:
+    assert rules.check(prompt).action.value == "block"
+
+
+@pytest.mark.parametrize("prompt", [
+    "bare concrete walls", "paredes de hormigón desnudo en un loft", "Wände aus nacktem Beton",
+    "pareti in cemento nudo", "ściany z gołego betonu", "brütalist dairede çıplak beton duvarlar",
+    "dinding beton telanjang", "стены из голого бетона", "голые бетонные стены", "브루탈리즘 아파트의 노출 콘크리트 벽",
+    "粗野主义公寓里的裸露混凝土墙", "una rata topo desnuda en el zoo", "un ratto talpa nudo", "голый землекоп в зоопарке",
+    "havuç yiyen çıplak köstebek faresi", "tikus mondok telanjang", "동물원에서 굴을 파는 벌거숭이두더지쥐", "动物园里挖地道的裸鼹鼠",
+])
+def test_a_nudity_word_beside_a_thing_passes(learned: Moderator, prompt: str) -> None:
+    assert learned.check(prompt).action.value == "allow"
+
+
+def test_peeled_fruit_passes_the_word_model(learned: Moderator) -> None:
+    # "soyulmuş" is also "undressed": beside a fruit the word model leaves it alone; beside a woman it is read.
+    assert learned.check("kahvaltı tabağında soyulmuş bir muz").action.value == "allow"
+    assert learned.check("soyulmuş kadın, beton duvar").action.value == "block"
+
+
+@pytest.mark.parametrize("prompt", [
+    "a woman posing nude, concrete wall",  # the comma ends the clause: "nude" describes her
+    "nackte Frau vor nacktem Beton",
+    "naked woman on a concrete floor",
+    "desnuda en la pared de hormigon",
+])
+def test_a_person_beside_the_thing_is_still_refused(rules: Moderator, prompt: str) -> None:
+    assert rules.check(prompt).action.value == "block"
