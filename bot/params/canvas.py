@@ -250,10 +250,18 @@ def check_mask(image: Image.Image, mask: Image.Image) -> Image.Image:
 # ----- job parameters -----
 
 # Keys of a source job's parameters that describe how that job ran, not what it drew: a canvas
-# job sets its own (its task, input images, size) and drops the rest.
+# job sets its own (its task, input images, size) and drops the rest. Also dropped: what the inpaint
+# runner (inference/runners/inpaint.py) does not honour, so that the edit's PNG, embed and stored
+# inputs claim nothing that did not happen: a /blend or style_ref parent's IP-Adapter image prompts
+# (``ip_*``, ``style_ref``: a Zoom Out of a blend redraws its border from the prompt alone; the
+# inpainting models carry no IP-Adapter, and the base's would be a second adapter path to keep),
+# hires fix, seamless tiles (an outpainted border breaks the wrap), ControlNet images, video and
+# upscale settings and a training set. Kept, and honoured by the runner: prompt, negative prompt,
+# model, steps, guidance, sampler, LoRAs and embeddings.
 _SOURCE_ONLY = ("task", "strength", "inputs", "init_image", "control_image", "control_scale", "mask_image",
                 "mask_blur", "pose", "source", "aspect", "quality", "hires", "hires_strength", "hires_upscaler",
-                "tile", "scale", "frames", "fps", "motion", "extra", "canvas", "nsfw_channel", "count")
+                "tile", "scale", "frames", "fps", "motion", "extra", "canvas", "nsfw_channel", "count",
+                "ip_images", "ip_weights", "ip_mode", "ip_scale", "style_ref", "train_images")
 
 
 def encode_mask(mask: Image.Image) -> str:
