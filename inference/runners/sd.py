@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from inference import embeddings, ipadapter, lora, tiling
 from inference.finishing import Finishing
-from inference.models import ModelSpec, RequestRefused
+from inference.models import ModelSpec
 from inference.runners import hires, img2img, inpaint, txt2img
 from inference.runners.base import (
     cancellable,
@@ -52,8 +52,6 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     if request.task == "inpaint":  # canvas edits: the entry's dedicated inpainting model, or its own weights
         return inpaint.handle(engine, spec, request, on_step, is_cancelled)
     guidance = check(spec, request)
-    if request.hires and request.ip_images:
-        raise RequestRefused("Hires fix does not combine with image prompts (/blend, style_ref) yet")
     upscaler = hires.check(engine, request) if request.hires else None
     stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)

@@ -67,3 +67,18 @@ async def test_zoom_out_of_an_image_prompt_result(fake, start_bot, command, opti
         out = _pixels(zoomed)
         assert out.shape == source.shape == (512, 512, 3)
         assert np.array_equal(out[inner, inner], expected[inner, inner])
+
+
+async def test_hires_fix_with_a_style_reference(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    async with start_bot() as bot:
+        inter = await fake.slash("imagine", {"prompt": "a fox in a field", "seed": 4, "steps": 2, "hires": 1.5,
+                                             "style_weight": 0.7},
+                                 attachments={"style_ref": _image("ink.png", (10, 10, 10))},
+                                 user_id=fake.user_id, channel_id=fake.channel_id)
+        await inter.wait_acked(3)
+        await inter.wait_for(lambda i: has_image(i.original), timeout=120)
+        assert _pixels(inter.original).shape == (768, 768, 3)
+        text = read_parameters(inter.original.attachments[0].data)
+        assert "Hires upscale: 1.5" in text and "Style reference: tiny-ip-adapter-sd15, Style weight: 0.7" in text
+        job = await bot.service.job_for_message(inter.original.id)
+        assert job.status == JobStatus.completed and job.params["hires"] == 1.5 and job.params["ip_mode"] == "style"
