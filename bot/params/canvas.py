@@ -272,9 +272,14 @@ def encode_mask(mask: Image.Image) -> str:
 
 
 def inpaint_params(base: dict[str, Any], canvas: Canvas, *, spec: ModelSpec, strength: float,
-                   source: dict[str, Any], prompt: str | None = None, seed: int | None = None) -> dict[str, Any]:
+                   source: dict[str, Any], prompt: str | None = None, seed: int | None = None,
+                   embeddings: list[str] | None = None) -> dict[str, Any]:
     """An inpaint job's parameters: ``base`` (the source job's model, prompt, steps...), the canvas
     and mask, the working size of model ``spec`` for it, a new seed unless given.
+
+    A new ``prompt`` (Vary (Region), the remix modal) replaces the source's along with what was made
+    from the source's: its wildcard template (a Reroll would otherwise draw the source's prompt again)
+    and its embeddings, which become ``embeddings`` (those the new prompt and negative use).
     Encodes images: run it off the event loop."""
     params = {k: v for k, v in base.items() if k not in _SOURCE_ONLY}
     width, height = spec.size_for_canvas(*canvas.size)
@@ -285,7 +290,11 @@ def inpaint_params(base: dict[str, Any], canvas: Canvas, *, spec: ModelSpec, str
         "canvas": {**canvas.edit, "width": canvas.size[0], "height": canvas.size[1]},
     })
     if prompt is not None:
+        params.pop("prompt_template", None)
+        params.pop("embeddings", None)
         params["prompt"] = prompt
+        if embeddings:
+            params["embeddings"] = list(embeddings)
     return params
 
 
