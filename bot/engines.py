@@ -46,6 +46,7 @@ def engine_factory(settings: Settings, registry: ModelRegistry, *, batch_max: in
                       embeddings_dir=settings.embeddings_dir,
                       batch_max=settings.batch_max if batch_max is None else batch_max,
                       lora_cache=settings.lora_cache, compile_mode=settings.compile_mode,
+                      lora_rank=settings.lora_rank, lora_slots=settings.lora_slots,
                       train_dir=settings.train_dir if device in settings.train_device_list else None,
                       # Only where members train: LoRAs keep the attention projections unfused (slower).
                       member_lora_dir=settings.train_dir / "loras" if settings.train_device_list else None)

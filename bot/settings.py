@@ -14,6 +14,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inference.limits import (
+    DEFAULT_LORA_RANK,
+    DEFAULT_LORA_SLOTS,
+    MAX_LORA_RANK,
+    MAX_LORA_SLOTS,
+    MIN_LORA_RANK,
+)
+
 ENV_NAMES = {
     "discord_token": "DISCORD_TOKEN",
     "database_url": "ATELIER_DATABASE_URL",
@@ -44,6 +52,8 @@ ENV_NAMES = {
     "metrics_host": "ATELIER_METRICS_HOST",
     "lora_dir": "ATELIER_LORA_DIR",
     "lora_cache": "ATELIER_LORA_CACHE",
+    "lora_rank": "ATELIER_LORA_RANK",
+    "lora_slots": "ATELIER_LORA_SLOTS",
     "embeddings_dir": "ATELIER_EMBEDDINGS_DIR",
     "wildcards_dir": "ATELIER_WILDCARDS_DIR",
     "train_devices": "ATELIER_TRAIN_DEVICES",
@@ -124,6 +134,12 @@ class Settings(BaseSettings):
     lora_dir: Path | None = None
     # LoRAs kept loaded per model on each device (least recently used dropped); 0: load per job.
     lora_cache: int = Field(default=8, ge=0, le=64)
+    # LoRA slots of compiled UNets (ATELIER_COMPILE regional or max, with ATELIER_LORA_DIR;
+    # inference/hotswap.py): the largest LoRA rank a slot takes (a LoRA above it loads as its own
+    # adapter and the blocks recompile for its jobs), and slots per UNet (0: none, every LoRA that
+    # way). Each slot costs memory while its model is loaded (rank 64: ~55 MB on SD 1.5, ~350 MB on SDXL).
+    lora_rank: int = Field(default=DEFAULT_LORA_RANK, ge=MIN_LORA_RANK, le=MAX_LORA_RANK)
+    lora_slots: int = Field(default=DEFAULT_LORA_SLOTS, ge=0, le=MAX_LORA_SLOTS)
     # A folder of textual-inversion embeddings (.safetensors/.pt) members use by name in prompts
     # and negatives (e.g. a negative embedding); unset: none. Workers read it as for LoRAs.
     embeddings_dir: Path | None = None

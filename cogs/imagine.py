@@ -108,8 +108,6 @@ class Imagine(Feature):
         if image is not None and hires is not None:
             raise InvalidOption("Hires fix is for text-to-image; with an image, leave hires out (or /upscale the "
                                 "result).")
-        if style_ref is not None and hires is not None:
-            raise InvalidOption("Hires fix and `style_ref` don't combine yet; leave one out (or /upscale the result).")
         # Off the loop: wildcard files and LoRA headers are read.
         params = await asyncio.to_thread(self.bot.service.prepare_imagine, options)
         if mine is not None:

@@ -24,7 +24,7 @@ from inference import compile as compiling
 from inference.cache import ModelCache
 from inference.finishing import Finishing, to_uint8
 from inference.models import ASPECTS, SD_KINDS, ModelRegistry, ModelSpec, RequestRefused
-from inference.runners import RUNNERS, sd, txt2img, upscale
+from inference.runners import RUNNERS, inpaint, sd, txt2img, upscale
 from inference.runners.base import image_result, job_scheduler
 from inference.training import job as training_job
 from inference.training import library as training_library
@@ -156,13 +156,19 @@ class Engine:
         """``run``'s device work only: the worker calls ``finish()`` on another thread, so the device
         starts its next job while this one's files are made (inference/finishing.py)."""
         spec = self.registry.get(request.model)
-        names = self.models_of(spec)
+        names = self.models_of(spec, request)
         with self.cache.pinned(self.device, names):
             return recovery.recovering(self.cache, self.device, request, names,
                                        lambda: self._run_once(spec, request, on_step, is_cancelled))
 
-    def models_of(self, spec: ModelSpec) -> list[str]:
-        """The registry models a job on ``spec`` uses (a ControlNet's base, IF's stage III): pinned while it runs."""
+    def models_of(self, spec: ModelSpec, request: GenerationRequest | None = None) -> list[str]:
+        """The registry models a job on ``spec`` uses (a ControlNet's base, IF's stage III): pinned while
+        it runs, and what the out-of-memory recovery runs with CPU offload (inference/recovery.py).
+
+        A canvas edit (``request.task == "inpaint"``) on an entry that links a dedicated inpainting
+        model (``inpaint = "NAME"``) runs that model alone: the entry's own weights are not used."""
+        if request is not None and request.task == "inpaint" and spec.inpaint and spec.inpaint in self.registry:
+            spec = inpaint.inpaint_spec(self, spec)
         names = [spec.name, *([spec.base] if spec.base else [])]
         stage_3 = spec.extra.get("stage_3")
         if isinstance(stage_3, str) and stage_3 in self.registry:

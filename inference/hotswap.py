@@ -34,14 +34,15 @@ from peft.utils.hotswap import prepare_model_for_compiled_hotswap
 from safetensors.torch import load_file
 
 from inference.checkpoints import read_header
+from inference.limits import DEFAULT_LORA_RANK, DEFAULT_LORA_SLOTS
 
 log = logging.getLogger(__name__)
 
 # The largest LoRA rank a slot takes (Engine(lora_rank=)); above it a LoRA is loaded as its own adapter.
 # Memory per slot at rank 64 in fp16: about 55 MB on an SD 1.5 UNet, 350 MB on SDXL.
-DEFAULT_RANK = 64
+DEFAULT_RANK = DEFAULT_LORA_RANK
 # LoRAs one job can switch in without recompiling (the bot allows three a job).
-DEFAULT_SLOTS = 3
+DEFAULT_SLOTS = DEFAULT_LORA_SLOTS
 SLOT_PREFIX = "atelier_slot_"
 # kohya's sd-scripts train these UNet layers (diffusers' own scripts a subset of them).
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")

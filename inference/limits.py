@@ -48,6 +48,13 @@ MIN_CONTROL_SCALE, MAX_CONTROL_SCALE = 0.0, 2.0
 # LoRA weights a job may ask for.
 MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = 0.0, 2.0
 
+# LoRA slots of compiled UNets (inference/hotswap.py; ATELIER_LORA_RANK, ATELIER_LORA_SLOTS): the
+# largest LoRA rank a slot takes, and the slots per UNet (0: none; LoRAs then load as their own
+# adapters and the compiled blocks recompile). A job names at most three LoRAs, so more slots only
+# cost memory; rank 256 slots on SDXL take about 1.4 GB each in fp16.
+DEFAULT_LORA_RANK, MIN_LORA_RANK, MAX_LORA_RANK = 64, 1, 256
+DEFAULT_LORA_SLOTS, MAX_LORA_SLOTS = 3, 8
+
 # Real-ESRGAN upscaling: the factors offered, and the input pixels each takes, so that the result
 # stays within what one upload and one device's memory hold. A registry entry's ``max_input``
 # overrides the cap on the worker.

@@ -250,10 +250,18 @@ def check_mask(image: Image.Image, mask: Image.Image) -> Image.Image:
 # ----- job parameters -----
 
 # Keys of a source job's parameters that describe how that job ran, not what it drew: a canvas
-# job sets its own (its task, input images, size) and drops the rest.
+# job sets its own (its task, input images, size) and drops the rest. Also dropped: what the inpaint
+# runner (inference/runners/inpaint.py) does not honour, so that the edit's PNG, embed and stored
+# inputs claim nothing that did not happen: a /blend or style_ref parent's IP-Adapter image prompts
+# (``ip_*``, ``style_ref``: a Zoom Out of a blend redraws its border from the prompt alone; the
+# inpainting models carry no IP-Adapter, and the base's would be a second adapter path to keep),
+# hires fix, seamless tiles (an outpainted border breaks the wrap), ControlNet images, video and
+# upscale settings and a training set. Kept, and honoured by the runner: prompt, negative prompt,
+# model, steps, guidance, sampler, LoRAs and embeddings.
 _SOURCE_ONLY = ("task", "strength", "inputs", "init_image", "control_image", "control_scale", "mask_image",
                 "mask_blur", "pose", "source", "aspect", "quality", "hires", "hires_strength", "hires_upscaler",
-                "tile", "scale", "frames", "fps", "motion", "extra", "canvas", "nsfw_channel", "count")
+                "tile", "scale", "frames", "fps", "motion", "extra", "canvas", "nsfw_channel", "count",
+                "ip_images", "ip_weights", "ip_mode", "ip_scale", "style_ref", "train_images")
 
 
 def encode_mask(mask: Image.Image) -> str:
@@ -264,9 +272,14 @@ def encode_mask(mask: Image.Image) -> str:
 
 
 def inpaint_params(base: dict[str, Any], canvas: Canvas, *, spec: ModelSpec, strength: float,
-                   source: dict[str, Any], prompt: str | None = None, seed: int | None = None) -> dict[str, Any]:
+                   source: dict[str, Any], prompt: str | None = None, seed: int | None = None,
+                   embeddings: list[str] | None = None) -> dict[str, Any]:
     """An inpaint job's parameters: ``base`` (the source job's model, prompt, steps...), the canvas
     and mask, the working size of model ``spec`` for it, a new seed unless given.
+
+    A new ``prompt`` (Vary (Region), the remix modal) replaces the source's along with what was made
+    from the source's: its wildcard template (a Reroll would otherwise draw the source's prompt again)
+    and its embeddings, which become ``embeddings`` (those the new prompt and negative use).
     Encodes images: run it off the event loop."""
     params = {k: v for k, v in base.items() if k not in _SOURCE_ONLY}
     width, height = spec.size_for_canvas(*canvas.size)
@@ -277,7 +290,11 @@ def inpaint_params(base: dict[str, Any], canvas: Canvas, *, spec: ModelSpec, str
         "canvas": {**canvas.edit, "width": canvas.size[0], "height": canvas.size[1]},
     })
     if prompt is not None:
+        params.pop("prompt_template", None)
+        params.pop("embeddings", None)
         params["prompt"] = prompt
+        if embeddings:
+            params["embeddings"] = list(embeddings)
     return params
 
 

@@ -9,12 +9,14 @@ import asyncio
 import io
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from bot.errors import InvalidOption, UnknownJob
 from bot.params import animate, canvas, images
+from bot.services.imagine_checks import embeddings_in
 from bot.services.jobs import JobService, Origin, Ticket
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
@@ -81,7 +83,7 @@ class DerivedJobs:
         ``index`` of job ``job_id``: its prompt (or ``prompt``, from the remix modal) and model, a new seed."""
         base, output, spec = await self.canvas_source(job_id, index)
         params = await asyncio.to_thread(self._canvas_params, base, output.data, op, spec,
-                                         {"job_id": job_id, "index": index}, prompt)
+                                         {"job_id": job_id, "index": index}, prompt, self._embeddings_dir)
         return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
 
     async def region(self, *, job_id: int, index: int, cells: list[int], prompt: str, origin: Origin) -> Ticket:
@@ -93,7 +95,9 @@ class DerivedJobs:
             with Image.open(io.BytesIO(output.data)) as opened:
                 edit = canvas.region(opened.convert("RGB"), chosen)
             return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.REGION_STRENGTH,
-                                         source={"job_id": job_id, "index": index}, prompt=prompt)
+                                         source={"job_id": job_id, "index": index}, prompt=prompt,
+                                         embeddings=embeddings_in(self._embeddings_dir, prompt,
+                                                                  str(base.get("negative_prompt", ""))))
 
         params = await asyncio.to_thread(build)
         return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
@@ -108,12 +112,19 @@ class DerivedJobs:
         base, _, _ = await self.canvas_source(job_id, None)
         return str(base.get("prompt", ""))
 
+    @property
+    def _embeddings_dir(self) -> Path | None:
+        return self.jobs.prompt_folders[1]
+
     @staticmethod
     def _canvas_params(base: dict[str, Any], png: bytes, op: str, spec: ModelSpec,
-                       source: dict[str, Any], prompt: str | None) -> dict[str, Any]:
+                       source: dict[str, Any], prompt: str | None, embeddings_dir: Path | None) -> dict[str, Any]:
+        """(Off the loop: images are encoded, and a new prompt's embeddings looked up in their folder.)"""
         edit = canvas.apply(op, png)
+        used = embeddings_in(embeddings_dir, prompt, str(base.get("negative_prompt", ""))) if prompt is not None \
+            else None
         return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.BORDER_STRENGTH, source=source,
-                                     prompt=prompt)
+                                     prompt=prompt, embeddings=used)
 
     async def canvas_source(self, job_id: int, index: int | None) -> tuple[dict[str, Any], Output, ModelSpec]:
         """(the generation parameters a canvas edit of job ``job_id`` draws with, its image ``index``,

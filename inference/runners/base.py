@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from inference import checkpoints, lora
+from inference import checkpoints, lora, prompts
 from inference import embeddings as embeddings_module
 from inference.cache import make_scheduler
 from inference.finishing import Finishing, as_pil
@@ -110,6 +110,28 @@ def job_scheduler(engine: Engine, spec: ModelSpec, pipe: Any, scheduler: str | N
         yield run_spec
     finally:
         pipe.scheduler = previous
+
+
+def seed_noise_sampler(pipe: Any, request: GenerationRequest) -> None:
+    """DPM++ SDE draws its noise from a Brownian tree, seeded by the torch RNG unless told: seeded by
+    the job, the same job gives the same image. Call it with the job's scheduler on ``pipe``."""
+    if hasattr(pipe.scheduler, "noise_sampler_seed"):
+        pipe.scheduler.noise_sampler_seed = request.seed
+
+
+@contextmanager
+def job_prompt(engine: Engine, spec: ModelSpec, pipe: Any, request: GenerationRequest, job_loras: list[lora.JobLora],
+               job_embeddings: list[embeddings_module.JobEmbedding], *,
+               guidance: float) -> Iterator[prompts.EncodedPrompt]:
+    """The job's LoRAs and textual-inversion embeddings on ``pipe`` while the block runs, and its prompts
+    encoded once (not per image) with them active (the SD families: text to image, img2img, inpainting).
+
+    Both live in modules other pipelines share (img2img, inpainting, SDXL-Lightning's text encoders):
+    applied for this job only, removed (the embeddings with their token rows) before the next starts."""
+    with (engine.adapters.applied(pipe, job_loras, model=spec.name),
+          embeddings_module.applied(pipe, job_embeddings) as expand):
+        yield prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance, device=engine.device,
+                             clip_skip=spec.clip_skip, expand=expand if job_embeddings else None)
 
 
 def image_result(

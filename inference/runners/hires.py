@@ -10,7 +10,7 @@ Pass 1 draws the image at ``width`` x ``height`` (the model's size). It is then 
   machine (a local file, or cached by ``atelier models pull``/an /upscale job), else plain Lanczos.
 
 Pass 2 is image to image at ``hires_strength`` over the enlarged image, with the same prompt, seed and
-sampler, running ``int(steps * hires_strength)`` steps. Progress counts the steps of both passes and a
+sampler (and image prompt: style_ref, /blend), running ``int(steps * hires_strength)`` steps. Progress counts the steps of both passes and a
 cancel stops either. The PNG records the first pass's ``Size`` and A1111's ``Denoising strength``,
 ``Hires upscale`` and ``Hires upscaler``.
 """
@@ -84,13 +84,15 @@ def is_installed(spec: ModelSpec, device: str) -> bool:
 
 def run(engine: Engine, pipe: DiffusionPipeline, variation: DiffusionPipeline, request: GenerationRequest,
         upscaler: ModelSpec | None, *, guidance: float, on_step: StepCallback | None,
-        is_cancelled: CancelCheck | None, batch: bool, prompt: Mapping[str, Any] | None
+        is_cancelled: CancelCheck | None, batch: bool, prompt: Mapping[str, Any] | None, **image_prompt: Any
         ) -> tuple[list[Image.Image], dict[str, Any]]:
     """Both passes for every image of the job; returns the images and the PNG's hires keys.
 
     ``pipe`` is the resident text-to-image pipeline, ``variation`` the img2img one over it. The first
     pass runs as txt2img does (one call, or one per image); the second runs once per image, each with
-    its own seed's noise, so image i is what seed + i gives alone."""
+    its own seed's noise, so image i is what seed + i gives alone. ``image_prompt``: the job's
+    IP-Adapter embeds (``ip_adapter_image_embeds``, /imagine style_ref), given to both passes: the
+    adapter sits in the UNet both pipelines share, so the second pass keeps the style too."""
     latent = request.hires_upscaler == LATENT
     width, height = final_size(request)
     num_steps, second = schedule(request.steps, request.hires_strength)
@@ -106,7 +108,7 @@ def run(engine: Engine, pipe: DiffusionPipeline, variation: DiffusionPipeline, r
     first = calls(pipe, request, steps=request.steps, guidance=guidance, device=engine.device,
                   output_type="latent" if latent else "pil", on_step=progress(0), is_cancelled=is_cancelled,
                   batch=batch, prompt=prompt, width=request.width, height=request.height,
-                  num_inference_steps=request.steps)
+                  num_inference_steps=request.steps, **image_prompt)
     if is_cancelled is not None and is_cancelled():
         raise JobCancelled(request.job_id, first_total)
     if latent:
@@ -122,7 +124,7 @@ def run(engine: Engine, pipe: DiffusionPipeline, variation: DiffusionPipeline, r
         images += calls(variation, replace(request, seed=seed, count=1), steps=second, guidance=guidance,
                         device=engine.device, output_type="pil", on_step=progress(first_total + index * second),
                         is_cancelled=is_cancelled, prompt=prompt, image=image, strength=request.hires_strength,
-                        num_inference_steps=num_steps)
+                        num_inference_steps=num_steps, **image_prompt)
     extra = {"Denoising strength": f"{request.hires_strength:g}", "Hires upscale": f"{request.hires:g}",
              "Hires upscaler": name}
     return images, extra

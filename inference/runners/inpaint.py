@@ -11,6 +11,11 @@ Which weights redraw: a dedicated inpainting checkpoint (9-channel UNet) when th
 its model's entry links one (``inpaint = "NAME"``), else the model's own weights through the inpaint
 pipeline built over its resident pipeline (``from_pipe``: no second copy; diffusers then keeps the
 unmasked latents at each step). Steps follow img2img: ``int(steps * strength)`` of the schedule run.
+
+Like the other SD jobs (inference/runners/sd.py, sharing runners/base.py's ``job_prompt``): the
+job's LoRAs and textual-inversion embeddings on the weights that redraw, for this job only, and
+DPM++ SDE's noise seeded by the job. Not honoured here, so the bot drops them from canvas edits
+(bot/params/canvas.py): IP-Adapter image prompts, hires fix, ControlNet images.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from diffusers import AutoPipelineForInpainting, DiffusionPipeline
 from PIL import Image
 
-from inference import canvas, lora, prompts, tiling
+from inference import canvas, embeddings, lora, tiling
 from inference.finishing import Finishing, as_pil
 from inference.limits import MAX_CANVAS_SIDE, MAX_MASK_BLUR
 from inference.media import decode_job_image
@@ -34,7 +39,9 @@ from inference.runners.base import (
     check_img2img,
     check_prompt_job,
     image_result,
+    job_prompt,
     job_scheduler,
+    seed_noise_sampler,
     stop_if_cancelled,
     wrong_kind,
 )
@@ -122,6 +129,7 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
         family = INPAINT_FAMILY.get(run_spec.kind, run_spec.kind)
         job_loras = lora.prepare(engine.loras, request.loras, kind=family, model=run_spec.name,
                                  model_width=int(pipe.unet.config.cross_attention_dim))
+        job_embeddings = embeddings.prepare(engine.embeddings, request.embeddings)
         size = (request.width, request.height)
         working = source.resize(size, Image.Resampling.LANCZOS) if source.size != size else source
         working_mask = mask.resize(size, Image.Resampling.BILINEAR) if mask.size != size else mask
@@ -132,9 +140,8 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
         with (job_scheduler(engine, run_spec, pipe, request.scheduler) as sampled, cancellable(request),
               tiling.seamless(pipe, request.tile)):
             run_pipe.scheduler = pipe.scheduler
-            with engine.adapters.applied(pipe, job_loras, model=run_spec.name):
-                encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                         device=engine.device, clip_skip=run_spec.clip_skip)
+            seed_noise_sampler(pipe, request)
+            with job_prompt(engine, run_spec, pipe, request, job_loras, job_embeddings, guidance=guidance) as encoded:
                 images = calls(run_pipe, request, steps=effective, guidance=guidance, device=engine.device,
                                output_type="pil", on_step=on_step, is_cancelled=is_cancelled,
                                batch=engine.batch_images, prompt=encoded.kwargs, image=working,
@@ -142,7 +149,8 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
                                height=request.height, num_inference_steps=num_steps)
     run_seconds = time.perf_counter() - started
     return Finishing(request.job_id, partial(finish, sampled, request, guidance, images, run_seconds, source, mask,
-                                             strength, loras=job_loras, notes=encoded.notes))
+                                             strength, loras=job_loras, embeddings=job_embeddings,
+                                             notes=encoded.notes))
 
 
 def finish(spec: ModelSpec, request: GenerationRequest, guidance: float, images: list[Any], run_seconds: float,

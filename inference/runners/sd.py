@@ -15,16 +15,18 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from inference import embeddings, ipadapter, lora, prompts, tiling
+from inference import embeddings, ipadapter, lora, tiling
 from inference.finishing import Finishing
-from inference.models import ModelSpec, RequestRefused
+from inference.models import ModelSpec
 from inference.runners import hires, img2img, inpaint, txt2img
 from inference.runners.base import (
     cancellable,
     check_img2img,
     check_prompt_job,
     image_result,
+    job_prompt,
     job_scheduler,
+    seed_noise_sampler,
     stop_if_cancelled,
     wrong_kind,
 )
@@ -50,8 +52,6 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
     if request.task == "inpaint":  # canvas edits: the entry's dedicated inpainting model, or its own weights
         return inpaint.handle(engine, spec, request, on_step, is_cancelled)
     guidance = check(spec, request)
-    if request.hires and request.ip_images:
-        raise RequestRefused("Hires fix does not combine with image prompts (/blend, style_ref) yet")
     upscaler = hires.check(engine, request) if request.hires else None
     stop_if_cancelled(request, is_cancelled)
     pipe = engine.pipeline(spec)
@@ -73,19 +73,8 @@ def handle(engine: Engine, spec: ModelSpec, request: GenerationRequest, on_step:
         adapted = ipadapter.applied(pipe.unet, adapter, kind=spec.kind, mode=request.ip_mode, scale=request.ip_scale)
     with (job_scheduler(engine, spec, pipe, request.scheduler) as run_spec, cancellable(request),
           tiling.seamless(pipe, request.tile), adapted):
-        if hasattr(pipe.scheduler, "noise_sampler_seed"):
-            # DPM++ SDE draws its noise from a Brownian tree, seeded by the torch RNG unless told:
-            # seeded by the job, the same job gives the same image.
-            pipe.scheduler.noise_sampler_seed = request.seed
-        # The LoRAs live in modules other pipelines share (img2img, SDXL-Lightning's text
-        # encoders): applied for this job only, removed before the next one starts.
-        # Embeddings likewise: tokens added for this job, removed (with their rows) after it.
-        with (engine.adapters.applied(pipe, job_loras, model=spec.name),
-              embeddings.applied(pipe, job_embeddings) as expand):
-            # Encoded once per job (not per image) with the LoRA's text-encoder layers active.
-            encoded = prompts.encode(pipe, request.prompt, request.negative_prompt, guidance=guidance,
-                                     device=engine.device, clip_skip=spec.clip_skip,
-                                     expand=expand if job_embeddings else None)
+        seed_noise_sampler(pipe, request)
+        with job_prompt(engine, spec, pipe, request, job_loras, job_embeddings, guidance=guidance) as encoded:
             run_pipe = img2img.pipeline_over(engine, spec, pipe) if variation or request.hires else pipe
             one_call = not variation and engine.one_call_for_count(pipe, job_loras)
             options: dict[str, Any] = {"guidance": guidance, "on_step": on_step, "is_cancelled": is_cancelled,
