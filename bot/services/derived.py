@@ -41,10 +41,14 @@ class DerivedJobs:
             f"Job #{job_id} is a /{job.command} result; only generated images can be varied.")
         if parent.params.get("model") not in self.jobs.registry.names():
             raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
-        params = await asyncio.to_thread(images.variation, parent.params, output.data, job_id=job_id, index=index,
-                                         strength=strength)
-        if prompt is not None:
-            params["prompt"] = prompt
+        if prompt == parent.params.get("prompt"):
+            prompt = None  # the modal sent back unchanged: the source's prompt, wildcards and embeddings stay
+
+        def build() -> dict[str, Any]:
+            params = images.variation(parent.params, output.data, job_id=job_id, index=index, strength=strength)
+            return params if prompt is None else self._with_prompt(params, prompt, self._embeddings_dir)
+
+        params = await asyncio.to_thread(build)
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
 
     async def remix_reroll(self, *, job_id: int, prompt: str, origin: Origin) -> Ticket:
@@ -55,7 +59,10 @@ class DerivedJobs:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
         if parent.params.get("model") not in self.jobs.registry.names():
             raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
-        params = {**parent.params, "prompt": prompt, "seed": secrets.randbelow(SEED_LIMIT)}
+        if prompt == parent.params.get("prompt"):  # unchanged: a plain Reroll (its wildcards pick again)
+            return await self.jobs.reroll(job_id=job_id, origin=origin)
+        params = await asyncio.to_thread(self._with_prompt, {**parent.params, "seed": secrets.randbelow(SEED_LIMIT)},
+                                         prompt, self._embeddings_dir)
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
 
     async def upscale(self, *, job_id: int, index: int, scale: int, origin: Origin,
@@ -115,6 +122,16 @@ class DerivedJobs:
     @property
     def _embeddings_dir(self) -> Path | None:
         return self.jobs.prompt_folders[1]
+
+    @staticmethod
+    def _with_prompt(params: dict[str, Any], prompt: str, embeddings_dir: Path | None) -> dict[str, Any]:
+        """``params`` with the member's own ``prompt`` (the remix modal) in place of the source's, and
+        without what was made from the source's: its wildcard template (a Reroll would otherwise draw the
+        source's prompt again) and its embeddings, which become those the new prompt and the negative use.
+        (Reads the embeddings folder: off the loop.)"""
+        params = {key: value for key, value in params.items() if key not in ("prompt_template", "embeddings")}
+        used = embeddings_in(embeddings_dir, prompt, str(params.get("negative_prompt", "")))
+        return {**params, "prompt": prompt, **({"embeddings": used} if used else {})}
 
     @staticmethod
     def _canvas_params(base: dict[str, Any], png: bytes, op: str, spec: ModelSpec,
