@@ -16,7 +16,7 @@ from PIL import Image
 
 from bot.errors import InvalidOption, UnknownJob
 from bot.params import animate, canvas, images
-from bot.services.imagine_checks import embeddings_in
+from bot.services.imagine_checks import check_embeddings, embeddings_in
 from bot.services.jobs import JobService, Origin, Ticket
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
@@ -41,12 +41,13 @@ class DerivedJobs:
             f"Job #{job_id} is a /{job.command} result; only generated images can be varied.")
         if parent.params.get("model") not in self.jobs.registry.names():
             raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
+        spec = self.jobs.registry.get(parent.params["model"])
         if prompt == parent.params.get("prompt"):
             prompt = None  # the modal sent back unchanged: the source's prompt, wildcards and embeddings stay
 
         def build() -> dict[str, Any]:
             params = images.variation(parent.params, output.data, job_id=job_id, index=index, strength=strength)
-            return params if prompt is None else self._with_prompt(params, prompt, self._embeddings_dir)
+            return params if prompt is None else self._with_prompt(params, prompt, self._embeddings_dir, spec)
 
         params = await asyncio.to_thread(build)
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
@@ -62,7 +63,7 @@ class DerivedJobs:
         if prompt == parent.params.get("prompt"):  # unchanged: a plain Reroll (its wildcards pick again)
             return await self.jobs.reroll(job_id=job_id, origin=origin)
         params = await asyncio.to_thread(self._with_prompt, {**parent.params, "seed": secrets.randbelow(SEED_LIMIT)},
-                                         prompt, self._embeddings_dir)
+                                         prompt, self._embeddings_dir, self.jobs.registry.get(parent.params["model"]))
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
 
     async def upscale(self, *, job_id: int, index: int, scale: int, origin: Origin,
@@ -99,12 +100,12 @@ class DerivedJobs:
         base, output, spec = await self.canvas_source(job_id, index)
 
         def build() -> dict[str, Any]:
+            used = embeddings_in(self._embeddings_dir, prompt, str(base.get("negative_prompt", "")))
+            check_embeddings(self._embeddings_dir, used, spec)
             with Image.open(io.BytesIO(output.data)) as opened:
                 edit = canvas.region(opened.convert("RGB"), chosen)
             return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.REGION_STRENGTH,
-                                         source={"job_id": job_id, "index": index}, prompt=prompt,
-                                         embeddings=embeddings_in(self._embeddings_dir, prompt,
-                                                                  str(base.get("negative_prompt", ""))))
+                                         source={"job_id": job_id, "index": index}, prompt=prompt, embeddings=used)
 
         params = await asyncio.to_thread(build)
         return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
@@ -124,13 +125,15 @@ class DerivedJobs:
         return self.jobs.prompt_folders[1]
 
     @staticmethod
-    def _with_prompt(params: dict[str, Any], prompt: str, embeddings_dir: Path | None) -> dict[str, Any]:
+    def _with_prompt(params: dict[str, Any], prompt: str, embeddings_dir: Path | None, spec: ModelSpec
+                     ) -> dict[str, Any]:
         """``params`` with the member's own ``prompt`` (the remix modal) in place of the source's, and
         without what was made from the source's: its wildcard template (a Reroll would otherwise draw the
-        source's prompt again) and its embeddings, which become those the new prompt and the negative use.
-        (Reads the embeddings folder: off the loop.)"""
+        source's prompt again) and its embeddings, which become those the new prompt and the negative use
+        (refused when ``spec`` can't take them). (Reads the embeddings folder: off the loop.)"""
         params = {key: value for key, value in params.items() if key not in ("prompt_template", "embeddings")}
         used = embeddings_in(embeddings_dir, prompt, str(params.get("negative_prompt", "")))
+        check_embeddings(embeddings_dir, used, spec)
         return {**params, "prompt": prompt, **({"embeddings": used} if used else {})}
 
     @staticmethod
@@ -140,6 +143,7 @@ class DerivedJobs:
         edit = canvas.apply(op, png)
         used = embeddings_in(embeddings_dir, prompt, str(base.get("negative_prompt", ""))) if prompt is not None \
             else None
+        check_embeddings(embeddings_dir, used or [], spec)
         return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.BORDER_STRENGTH, source=source,
                                      prompt=prompt, embeddings=used)
 

@@ -117,12 +117,20 @@ def imagine_params(registry: ModelRegistry, options: ImagineOptions) -> dict[str
             raise InvalidOption(f"{exc}.") from None
     used = embeddings_in(options.embeddings_dir, resolved, negative)
     if used:
-        if spec.kind not in loras.LORA_KINDS:
-            raise InvalidOption(f"{spec.name} does not take textual-inversion embeddings ({', '.join(used)}); "
-                                "choose an SD 1.5 or SDXL model.")
-        _check_embedding_families(options.embeddings_dir, used, spec)  # type: ignore[arg-type]
+        check_embeddings(options.embeddings_dir, used, spec)
         params["embeddings"] = used
     return params
+
+
+def check_embeddings(folder: Path | None, used: list[str], spec: ModelSpec) -> None:
+    """Refuse textual-inversion embeddings ``used`` (names in ``folder``) that ``spec`` can't take: a
+    model without them, or an embedding whose file says it is for the other family."""
+    if not used or folder is None:
+        return
+    if spec.kind not in loras.LORA_KINDS:
+        raise InvalidOption(f"{spec.name} does not take textual-inversion embeddings ({', '.join(used)}); "
+                            "choose an SD 1.5 or SDXL model.")
+    _check_embedding_families(folder, used, spec)
 
 
 def reresolve(params: dict[str, Any], wildcards_dir: Path | None, embeddings_dir: Path | None) -> dict[str, Any]:

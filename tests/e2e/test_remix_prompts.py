@@ -9,7 +9,7 @@ from inference.media import read_parameters
 from tests.e2e.helpers import has_image
 from tests.e2e.test_canvas import press
 from tests.e2e.test_canvas_prompts import _ti
-from tests.e2e.test_canvas_ui import imagine, input_id, input_value
+from tests.e2e.test_canvas_ui import imagine, input_id, input_value, jobs_of, text_of
 from tests.embedding_files import tiny_embeddings  # noqa: F401  (fixture)
 
 
@@ -60,3 +60,20 @@ async def test_remixed_prompts_take_their_own_embeddings_and_no_template(fake, s
         assert read_parameters(again.attachments[0].data).startswith("a green boat, sd15-three\n")
         again_vary = await press(fake, varied, f"atelier:reroll:{vary.id}")
         assert read_parameters(again_vary.attachments[0].data).startswith("a red door, sd15-three\n")
+
+
+async def test_a_remixed_prompt_with_the_other_familys_embedding_is_refused(fake, start_bot, tiny_embeddings,  # noqa: F811
+                                                                             monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ATELIER_EMBEDDINGS_DIR", str(tiny_embeddings))
+    async with start_bot() as bot:
+        result, parent = await imagine(fake, bot, "a lighthouse", model="tiny-sdxl")
+        await (await fake.slash("settings", {"remix": "on"}, user_id=fake.user_id)).wait_acked(3)
+        for action in ("vary", "reroll"):
+            click = await fake.click(result.id, f"atelier:{action}:{parent.id}", user_id=fake.user_id)
+            await click.wait_acked(3)
+            submitted = await fake.submit_modal(click, {input_id(click.modal): "a door, sd15-three"})
+            await submitted.wait_for(lambda i: i.followups, timeout=10)  # refused after the placeholder
+            (reply,) = submitted.followups
+            assert reply.ephemeral and submitted.original.deleted
+            assert "The embedding 'sd15-three' is made for SD 1.5 models and tiny-sdxl is SDXL" in text_of(reply)
+        assert [job.id for job in await jobs_of(bot, "imagine")] == [parent.id]  # nothing was queued
