@@ -34,6 +34,7 @@ from inference.models import TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
+    from bot.services.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,19 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+def show_view(job: Job, prompts: int = 0) -> discord.ui.View:
+    """/show's buttons: a /describe result's prompt buttons; Reroll and Rerun (same seed) for what
+    draws; none for a training job's sample, whose reroll would train again past /train's checks
+    (who may train, the name, consent), as its first posting has none."""
+    if job.command == "describe" or job.params.get("task") == "train":
+        return result_view(job, prompts)
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Reroll", emoji="🔄", style=discord.ButtonStyle.primary,
+                                    custom_id=job_custom_id("reroll", job.id or 0)))
+    view.add_item(AccountButton("rerun", job.id or 0, label="Rerun (same seed)"))
+    return view
+
+
 class Account(commands.Cog):
     def __init__(self, bot: Atelier) -> None:
         self.bot = bot
@@ -237,12 +251,7 @@ class Account(commands.Cog):
         prompts = None
         if found.command == "describe":  # its prompts and their buttons (cogs/describe.py)
             prompts = await asyncio.to_thread(describe.prompts_of, data)
-            view = result_view(found, len(prompts))
-        else:
-            view = discord.ui.View(timeout=None)
-            view.add_item(discord.ui.Button(label="Reroll", emoji="🔄", style=discord.ButtonStyle.primary,
-                                            custom_id=job_custom_id("reroll", job)))
-            view.add_item(AccountButton("rerun", job, label="Rerun (same seed)"))
+        view = show_view(found, len(prompts or ()))
         await interaction.followup.send(content=f"Job #{job} by <@{found.user_id}>",
                                         embed=result_embed(found, file.filename, prompts), file=file, view=view,
                                         allowed_mentions=discord.AllowedMentions.none())

@@ -99,6 +99,15 @@ def command_options(data: dict) -> dict[str, object]:  # type: ignore[type-arg]
     return found
 
 
+async def screen_text(interaction: discord.Interaction[Atelier], text: str) -> None:
+    """Text others will see that is no ``prompt`` option (a LoRA's name) through the prompt rules the
+    global check applies to prompts: a refusal is recorded and raised the same way."""
+    moderation = getattr(interaction.client, "moderation", None)
+    if moderation is not None and text.strip():
+        await moderation.precheck(text, "", user_id=interaction.user.id, guild_id=interaction.guild_id,
+                                  channel_id=interaction.channel_id, nsfw_channel=is_nsfw(interaction.channel))
+
+
 def is_nsfw(channel: object) -> bool:
     checker = getattr(channel, "is_nsfw", None)
     return bool(checker()) if callable(checker) else False
