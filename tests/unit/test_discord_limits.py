@@ -57,9 +57,8 @@ def _characters(command: dict[str, Any]) -> int:
     return total + sum(_characters(o) for o in command.get("options") or [])
 
 
-@pytest.fixture(scope="module")
-def commands() -> list[dict[str, Any]]:
-    """Every cog loaded into a bot that never connects (the payloads a sync would send)."""
+def command_payloads() -> list[dict[str, Any]]:
+    """Every cog loaded into a bot that never connects: the payloads a sync would send."""
 
     async def build() -> list[dict[str, Any]]:
         bot = Atelier(load_settings(discord_token="fake.bot.token", database_url="sqlite+aiosqlite:///:memory:",
@@ -73,6 +72,11 @@ def commands() -> list[dict[str, Any]]:
                 await bot.unload_extension(extension)
 
     return asyncio.run(build())
+
+
+@pytest.fixture(scope="module")
+def commands() -> list[dict[str, Any]]:
+    return command_payloads()
 
 
 def test_every_cog_contributes_its_commands(commands: list[dict[str, Any]]) -> None:
