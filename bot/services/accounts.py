@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.errors import InvalidOption, UnknownJob
 from bot.services.hooks import Origin
-from bot.services.jobs import JobService, Ticket, starts_in
+from bot.services.jobs import JobService, Ticket, check_repeatable, starts_in
 from bot.services.quotas import Quotas, day_of
 from db import queue as job_queue
 from db.models import Job, JobStatus
@@ -150,6 +150,7 @@ class AccountService(Quotas):
         parent = await self.jobs.get_job(job_id)
         if parent is None:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been forgotten or pruned).")
+        check_repeatable(parent)
         if parent.model not in self.jobs.registry.names():
             raise InvalidOption(f"The model {parent.model!r} of job #{job_id} is no longer installed.")
         params = {k: v for k, v in parent.params.items() if k != "credits"}

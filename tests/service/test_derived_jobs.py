@@ -111,3 +111,23 @@ async def test_upscales_and_animations_keep_the_parent_prompt(service_with) -> N
     animated = (await derived.animate(job_id=parent, index=0, origin=ORIGIN)).job
     assert (animated.command, animated.model, animated.params["task"]) == ("animate", "svd", "img2vid")
     assert animated.parent_job_id == parent and animated.params["frames"] == 4
+
+
+async def test_a_training_job_is_not_rerolled_or_rerun(service_with) -> None:  # type: ignore[no-untyped-def]
+    """🔄 on a training sample, or Reroll/Rerun on an old /show of one, would train again past /train's
+    checks (the server's rules, the name, consent): refused, nothing queued."""
+    from bot.services.accounts import AccountService
+
+    service = await service_with(TOML)
+    async with service.sessions.begin() as session:
+        await users_repo.ensure_user(session, user_id=1, name="member")
+        job = await jobs_repo.create_job(session, job=Job(
+            command="train", user_id=1, guild_id=2, channel_id=3, model="fast", prompt="zxq_rosie", seed=5,
+            status=JobStatus.completed, params={"model": "fast", "prompt": "zxq_rosie", "task": "train", "seed": 5,
+                                                "steps": 100, "width": 64, "height": 64, "count": 1}))
+    before = await _jobs(service)
+    with pytest.raises(InvalidOption, match=f"Job #{job.id} trained a LoRA; /train again"):
+        await service.reroll(job_id=job.id, origin=ORIGIN)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOption, match=f"Job #{job.id} trained a LoRA"):
+        await AccountService(service, default_daily=-1).rerun(job_id=job.id, origin=ORIGIN)  # type: ignore[arg-type]
+    assert await _jobs(service) == before
