@@ -4,12 +4,16 @@ and answers private, and a LoRA's name, shown to others once shared, is screened
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from db.models import Job
 from db.models_moderation import ModerationCase
+from db.models_training import MemberLora
+from db.repositories import member_loras as loras_repo
+from db.repositories import users as users_repo
 from tests.e2e.conftest import db_url, start_bot  # noqa: F401  (fixtures)
 from tests.training.test_e2e_train import MANAGE_GUILD, TOML, _slash, _text
 from tests.training.test_trainer import training_images
@@ -42,6 +46,15 @@ async def test_train_is_private_and_its_names_are_screened(fake, start_bot, tiny
         renamed = await _slash(fake, "loras rename", {"name": "Rosie", "new_name": "explicit sex scene"})
         assert renamed.ephemeral and "Blocked (sexual)" in _text(renamed)
         assert await _count(bot, ModerationCase) == 2 and await _count(bot, Job) == 0
+
+        # /export includes the member's LoRAs (bot/client.py wires the training service's section).
+        async with bot.service.sessions.begin() as session:
+            await users_repo.ensure_user(session, user_id=fake.user_id, name="member")
+            await loras_repo.add(session, MemberLora(user_id=fake.user_id, guild_id=fake.guild_id, name="Rosie",
+                                                     file="x.safetensors", base_model="tiny-sd15", family="sd1",
+                                                     kind="subject", trigger="zxq_rosie"))
+        exported = json.loads(await bot.accounts.export(user_id=fake.user_id))
+        assert [lora["name"] for lora in exported["loras"]] == ["Rosie"]
 
 
 def _text_of(message) -> str:  # type: ignore[no-untyped-def]
