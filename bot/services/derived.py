@@ -26,6 +26,15 @@ from inference.models import TEXT_TO_IMAGE_KINDS, ModelSpec
 CANVAS_COMMANDS = (*images.VARIABLE_COMMANDS, "edit")
 
 
+def with_prompt(params: dict[str, Any], prompt: str | None) -> dict[str, Any]:
+    """``params`` drawing ``prompt`` (a remix modal's or a region's), when one was typed: the source's
+    template of variants and wildcards goes, or a later Reroll would pick from it again and lose the
+    typed prompt."""
+    if prompt is None:
+        return params
+    return {**{k: v for k, v in params.items() if k != "prompt_template"}, "prompt": prompt}
+
+
 class DerivedJobs:
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
@@ -41,9 +50,8 @@ class DerivedJobs:
             raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
         params = await asyncio.to_thread(images.variation, parent.params, output.data, job_id=job_id, index=index,
                                          strength=strength)
-        if prompt is not None:
-            params["prompt"] = prompt
-        return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
+        return await self.jobs.submit(command=parent.command, params=with_prompt(params, prompt), origin=origin,
+                                      parent_job_id=job_id)
 
     async def remix_reroll(self, *, job_id: int, prompt: str, origin: Origin) -> Ticket:
         """Reroll with Remix on: job ``job_id`` again with the modal's ``prompt`` and a new seed."""
@@ -53,7 +61,7 @@ class DerivedJobs:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
         if parent.params.get("model") not in self.jobs.registry.names():
             raise InvalidOption(f"The model {parent.params.get('model')!r} of job #{job_id} is no longer installed.")
-        params = {**parent.params, "prompt": prompt, "seed": secrets.randbelow(SEED_LIMIT)}
+        params = with_prompt({**parent.params, "seed": secrets.randbelow(SEED_LIMIT)}, prompt)
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
 
     async def upscale(self, *, job_id: int, index: int, scale: int, origin: Origin,
@@ -82,7 +90,8 @@ class DerivedJobs:
         base, output, spec = await self.canvas_source(job_id, index)
         params = await asyncio.to_thread(self._canvas_params, base, output.data, op, spec,
                                          {"job_id": job_id, "index": index}, prompt)
-        return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
+        return await self.jobs.submit(command="edit", params=with_prompt(params, prompt), origin=origin,
+                                      parent_job_id=job_id)
 
     async def region(self, *, job_id: int, index: int, cells: list[int], prompt: str, origin: Origin) -> Ticket:
         """Vary (Region): the chosen grid cells of image ``index`` redrawn with ``prompt``."""
@@ -96,7 +105,8 @@ class DerivedJobs:
                                          source={"job_id": job_id, "index": index}, prompt=prompt)
 
         params = await asyncio.to_thread(build)
-        return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
+        return await self.jobs.submit(command="edit", params=with_prompt(params, prompt), origin=origin,
+                                      parent_job_id=job_id)
 
     async def region_preview(self, *, job_id: int, index: int, cells: list[int]) -> bytes:
         """The image behind a Vary (Region) menu with its grid, ``cells`` outlined (PNG)."""

@@ -131,3 +131,26 @@ async def test_a_training_job_is_not_rerolled_or_rerun(service_with) -> None:  #
     with pytest.raises(InvalidOption, match=f"Job #{job.id} trained a LoRA"):
         await AccountService(service, default_daily=-1).rerun(job_id=job.id, origin=ORIGIN)  # type: ignore[arg-type]
     assert await _jobs(service) == before
+
+
+async def test_a_remixed_prompt_survives_a_later_reroll(service_with) -> None:  # type: ignore[no-untyped-def]
+    """The source's `{a|b}` template goes with a typed (remix) prompt: a reroll of the remixed result
+    draws the typed prompt again, not a new pick from the source's variants."""
+    service = await service_with(TOML)
+    parent = await _finished(service)
+    async with service.sessions.begin() as session:
+        job = await jobs_repo.get_job(session, job_id=parent)
+        job.params = {**job.params, "prompt_template": "a {teal|red} square"}
+    derived = DerivedJobs(service)
+    remixed = (await derived.remix_reroll(job_id=parent, prompt="a green circle", origin=ORIGIN)).job
+    varied = (await derived.variation(job_id=parent, index=0, strength=0.7, origin=ORIGIN,
+                                      prompt="a green circle")).job
+    for child in (remixed, varied):
+        assert child.params["prompt"] == "a green circle" and "prompt_template" not in child.params
+    async with service.sessions.begin() as session:  # the remixed job finishes; someone rerolls it
+        row = await jobs_repo.get_job(session, job_id=remixed.id)
+        row.status = JobStatus.completed
+    again = (await service.reroll(job_id=remixed.id, origin=ORIGIN)).job  # type: ignore[arg-type]
+    assert again.params["prompt"] == "a green circle"
+    plain = (await derived.variation(job_id=parent, index=0, strength=0.7, origin=ORIGIN)).job
+    assert plain.params["prompt_template"] == "a {teal|red} square"  # without a typed prompt it stays
