@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 # Commands that only read or manage (ephemeral answers, nothing queued or posted) skip the member
 # cooldown (ATELIER_COOLDOWN); every other command, including ones added later, counts.
-COOLDOWN_FREE = frozenset({"quota", "queue", "cancel", "history", "forget", "help", "admin", "mod", "settings"})
+COOLDOWN_FREE = frozenset({"quota", "queue", "cancel", "history", "forget", "help", "admin", "mod", "settings",
+                           "loras"})
 # The key under which the global check leaves its verdict on a prompt in `interaction.extras`, for
 # the command's submission (cogs build its Origin with it), so the prompt is not judged again.
 PROMPT_VERDICT = "atelier.prompt_verdict"

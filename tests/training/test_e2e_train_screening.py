@@ -59,3 +59,11 @@ async def test_train_is_private_and_its_names_are_screened(fake, start_bot, tiny
 
 def _text_of(message) -> str:  # type: ignore[no-untyped-def]
     return message.content + " ".join(e.get("description", "") or "" for e in message.embeds)
+
+
+async def test_loras_only_manages_and_skips_the_cooldown(fake, start_bot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """/loras posts nothing and queues nothing, like /settings: the member cooldown does not count it."""
+    async with start_bot(cooldown=60):
+        for _ in range(2):
+            listed = await _slash(fake, "loras list")
+            assert listed.ephemeral and "You have no LoRAs yet" in _text(listed)
