@@ -128,7 +128,7 @@ async def history_message(accounts: AccountService, user_id: int, command: str |
         link = message_link(job)
         when = discord.utils.format_dt(_aware(job.created_at), "R")
         value = f"{shorten(job.prompt, 200)}\n{when}" + (f" · [message]({link})" if link else "")
-        embed.add_field(name=f"#{job.id} · {job.model} · seed {job.seed}", value=value[:1024], inline=False)
+        embed.add_field(name=history_title(job), value=value[:1024], inline=False)
     embed.set_footer(text=f"Page {result.page} of {result.pages} · {result.total} images · /show JOB reposts one")
     view = discord.ui.View(timeout=None)
     view.add_item(AccountButton("hist", user_id, max(result.page - 1, 1), command, label="◀ Newer",
@@ -140,6 +140,18 @@ async def history_message(accounts: AccountService, user_id: int, command: str |
 
 def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def history_title(job: Job) -> str:
+    """A /history entry's title: the job, which command made it where that is not /imagine, the model,
+    and the seed where one drew it (a /describe has none worth reusing; a LoRA's is its trigger's sample)."""
+    parts = [f"#{job.id}"]
+    if job.command != "imagine":
+        parts.append(f"/{job.command}")
+    parts.append(job.model)
+    if job.command != "describe":
+        parts.append(f"seed {job.seed}")
+    return " · ".join(parts)[:256]
 
 
 def show_view(job: Job, prompts: int = 0) -> discord.ui.View:

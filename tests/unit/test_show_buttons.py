@@ -1,4 +1,4 @@
-"""/show's buttons for each kind of job: what reposting it may offer."""
+"""/show and /history for each kind of job: what reposting one may offer, how a history entry names it."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ def test_a_describe_result_keeps_its_prompt_buttons() -> None:
 def test_images_get_reroll_and_rerun() -> None:
     for job in (_job("imagine", count=1), _job("edit", task="inpaint"), _job("blend", count=1)):
         assert _ids(show_view(job)) == ["atelier:reroll:42", "atelier:acct:rerun:42"]
+
+
+def test_history_titles_name_the_command_that_made_each_job() -> None:
+    from cogs.account import history_title
+
+    assert history_title(_job("imagine")) == "#42 · m · seed 1"
+    assert history_title(_job("train", task="train")) == "#42 · /train · m · seed 1"
+    assert history_title(_job("edit", task="inpaint")) == "#42 · /edit · m · seed 1"
+    assert history_title(_job("describe")) == "#42 · /describe · m"
