@@ -154,3 +154,31 @@ async def test_a_remixed_prompt_survives_a_later_reroll(service_with) -> None:  
     assert again.params["prompt"] == "a green circle"
     plain = (await derived.variation(job_id=parent, index=0, strength=0.7, origin=ORIGIN)).job
     assert plain.params["prompt_template"] == "a {teal|red} square"  # without a typed prompt it stays
+
+
+SD3 = """
+[models.three]
+kind = "sd3"
+source = "/nonexistent"
+steps = 2
+guidance = 7.0
+width = 64
+height = 64
+"""
+
+
+async def test_canvas_edits_of_a_model_that_cannot_inpaint_are_refused_before_queueing(service_with) -> None:  # type: ignore[no-untyped-def]
+    """SD 3 (like SD 2 and DeepFloyd IF) has no inpainting path: Zoom Out, pan and Vary (Region) on its
+    result are refused at the button, not queued to fail on the GPU."""
+    service = await service_with(TOML + SD3)
+    parent = await _finished(service)
+    async with service.sessions.begin() as session:
+        job = await jobs_repo.get_job(session, job_id=parent)
+        job.model, job.params = "three", {**job.params, "model": "three"}
+    derived = DerivedJobs(service)
+    before = await _jobs(service)
+    with pytest.raises(InvalidOption, match=r"three \(sd3\) can't redraw part of an image"):
+        await derived.canvas(job_id=parent, index=0, op="zoom2", origin=ORIGIN)
+    with pytest.raises(InvalidOption, match="can't redraw part of an image"):
+        await derived.region(job_id=parent, index=0, cells=[4], prompt="a door", origin=ORIGIN)
+    assert await _jobs(service) == before
