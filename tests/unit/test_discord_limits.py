@@ -265,3 +265,14 @@ def test_a_styled_prompt_is_prefilled_whole_and_accepted_back() -> None:
 
 def test_settings_negative_modal_fits() -> None:
     assert check_modal(NegativeModal(SNOWFLAKE, "n" * 1000)) == []
+
+
+def test_the_settings_menus_show_the_members_own_choice_among_many_models() -> None:
+    """A menu holds 25 options: with more models than that (a folder of checkpoints), the member's own
+    default is still in it, marked as chosen."""
+    mine = Defaults(model=_Bot.registry.specs()[-1].name)
+    view = panel_view(_Bot(), SNOWFLAKE, mine, Defaults(), [])  # type: ignore[arg-type]
+    (menu,) = [c for row in view.to_components() for c in row["components"] if c["custom_id"].endswith(
+        f":model:{SNOWFLAKE}")]
+    assert len(menu["options"]) == 25
+    assert [o["value"] for o in menu["options"] if o.get("default")] == [mine.model]
