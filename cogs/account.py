@@ -27,6 +27,7 @@ from bot.services.quotas import QuotaStatus, job_credits
 from bot.ui.buttons import guard_job_button
 from bot.ui.components import custom_id as job_custom_id
 from bot.ui.components import result_view
+from bot.ui.preferences import is_private
 from bot.ui.render import ACCENT, relative_time, result_embed, result_file, shorten
 from bot.ui.submit import start
 from bot.ui.tree import place_of, report_error
@@ -251,7 +252,8 @@ class Account(commands.Cog):
         place = place_of(interaction)
         check_use(found, place)
         self.bot.limits.take("show", interaction.user.id)
-        await interaction.response.defer(thinking=True)  # a refusal after this replaces it privately
+        # A refusal after this replaces it privately; a member with private results sees the repost alone.
+        await interaction.response.defer(thinking=True, ephemeral=await is_private(interaction))
         data, extension = await self.bot.accounts.result_file(job, interaction.filesize_limit)
         # A video is scored on its first, middle and last frames, as when it was first posted.
         stills = await asyncio.to_thread(stills_for_moderation, [data])
