@@ -36,7 +36,7 @@ def check_inpaints(spec: ModelSpec) -> None:
 
 
 def with_prompt(params: dict[str, Any], prompt: str | None) -> dict[str, Any]:
-    """``params`` drawing ``prompt`` (a remix modal's or a region's), when one was typed: the source's
+    """``params`` drawing ``prompt`` (a remix modal's), when one was typed: the source's
     template of variants and wildcards goes, or a later Reroll would pick from it again and lose the
     typed prompt."""
     if prompt is None:
@@ -99,8 +99,7 @@ class DerivedJobs:
         base, output, spec = await self.canvas_source(job_id, index)
         params = await asyncio.to_thread(self._canvas_params, base, output.data, op, spec,
                                          {"job_id": job_id, "index": index}, prompt)
-        return await self.jobs.submit(command="edit", params=with_prompt(params, prompt), origin=origin,
-                                      parent_job_id=job_id)
+        return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
 
     async def region(self, *, job_id: int, index: int, cells: list[int], prompt: str, origin: Origin) -> Ticket:
         """Vary (Region): the chosen grid cells of image ``index`` redrawn with ``prompt``."""
@@ -114,8 +113,7 @@ class DerivedJobs:
                                          source={"job_id": job_id, "index": index}, prompt=prompt)
 
         params = await asyncio.to_thread(build)
-        return await self.jobs.submit(command="edit", params=with_prompt(params, prompt), origin=origin,
-                                      parent_job_id=job_id)
+        return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
 
     async def region_preview(self, *, job_id: int, index: int, cells: list[int]) -> bytes:
         """The image behind a Vary (Region) menu with its grid, ``cells`` outlined (PNG)."""
