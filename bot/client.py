@@ -159,6 +159,7 @@ class Atelier(commands.AutoShardedBot):
         self.service.train_devices = frozenset(self.settings.train_device_list)
         self.service.sample_of = self.training.new_sample
         self.accounts.on_forget.append(self.training.forget)
+        self.accounts.on_export.append(self.training.export)
         # Each point runs its hooks in this order: a prompt is judged before its credits are reserved.
         self.service.hooks = Hooks(
             before_acknowledge=[self.accounts.before_acknowledge],

@@ -27,6 +27,7 @@ from bot.services.quotas import QuotaStatus, job_credits
 from bot.ui.buttons import guard_job_button
 from bot.ui.components import custom_id as job_custom_id
 from bot.ui.components import result_view
+from bot.ui.preferences import is_private
 from bot.ui.render import ACCENT, relative_time, result_embed, result_file, shorten
 from bot.ui.submit import start
 from bot.ui.tree import place_of, report_error
@@ -34,6 +35,7 @@ from inference.models import TEXT_TO_IMAGE_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
+    from bot.services.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ async def history_message(accounts: AccountService, user_id: int, command: str |
         link = message_link(job)
         when = discord.utils.format_dt(_aware(job.created_at), "R")
         value = f"{shorten(job.prompt, 200)}\n{when}" + (f" · [message]({link})" if link else "")
-        embed.add_field(name=f"#{job.id} · {job.model} · seed {job.seed}", value=value[:1024], inline=False)
+        embed.add_field(name=history_title(job), value=value[:1024], inline=False)
     embed.set_footer(text=f"Page {result.page} of {result.pages} · {result.total} images · /show JOB reposts one")
     view = discord.ui.View(timeout=None)
     view.add_item(AccountButton("hist", user_id, max(result.page - 1, 1), command, label="◀ Newer",
@@ -139,6 +141,31 @@ async def history_message(accounts: AccountService, user_id: int, command: str |
 
 def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def history_title(job: Job) -> str:
+    """A /history entry's title: the job, which command made it where that is not /imagine, the model,
+    and the seed where one drew it (a /describe has none worth reusing; a LoRA's is its trigger's sample)."""
+    parts = [f"#{job.id}"]
+    if job.command != "imagine":
+        parts.append(f"/{job.command}")
+    parts.append(job.model)
+    if job.command != "describe":
+        parts.append(f"seed {job.seed}")
+    return " · ".join(parts)[:256]
+
+
+def show_view(job: Job, prompts: int = 0) -> discord.ui.View:
+    """/show's buttons: a /describe result's prompt buttons; Reroll and Rerun (same seed) for what
+    draws; none for a training job's sample, whose reroll would train again past /train's checks
+    (who may train, the name, consent), as its first posting has none."""
+    if job.command == "describe" or job.params.get("task") == "train":
+        return result_view(job, prompts)
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Reroll", emoji="🔄", style=discord.ButtonStyle.primary,
+                                    custom_id=job_custom_id("reroll", job.id or 0)))
+    view.add_item(AccountButton("rerun", job.id or 0, label="Rerun (same seed)"))
+    return view
 
 
 class Account(commands.Cog):
@@ -225,7 +252,8 @@ class Account(commands.Cog):
         place = place_of(interaction)
         check_use(found, place)
         self.bot.limits.take("show", interaction.user.id)
-        await interaction.response.defer(thinking=True)  # a refusal after this replaces it privately
+        # A refusal after this replaces it privately; a member with private results sees the repost alone.
+        await interaction.response.defer(thinking=True, ephemeral=await is_private(interaction))
         data, extension = await self.bot.accounts.result_file(job, interaction.filesize_limit)
         # A video is scored on its first, middle and last frames, as when it was first posted.
         stills = await asyncio.to_thread(stills_for_moderation, [data])
@@ -237,12 +265,7 @@ class Account(commands.Cog):
         prompts = None
         if found.command == "describe":  # its prompts and their buttons (cogs/describe.py)
             prompts = await asyncio.to_thread(describe.prompts_of, data)
-            view = result_view(found, len(prompts))
-        else:
-            view = discord.ui.View(timeout=None)
-            view.add_item(discord.ui.Button(label="Reroll", emoji="🔄", style=discord.ButtonStyle.primary,
-                                            custom_id=job_custom_id("reroll", job)))
-            view.add_item(AccountButton("rerun", job, label="Rerun (same seed)"))
+        view = show_view(found, len(prompts or ()))
         await interaction.followup.send(content=f"Job #{job} by <@{found.user_id}>",
                                         embed=result_embed(found, file.filename, prompts), file=file, view=view,
                                         allowed_mentions=discord.AllowedMentions.none())

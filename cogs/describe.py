@@ -21,6 +21,7 @@ from bot.params.imagine import ImagineOptions
 from bot.services.described import DescribedPrompts
 from bot.ui.buttons import handles
 from bot.ui.feature import Feature
+from bot.ui.preferences import imagine_options
 from bot.ui.submit import load_attachment, origin_of, start, submit
 
 if TYPE_CHECKING:
@@ -45,10 +46,12 @@ class Describe(Feature):
 
 @handles("prompt")
 async def prompt_button(interaction: discord.Interaction[Atelier], job_id: int, index: int) -> None:
-    """Prompt n of a /describe result -> /imagine with it, the default model and options."""
+    """Prompt n of a /describe result -> /imagine with it and the presser's defaults (/settings, then
+    /admin defaults), as a typed /imagine with only that prompt would draw it."""
     bot = interaction.client
     prompt = await DescribedPrompts(bot.service).prompt(job_id=job_id, index=index)
-    params = bot.service.prepare_imagine(ImagineOptions(prompt=prompt, lora_dir=bot.settings.lora_dir))
+    options = await imagine_options(interaction, ImagineOptions(prompt=prompt, lora_dir=bot.settings.lora_dir))
+    params = bot.service.prepare_imagine(options)
     origin = origin_of(interaction)
     # The same check a typed /imagine prompt gets before it is acknowledged (the tree's).
     origin.prompt_verdict = await bot.moderation.precheck(

@@ -25,6 +25,7 @@ from discord import app_commands
 
 from bot.params import canvas, images
 from bot.params.imagine import ImagineOptions
+from bot.services.derived import check_inpaints
 from bot.ui.buttons import guard_job_button, handles
 from bot.ui.components import PREFIX, layout
 from bot.ui.feature import Feature, described, model_choices
@@ -32,7 +33,7 @@ from bot.ui.prompt_modal import open_prompt_modal, remixes
 from bot.ui.submit import load_attachment, start, submit
 from bot.ui.tree import report_error
 from inference.limits import MAX_STRENGTH, MIN_STRENGTH
-from inference.models import TEXT_TO_IMAGE_KINDS
+from inference.models import SD_KINDS
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -178,6 +179,7 @@ class Edit(Feature):
         base = self.bot.service.prepare_imagine(ImagineOptions(prompt=prompt, negative=negative, model=model,
                                                                seed=seed))
         spec = self.bot.registry.get(base["model"])
+        check_inpaints(spec)  # before the downloads: a model that can't inpaint would fail on the GPU
         picture = await load_attachment(interaction, image)
         drawn = await load_attachment(interaction, mask)
         binary = await asyncio.to_thread(canvas.check_mask, picture.image, drawn.image)
@@ -190,7 +192,7 @@ class Edit(Feature):
 
     @edit.autocomplete("model")
     async def model_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return model_choices((s for s in self.bot.registry.specs() if s.kind in TEXT_TO_IMAGE_KINDS), current,
+        return model_choices((s for s in self.bot.registry.specs() if s.kind in SD_KINDS), current,
                              label=lambda spec: f"{spec.name} ({spec.kind})", match_kind=True)
 
 

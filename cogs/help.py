@@ -54,6 +54,23 @@ PAGES: tuple[tuple[str, str], ...] = (
      "**Variants**: `a {red|blue|green} fox` picks one by the seed: Rerun keeps it, Reroll may pick "
      "another. `__colors__` picks from the bot's wildcard lists, and an embedding's name "
      "(e.g. in the negative prompt) works where the owner added some."),
+    ("Edit what you made",
+     "Under a single image: **Vary (Subtle)** and **Vary (Strong)** redraw it a little or a lot; "
+     "**Vary (Region)** lets you pick cells of a 3×3 grid and redraw only those, with a new prompt; "
+     "**Zoom Out 2x** and **1.5x** widen the frame; the arrows ⬅️ ➡️ ⬆️ ⬇️ extend it one way; "
+     "**Rerun** draws it again with the same seed. Under a grid, **U1-U4** upscale and **V1-V4** vary one image.\n"
+     "**Remix**: `/settings remix:on` makes Reroll, Vary, Zoom and the arrows ask for the prompt first.\n"
+     "`/edit image: mask: prompt:` redraws the white part of your own black-and-white mask.\n"
+     "`/imagine hires:2x` draws, enlarges and refines the details; `tile:True` makes a seamless texture."),
+    ("From your own images",
+     "`/describe image:` suggests four prompts for a picture (Danbooru tags too for anime); the buttons "
+     "**1**-**4** run `/imagine` with one.\n"
+     "`/blend image1: image2:` mixes 2-5 images, `weights: 1, 0.5` sets how much of each, `prompt:` steers it.\n"
+     "`/imagine style_ref:` keeps an image's look (colours, strokes) but not its subject; `style_weight` 0-2.\n"
+     "`/train name: images: trigger:` makes your own LoRA from 5-30 images (where the server allows it); "
+     "`/loras` lists, renames, shares and deletes yours.\n"
+     "`/settings` keeps your defaults: model, aspect, style, negative, steps, **private results** "
+     "(only you see them) and Remix."),
     ("Why Lightning and Turbo need so few steps",
      "SDXL-Lightning and SDXL-Turbo are *distilled*: a student model was trained to jump to what the "
      "original reaches in 30-50 steps. Lightning's 4-step checkpoint is made for 4 steps, Turbo for 1-4, "

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidOption
+from bot.ui.tree import screen_text
 
 if TYPE_CHECKING:
     from bot.client import Atelier
@@ -42,6 +43,7 @@ class Loras(commands.GroupCog, group_name="loras", group_description="Your own L
     @app_commands.command(name="rename", description="Rename one of your LoRAs")
     @app_commands.describe(name="Your LoRA", new_name="Its new name")
     async def rename(self, interaction: discord.Interaction[Atelier], name: str, new_name: str) -> None:
+        await screen_text(interaction, new_name)  # shown to others where the LoRA is shared
         await self.bot.training.rename(user_id=interaction.user.id, name=name, new_name=new_name)
         await interaction.response.send_message(f"Renamed **{name}** to **{' '.join(new_name.split())}**.",
                                                 ephemeral=True)

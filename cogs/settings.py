@@ -92,6 +92,8 @@ def panel_view(bot: Atelier, user_id: int, mine: Defaults, server: Defaults, sty
                ) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     models = [(spec.name, spec.name) for spec in bot.registry.specs() if spec.kind in TEXT_TO_IMAGE_KINDS]
+    if mine.model and (mine.model, mine.model) in models[MENU_SIZE:]:  # the member's own always shows, chosen
+        models = [(mine.model, mine.model), *models[:MENU_SIZE - 1]]
     view.add_item(_select("model", user_id, "Model", models, mine.model))
     view.add_item(_select("aspect", user_id, "Aspect", [(a, a) for a in ASPECTS], mine.aspect))
     if style_names:

@@ -20,7 +20,9 @@ from bot.params import attachments
 from bot.params.training import MAX_ZIP_BYTES, training_set
 from bot.services.training import TRAIN_COMMAND
 from bot.ui.feature import Feature, model_choices
+from bot.ui.preferences import is_private
 from bot.ui.submit import submit
+from bot.ui.tree import screen_text
 from inference.limits import MAX_TRAIN_IMAGES, MIN_TRAIN_IMAGES, TRAIN_STEPS_RANGE
 from inference.models import RequestRefused
 from inference.training.job import FAMILY_OF_KIND
@@ -64,6 +66,9 @@ class Train(Feature):
         await training.check_may_train(guild_id=interaction.guild_id, role_ids=roles, real_person=real_person,
                                        consent=consent)
         name = await training.check_name_free(user_id=interaction.user.id, name=name)
+        # The trigger is the job's prompt (screened like any); the name is shown to others where the
+        # LoRA is shared (/loras, /imagine lora:, result embeds), so it is screened too.
+        await screen_text(interaction, name)
         spec = self.bot.registry.get(base_model) if base_model else self.bot.registry.default
         family = FAMILY_OF_KIND.get(spec.kind)
         if family is None:
@@ -74,7 +79,8 @@ class Train(Feature):
             raise InvalidOption(str(exc)) from None
         given = [a for a in (images, image2, image3, image4, image5, image6, image7, image8, image9, image10,
                              image11, image12, image13, image14, image15) if a is not None]
-        await interaction.response.defer(thinking=True)  # downloads, checks and the NSFW pass take a while
+        # Downloads, checks and the NSFW pass take a while; private results (/settings) stay private from here.
+        await interaction.response.defer(thinking=True, ephemeral=await is_private(interaction))
         files = []
         for attachment in given:
             self.bot.limits.take("attachment", interaction.user.id)

@@ -37,6 +37,9 @@ def check_use(job: Job, place: Place) -> None:
     if job.user_id != place.user_id and (job.guild_id is None or job.guild_id != place.guild_id):
         raise NotYours(f"Job #{job.id} belongs to someone else and was made in another server or a direct "
                        "message; only its owner can use it here.")
+    if job.user_id != place.user_id and (job.params or {}).get("private"):
+        # Made with private results (/settings private): nobody else saw it, and a job number is easy to guess.
+        raise NotYours(f"Job #{job.id} is private to the member who made it.")
     if made_age_restricted(job) and not place.nsfw_channel:
         raise NotHere(f"Job #{job.id} was made in an age-restricted channel; it can only be shown or "
                       "built on in an age-restricted channel.")

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.errors import InvalidOption, UnknownJob
 from bot.services.hooks import Origin
-from bot.services.jobs import JobService, Ticket, starts_in
+from bot.services.jobs import JobService, Ticket, check_repeatable, starts_in
 from bot.services.quotas import Quotas, day_of
 from db import queue as job_queue
 from db.models import Job, JobStatus
@@ -55,6 +55,9 @@ class AccountService(Quotas):
         self.default_retention_days = default_retention_days
         # Called by /forget before the member's rows go: other features' data (bot/client.py wires them).
         self.on_forget: list[Callable[..., Awaitable[Any]]] = []
+        # Called by /export: other features' data of the member, as sections of the document
+        # (their trained LoRAs); bot/client.py wires them beside on_forget.
+        self.on_export: list[Callable[..., Awaitable[dict[str, Any]]]] = []
 
     # ----- admin -----
 
@@ -150,6 +153,7 @@ class AccountService(Quotas):
         parent = await self.jobs.get_job(job_id)
         if parent is None:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been forgotten or pruned).")
+        check_repeatable(parent)
         if parent.model not in self.jobs.registry.names():
             raise InvalidOption(f"The model {parent.model!r} of job #{job_id} is no longer installed.")
         params = {k: v for k, v in parent.params.items() if k != "credits"}
@@ -159,14 +163,19 @@ class AccountService(Quotas):
 
     async def export(self, *, user_id: int) -> bytes:
         """Everything stored about the member, as JSON (images are linked, not embedded): their jobs,
-        credit ledger, their /settings defaults and the moderation cases about them. Built off the event loop: a member with
-        years of history makes a large document."""
+        credit ledger, their /settings defaults, the moderation cases about them and the other
+        features' sections (``on_export``: their trained LoRAs). Built off the event loop: a member
+        with years of history makes a large document."""
         async with self.sessions() as session:
             jobs = await repo.all_user_jobs(session, user_id=user_id)
             ledger = await repo.ledger_entries(session, user_id=user_id)
             cases = await repo.member_cases(session, user_id=user_id)
             settings = await prefs_repo.member(session, user_id=user_id)
-        return await asyncio.to_thread(_export_document, user_id, self.clock(), jobs, ledger, cases, settings)
+        sections: dict[str, Any] = {}
+        for part in self.on_export:
+            sections.update(await part(user_id=user_id))
+        return await asyncio.to_thread(_export_document, user_id, self.clock(), jobs, ledger, cases, settings,
+                                       sections)
 
     async def forget(self, *, user_id: int) -> dict[str, int]:
         """Remove the member's personal data (see db.repositories.accounts.forget_user for what is
@@ -206,7 +215,7 @@ class AccountService(Quotas):
 
 
 def _export_document(user_id: int, now: datetime, jobs: list[Job], ledger: list[Any], cases: list[Any],
-                     settings: dict[str, Any] | None = None) -> bytes:
+                     settings: dict[str, Any] | None = None, sections: dict[str, Any] | None = None) -> bytes:
     data = {
         "user_id": str(user_id),
         "exported_at": now.isoformat(),
@@ -226,6 +235,7 @@ def _export_document(user_id: int, now: datetime, jobs: list[Job], ledger: list[
             "action": c.action, "categories": c.categories, "reason": c.reason, "prompt": c.prompt,
             "negative": c.negative, "review_requested": c.review_requested, "created_at": _iso(c.created_at),
         } for c in cases],
+        **(sections or {}),
     }
     return json.dumps(data, indent=2, ensure_ascii=False).encode()
 

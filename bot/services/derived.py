@@ -21,11 +21,20 @@ from bot.services.jobs import JobService, Origin, Ticket
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
 from inference.limits import SEED_LIMIT
-from inference.models import TEXT_TO_IMAGE_KINDS, ModelSpec
+from inference.models import SD_KINDS, TEXT_TO_IMAGE_KINDS, ModelSpec
 
 # Results a canvas edit takes: generated images, the edits themselves, and upscales of either
 # (drawn with the model and prompt of the job the upscale came from).
 CANVAS_COMMANDS = (*images.VARIABLE_COMMANDS, "edit")
+
+
+def check_inpaints(spec: ModelSpec) -> None:
+    """Refuse, before anything is queued, a model whose runner cannot redraw part of an image: canvas
+    edits run on SD 1.5 and SDXL (inference/runners/sd.py); SD 2, SD 3 and DeepFloyd IF draw from text
+    (and SD 2 from an image) only, and their jobs would fail once they reached the GPU."""
+    if spec.kind not in SD_KINDS:
+        raise InvalidOption(f"{spec.name} ({spec.kind}) can't redraw part of an image: Zoom Out, the pan arrows, "
+                            "Vary (Region) and /edit work with SD 1.5 and SDXL models.")
 
 
 class DerivedJobs:
@@ -173,6 +182,7 @@ class DerivedJobs:
         if spec is None or spec.kind not in TEXT_TO_IMAGE_KINDS:
             raise InvalidOption(f"The model {model!r} of job #{job_id} is no longer installed (or can't redraw "
                                 "images), so its image can't be edited.")
+        check_inpaints(spec)
         return base, output, spec
 
     async def _parent_output(self, job_id: int, index: int, refuse: Callable[[Job], str | None]) -> tuple[Job, Output]:

@@ -54,6 +54,13 @@ def starts_in(per_job: float | None, position: int, running: int, workers: int) 
     return per_job * (position - 1 + min(running, workers)) / max(workers, 1)
 
 
+def check_repeatable(job: Job) -> None:
+    """A training job is not run again from its result (🔄, Reroll, Rerun): that would train past
+    /train's checks (the server's rules, the name, consent), which run at the command only."""
+    if job.params.get("task") == "train":
+        raise InvalidOption(f"Job #{job.id} trained a LoRA; /train again to train another.")
+
+
 class JobService(Recovery):
     """The one way a job enters the queue and leaves it by a member's hand; what the pool reports
     and what recovery finishes are the layers below (pool_events.py, recovery.py)."""
@@ -166,6 +173,7 @@ class JobService(Recovery):
             parent = await jobs_repo.get_job(session, job_id=job_id)
         if parent is None:
             raise UnknownJob(f"Job #{job_id} no longer exists (it may have been deleted).")
+        check_repeatable(parent)
         params = dict(parent.params)
         params["seed"] = secrets.randbelow(SEED_LIMIT)
         if params["model"] not in self.registry.names():

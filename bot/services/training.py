@@ -235,6 +235,17 @@ class TrainingService:
         async with self.sessions() as session:
             return [_entry(row) for row in await repo.usable(session, user_id=user_id, guild_id=guild_id)]
 
+    async def export(self, *, user_id: int) -> dict[str, Any]:
+        """The member's LoRAs for /export (their files stay on the bot's disk; /forget deletes them)."""
+        async with self.sessions() as session:
+            rows = await repo.owned(session, user_id=user_id)
+        return {"loras": [{
+            "id": row.id, "name": row.name, "trigger": row.trigger, "kind": row.kind, "base_model": row.base_model,
+            "family": row.family, "steps": row.steps, "job_id": row.job_id, "shared": row.shared,
+            "guild_id": None if row.guild_id is None else str(row.guild_id),
+            "created_at": row.created_at.isoformat() if row.created_at else None,
+        } for row in rows]}
+
     async def owned(self, *, user_id: int) -> list[LoraEntry]:
         async with self.sessions() as session:
             return [_entry(row) for row in await repo.owned(session, user_id=user_id)]

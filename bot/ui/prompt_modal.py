@@ -20,14 +20,16 @@ import discord
 from bot.errors import InvalidOption, UnknownJob
 from bot.services.imagine_checks import MAX_PROMPT
 from bot.ui.tree import PROMPT_VERDICT, is_nsfw, report_error
+from inference.limits import MAX_STYLE_TEMPLATE
 
 if TYPE_CHECKING:
     from bot.client import Atelier
 
 log = logging.getLogger(__name__)
 
-# Discord's cap on a text input's length is 4000; a prompt's own is lower.
-_INPUT_MAX = min(MAX_PROMPT, 4000)
+# Discord's cap on a text input's length is 4000. A job's stored prompt may be a member's prompt
+# wrapped in a style's template (bot/services/imagine_checks.py): the modal holds all of it, uncut.
+_INPUT_MAX = min(MAX_PROMPT + MAX_STYLE_TEMPLATE, 4000)
 
 # (interaction, job id, image index, prompt) -> the job started with that prompt.
 PromptHandler = Callable[["discord.Interaction[Atelier]", int, int, str], Awaitable[None]]
@@ -65,8 +67,8 @@ def checked_prompt(text: str) -> str:
     prompt = (text or "").strip()
     if not prompt:
         raise InvalidOption("The prompt is empty: describe what you want to see.")
-    if len(prompt) > MAX_PROMPT:
-        raise InvalidOption(f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}.")
+    if len(prompt) > _INPUT_MAX:
+        raise InvalidOption(f"The prompt is {len(prompt)} characters; the limit is {_INPUT_MAX}.")
     return prompt
 
 

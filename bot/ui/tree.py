@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 # Commands that only read or manage (ephemeral answers, nothing queued or posted) skip the member
 # cooldown (ATELIER_COOLDOWN); every other command, including ones added later, counts.
-COOLDOWN_FREE = frozenset({"quota", "queue", "cancel", "history", "forget", "help", "admin", "mod", "settings"})
+COOLDOWN_FREE = frozenset({"quota", "queue", "cancel", "history", "forget", "help", "admin", "mod", "settings",
+                           "loras"})
 # The key under which the global check leaves its verdict on a prompt in `interaction.extras`, for
 # the command's submission (cogs build its Origin with it), so the prompt is not judged again.
 PROMPT_VERDICT = "atelier.prompt_verdict"
@@ -97,6 +98,15 @@ def command_options(data: dict) -> dict[str, object]:  # type: ignore[type-arg]
         elif "value" in option:
             found[option["name"]] = option["value"]
     return found
+
+
+async def screen_text(interaction: discord.Interaction[Atelier], text: str) -> None:
+    """Text others will see that is no ``prompt`` option (a LoRA's name) through the prompt rules the
+    global check applies to prompts: a refusal is recorded and raised the same way."""
+    moderation = getattr(interaction.client, "moderation", None)
+    if moderation is not None and text.strip():
+        await moderation.precheck(text, "", user_id=interaction.user.id, guild_id=interaction.guild_id,
+                                  channel_id=interaction.channel_id, nsfw_channel=is_nsfw(interaction.channel))
 
 
 def is_nsfw(channel: object) -> bool:

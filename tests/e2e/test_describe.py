@@ -104,3 +104,17 @@ async def test_bad_attachments_are_refused_with_a_reason(fake, start_bot) -> Non
         await inter.wait_for(lambda i: i.original is not None and i.original.embeds, timeout=30)
         assert inter.ephemeral and "`notes.txt` is not an image Atelier can read" in inter.original.embeds[0]["description"]
         assert await _count_jobs(bot) == before
+
+
+async def test_a_prompt_button_draws_with_the_pressers_defaults(fake, start_bot) -> None:  # type: ignore[no-untyped-def]
+    """Pressing a prompt is /imagine with that prompt: the presser's /settings apply as they would there."""
+    async with start_bot() as bot:
+        await (await fake.slash("settings", {"aspect": "16:9", "negative": "blurry"}, user_id=fake.user_id,
+                                channel_id=fake.channel_id)).wait_acked(3)
+        inter = await _describe(fake, anime="off")
+        job = await bot.service.job_for_message(inter.original.id)
+        click = await fake.click(inter.original.id, f"atelier:prompt:{job.id}:1", user_id=fake.user_id)
+        await click.wait_for(lambda i: has_image(i.original), timeout=90)
+        child = await bot.service.job_for_message(click.original.id)
+        assert child.params["aspect"] == "16:9" and child.params["width"] > child.params["height"]
+        assert "blurry" in child.params["negative_prompt"]

@@ -111,3 +111,74 @@ async def test_upscales_and_animations_keep_the_parent_prompt(service_with) -> N
     animated = (await derived.animate(job_id=parent, index=0, origin=ORIGIN)).job
     assert (animated.command, animated.model, animated.params["task"]) == ("animate", "svd", "img2vid")
     assert animated.parent_job_id == parent and animated.params["frames"] == 4
+
+
+async def test_a_training_job_is_not_rerolled_or_rerun(service_with) -> None:  # type: ignore[no-untyped-def]
+    """🔄 on a training sample, or Reroll/Rerun on an old /show of one, would train again past /train's
+    checks (the server's rules, the name, consent): refused, nothing queued."""
+    from bot.services.accounts import AccountService
+
+    service = await service_with(TOML)
+    async with service.sessions.begin() as session:
+        await users_repo.ensure_user(session, user_id=1, name="member")
+        job = await jobs_repo.create_job(session, job=Job(
+            command="train", user_id=1, guild_id=2, channel_id=3, model="fast", prompt="zxq_rosie", seed=5,
+            status=JobStatus.completed, params={"model": "fast", "prompt": "zxq_rosie", "task": "train", "seed": 5,
+                                                "steps": 100, "width": 64, "height": 64, "count": 1}))
+    before = await _jobs(service)
+    with pytest.raises(InvalidOption, match=f"Job #{job.id} trained a LoRA; /train again"):
+        await service.reroll(job_id=job.id, origin=ORIGIN)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOption, match=f"Job #{job.id} trained a LoRA"):
+        await AccountService(service, default_daily=-1).rerun(job_id=job.id, origin=ORIGIN)  # type: ignore[arg-type]
+    assert await _jobs(service) == before
+
+
+async def test_a_remixed_prompt_survives_a_later_reroll(service_with) -> None:  # type: ignore[no-untyped-def]
+    """The source's `{a|b}` template goes with a typed (remix) prompt: a reroll of the remixed result
+    draws the typed prompt again, not a new pick from the source's variants."""
+    service = await service_with(TOML)
+    parent = await _finished(service)
+    async with service.sessions.begin() as session:
+        job = await jobs_repo.get_job(session, job_id=parent)
+        job.params = {**job.params, "prompt_template": "a {teal|red} square"}
+    derived = DerivedJobs(service)
+    remixed = (await derived.remix_reroll(job_id=parent, prompt="a green circle", origin=ORIGIN)).job
+    varied = (await derived.variation(job_id=parent, index=0, strength=0.7, origin=ORIGIN,
+                                      prompt="a green circle")).job
+    for child in (remixed, varied):
+        assert child.params["prompt"] == "a green circle" and "prompt_template" not in child.params
+    async with service.sessions.begin() as session:  # the remixed job finishes; someone rerolls it
+        row = await jobs_repo.get_job(session, job_id=remixed.id)
+        row.status = JobStatus.completed
+    again = (await service.reroll(job_id=remixed.id, origin=ORIGIN)).job  # type: ignore[arg-type]
+    assert again.params["prompt"] == "a green circle"
+    plain = (await derived.variation(job_id=parent, index=0, strength=0.7, origin=ORIGIN)).job
+    assert plain.params["prompt_template"] == "a {teal|red} square"  # without a typed prompt it stays
+
+
+SD3 = """
+[models.three]
+kind = "sd3"
+source = "/nonexistent"
+steps = 2
+guidance = 7.0
+width = 64
+height = 64
+"""
+
+
+async def test_canvas_edits_of_a_model_that_cannot_inpaint_are_refused_before_queueing(service_with) -> None:  # type: ignore[no-untyped-def]
+    """SD 3 (like SD 2 and DeepFloyd IF) has no inpainting path: Zoom Out, pan and Vary (Region) on its
+    result are refused at the button, not queued to fail on the GPU."""
+    service = await service_with(TOML + SD3)
+    parent = await _finished(service)
+    async with service.sessions.begin() as session:
+        job = await jobs_repo.get_job(session, job_id=parent)
+        job.model, job.params = "three", {**job.params, "model": "three"}
+    derived = DerivedJobs(service)
+    before = await _jobs(service)
+    with pytest.raises(InvalidOption, match=r"three \(sd3\) can't redraw part of an image"):
+        await derived.canvas(job_id=parent, index=0, op="zoom2", origin=ORIGIN)
+    with pytest.raises(InvalidOption, match="can't redraw part of an image"):
+        await derived.region(job_id=parent, index=0, cells=[4], prompt="a door", origin=ORIGIN)
+    assert await _jobs(service) == before

@@ -249,3 +249,18 @@ async def test_imagine_takes_a_member_lora_by_choice_or_typed_name_and_checks_it
         training.apply({"model": "x"}, entry, weight=1.0, model_kind="sdxl-lightning", model="x")
     with pytest.raises(InvalidOption, match="weight must be 0-2"):
         training.apply({"model": "fast"}, entry, weight=3.0, model_kind="sd15", model="fast")
+
+
+async def test_export_lists_the_members_loras_through_the_accounts_hook(env) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from bot.services.accounts import AccountService
+
+    jobs, training = env
+    await _finished_training(jobs, training, user_id=1, guild_id=GUILD, name="rosie")
+    await _finished_training(jobs, training, user_id=2, guild_id=GUILD, name="someone else's")
+    accounts = AccountService(jobs)
+    accounts.on_export.append(training.export)
+    document = json.loads(await accounts.export(user_id=1))
+    (lora,) = document["loras"]
+    assert (lora["name"], lora["trigger"], lora["shared"], lora["guild_id"]) == ("rosie", "zxq_rosie", False, str(GUILD))
