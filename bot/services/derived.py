@@ -15,8 +15,8 @@ from typing import Any
 from PIL import Image
 
 from bot.errors import InvalidOption, UnknownJob
-from bot.params import animate, canvas, images
-from bot.services.imagine_checks import check_embeddings, embeddings_in
+from bot.params import animate, canvas, images, styles, wildcards
+from bot.services.imagine_checks import MAX_PROMPT, check_embeddings, embeddings_in
 from bot.services.jobs import JobService, Origin, Ticket
 from db.models import Job, Output
 from db.repositories import jobs as jobs_repo
@@ -35,6 +35,18 @@ def check_inpaints(spec: ModelSpec) -> None:
     if spec.kind not in SD_KINDS:
         raise InvalidOption(f"{spec.name} ({spec.kind}) can't redraw part of an image: Zoom Out, the pan arrows, "
                             "Vary (Region) and /edit work with SD 1.5 and SDXL models.")
+
+
+def typed_prompt(prompt: str, seed: int, wildcards_dir: Path | None) -> dict[str, str]:
+    """A prompt typed in the remix or Vary (Region) modal, as /imagine takes one: its ``{a|b}`` variants
+    and ``__wildcards__`` resolved with the new job's ``seed`` (the resolved text is what moderation
+    screens at submission), the template kept as ``prompt_template`` so that a Reroll picks again. An
+    unknown wildcard is refused (bot/params/wildcards.py). Reads wildcard files: off the loop."""
+    resolved = wildcards.resolve(prompt, seed, wildcards_dir)
+    if len(resolved) > MAX_PROMPT + styles.MAX_TEMPLATE:
+        raise InvalidOption(f"With its wildcards the prompt is {len(resolved)} characters; the limit is "
+                            f"{MAX_PROMPT + styles.MAX_TEMPLATE}. Pick fewer or shorter variants.")
+    return {"prompt": resolved, **({"prompt_template": prompt} if resolved != prompt else {})}
 
 
 class DerivedJobs:
@@ -56,7 +68,7 @@ class DerivedJobs:
 
         def build() -> dict[str, Any]:
             params = images.variation(parent.params, output.data, job_id=job_id, index=index, strength=strength)
-            return params if prompt is None else self._with_prompt(params, prompt, self._embeddings_dir, spec)
+            return params if prompt is None else self._with_prompt(params, prompt, self.jobs.prompt_folders, spec)
 
         params = await asyncio.to_thread(build)
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
@@ -72,7 +84,7 @@ class DerivedJobs:
         if prompt == parent.params.get("prompt"):  # unchanged: a plain Reroll (its wildcards pick again)
             return await self.jobs.reroll(job_id=job_id, origin=origin)
         params = await asyncio.to_thread(self._with_prompt, {**parent.params, "seed": secrets.randbelow(SEED_LIMIT)},
-                                         prompt, self._embeddings_dir, self.jobs.registry.get(parent.params["model"]))
+                                         prompt, self.jobs.prompt_folders, self.jobs.registry.get(parent.params["model"]))
         return await self.jobs.submit(command=parent.command, params=params, origin=origin, parent_job_id=job_id)
 
     async def upscale(self, *, job_id: int, index: int, scale: int, origin: Origin,
@@ -100,7 +112,7 @@ class DerivedJobs:
         ``index`` of job ``job_id``: its prompt (or ``prompt``, from the remix modal) and model, a new seed."""
         base, output, spec = await self.canvas_source(job_id, index)
         params = await asyncio.to_thread(self._canvas_params, base, output.data, op, spec,
-                                         {"job_id": job_id, "index": index}, prompt, self._embeddings_dir)
+                                         {"job_id": job_id, "index": index}, prompt, self.jobs.prompt_folders)
         return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
 
     async def region(self, *, job_id: int, index: int, cells: list[int], prompt: str, origin: Origin) -> Ticket:
@@ -109,12 +121,15 @@ class DerivedJobs:
         base, output, spec = await self.canvas_source(job_id, index)
 
         def build() -> dict[str, Any]:
-            used = embeddings_in(self._embeddings_dir, prompt, str(base.get("negative_prompt", "")))
+            seed = secrets.randbelow(SEED_LIMIT)
+            typed = typed_prompt(prompt, seed, self.jobs.prompt_folders[0])
+            used = embeddings_in(self._embeddings_dir, typed["prompt"], str(base.get("negative_prompt", "")))
             check_embeddings(self._embeddings_dir, used, spec)
             with Image.open(io.BytesIO(output.data)) as opened:
                 edit = canvas.region(opened.convert("RGB"), chosen)
-            return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.REGION_STRENGTH,
-                                         source={"job_id": job_id, "index": index}, prompt=prompt, embeddings=used)
+            return {**canvas.inpaint_params(base, edit, spec=spec, strength=canvas.REGION_STRENGTH, seed=seed,
+                                            source={"job_id": job_id, "index": index}, prompt=typed["prompt"],
+                                            embeddings=used), **typed}
 
         params = await asyncio.to_thread(build)
         return await self.jobs.submit(command="edit", params=params, origin=origin, parent_job_id=job_id)
@@ -134,27 +149,37 @@ class DerivedJobs:
         return self.jobs.prompt_folders[1]
 
     @staticmethod
-    def _with_prompt(params: dict[str, Any], prompt: str, embeddings_dir: Path | None, spec: ModelSpec
+    def _with_prompt(params: dict[str, Any], prompt: str, folders: tuple[Path | None, Path | None], spec: ModelSpec
                      ) -> dict[str, Any]:
         """``params`` with the member's own ``prompt`` (the remix modal) in place of the source's, and
         without what was made from the source's: its wildcard template (a Reroll would otherwise draw the
         source's prompt again) and its embeddings, which become those the new prompt and the negative use
-        (refused when ``spec`` can't take them). (Reads the embeddings folder: off the loop.)"""
+        (refused when ``spec`` can't take them). The typed prompt's own ``{a|b}`` and ``__wildcards__``
+        are resolved with the new job's seed, as /imagine does (``folders``: wildcards, embeddings).
+        (Reads the wildcard and embeddings folders: off the loop.)"""
+        wildcards_dir, embeddings_dir = folders
         params = {key: value for key, value in params.items() if key not in ("prompt_template", "embeddings")}
-        used = embeddings_in(embeddings_dir, prompt, str(params.get("negative_prompt", "")))
+        typed = typed_prompt(prompt, int(params["seed"]), wildcards_dir)
+        used = embeddings_in(embeddings_dir, typed["prompt"], str(params.get("negative_prompt", "")))
         check_embeddings(embeddings_dir, used, spec)
-        return {**params, "prompt": prompt, **({"embeddings": used} if used else {})}
+        return {**params, **typed, **({"embeddings": used} if used else {})}
 
     @staticmethod
     def _canvas_params(base: dict[str, Any], png: bytes, op: str, spec: ModelSpec,
-                       source: dict[str, Any], prompt: str | None, embeddings_dir: Path | None) -> dict[str, Any]:
-        """(Off the loop: images are encoded, and a new prompt's embeddings looked up in their folder.)"""
+                       source: dict[str, Any], prompt: str | None, folders: tuple[Path | None, Path | None]
+                       ) -> dict[str, Any]:
+        """(Off the loop: images are encoded, a new prompt's wildcards resolved with the new seed and its
+        embeddings looked up in their folder.)"""
+        wildcards_dir, embeddings_dir = folders
         edit = canvas.apply(op, png)
-        used = embeddings_in(embeddings_dir, prompt, str(base.get("negative_prompt", ""))) if prompt is not None \
+        seed = secrets.randbelow(SEED_LIMIT)
+        typed = typed_prompt(prompt, seed, wildcards_dir) if prompt is not None else {}
+        used = embeddings_in(embeddings_dir, typed["prompt"], str(base.get("negative_prompt", ""))) if typed \
             else None
         check_embeddings(embeddings_dir, used or [], spec)
-        return canvas.inpaint_params(base, edit, spec=spec, strength=canvas.BORDER_STRENGTH, source=source,
-                                     prompt=prompt, embeddings=used)
+        params = canvas.inpaint_params(base, edit, spec=spec, strength=canvas.BORDER_STRENGTH, source=source,
+                                       prompt=typed.get("prompt"), embeddings=used, seed=seed)
+        return {**params, **typed}
 
     async def canvas_source(self, job_id: int, index: int | None) -> tuple[dict[str, Any], Output, ModelSpec]:
         """(the generation parameters a canvas edit of job ``job_id`` draws with, its image ``index``,
