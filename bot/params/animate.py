@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 VIDEO_MIMES = ("video/mp4", "image/gif")
 # Results that Animate / 🎬 take. Upscales too: U1-U4 is how one image of a grid becomes a result of
-# its own, and the video model fits any still to its own pixel budget (about 1 MP) anyway.
-ANIMATABLE_COMMANDS = (*VARIABLE_COMMANDS, "upscale")
+# its own, and the video model fits any still to its own pixel budget (about 1 MP) anyway. Edits
+# (/edit and the canvas edits) are stills like any other.
+ANIMATABLE_COMMANDS = (*VARIABLE_COMMANDS, "upscale", "edit")
 
 
 def video_models(registry: ModelRegistry) -> list[ModelSpec]:

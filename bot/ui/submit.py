@@ -99,6 +99,12 @@ async def show_ticket(bot: Atelier, ticket: Ticket) -> None:
         await bot.service.attach_message(ticket.job.id, message_id)  # type: ignore[arg-type]
 
 
+# What 🔄 and 🔍 act on: the studio's results and the edits of them (/edit, Zoom Out, the pan arrows,
+# Vary (Region)), which have Reroll and Upscale buttons too. Not images.VARIABLE_COMMANDS itself: that
+# also decides what V buttons vary, and an inpaint job is no text-to-image job to vary.
+REACTION_COMMANDS = (*images.VARIABLE_COMMANDS, "edit")
+
+
 async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent, *, emoji: str, verb: str,
                           begin: Callable[[int, Origin], Awaitable[Ticket]], completed_only: bool = True,
                           single_only: str | None = None) -> None:
@@ -110,11 +116,11 @@ async def act_on_reaction(bot: Atelier, payload: discord.RawReactionActionEvent,
     write in the channel.
 
     `single_only`: the reply for a grid, where the action needs one image (named by a button).
-    The reaction acts on the studio's results (images.VARIABLE_COMMANDS), and 🎬 on upscales too
-    (animate.ANIMATABLE_COMMANDS): other results, upscales for 🔄 and 🔍, are ignored."""
+    The reaction acts on the studio's results and their edits (REACTION_COMMANDS), and 🎬 on upscales
+    too (animate.ANIMATABLE_COMMANDS): other results, upscales for 🔄 and 🔍, are ignored."""
     if str(payload.emoji) != emoji or bot.user is None or payload.user_id == bot.user.id:
         return
-    accepts = animate.ANIMATABLE_COMMANDS if emoji == "🎬" else images.VARIABLE_COMMANDS
+    accepts = animate.ANIMATABLE_COMMANDS if emoji == "🎬" else REACTION_COMMANDS
     job = await bot.service.job_for_message(payload.message_id)
     if job is None or job.command not in accepts:
         return
