@@ -17,6 +17,8 @@ from discord import app_commands
 
 from bot.params import blend as blending
 from bot.params.imagine import ImagineOptions
+from bot.services.preferences import Preferences
+from bot.ui import preferences as member_defaults
 from bot.ui.feature import Feature, described, model_choices
 from bot.ui.submit import load_named, submit
 from inference.limits import IP_WEIGHT_RANGE
@@ -49,8 +51,10 @@ class Blend(Feature):
         named = [(f"image{i}", a) for i, a in enumerate((image1, image2, image3, image4, image5), start=1)
                  if a is not None]
         mix = blending.parse_weights(weights, len(named))
+        defaults = await member_defaults.defaults_of(interaction)  # /settings (then the server's): aspect, negative
         params = self.bot.service.prepare_imagine(ImagineOptions(
-            prompt=(prompt or "").strip() or blending.DEFAULT_PROMPT, model=model, aspect=aspect, seed=seed))
+            prompt=(prompt or "").strip() or blending.DEFAULT_PROMPT, model=model, seed=seed,
+            aspect=Preferences.aspect(aspect, defaults, ASPECTS), negative=Preferences.negative(None, defaults)))
         blending.check_model(self.bot.registry, self.bot.registry.get(params["model"]), what="/blend")
         loaded = [await load_named(interaction, option, attachment) for option, attachment in named]
         blending.check_distinct(loaded, [option for option, _ in named])
