@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from moderation.ages import AgeFinder
-from moderation.context import drop_benign_context
+from moderation.context import drop_benign_context, drop_gore_in_benign_scenes
 from moderation.fuzzy import Fuzzy, known_words
 from moderation.langid import identify
 from moderation.normalize import Normalized, fold
@@ -319,6 +319,8 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
         found = lex.script.scan(norm.original)
         out.extend(found)
         out.extend(_injuries(found))
+    if any(m.category == "gore" for m in out):
+        out = drop_gore_in_benign_scenes(out, norm.original)
     return out
 
 
