@@ -65,7 +65,12 @@ def context_rules() -> ContextRules:
 
 def _is_place(m: Match, tokens: list[str], original: str, rules: ContextRules) -> bool:
     term = m.entry.term
-    if term not in rules.places or not re.search(rf"\b{re.escape(term.capitalize())}\b", original):
+    if term not in rules.places:
+        return False
+    from moderation.normalize import fold
+
+    # written as a proper noun, accents and all ("la Baïse")
+    if not any(w[:1].isupper() and w[1:].islower() and fold(w) == term for w in re.findall(r"\w+", original)):
         return False
     return any(rules.place_cues.has(t) for t in tokens) or any(s in original for s in rules.place_script)
 
