@@ -75,6 +75,22 @@ def _is_place(m: Match, tokens: list[str], original: str, rules: ContextRules) -
     return any(rules.place_cues.has(t) for t in tokens) or any(s in original for s in rules.place_script)
 
 
+def without_places(original: str) -> str:
+    """``original`` less the listed place names it is about ("le clocher de Condom vu depuis la Baïse"), for the
+    learned prompt model, which would otherwise read the listed word in them as itself."""
+    rules = context_rules()
+    from moderation.normalize import fold, normalize
+
+    names = [w for w in re.findall(r"\w+", original)
+             if w[:1].isupper() and w[1:].islower() and fold(w) in rules.places]
+    if not names:
+        return original
+    tokens = list(normalize(original).tokens)
+    if not (any(rules.place_cues.has(t) for t in tokens) or any(s in original for s in rules.place_script)):
+        return original
+    return re.sub(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b", " ", original)
+
+
 def _describes_a_thing(m: Match, original: str, rules: ContextRules) -> bool:
     if m.category != "sexual" or m.end - m.start != 1:
         return False

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from moderation import fuzzy, rules
-from moderation.context import benign_scene, beside_a_thing, gore_word_in_benign_scene
+from moderation.context import benign_scene, beside_a_thing, gore_word_in_benign_scene, without_places
 from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
@@ -246,7 +246,7 @@ class Moderator:
             tokens = list(normalize(clause).tokens)
             return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
-        return model.read(prompt, allowed, listed=self.listed_words if child else None)
+        return model.read(without_places(prompt), allowed, listed=self.listed_words if child else None)
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:
