@@ -319,9 +319,7 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
         found = lex.script.scan(norm.original)
         out.extend(found)
         out.extend(_injuries(found))
-    if any(m.category == "gore" for m in out):
-        out = drop_gore_in_benign_scenes(out, norm.original)
-    return out
+    return drop_gore_in_benign_scenes(out, norm.original) if any(m.category == "gore" for m in out) else out
 
 
 def _drop_ordinary(matches: list[Match], tokens: list[str], lex: Lexicon, original: str) -> list[Match]:
