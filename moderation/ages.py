@@ -43,6 +43,11 @@ _SCHOOL = re.compile(r"\b(?:" + _ORDINALS + r") grad(?:e|er|ers)\b|\bgrade (?:[1
                      r"|\bgrade (?:[1-9]|one|two|three|four|five|six|seven|eight|nine)\b")
 
 
+# "a girl of eleven", "een jongen van tien", "ein Mädchen von zwölf": a child word, "of", a number.
+_CHILD = ("girl|boy|kid|child|daughter|son|meisje|jongen|kind|madchen|junge|nina|nino|chica|chico|menina|menino|"
+          "garota|garoto|fillette|fille|garcon|enfant|bambina|bambino|ragazzina|ragazzino|bimba|bimbo")
+
+
 class AgeFinder:
     """Compiled once from the English rules plus every language's units and number words."""
 
@@ -54,6 +59,7 @@ class AgeFinder:
         english = r"(\d{1,3}|" + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True)) + r")"
         # English phrasing with English numbers only: "she is on the bed" is no age ("on" is 10 in Turkish)
         self.patterns = _english_patterns(english)
+        self.patterns.append(re.compile(r"\b(?:" + _CHILD + r") (?:of|van|von|de|di|da) " + num + r"\b(?! ?(?:cm|mm|ft|feet|foot|kg|lbs?|pounds|meters?|metres?)\b)"))
         unit_list = sorted(set(units), key=len, reverse=True)
         if unit_list:
             alt = "|".join(re.escape(u) for u in unit_list)
@@ -63,6 +69,7 @@ class AgeFinder:
         # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
         # for them ("on", "un", "een" are everywhere).
         self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|sai\b|"
+                               r"\b(?:" + _CHILD + r") (?:of|van|von|de|di|da) |"
                                + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
                                + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else ""))
 

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from moderation import fuzzy, rules
-from moderation.context import beside_a_thing
+from moderation.context import benign_scene, beside_a_thing, gore_word_in_benign_scene, without_places
 from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
@@ -171,7 +171,8 @@ class Moderator:
                 allowed = set(tokens) - set(rules.without_allowed(tokens, self.lexicon).split())
                 allowed |= beside_a_thing(prompt)  # "çıplak beton", "soyulmuş muz"
                 hits = [h for h in hits if rules.phrase_key(h.word) not in allowed
-                        and not self._negated_word(h.word, norm)]
+                        and not self._negated_word(h.word, norm)
+                        and not (h.category == "gore" and gore_word_in_benign_scene(h.word, prompt))]
             for hit in hits:
                 findings.append(Finding(hit.category, hit.word,
                                         f"reads as {hit.category} (probability {hit.probability:.2f})",
@@ -181,6 +182,8 @@ class Moderator:
                     explicit = True
         if semantic and not explicit and not any(f.category == "gore" for f in findings):
             reading = self._paraphrase(prompt, child=bool(minor_signal))
+            if reading is not None and reading.category == "gore" and benign_scene(reading.clause):
+                reading = None  # skinless chicken thighs in a pan, a marble statue of a headless torso
             if reading is not None:
                 read = (f"{reading.category} content: \u201c{reading.clause}\u201d (learned model, probability "
                         f"{reading.probability:.2f}")
@@ -243,7 +246,7 @@ class Moderator:
             tokens = list(normalize(clause).tokens)
             return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
-        return model.read(prompt, allowed, listed=self.listed_words if child else None)
+        return model.read(without_places(prompt), allowed, listed=self.listed_words if child else None)
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:

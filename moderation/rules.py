@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from moderation.ages import AgeFinder
-from moderation.context import drop_benign_context
+from moderation.context import drop_benign_context, drop_gore_in_benign_scenes
 from moderation.fuzzy import Fuzzy, known_words
 from moderation.langid import identify
 from moderation.normalize import Normalized, fold
@@ -319,7 +319,7 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
         found = lex.script.scan(norm.original)
         out.extend(found)
         out.extend(_injuries(found))
-    return out
+    return drop_gore_in_benign_scenes(out, norm.original) if any(m.category == "gore" for m in out) else out
 
 
 def _drop_ordinary(matches: list[Match], tokens: list[str], lex: Lexicon, original: str) -> list[Match]:

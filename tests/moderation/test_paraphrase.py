@@ -28,6 +28,8 @@ PROBE = DATA.with_name("moderation_paraphrase_probe.jsonl")
 HOLDOUT2 = DATA.with_name("moderation_paraphrase_holdout2.jsonl")
 # Written after the third round, before measuring it: the untuned figure of that round.
 HOLDOUT3 = DATA.with_name("moderation_paraphrase_holdout3.jsonl")
+# Written before the fourth round (number-word ages, dismemberment, food and place contexts), measured before it.
+HOLDOUT4 = DATA.with_name("moderation_paraphrase_holdout4.jsonl")
 
 
 def load(path: Path) -> list[dict[str, str]]:
@@ -40,7 +42,7 @@ CATEGORIES = ("sexual", "minors", "gore", "benign")
 
 
 @pytest.mark.parametrize(("path", "size", "each"), [(DATA, 400, 4), (PROBE, 190, 2), (HOLDOUT2, 300, 4),
-                                                   (HOLDOUT3, 150, 2)])
+                                                   (HOLDOUT3, 150, 2), (HOLDOUT4, 200, 3)])
 def test_set_shape(path: Path, size: int, each: int) -> None:
     rows = load(path)
     assert len(rows) >= size
@@ -106,7 +108,8 @@ if __name__ == "__main__":
     import sys
 
     chosen = {"--probe": (PROBE, "paraphrase probe"), "--holdout2": (HOLDOUT2, "paraphrase held-out 2"),
-              "--holdout3": (HOLDOUT3, "paraphrase held-out 3")}
+              "--holdout3": (HOLDOUT3, "paraphrase held-out 3"),
+              "--holdout4": (HOLDOUT4, "paraphrase held-out 4")}
     path, label = next((chosen[a] for a in sys.argv[1:] if a in chosen), (DATA, "paraphrase held-out"))
     which = load(path)
     figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
