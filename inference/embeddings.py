@@ -23,8 +23,6 @@ import functools
 import logging
 import os
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any
 
 from inference.checkpoints import file_sha256, read_header
 from inference.limits import MAX_EMBEDDING_BYTES
+from inference.listing import ListedFolder
 from inference.models import RequestRefused
 
 log = logging.getLogger(__name__)
@@ -49,16 +48,13 @@ class EmbeddingLibrary:
 
     def __init__(self, root: Path | str, *, ttl: float = LIST_TTL) -> None:
         self.root = Path(root)
-        self.ttl = ttl
-        self._index: dict[str, Path] = {}
-        self._listed_at = float("-inf")
-        self._lock = threading.Lock()
+        self._listing = ListedFolder(self.root, scan, ttl=ttl)
 
     def names(self) -> list[str]:
-        return sorted(self._current(), key=str.lower)
+        return self._listing.names()
 
     def path(self, name: str) -> Path:
-        path = self._current().get(name) or self._current(refresh=True).get(name)
+        path = self._listing.find(name)
         if path is None:
             raise EmbeddingError(f"Unknown embedding {name!r}; it is not in the bot's embeddings folder")
         return path
@@ -66,13 +62,6 @@ class EmbeddingLibrary:
     def used_in(self, *texts: str) -> list[str]:
         """The embeddings whose names appear as whole words in any of the texts (case-sensitive, as A1111)."""
         return [name for name in self.names() if any(_word(name).search(text) for text in texts if text)]
-
-    def _current(self, *, refresh: bool = False) -> dict[str, Path]:
-        with self._lock:
-            if refresh or time.monotonic() - self._listed_at > self.ttl:
-                self._index = scan(self.root)
-                self._listed_at = time.monotonic()
-            return self._index
 
 
 @functools.lru_cache(maxsize=8)

@@ -21,8 +21,6 @@ import contextlib
 import functools
 import logging
 import os
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from typing import Any
 
 from inference.checkpoints import file_sha256, read_header
 from inference.limits import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
+from inference.listing import ListedFolder
 from inference.models import SD_KINDS, RequestRefused
 
 log = logging.getLogger(__name__)
@@ -68,14 +67,11 @@ class LoraLibrary:
 
     def __init__(self, root: Path | str, *, ttl: float = LIST_TTL) -> None:
         self.root = Path(root)
-        self.ttl = ttl
-        self._index: dict[str, Path] = {}
-        self._listed_at = float("-inf")
-        self._lock = threading.Lock()
+        self._listing = ListedFolder(self.root, scan, ttl=ttl)
 
     def names(self) -> list[str]:
         """Every LoRA name, sorted case-insensitively."""
-        return sorted(self._current(), key=str.lower)
+        return self._listing.names()
 
     def search(self, text: str, limit: int = 25) -> list[str]:
         """Names containing ``text`` (case-insensitive), those starting with it first."""
@@ -86,9 +82,7 @@ class LoraLibrary:
 
     def resolve(self, name: str) -> LoraFile:
         """The file behind a listed name; UnknownLora for anything else (including any path trick)."""
-        path = self._current().get(name)
-        if path is None:
-            path = self._current(refresh=True).get(name)  # added since the last listing
+        path = self._listing.find(name)
         if path is None:
             needle = name.strip().lower().removesuffix(SUFFIX)
             close = [n for n in self.names() if needle and (needle in n.lower() or n.lower().split("/")[-1] in needle)]
@@ -97,12 +91,6 @@ class LoraLibrary:
             raise UnknownLora(name, [])
         return LoraFile(name, path)
 
-    def _current(self, *, refresh: bool = False) -> dict[str, Path]:
-        with self._lock:
-            if refresh or time.monotonic() - self._listed_at > self.ttl:
-                self._index = scan(self.root)
-                self._listed_at = time.monotonic()
-            return self._index
 
 
 @functools.lru_cache(maxsize=8)

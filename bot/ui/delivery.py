@@ -67,33 +67,27 @@ class DiscordDelivery:
             return message.id if message is not None else None
 
     async def show_progress(self, job: Job, step: int, total: int) -> None:
-        if self._stage.get(job.id) == _DONE:
-            return
-        async with self._locks[job.id]:
-            if self._stage.get(job.id, _QUEUED) >= _DONE:
-                return
-            self._stage[job.id] = _RUNNING
-            await self._edit(job, embed=render.progress_embed(job, step, total), view=queued_view(job))
+        await self._while_running(job, embed=render.progress_embed(job, step, total))
 
     async def show_sample(self, job: Job, step: int, total: int, png: bytes) -> None:
         """Progress with the latest sample image (a training job's LoRA so far)."""
-        if self._stage.get(job.id) == _DONE:
-            return
-        async with self._locks[job.id]:
-            if self._stage.get(job.id, _QUEUED) >= _DONE:
-                return
-            self._stage[job.id] = _RUNNING
-            await self._edit(job, embed=render.progress_embed(job, step, total, sample=render.SAMPLE_FILE),
-                             attachments=[discord.File(io.BytesIO(png), filename=render.SAMPLE_FILE)],
-                             view=queued_view(job))
+        await self._while_running(job, embed=render.progress_embed(job, step, total, sample=render.SAMPLE_FILE),
+                                  attachments=[discord.File(io.BytesIO(png), filename=render.SAMPLE_FILE)])
 
     async def show_loading(self, job: Job, model: str, done: int, total: int) -> None:
+        await self._while_running(job, embed=render.loading_embed(job, model, done, total), started=False)
+
+    async def _while_running(self, job: Job, *, started: bool = True, **edit: Any) -> None:
+        """Edit the card of a job that is not finished yet (a late progress event never overwrites
+        its result); ``started``: the job's steps have begun (a download has not)."""
         if self._stage.get(job.id) == _DONE:
             return
         async with self._locks[job.id]:
             if self._stage.get(job.id, _QUEUED) >= _DONE:
                 return
-            await self._edit(job, embed=render.loading_embed(job, model, done, total), view=queued_view(job))
+            if started:
+                self._stage[job.id] = _RUNNING
+            await self._edit(job, view=queued_view(job), **edit)
 
     async def deliver(self, job: Job, outputs: list[Output]) -> int | None:
         async with self._locks[job.id]:
