@@ -16,7 +16,7 @@ import discord
 
 from bot.services.access import check_cancel, check_use
 from bot.ui.components import TEMPLATE, custom_id
-from bot.ui.prompt_modal import REMIXERS, open_prompt_modal, remix_on
+from bot.ui.prompt_modal import REMIXERS, open_prompt_modal
 from bot.ui.tree import place_of, report_error
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button["discord.ui.View"]],
         try:
             await guard_job_button(interaction, self.action, self.job_id)
             remixer = REMIXERS.get(self.action)
-            if remixer is not None and await remix_on(interaction.client, interaction.user.id, interaction.guild_id):
+            if remixer is not None and await interaction.client.preferences.remix(interaction.user.id, interaction.guild_id):
                 await open_prompt_modal(interaction, title=f"Remix: {REMIX_TITLES.get(self.action, self.action)}",
                                         job_id=self.job_id, index=self.index, begin=remixer)
                 return

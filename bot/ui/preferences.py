@@ -27,9 +27,7 @@ async def defaults_of(interaction: discord.Interaction[Atelier]) -> Defaults:
     """The member's defaults over the server's, read once per interaction."""
     found = interaction.extras.get(DEFAULTS)
     if found is None:
-        preferences = getattr(interaction.client, "preferences", None)
-        found = Defaults() if preferences is None else await preferences.effective(interaction.user.id,
-                                                                                   interaction.guild_id)
+        found = await interaction.client.preferences.effective(interaction.user.id, interaction.guild_id)
         interaction.extras[DEFAULTS] = found
     return found  # type: ignore[no-any-return]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -47,20 +47,6 @@ def remixes(action: str) -> Callable[[PromptHandler], PromptHandler]:
         return func
 
     return register
-
-
-class RemixPreference(Protocol):
-    """Where a member's Remix setting is read (bot/services/preferences.py; /settings remix:on)."""
-
-    async def remix(self, user_id: int, guild_id: int | None = None) -> bool: ...
-
-
-async def remix_on(bot: Any, user_id: int, guild_id: int | None) -> bool:
-    """Whether ``user_id`` turned Remix on; False where the bot keeps no preferences."""
-    preferences: RemixPreference | None = getattr(bot, "preferences", None)
-    if preferences is None:
-        return False
-    return bool(await preferences.remix(user_id, guild_id))
 
 
 def checked_prompt(text: str) -> str:
