@@ -21,8 +21,12 @@ from moderation.paraphrase import ParaphraseModel, Reading
 from moderation.policy import DEFAULT_POLICY, SEVERITY, Action, Policy, Verdict
 from moderation.rules import ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, Match
 from moderation.semantic import SemanticLayer
+from moderation.sentence import SentenceModel, SentenceReading
 
 log = logging.getLogger(__name__)
+
+# The prompt model's probability for a category that confirms the sentence model's unsure reading of the same text.
+SECOND_OPINION = 0.5
 
 _HOW: dict[str, str] = {
     "sexual": "Rephrase without nudity or sexual content (or use an age-restricted channel, if this server has opted in).",
@@ -81,6 +85,7 @@ class Moderator:
         wanted = semantic if learned is None else learned
         self.learned = LearnedLayer() if wanted else None
         self.paraphrase = ParaphraseModel() if wanted else None
+        self.sentence = SentenceModel() if wanted else None
         self._known: frozenset[str] | None = None
         self._listed: frozenset[str] | None = None
         self._semantic: SemanticLayer | None = None
@@ -124,6 +129,8 @@ class Moderator:
 
     def warmup(self) -> bool:
         """Load the model now (call at start-up, off the event loop); returns semantic availability."""
+        if self.sentence is not None:
+            self.sentence.load()
         layer = self.semantic
         ok = bool(layer and layer.load())
         if ok:
@@ -197,6 +204,18 @@ class Moderator:
                     explicit = True
                 already_blocked = already_blocked or (reading.certain and policy.action_for(
                     reading.category, nsfw_channel=nsfw_channel) is Action.BLOCK)
+        if semantic and not any(f.category in ("sexual", "gore") and not f.tentative for f in findings):
+            meant = self._sentence(prompt, child=bool(minor_signal))
+            if meant is not None:
+                findings.append(Finding(
+                    meant.category, meant.clause,
+                    f"reads as {meant.category} content: \u201c{meant.clause}\u201d (sentence model, probability "
+                    f"{meant.probability:.2f})", "learned", meant.probability, whole=True))
+                if meant.category == "sexual":
+                    sexual_signal.append(meant.clause)
+                    explicit = True
+                already_blocked = already_blocked or policy.action_for(
+                    meant.category, nsfw_channel=nsfw_channel) is Action.BLOCK
         if layer is not None and layer.available and not already_blocked:
             for hit in layer.check(rules.without_allowed(list(norm.tokens), self.lexicon), list(norm.tokens),
                                    concepts=self.concepts):
@@ -247,6 +266,30 @@ class Moderator:
             return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
         return model.read(without_places(prompt), allowed, listed=self.listed_words if child else None)
+
+    def _sentence(self, prompt: str, *, child: bool = False) -> SentenceReading | None:
+        """The sentence model's reading, where it counts: at its own bar, or lower where the prompt model
+        leans the same way on the same text. Clauses the lists vouch for and place names are not read (as
+        for the prompt model); a gore reading of a food, art or anatomy scene doesn't count. ``child``: the
+        prompt has an age cue, so a lower bar for a sexual reading (the minors rule needs both)."""
+        model = self.sentence
+        if model is None or not model.available:
+            return None
+        lexicon, second = self.lexicon, self.paraphrase
+
+        def allowed(clause: str) -> bool:
+            tokens = list(normalize(clause).tokens)
+            return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
+
+        def confirm(part: str, category: str) -> bool:
+            if child and category == "sexual":
+                return True
+            return second is not None and second.probabilities(part).get(category, 0.0) >= SECOND_OPINION
+
+        reading = model.read(without_places(prompt), allowed, confirm=confirm)
+        if reading is not None and reading.category == "gore" and benign_scene(reading.clause):
+            return None
+        return reading
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:
