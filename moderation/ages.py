@@ -51,7 +51,8 @@ _CHILD = ("girl|boy|kid|child|daughter|son|meisje|jongen|kind|madchen|junge|nina
 class AgeFinder:
     """Compiled once from the English rules plus every language's units and number words."""
 
-    def __init__(self, units: Iterable[str] = (), numbers: Mapping[str, int] | None = None) -> None:
+    def __init__(self, units: Iterable[str] = (), numbers: Mapping[str, int] | None = None,
+                 before: Iterable[str] = ()) -> None:
         self.numbers = dict(WORD_NUMBERS)
         self.numbers.update(numbers or {})
         words = sorted(self.numbers, key=len, reverse=True)
@@ -66,12 +67,19 @@ class AgeFinder:
             # "12 anos", "de diez anos", "8 jahre alt", "zwolfjahrig(es)", "8-jahrige", "10sai"
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:" + alt + r")\b"))
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
+        # Words for "age" written before the number: "umur sepuluh", "usia 12", "edad de 12"
+        before_list = sorted(set(before), key=len, reverse=True)
+        if before_list:
+            alt = "|".join(re.escape(b) for b in before_list)
+            self.patterns.append(re.compile(r"\b(?:" + alt + r") (?:sekitar |kira kira |about |like )?" + num + r"\b"
+                                            r"(?! ?(?:cm|mm|m|kg|km|persen|menit|jam|hari|bulan|minggu)\b)"))
         # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
         # for them ("on", "un", "een" are everywhere).
         self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|sai\b|"
                                r"\b(?:" + _CHILD + r") (?:of|van|von|de|di|da) |"
                                + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
-                               + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else ""))
+                               + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else "")
+                               + (r"|\b(?:" + "|".join(re.escape(b) for b in before_list) + r")\b" if before_list else ""))
 
     def value(self, num: str) -> int:
         return int(num) if num.isdigit() else self.numbers.get(num, 99)

@@ -6,7 +6,9 @@ Two shapes the allowlist's fixed phrases cannot hold across word order and infle
 - a nudity word beside a thing it describes in every language ("bare concrete", "hormigón desnudo",
   "голый землекоп", "çıplak beton", "tikus mondok telanjang"): dropped when its neighbour in the same
   clause is one of the things (walls, concrete, trees, the naked mole rat); "posing nude, concrete wall"
-  keeps "nude" because the comma ends its clause.
+  keeps "nude" because the comma ends its clause;
+- the loanword "nude" as a colour beside make-up or a colour word in every language ("batom nude", "szminka w
+  odcieniu nude", "nude ruj tonları"), in a clause that names no person.
 The words live in ``data/context.toml``.
 """
 
@@ -51,6 +53,8 @@ class ContextRules:
     art_script: tuple[str, ...]
     people: _Words
     people_script: tuple[str, ...]
+    colour_terms: frozenset[str]
+    colour: _Words
 
 
 @cache
@@ -60,7 +64,8 @@ def context_rules() -> ContextRules:
                         tuple(data["place-cues"]["script"]), _words(data["bare"]["words"]),
                         _words(data["food"]["words"]), tuple(data["food"]["script"]),
                         _words(data["art"]["words"]), tuple(data["art"]["script"]),
-                        _words(data["people"]["words"]), tuple(data["people"]["script"]))
+                        _words(data["people"]["words"]), tuple(data["people"]["script"]),
+                        frozenset(data["colour"]["terms"]), _words(data["colour"]["words"]))
 
 
 def _is_place(m: Match, tokens: list[str], original: str, rules: ContextRules) -> bool:
@@ -105,6 +110,23 @@ def _describes_a_thing(m: Match, original: str, rules: ContextRules) -> bool:
     return False
 
 
+def _a_colour(m: Match, original: str, rules: ContextRules) -> bool:
+    """ "nude" right next to a make-up or colour word, in a clause naming no person ("rossetto nude")."""
+    if m.category != "sexual" or m.end - m.start != 1 or m.entry.term not in rules.colour_terms:
+        return False
+    from moderation.normalize import normalize
+
+    for clause in _CLAUSE.split(original):
+        for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
+            words = part.split(" ")
+            if any(rules.people.has(w) for w in words) or any(s in clause for s in rules.people_script):
+                continue
+            for i, w in enumerate(words):
+                if _hit(m, w) and any(rules.colour.has(n) for n in words[max(0, i - 1):i] + words[i + 1:i + 2]):
+                    return True
+    return False
+
+
 def beside_a_thing(original: str) -> frozenset[str]:
     """The prompt's words (normal form) right beside a thing of the ``bare`` table in the same clause: the
     learned word model leaves them alone as the lists do ("çıplak beton", "soyulmuş muz")."""
@@ -118,6 +140,12 @@ def beside_a_thing(original: str) -> frozenset[str]:
             for i, w in enumerate(words):
                 if rules.bare.has(w):
                     out.update(_beside(words, i))
+            # "nude" as a colour ("batom nude"), as the lists read it (:func:`_a_colour`)
+            if not any(rules.people.has(w) for w in words) and not any(s in clause for s in rules.people_script):
+                for i, w in enumerate(words):
+                    if w in rules.colour_terms and any(rules.colour.has(n) for n in words[max(0, i - 1):i]
+                                                       + words[i + 1:i + 2]):
+                        out.add(w)
     return frozenset(out)
 
 
@@ -172,8 +200,11 @@ def drop_benign_context(matches: list[Match], tokens: list[str], original: str) 
     """``matches`` less those that the place or thing next to them makes benign."""
     rules = context_rules()
     suspects = [m for m in matches if m.entry.term in rules.places
-                or (m.category == "sexual" and m.end - m.start == 1 and any(rules.bare.has(t) for t in tokens))]
+                or (m.category == "sexual" and m.end - m.start == 1
+                    and (any(rules.bare.has(t) for t in tokens)
+                         or (m.entry.term in rules.colour_terms and any(rules.colour.has(t) for t in tokens))))]
     if not suspects:
         return matches
-    drop = {id(m) for m in suspects if _is_place(m, tokens, original, rules) or _describes_a_thing(m, original, rules)}
+    drop = {id(m) for m in suspects if _is_place(m, tokens, original, rules) or _describes_a_thing(m, original, rules)
+            or _a_colour(m, original, rules)}
     return [m for m in matches if id(m) not in drop]

@@ -4,7 +4,8 @@ Each file has the same tables: ``sexual`` (refuses alone), ``suggestive`` (a sex
 minors rule), ``minors`` (a minor signal), ``gore``, ``copyright``, ``real-person``, ``trademark``
 (names as they are written in that language), ``allow`` (benign phrases that contain a listed word),
 ``ordinary`` (words of the language that are listed terms elsewhere: "groot", "góry"), and ``ages``
-(words for "years old" and the number words, for the age rule). A key ending in ``*`` is a stem
+(words for "years old", words for "age" that come before the number ("umur sepuluh"), and the number
+words, for the age rule). A key ending in ``*`` is a stem
 that matches any word starting with it, for languages that inflect ("desnud*", "голы*").
 
 How each script is matched:
@@ -99,6 +100,7 @@ class LanguageData:
     gated: dict[str, frozenset[str]]  # term -> the languages a prompt must be in for it to count
     age_units: tuple[str, ...]  # "anos", "jahre", "lat" ...
     age_numbers: dict[str, int]  # "diez" -> 10 ...
+    age_before: tuple[str, ...]  # words for "age" before a number: "umur", "usia"
     negation: dict[str, Negation]  # language -> its negators (folded words; as written in CJK scripts)
 
 
@@ -140,7 +142,8 @@ def _entries_for(lang: str, table: str, term: str, reason: str) -> tuple[list[En
 
 
 def _load(lang: str, raw: dict[str, Any]
-          ) -> tuple[list[Entry], list[Entry], dict[str, set[str]], list[str], dict[str, int], dict[str, str]]:
+          ) -> tuple[list[Entry], list[Entry], dict[str, set[str]], list[str], dict[str, int], dict[str, str],
+                     list[str]]:
     latin: list[Entry] = []
     script: list[Entry] = []
     gated: dict[str, str] = {}
@@ -157,7 +160,8 @@ def _load(lang: str, raw: dict[str, Any]
     ages = raw.get("ages", {})
     units = [str(u) for u in ages.get("units", [])]
     numbers = {str(k): int(v) for k, v in ages.get("numbers", {}).items()}
-    return latin, script, ordinary, units, numbers, gated
+    before = [str(b) for b in ages.get("before", [])]
+    return latin, script, ordinary, units, numbers, gated, before
 
 
 @lru_cache(maxsize=1)
@@ -170,6 +174,7 @@ def language_data() -> LanguageData:
     ordinary: dict[str, set[str]] = {}
     units: list[str] = []
     numbers: dict[str, int] = {}
+    before: list[str] = []
     gated: dict[str, set[str]] = {}
     negation: dict[str, Negation] = {}
     folder = resources.files("moderation.data").joinpath("lang")
@@ -181,7 +186,7 @@ def language_data() -> LanguageData:
             raw = tomllib.loads(item.read_text("utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"moderation list data/lang/{item.name} is not valid TOML: {exc}") from exc
-        a, b, o, u, n, g = _load(lang, raw)
+        a, b, o, u, n, g, bf = _load(lang, raw)
         neg = raw.get("negation", {})
         fold_word = script_text if lang in ("ja", "ko", "zh") else phrase_key
         negation[lang] = Negation(frozenset(fold_word(str(w)) for w in neg.get("before", [])),
@@ -193,11 +198,13 @@ def language_data() -> LanguageData:
         for word, langs in o.items():
             ordinary.setdefault(phrase_key(word), set()).update(langs)
         units.extend(phrase_key(x) for x in u)
+        before.extend(phrase_key(x) for x in bf)
         numbers.update({phrase_key(k): v for k, v in n.items()})
     log.debug("loaded %d entries in other languages, %d in CJK scripts", len(latin), len(script))
     return LanguageData(tuple(latin), tuple(script), {k: frozenset(v) for k, v in ordinary.items()},
                         {k: frozenset(v) for k, v in gated.items()},
-                        tuple(dict.fromkeys(u for u in units if u)), numbers, negation)
+                        tuple(dict.fromkeys(u for u in units if u)), numbers, tuple(dict.fromkeys(b for b in before if b)),
+                        negation)
 
 
 class ScriptMatcher:

@@ -246,7 +246,7 @@ def _age_finder() -> AgeFinder:
     from moderation.languages import language_data  # it imports this module for Entry and the tiers
 
     data = language_data()
-    return AgeFinder(data.age_units, data.age_numbers)
+    return AgeFinder(data.age_units, data.age_numbers, data.age_before)
 
 
 def _resolve_wildcards(norm: Normalized, vocabulary: frozenset[str]) -> str | None:

@@ -67,3 +67,24 @@ def test_peeled_fruit_passes_the_word_model(learned: Moderator) -> None:
 ])
 def test_a_person_beside_the_thing_is_still_refused(rules: Moderator, prompt: str) -> None:
     assert rules.check(prompt).action.value == "block"
+
+
+@pytest.mark.parametrize("prompt", [
+    "labial color nude en un tocador, foto de catálogo",
+    "esmalte nude em unhas curtas, fundo branco",
+    "vernis à ongles nude, flacon en verre",
+    "Nagellack in Nude-Farbe, Flasche auf Holz",
+    "palette di ombretti nude, vista dall'alto",
+    "lakier do paznokci w kolorze nude",
+    "nude renkli oje şişesi, stüdyo ışığı",
+    "누드 베이지 립 제품, 스튜디오 조명",
+    "裸粉色指甲油，产品照片",
+])
+def test_nude_as_a_colour_is_allowed(prompt: str) -> None:
+    assert Moderator(semantic=False).check(prompt, semantic=False).action.value == "allow", prompt
+
+
+@pytest.mark.parametrize("prompt", ["nude woman, red lipstick", "nude woman with red lipstick",
+                                    "nude girl, pink nail polish", "mujer nude con labial rojo"])
+def test_nude_person_beside_make_up_still_blocks(prompt: str) -> None:
+    assert Moderator(semantic=False).check(prompt, semantic=False).action.value == "block", prompt
