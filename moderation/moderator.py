@@ -8,6 +8,7 @@ sync and CPU-bound; the bot runs it off the event loop.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 
@@ -25,8 +26,18 @@ from moderation.sentence import SentenceModel, SentenceReading
 
 log = logging.getLogger(__name__)
 
-# The prompt model's probability for a category that confirms the sentence model's unsure reading of the same text.
-SECOND_OPINION = 0.5
+def without_cues(text: str, cues: list[str]) -> str:
+    """The text without the age cues found in it (matched case- and separator-insensitively: "12 year old"
+    finds "12-year-old"); a cue written otherwise than the lists' normal form stays."""
+    for cue in cues:
+        words = [re.escape(w) for w in cue.split()]
+        if words:
+            text = re.sub(r"[\s\-]*".join(words), " ", text, flags=re.IGNORECASE)
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+# Beside an age cue, the agreement (sentence.AGREE) at which the two models' sexual reading counts.
+CHILD_AGREE = 0.2
 
 _HOW: dict[str, str] = {
     "sexual": "Rephrase without nudity or sexual content (or use an age-restricted channel, if this server has opted in).",
@@ -205,12 +216,13 @@ class Moderator:
                 already_blocked = already_blocked or (reading.certain and policy.action_for(
                     reading.category, nsfw_channel=nsfw_channel) is Action.BLOCK)
         if semantic and not any(f.category in ("sexual", "gore") and not f.tentative for f in findings):
-            meant = self._sentence(prompt, child=bool(minor_signal))
+            meant = self._sentence(prompt, child=minor_signal)
             if meant is not None:
                 findings.append(Finding(
                     meant.category, meant.clause,
                     f"reads as {meant.category} content: \u201c{meant.clause}\u201d (sentence model, probability "
-                    f"{meant.probability:.2f})", "learned", meant.probability, whole=True))
+                    f"{meant.probability:.2f}, confirmed by the prompt model)", "learned",
+                    meant.probability, whole=True))
                 if meant.category == "sexual":
                     sexual_signal.append(meant.clause)
                     explicit = True
@@ -267,11 +279,12 @@ class Moderator:
 
         return model.read(without_places(prompt), allowed, listed=self.listed_words if child else None)
 
-    def _sentence(self, prompt: str, *, child: bool = False) -> SentenceReading | None:
-        """The sentence model's reading, where it counts: at its own bar, or lower where the prompt model
-        leans the same way on the same text. Clauses the lists vouch for and place names are not read (as
-        for the prompt model); a gore reading of a food, art or anatomy scene doesn't count. ``child``: the
-        prompt has an age cue, so a lower bar for a sexual reading (the minors rule needs both)."""
+    def _sentence(self, prompt: str, *, child: list[str] | None = None) -> SentenceReading | None:
+        """The sentence model's reading, where the prompt model leans the same way on the same text. Clauses
+        the lists vouch for and place names are not read (as for the prompt model); a gore reading of a food,
+        art or anatomy scene doesn't count. ``child``: the prompt's age cues; the prompt is also read without
+        them (the models learnt children only in ordinary scenes, so an age cue pulls any reading towards
+        benign), at a lower bar of agreement for a sexual reading: the minors rule needs both."""
         model = self.sentence
         if model is None or not model.available:
             return None
@@ -281,12 +294,12 @@ class Moderator:
             tokens = list(normalize(clause).tokens)
             return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
 
-        def confirm(part: str, category: str) -> bool:
-            if child and category == "sexual":
-                return True
-            return second is not None and second.probabilities(part).get(category, 0.0) >= SECOND_OPINION
-
-        reading = model.read(without_places(prompt), allowed, confirm=confirm)
+        opinion = second.leaning if second is not None and second.available else None
+        reading = model.read(without_places(prompt), allowed, second=opinion)
+        if reading is None and child and opinion is not None:
+            reading = model.read(without_cues(without_places(prompt), child), allowed, second=opinion,
+                                 agree=CHILD_AGREE)
+            reading = reading if reading is not None and reading.category == "sexual" else None
         if reading is not None and reading.category == "gore" and benign_scene(reading.clause):
             return None
         return reading

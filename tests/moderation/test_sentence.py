@@ -26,11 +26,12 @@ def moderator() -> Moderator:
 
 
 def test_readings_are_whole_clauses_and_neighbours() -> None:
+    # Case is kept (the encoder reads it); parts of fewer than three words (five characters without spaces)
+    # say too little to be read ("A cat", "Oil painting", "1girl, solo").
     assert readings("A cat, on a mat. Oil painting") == [
-        "a cat, on a mat, oil painting", "a cat", "on a mat", "oil painting", "a cat, on a mat", "on a mat, oil painting"]
-    assert readings("一只猫，在垫子上") == ["一只猫, 在垫子上", "一只猫", "在垫子上"]
-    assert readings(", , 8k") == ["8k"]
-    assert readings("!!!") == []
+        "A cat, on a mat, Oil painting", "on a mat", "A cat, on a mat", "on a mat, Oil painting"]
+    assert readings("一只黑猫，睡在垫子上") == ["一只黑猫, 睡在垫子上"]
+    assert readings("1girl, solo") == readings(", , 8k") == readings("!!!") == []
 
 
 def test_clauses_the_lists_vouch_for_are_not_read() -> None:
@@ -38,6 +39,7 @@ def test_clauses_the_lists_vouch_for_are_not_read() -> None:
         return clause == "a naked mole rat"
 
     assert readings("a naked mole rat, in a burrow", vouched) == ["in a burrow"]
+    assert readings("a naked mole rat, nature photo", vouched) == []
     assert readings("a naked mole rat", vouched) == []
 
 
@@ -58,7 +60,7 @@ def test_translations_read_alike(model: SentenceModel) -> None:
     probs = model.probabilities(harmful + benign)
     sexual = CLASSES.index("sexual")
     assert min(probs[: len(harmful), sexual]) > max(probs[len(harmful):, sexual])
-    assert max(probs[len(harmful):, sexual]) < sentence.FLAG
+    assert max(probs[len(harmful):, sexual]) < 0.5
 
 
 @pytest.mark.parametrize(("prompt", "category"), [
@@ -87,11 +89,21 @@ def test_ordinary_prompts_near_the_line_pass(moderator: Moderator, prompt: str) 
 
 def test_the_reason_names_the_model_and_the_text(moderator: Moderator) -> None:
     v = moderator.check("a couple doing the deed on the hood of a car, cinematic")
-    assert v.layer == "learned" and "\u201c" in v.reason and "probability" in v.reason, v.reason
+    assert v.layer == "learned" and "\u201c" in v.reason and "sentence model, probability" in v.reason, v.reason
 
 
-def test_an_age_cue_lowers_the_sexual_bar_to_flag(moderator: Moderator) -> None:
-    """Beside an age cue an unsure sexual reading is enough for the minors rule, which reports it."""
+def test_both_models_must_lean_the_same_way(model: SentenceModel) -> None:
+    """Alone, each model has its blind spots; a reading counts where the geometric mean of both reaches AGREE."""
+    text = "two lovers doing the deed on the hood of a car"
+    assert model.read(text) is not None  # no second opinion: this model's own bar (BLOCK)
+    assert model.read(text, second=lambda part: {"sexual": 0.0, "gore": 0.0}) is None
+    leaning = model.read(text, second=lambda part: {"sexual": 0.5, "gore": 0.0})
+    assert leaning is not None and leaning.category == "sexual"
+    assert abs(leaning.agreement - (leaning.probability * 0.5) ** 0.5) < 1e-9
+
+
+def test_an_age_cue_lowers_the_bar_for_a_sexual_reading(moderator: Moderator) -> None:
+    """Beside an age cue a weaker sexual reading is enough for the minors rule, which reports it."""
     v = moderator.check("a 12 year old girl doing the deed with her boyfriend")
     assert v.action.value == "block" and v.categories[0] == "minors" and v.report, v
 
@@ -108,7 +120,7 @@ def test_without_the_encoder_the_layer_is_unavailable_and_the_rest_works(monkeyp
 def test_a_broken_head_degrades_instead_of_raising(monkeypatch: pytest.MonkeyPatch) -> None:
     bad = SentenceModel()
     monkeypatch.setattr(sentence, "MODEL_FILE", "learned.npz")  # another model's file: the wrong shapes
-    assert not bad.load() and "expected (3, 512)" in (bad.error or "")
+    assert not bad.load() and "expected w1 (512, h)" in (bad.error or "")
     assert bad.read("anything") is None
 
 
