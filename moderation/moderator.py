@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 from moderation import fuzzy, rules
 from moderation.context import benign_scene, beside_a_thing, gore_word_in_benign_scene, without_places
@@ -36,8 +37,9 @@ def without_cues(text: str, cues: list[str]) -> str:
     return re.sub(r"\s{2,}", " ", text).strip()
 
 
-# Beside an age cue, the agreement (sentence.AGREE) at which the two models' sexual reading counts.
-CHILD_AGREE = 0.2
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
 
 _HOW: dict[str, str] = {
     "sexual": "Rephrase without nudity or sexual content (or use an age-restricted channel, if this server has opted in).",
@@ -284,7 +286,7 @@ class Moderator:
         the lists vouch for and place names are not read (as for the prompt model); a gore reading of a food,
         art or anatomy scene doesn't count. ``child``: the prompt's age cues; the prompt is also read without
         them (the models learnt children only in ordinary scenes, so an age cue pulls any reading towards
-        benign), at a lower bar of agreement for a sexual reading: the minors rule needs both."""
+        benign); a sexual reading of that text is what the minors rule needs."""
         model = self.sentence
         if model is None or not model.available:
             return None
@@ -292,17 +294,43 @@ class Moderator:
 
         def allowed(clause: str) -> bool:
             tokens = list(normalize(clause).tokens)
-            return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
+            return rules.without_allowed(tokens, lexicon) != " ".join(tokens) or self._negated_clause(clause)
 
-        opinion = second.leaning if second is not None and second.available else None
-        reading = model.read(without_places(prompt), allowed, second=opinion)
-        if reading is None and child and opinion is not None:
-            reading = model.read(without_cues(without_places(prompt), child), allowed, second=opinion,
-                                 agree=CHILD_AGREE)
+        if second is None or not second.available or not second.load():
+            return None  # the sentence model never reads alone: it extends the prompt model's reach
+        reading = model.read(without_places(prompt), allowed, second=second.probabilities)
+        if reading is None and child:
+            reading = model.read(without_cues(without_places(prompt), child), allowed, second=second.probabilities)
             reading = reading if reading is not None and reading.category == "sexual" else None
         if reading is not None and reading.category == "gore" and benign_scene(reading.clause):
             return None
         return reading
+
+    def _harmful_terms(self, text: str) -> bool:
+        return any(m.category in ("sexual", "gore") and m.tier in (EXPLICIT, SUGGESTIVE)
+                   for m in rules.scan(normalize(text), self.lexicon))
+
+    def _negated_clause(self, clause: str) -> bool:
+        """A clause whose sexual or gore term the lists read as negated ("no nudity", "sin desnudos", "没有裸体",
+        "裸ではない"): a term is found once the clause's negators are taken out, and none with them in. The
+        sentence model reads meaning and misses negation ("a woman on the beach, no nudity" lands beside
+        "nude woman on the beach"), so such a clause is the lists' to judge, as a vouched one is."""
+        if self._harmful_terms(clause):
+            return False
+        words = self._negators
+        kept = [w for w in clause.split() if rules.phrase_key(w) not in words and w.lower() not in words]
+        stripped = " ".join(kept)
+        for negator in self._cjk_negators:
+            stripped = stripped.replace(negator, " ")
+        return stripped != clause and self._harmful_terms(stripped)
+
+    @cached_property
+    def _negators(self) -> frozenset[str]:
+        return frozenset(w for n in self.lexicon.negation.values() for w in n.before | n.after)
+
+    @cached_property
+    def _cjk_negators(self) -> tuple[str, ...]:
+        return tuple(sorted((w for w in self._negators if _CJK.search(w)), key=len, reverse=True))
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:

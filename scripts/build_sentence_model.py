@@ -37,6 +37,7 @@ PROMPT_WEIGHT = 4  # copies of each whole prompt in the training sample
 HIDDEN = 256  # one ReLU layer between the embedding and the classes
 ALPHA = 1e-2  # L2 strength
 EPOCHS = 30
+MEMBERS = 3  # networks averaged
 
 
 def embed(texts: list[str]) -> np.ndarray:
@@ -46,21 +47,29 @@ def embed(texts: list[str]) -> np.ndarray:
 
 
 def train(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
-    """A one-hidden-layer network (a linear head missed too much: "skinless chicken thighs" read as sexual).
+    """``MEMBERS`` one-hidden-layer networks from different seeds, averaged at run time: one network's
+    readings near the bar move with every corpus change ("an execution of a perfect dance move" read as
+    gore by one seed and not the next); the mean of several moves far less. A linear head missed too much.
     Whole prompts count ``weight`` times; classes are balanced by seeded oversampling."""
     from sklearn.neural_network import MLPClassifier
 
-    rng = np.random.default_rng(0)
-    sample = np.repeat(np.arange(len(y)), weight.astype(int))
-    most = np.bincount(y[sample]).max()
-    sample = np.concatenate([rng.choice(sample[y[sample] == c], most, replace=True) for c in range(len(CLASSES))])
-    model = MLPClassifier(hidden_layer_sizes=(HIDDEN,), alpha=ALPHA, max_iter=EPOCHS, random_state=0,
-                          batch_size=256)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
-        model.fit(x[sample], y[sample])
-    return {"w1": model.coefs_[0].astype(np.float32), "b1": model.intercepts_[0].astype(np.float32),
-            "w2": model.coefs_[1].astype(np.float32), "b2": model.intercepts_[1].astype(np.float32)}
+    members = []
+    for seed in range(MEMBERS):
+        rng = np.random.default_rng(seed)
+        sample = np.repeat(np.arange(len(y)), weight.astype(int))
+        most = np.bincount(y[sample]).max()
+        sample = np.concatenate([rng.choice(sample[y[sample] == c], most, replace=True)
+                                 for c in range(len(CLASSES))])
+        model = MLPClassifier(hidden_layer_sizes=(HIDDEN,), alpha=ALPHA, max_iter=EPOCHS, random_state=seed,
+                              batch_size=256)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
+            model.fit(x[sample], y[sample])
+        members.append(model)
+    return {"w1": np.stack([m.coefs_[0] for m in members]).astype(np.float32),
+            "b1": np.stack([m.intercepts_[0] for m in members]).astype(np.float32),
+            "w2": np.stack([m.coefs_[1] for m in members]).astype(np.float32),
+            "b2": np.stack([m.intercepts_[1] for m in members]).astype(np.float32)}
 
 
 def fingerprint(texts: list[str], y: np.ndarray) -> str:

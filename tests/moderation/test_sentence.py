@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from moderation import Moderator, sentence
-from moderation.sentence import CLASSES, SentenceModel, readings
+from moderation.sentence import CLASSES, SentenceModel, neighbours, readings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def test_readings_are_whole_clauses_and_neighbours() -> None:
     # say too little to be read ("A cat", "Oil painting", "1girl, solo").
     assert readings("A cat, on a mat. Oil painting") == [
         "A cat, on a mat, Oil painting", "on a mat", "A cat, on a mat", "on a mat, Oil painting"]
-    assert readings("一只黑猫，睡在垫子上") == ["一只黑猫, 睡在垫子上"]
+    assert readings("一只黑猫，睡在垫子上") == ["一只黑猫, 睡在垫子上", "睡在垫子上"]
     assert readings("1girl, solo") == readings(", , 8k") == readings("!!!") == []
 
 
@@ -87,15 +87,23 @@ def test_ordinary_prompts_near_the_line_pass(moderator: Moderator, prompt: str) 
     assert moderator.check(prompt).action.value == "allow", moderator.check(prompt)
 
 
-def test_the_reason_names_the_model_and_the_text(moderator: Moderator) -> None:
-    v = moderator.check("a couple doing the deed on the hood of a car, cinematic")
+def test_a_clause_reads_no_further_than_beside_its_neighbours() -> None:
+    assert neighbours("peeling an orange, skin peeled off, macro photo") == {
+        "peeling an orange": ["peeling an orange, skin peeled off"],
+        "skin peeled off": ["peeling an orange, skin peeled off", "skin peeled off, macro photo"],
+        "macro photo": ["skin peeled off, macro photo"]}
+
+
+def test_the_reason_names_the_model_and_the_text(moderator: Moderator, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert moderator.paraphrase is not None
+    monkeypatch.setattr(moderator.paraphrase, "read", lambda *a, **k: None)  # only the sentence model reads
+    v = moderator.check("two lovers doing the deed on the hood of a car")
     assert v.layer == "learned" and "\u201c" in v.reason and "sentence model, probability" in v.reason, v.reason
 
 
 def test_both_models_must_lean_the_same_way(model: SentenceModel) -> None:
     """Alone, each model has its blind spots; a reading counts where the geometric mean of both reaches AGREE."""
     text = "two lovers doing the deed on the hood of a car"
-    assert model.read(text) is not None  # no second opinion: this model's own bar (BLOCK)
     assert model.read(text, second=lambda part: {"sexual": 0.0, "gore": 0.0}) is None
     leaning = model.read(text, second=lambda part: {"sexual": 0.5, "gore": 0.0})
     assert leaning is not None and leaning.category == "sexual"
@@ -106,6 +114,20 @@ def test_an_age_cue_lowers_the_bar_for_a_sexual_reading(moderator: Moderator) ->
     """Beside an age cue a weaker sexual reading is enough for the minors rule, which reports it."""
     v = moderator.check("a 12 year old girl doing the deed with her boyfriend")
     assert v.action.value == "block" and v.categories[0] == "minors" and v.report, v
+
+
+def test_the_sentence_model_never_reads_alone(moderator: Moderator, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert moderator.paraphrase is not None
+    monkeypatch.setattr(moderator.paraphrase, "available", False)
+    assert moderator._sentence("two lovers doing the deed on the hood of a car") is None
+
+
+def test_a_negated_clause_is_the_lists_to_judge(moderator: Moderator) -> None:
+    for negated in ("no nudity", "sin desnudos", "没有裸体", "裸ではない", "nicht nackt"):
+        assert moderator._negated_clause(negated), negated
+    for plain in ("nudity", "sin ropa", "a red dress", "without a hat"):
+        assert not moderator._negated_clause(plain), plain
+    assert moderator.check("a woman on the beach, no nudity").action.value == "allow"
 
 
 def test_without_the_encoder_the_layer_is_unavailable_and_the_rest_works(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,14 +142,14 @@ def test_without_the_encoder_the_layer_is_unavailable_and_the_rest_works(monkeyp
 def test_a_broken_head_degrades_instead_of_raising(monkeypatch: pytest.MonkeyPatch) -> None:
     bad = SentenceModel()
     monkeypatch.setattr(sentence, "MODEL_FILE", "learned.npz")  # another model's file: the wrong shapes
-    assert not bad.load() and "expected w1 (512, h)" in (bad.error or "")
-    assert bad.read("anything") is None
+    assert not bad.load() and "expected w1 (n, 512, h)" in (bad.error or "")
+    assert bad.read("anything at all here", second=lambda part: {"sexual": 1.0, "gore": 1.0}) is None
 
 
 def test_encoding_leaves_blas_threads_alone(model: SentenceModel) -> None:
     threadpoolctl = pytest.importorskip("threadpoolctl")
     before = [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
-    model.read("a long prompt, with clauses, to encode")
+    model.read("a long prompt, with some clauses, to encode here", second=lambda part: {"sexual": 0.5, "gore": 0.5})
     assert [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()] == before
 
 
