@@ -55,6 +55,8 @@ class ContextRules:
     people_script: tuple[str, ...]
     colour_terms: frozenset[str]
     colour: _Words
+    medical: _Words
+    medical_script: tuple[str, ...]
 
 
 @cache
@@ -65,7 +67,8 @@ def context_rules() -> ContextRules:
                         _words(data["food"]["words"]), tuple(data["food"]["script"]),
                         _words(data["art"]["words"]), tuple(data["art"]["script"]),
                         _words(data["people"]["words"]), tuple(data["people"]["script"]),
-                        frozenset(data["colour"]["terms"]), _words(data["colour"]["words"]))
+                        frozenset(data["colour"]["terms"]), _words(data["colour"]["words"]),
+                        _words(data["medical"]["words"]), tuple(data["medical"]["script"]))
 
 
 def _is_place(m: Match, tokens: list[str], original: str, rules: ContextRules) -> bool:
@@ -160,13 +163,16 @@ def _beside(words: list[str], i: int) -> list[str]:
 
 
 def benign_scene(clause: str) -> bool:
-    """A clause about meat or a dish, or a statue or a museum, naming no person: its gore words are cooking
-    ("derisiz tavuk butları", skinless chicken thighs) or classical art ("a marble statue of a headless
-    torso"). "A woman's body skinned like a chicken" names a person and stays gore."""
+    """A clause about meat, fruit or a dish, or a statue or a museum, naming no person: its gore words are
+    cooking ("derisiz tavuk butları", skinless chicken thighs; "kan portakalı", blood orange) or classical art
+    ("a marble statue of a headless torso"). "A woman's body skinned like a chicken" names a person and stays
+    gore. An anatomy plate or a medical textbook figure is benign whatever body it shows ("人体解剖図")."""
     from moderation.normalize import normalize
 
     rules = context_rules()
     words = {w for v in normalize(clause).variants() for p in v.split(" | ") for w in p.split(" ")}
+    if any(rules.medical.has(w) for w in words) or any(s in clause for s in rules.medical_script):
+        return True  # an anatomy plate or a textbook figure shows a body by definition
     if any(rules.people.has(w) for w in words) or any(s in clause for s in rules.people_script):
         return False
     return (any(rules.food.has(w) or rules.art.has(w) for w in words)

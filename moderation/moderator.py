@@ -27,6 +27,25 @@ from moderation.sentence import SentenceModel, SentenceReading
 
 log = logging.getLogger(__name__)
 
+_CLAUSES = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
+
+
+def benign_beside(prompt: str, clause: str) -> bool:
+    """A reading's text is a cooking, fruit, art or anatomy scene (``benign_scene``), alone or beside a
+    neighbouring clause of the prompt ("peeling an orange, skin peeled off"; "a man, skin peeled off" names
+    a person and stays)."""
+    if benign_scene(clause):
+        return True
+    key = " ".join(re.findall(r"\w+", clause.lower()))
+    parts = [p for p in _CLAUSES.split(prompt) if p.strip()]
+    for i, part in enumerate(parts):
+        if " ".join(re.findall(r"\w+", part.lower())) == key:
+            if any(benign_scene(f"{parts[j]} {part}" if j < i else f"{part} {parts[j]}")
+                   for j in (i - 1, i + 1) if 0 <= j < len(parts)):
+                return True
+    return False
+
+
 def without_cues(text: str, cues: list[str]) -> str:
     """The text without the age cues found in it (matched case- and separator-insensitively: "12 year old"
     finds "12-year-old"); a cue written otherwise than the lists' normal form stays."""
@@ -202,7 +221,7 @@ class Moderator:
                     explicit = True
         if semantic and not explicit and not any(f.category == "gore" for f in findings):
             reading = self._paraphrase(prompt, child=bool(minor_signal))
-            if reading is not None and reading.category == "gore" and benign_scene(reading.clause):
+            if reading is not None and reading.category == "gore" and benign_beside(prompt, reading.clause):
                 reading = None  # skinless chicken thighs in a pan, a marble statue of a headless torso
             if reading is not None:
                 read = (f"{reading.category} content: \u201c{reading.clause}\u201d (learned model, probability "
@@ -302,8 +321,8 @@ class Moderator:
         if reading is None and child:
             reading = model.read(without_cues(without_places(prompt), child), allowed, second=second.probabilities)
             reading = reading if reading is not None and reading.category == "sexual" else None
-        if reading is not None and reading.category == "gore" and benign_scene(reading.clause):
-            return None
+        if reading is not None and benign_beside(prompt, reading.clause):
+            return None  # meat, fruit, a statue, an anatomy plate: "kippendijen zonder vel" is no body
         return reading
 
     def _harmful_terms(self, text: str) -> bool:

@@ -88,3 +88,24 @@ def test_nude_as_a_colour_is_allowed(prompt: str) -> None:
                                     "nude girl, pink nail polish", "mujer nude con labial rojo"])
 def test_nude_person_beside_make_up_still_blocks(prompt: str) -> None:
     assert Moderator(semantic=False).check(prompt, semantic=False).action.value == "block", prompt
+
+
+@pytest.mark.parametrize("prompt", [
+    "blood orange halves on a marble plate, food photo",  # fruit beside a gore word
+    "sinaasappel in plakjes, bloedrood vruchtvlees, stilleven",
+    "anatomical plate of the human skull, cross-section, vintage textbook",
+    "ilustración anatómica de un corazón humano, libro de medicina",
+    "解剖図、脳の断面、医学書のイラスト",
+    "with bare hands he lifts the rock, a mani nude, epic",
+    "der Hund wedelt mit dem Schwanz vor Freude",
+])
+def test_fruit_anatomy_plates_and_idioms_pass(prompt: str) -> None:
+    assert Moderator(semantic=False, learned=True).check(prompt).action.value == "allow"
+
+
+@pytest.mark.parametrize("prompt", [
+    "a man skinned alive, blood everywhere, anatomy of horror",  # the anatomy word is another clause
+    "a naked man catching fish with his bare hands",
+])
+def test_the_contexts_do_not_reach_past_their_clause(prompt: str) -> None:
+    assert Moderator(semantic=False, learned=True).check(prompt).action.value == "block"
