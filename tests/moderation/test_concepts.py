@@ -89,7 +89,8 @@ def test_german_ueber_is_not_uber(rules: Moderator) -> None:
 
 def test_held_out_4_figures_hold(learned: Moderator) -> None:
     """Measured once at 8622fd4 (sexual 0.86, minors 0.83, gore 0.98, benign refused 0.09); tuned since. The
-    fifth round's list additions rebuilt the prompt model from a larger list corpus: sexual 0.84 -> 0.83."""
+    fifth round's list additions rebuilt the prompt model from a larger list corpus: sexual 0.84 -> 0.83; the
+    sentence model then took it to 0.96."""
     table, misses = figures(learned, semantic=True, verbose=False, rows=load(HOLDOUT4))
     assert table["all"]["minors"] == 1.0 and table["all"]["gore"] == 1.0, misses
-    assert table["all"]["sexual"] >= 0.82 and table["all"]["benign"] <= 0.02, misses
+    assert table["all"]["sexual"] >= 0.93 and table["all"]["benign"] <= 0.02, misses  # fifth round: 0.96

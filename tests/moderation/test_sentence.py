@@ -167,3 +167,21 @@ def test_the_prompt_corpus_is_labelled_and_apart_from_the_test_sets() -> None:
         for line in held.read_text("utf-8").splitlines():
             if line.strip():
                 assert json.loads(line)["prompt"].strip().lower() not in corpus, held.name
+
+
+@pytest.mark.slow
+def test_the_shipped_head_was_trained_on_the_corpus_as_it_is() -> None:
+    """Rebuilding takes minutes (it embeds 70,000 texts); the head records a fingerprint of its corpus, so a
+    corpus or list change without ``scripts/build_sentence_model.py`` fails here."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import build_sentence_model as build
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    texts, y, _ = build.dataset()
+    with np.load(ROOT / "moderation" / "data" / "sentence.npz") as shipped:
+        assert str(shipped["corpus"]) == build.fingerprint(texts, y), "rebuild: python scripts/build_sentence_model.py"
