@@ -4,6 +4,7 @@ and /imagine lora: draws with it (differently from without it)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,12 @@ async def test_train_progress_loras_and_imagine(fake, start_bot, tiny_models: Pa
         assert job.command == "train" and job.status == JobStatus.completed
         assert inter.original.components == []  # the sample is final: no buttons
 
+        # The LoRA joins the member's space in the transaction that marks the job delivered, which commits
+        # just after the result's edit reaches Discord: wait for it, as a member's next command would.
+        for _ in range(200):
+            if (await bot.service.job_for_message(inter.original.id)).delivered:
+                break
+            await asyncio.sleep(0.05)
         listed = await _slash(fake, "loras list")
         assert "**Rosie** - subject, trigger `zxq_rosie`, tiny-sd15" in listed.original.content
         other = await _slash(fake, "loras list", user_id=admin)
