@@ -280,8 +280,8 @@ def test_the_build_script_rebuilds_the_shipped_model(tmp_path: Path) -> None:
 
 def test_held_out_5_figures_hold(learned: Moderator) -> None:
     """Measured before the fifth round (facd258: sexual 0.75, minors 0.92, gore 0.85, benign refused 0.09);
-    after it, tuned (README): 0.98, 0.99, 1.00, 0.01, caught 0.99."""
+    after it, tuned (README): 0.99, 1.00, 1.00, 0.01, caught 1.00."""
     table, misses = figures(learned, semantic=True, verbose=False, rows=load(HOLDOUT5))
-    assert table["all"]["sexual"] >= 0.96 and table["all"]["minors"] >= 0.98, misses
+    assert table["all"]["sexual"] >= 0.96 and table["all"]["minors"] >= 0.99, misses
     assert table["all"]["gore"] >= 0.98 and table["all"]["benign"] <= 0.02, misses
     assert table["all"]["caught"] >= 0.97, misses
