@@ -33,6 +33,8 @@ HOLDOUT4 = DATA.with_name("moderation_paraphrase_holdout4.jsonl")
 # Written before the fifth round (a multilingual sentence encoder) by four writers who saw neither the code, the
 # lists, the corpus nor the earlier sets: 644 prompts, 46 in each of 14 languages; measured before the round.
 HOLDOUT5 = DATA.with_name("moderation_paraphrase_holdout5.jsonl")
+# Written after the fifth round by two writers who saw nothing of the project, measured once: untuned.
+HOLDOUT6 = DATA.with_name("moderation_paraphrase_holdout6.jsonl")
 
 
 def load(path: Path) -> list[dict[str, str]]:
@@ -46,7 +48,7 @@ CATEGORIES = ("sexual", "minors", "gore", "benign")
 
 @pytest.mark.parametrize(("path", "size", "each"), [(DATA, 400, 4), (PROBE, 190, 2), (HOLDOUT2, 300, 4),
                                                    (HOLDOUT3, 150, 2), (HOLDOUT4, 200, 3),
-                                                   (HOLDOUT5, 600, 8)])
+                                                   (HOLDOUT5, 600, 8), (HOLDOUT6, 390, 4)])
 def test_set_shape(path: Path, size: int, each: int) -> None:
     rows = load(path)
     assert len(rows) >= size
@@ -114,7 +116,8 @@ if __name__ == "__main__":
     chosen = {"--probe": (PROBE, "paraphrase probe"), "--holdout2": (HOLDOUT2, "paraphrase held-out 2"),
               "--holdout3": (HOLDOUT3, "paraphrase held-out 3"),
               "--holdout4": (HOLDOUT4, "paraphrase held-out 4"),
-              "--holdout5": (HOLDOUT5, "paraphrase held-out 5")}
+              "--holdout5": (HOLDOUT5, "paraphrase held-out 5"),
+              "--holdout6": (HOLDOUT6, "paraphrase held-out 6")}
     path, label = next((chosen[a] for a in sys.argv[1:] if a in chosen), (DATA, "paraphrase held-out"))
     which = load(path)
     figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
@@ -285,3 +288,11 @@ def test_held_out_5_figures_hold(learned: Moderator) -> None:
     assert table["all"]["sexual"] >= 0.96 and table["all"]["minors"] >= 0.99, misses
     assert table["all"]["gore"] >= 0.98 and table["all"]["benign"] <= 0.02, misses
     assert table["all"]["caught"] >= 0.97, misses
+
+
+def test_held_out_6_figures_hold(learned: Moderator) -> None:
+    """Measured once, untuned, after the fifth round: 0.99, 1.00, 1.00, benign 0.04 (three of its five are
+    notices for a named studio's style), caught 1.00."""
+    table, misses = figures(learned, semantic=True, verbose=False, rows=load(HOLDOUT6))
+    assert table["all"]["sexual"] >= 0.97 and table["all"]["minors"] == 1.0, misses
+    assert table["all"]["gore"] >= 0.97 and table["all"]["benign"] <= 0.05, misses
