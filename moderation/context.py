@@ -58,6 +58,13 @@ class ContextRules:
     colour: _Words
     medical: _Words
     medical_script: tuple[str, ...]
+    art_nudity: _Words
+    art_nudity_clause: _Words
+    art_nudity_script: tuple[str, ...]
+    body_parts_medical: _Words
+    body_parts_script: tuple[str, ...]
+    animal_terms: frozenset[str]
+    animal: _Words
 
 
 @cache
@@ -69,7 +76,11 @@ def context_rules() -> ContextRules:
                         _words(data["art"]["words"]), tuple(data["art"]["script"]),
                         _words(data["people"]["words"]), tuple(data["people"]["script"]),
                         frozenset(data["colour"]["terms"]), _words(data["colour"]["words"]),
-                        _words(data["medical"]["words"]), tuple(data["medical"]["script"]))
+                        _words(data["medical"]["words"]), tuple(data["medical"]["script"]),
+                        _words(data["art-nudity"]["words"]), _words(data["art-nudity"]["clause_only"]),
+                        tuple(data["art-nudity"]["script"]), _words(data["medical"]["body_parts"]),
+                        tuple(data["medical"]["body_parts_script"]),
+                        frozenset(data["animal"]["terms"]), _words(data["animal"]["words"]))
 
 
 def _is_place(m: Match, tokens: list[str], original: str, rules: ContextRules) -> bool:
@@ -137,7 +148,7 @@ def beside_a_thing(original: str) -> frozenset[str]:
     rules = context_rules()
     from moderation.normalize import normalize
 
-    out: set[str] = set()
+    out: set[str] = set(animal_words(original))  # "Pfau ..., prächtiger Schwanz"
     for clause in CLAUSE_BREAK.split(original):
         for part in (p for v in normalize(clause).variants() for p in v.split(" | ")):
             words = part.split(" ")
@@ -195,6 +206,104 @@ def gore_word_in_benign_scene(word: str, original: str) -> bool:
     return any(stem and stem in fold(clause) and benign_scene(clause) for clause in CLAUSE_BREAK.split(original))
 
 
+# What a sexual entry's reason says it is: nudity and body parts can be art or anatomy; acts, slang never.
+_NUDITY = ("nudity", "exposed breasts", "exposed nipples")
+_BODY_PARTS = ("genitals", "exposed breasts", "exposed nipples", "breasts or genitals")
+
+
+def _clause_words(clause: str) -> set[str]:
+    from moderation.normalize import normalize
+
+    return {w for v in normalize(clause).variants() for p in v.split(" | ") for w in p.split(" ")}
+
+
+def _names_a_person(words: set[str], clause: str, rules: ContextRules) -> bool:
+    return any(rules.people.has(w) for w in words) or any(s in clause for s in rules.people_script)
+
+
+def _classical_art(parts: list[str], i: int, rules: ContextRules) -> bool:
+    """Clause ``i`` is about a statue, a sculpture, marble or classical nudes (or one beside it is, naming no
+    person either), or is itself about a museum."""
+    words = _clause_words(parts[i])
+    if _names_a_person(words, parts[i], rules):
+        return False
+    if any(rules.art_nudity.has(w) or rules.art_nudity_clause.has(w) for w in words):
+        return True
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(parts):
+            near = _clause_words(parts[j])
+            if not _names_a_person(near, parts[j], rules) and (
+                    any(rules.art_nudity.has(w) for w in near)
+                    or any(s in parts[j] for s in rules.art_nudity_script)):
+                return True
+    return any(s in parts[i] for s in rules.art_nudity_script)
+
+
+def _medical_body_part(clause: str, rules: ContextRules) -> bool:
+    return (any(rules.body_parts_medical.has(w) for w in _clause_words(clause))
+            or any(s in clause for s in rules.body_parts_script))
+
+
+def drop_nudity_in_art_and_anatomy(matches: list[Match], original: str) -> list[Match]:
+    """``matches`` less the nudity ones standing in classical art (a marble nude in a museum) and the body-part
+    ones standing in a medical figure (an anatomy plate of the genitals); sexual acts and slang stay."""
+    rules = context_rules()
+    from moderation.normalize import fold
+
+    parts = [p for p in CLAUSE_BREAK.split(original) if p.strip()]
+    folded = [fold(p) for p in parts]
+
+    def benign(m: Match) -> bool:
+        reason = m.entry.reason
+        nudity, part = reason.startswith(_NUDITY), reason.startswith(_BODY_PARTS) and "slang" not in reason
+        if m.category != "sexual" or not (nudity or part):
+            return False
+        stem = fold(m.entry.term.split(" ")[0].rstrip("*")).strip()
+        for i, clause in enumerate(folded):
+            if stem and (m.entry.term in parts[i] or any(
+                    w.startswith(stem) or (len(w) >= 4 and stem.startswith(w)) for w in re.findall(r"\w+", clause))):
+                if (nudity and _classical_art(parts, i, rules)) or (part and _medical_body_part(parts[i], rules)):
+                    return True
+        return False
+
+    return [m for m in matches if not benign(m)]
+
+
+def sexual_word_in_classical_art(word: str, original: str) -> bool:
+    """A word the learned word model read as sexual stands in a clause about a statue, a sculpture, marble or
+    classical nudes (or a museum) that names no person ("klassieke naakten"); a neighbouring clause is not enough."""
+    rules = context_rules()
+    from moderation.normalize import fold
+
+    stem = fold(word).strip()
+    for clause in CLAUSE_BREAK.split(original):
+        if stem and stem in fold(clause):
+            words = _clause_words(clause)
+            if not _names_a_person(words, clause, rules) and (
+                    any(rules.art_nudity.has(w) or rules.art_nudity_clause.has(w) for w in words)
+                    or any(s in clause for s in rules.art_nudity_script)):
+                return True
+    return False
+
+
+def animal_words(original: str) -> frozenset[str]:
+    """The prompt's slang words of the ``animal`` table that stand beside an animal: in a clause with an animal
+    word, or next to such a clause, neither naming a person ("Pfau schlägt ein Rad, prächtiger Schwanz")."""
+    rules = context_rules()
+    parts = [p for p in CLAUSE_BREAK.split(original) if p.strip()]
+    words = [_clause_words(p) for p in parts]
+    person = [_names_a_person(w, p, rules) for w, p in zip(words, parts, strict=True)]
+    out: set[str] = set()
+    for i, ws in enumerate(words):
+        found = ws & rules.animal_terms
+        if not found or person[i]:
+            continue
+        if any(0 <= j < len(parts) and not person[j] and any(rules.animal.has(w) for w in words[j])
+               for j in (i - 1, i, i + 1)):
+            out |= found
+    return frozenset(out)
+
+
 def _hit(m: Match, word: str) -> bool:
     from moderation.normalize import fold
 
@@ -206,6 +315,10 @@ def _hit(m: Match, word: str) -> bool:
 def drop_benign_context(matches: list[Match], tokens: list[str], original: str) -> list[Match]:
     """``matches`` less those that the place or thing next to them makes benign."""
     rules = context_rules()
+    if any(t in rules.animal_terms for t in tokens):
+        animals = animal_words(original)
+        matches = [m for m in matches if not (m.category == "sexual" and m.end - m.start == 1
+                                              and tokens[m.start] in animals)]
     suspects = [m for m in matches if m.entry.term in rules.places
                 or (m.category == "sexual" and m.end - m.start == 1
                     and (any(rules.bare.has(t) for t in tokens)

@@ -219,6 +219,7 @@ class ScriptMatcher:
         for entry in entries:
             table.setdefault(entry.term, []).append(entry)
         self.table = {k: tuple(v) for k, v in table.items()}
+        self.allowed = tuple(k for k, v in self.table.items() if v[0].tier == ALLOW)
         self.first = frozenset(k[0] for k in self.table)
         self.longest = max((len(k) for k in self.table), default=0)
 
@@ -245,6 +246,13 @@ class ScriptMatcher:
             out.extend(Match(e, SCRIPT_OFFSET + a, SCRIPT_OFFSET + b) for e in entries
                        if not self._negated(e, text, a, b))
         return out
+
+    def vouched(self, original: str) -> bool:
+        """``original`` holds an allowlisted phrase of a script without spaces ("長時間露出", "장노출")."""
+        if not _CJK.search(original):
+            return False
+        text = script_text(original)
+        return any(k in text for k in self.allowed)
 
     def _negated(self, entry: Entry, text: str, start: int, end: int) -> bool:
         """A sexual or gore term next to a CJK negator ("没有裸体", "裸ではない", "노출 없음"): right before

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from moderation import fuzzy, rules
-from moderation.context import benign_scene, beside_a_thing, gore_word_in_benign_scene, without_places
+from moderation.context import (
+    benign_scene,
+    beside_a_thing,
+    gore_word_in_benign_scene,
+    sexual_word_in_classical_art,
+    without_places,
+)
 from moderation.langid import identify
 from moderation.languages import cjk_minor_ages
 from moderation.learned import LearnedLayer
@@ -209,7 +215,8 @@ class Moderator:
                 allowed |= beside_a_thing(prompt)  # "çıplak beton", "soyulmuş muz"
                 hits = [h for h in hits if rules.phrase_key(h.word) not in allowed
                         and not self._negated_word(h.word, norm)
-                        and not (h.category == "gore" and gore_word_in_benign_scene(h.word, prompt))]
+                        and not (h.category == "gore" and gore_word_in_benign_scene(h.word, prompt))
+                        and not (h.category == "sexual" and sexual_word_in_classical_art(h.word, prompt))]
             for hit in hits:
                 findings.append(Finding(hit.category, hit.word,
                                         f"reads as {hit.category} (probability {hit.probability:.2f})",
@@ -319,7 +326,10 @@ class Moderator:
     def _vouched(self, clause: str) -> bool:
         """A clause holding an allowlisted phrase ("a naked mole rat", "peeling an orange")."""
         tokens = list(normalize(clause).tokens)
-        return rules.without_allowed(tokens, self.lexicon) != " ".join(tokens)
+        if rules.without_allowed(tokens, self.lexicon) != " ".join(tokens):
+            return True
+        script = self.lexicon.script
+        return script is not None and not clause.isascii() and script.vouched(clause)
 
     def _harmful_terms(self, text: str) -> bool:
         return any(m.category in ("sexual", "gore") and m.tier in (EXPLICIT, SUGGESTIVE)

@@ -20,10 +20,10 @@ from importlib import resources
 from typing import Any
 
 from moderation.ages import AgeFinder
-from moderation.context import drop_benign_context, drop_gore_in_benign_scenes
+from moderation.context import drop_benign_context, drop_gore_in_benign_scenes, drop_nudity_in_art_and_anatomy
 from moderation.fuzzy import Fuzzy, known_words
 from moderation.langid import identify
-from moderation.normalize import Normalized, fold
+from moderation.normalize import Normalized, fold, normalize
 
 log = logging.getLogger(__name__)
 
@@ -274,10 +274,25 @@ def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation]) -> bo
                                 or any(t in neg.after for t in tokens[m.end:m.end + 1]))
 
 
+# Where an allowlisted phrase cannot run on: list separators, not the brackets of prompt weights ("(pussy cat:1.2)").
+_PHRASE_BREAK = re.compile(r"[,;.!?|\n，、。！？；]+")
+
+
+def _within_a_clause(phrase: str, original: str) -> bool:
+    """An allowlisted phrase of several words stands inside one clause of ``original``: "pussy cat" is a cat,
+    "a woman's pussy, cat ears" is not (the tokens lose the comma)."""
+    clauses = [c for c in _PHRASE_BREAK.split(original) if c.strip()]
+    if len(clauses) < 2:
+        return True
+    return any(f" {phrase} " in f" {v} " for c in clauses for v in normalize(c).variants())
+
+
 def _drop_allowed(matches: list[Match], tokens: list[str],
-                  negation: Mapping[str, Negation] | None = None) -> list[Match]:
+                  negation: Mapping[str, Negation] | None = None, original: str | None = None) -> list[Match]:
     negation = {"": ENGLISH_NEGATION} if negation is None else negation
-    allowed = [(m.start, m.end) for m in matches if m.tier in (ALLOW, PUBLIC_DOMAIN)]
+    allowed = [(m.start, m.end) for m in matches if m.tier in (ALLOW, PUBLIC_DOMAIN)
+               and (original is None or m.end - m.start < 2
+                    or _within_a_clause(" ".join(tokens[m.start:m.end]), original))]
     # A span negated in the language of any entry found there is negated for all of them: "sem nudez" is
     # Portuguese, and the English list's "nudez" at the same place goes too.
     negated_spans = {(m.start, m.end) for m in matches if negated(m, tokens, negation)}
@@ -285,7 +300,10 @@ def _drop_allowed(matches: list[Match], tokens: list[str],
     for m in matches:
         if m.tier in (ALLOW, PUBLIC_DOMAIN):
             continue
-        if any(a <= m.start and m.end <= b and (b - a) > (m.end - m.start) for a, b in allowed):
+        # an allowlisted phrase longer than the match, or an allowlisted word that a stem matched ("naaktslak",
+        # a slug, under "naakt*")
+        if any(a <= m.start and m.end <= b and ((b - a) > (m.end - m.start) or m.entry.term.endswith("*"))
+               for a, b in allowed):
             continue
         if (m.start, m.end) in negated_spans and _negatable(m):
             continue
@@ -305,7 +323,7 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
     out: list[Match] = []
     for variant in variants:
         tokens = variant.split(" ")
-        kept = _drop_allowed(lex.scan(tokens), tokens, lex.negation)
+        kept = _drop_allowed(lex.scan(tokens), tokens, lex.negation, norm.original)
         kept = drop_benign_context(kept, tokens, norm.original)
         kept.extend(_injuries(kept))
         if lex.ordinary or lex.gated:
@@ -319,6 +337,8 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
         found = lex.script.scan(norm.original)
         out.extend(found)
         out.extend(_injuries(found))
+    if any(m.category == "sexual" for m in out):
+        out = drop_nudity_in_art_and_anatomy(out, norm.original)
     return drop_gore_in_benign_scenes(out, norm.original) if any(m.category == "gore" for m in out) else out
 
 
