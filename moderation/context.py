@@ -244,12 +244,25 @@ def _medical_body_part(clause: str, rules: ContextRules) -> bool:
             or any(s in clause for s in rules.body_parts_script))
 
 
+def _may_be_art_or_anatomy(original: str, rules: ContextRules) -> bool:
+    """A cheap first look: some word of the prompt is an art or anatomy word."""
+    from moderation.normalize import fold
+
+    words = re.findall(r"\w+", fold(original))
+    return (any(rules.art_nudity.has(w) or rules.art_nudity_clause.has(w) or rules.body_parts_medical.has(w)
+                for w in words)
+            or (not original.isascii() and any(s in original for s in rules.art_nudity_script
+                                               + rules.body_parts_script)))
+
+
 def drop_nudity_in_art_and_anatomy(matches: list[Match], original: str) -> list[Match]:
     """``matches`` less the nudity ones standing in classical art (a marble nude in a museum) and the body-part
     ones standing in a medical figure (an anatomy plate of the genitals); sexual acts and slang stay."""
     rules = context_rules()
     from moderation.normalize import fold
 
+    if not _may_be_art_or_anatomy(original, rules):
+        return matches
     parts = [p for p in CLAUSE_BREAK.split(original) if p.strip()]
     folded = [fold(p) for p in parts]
 

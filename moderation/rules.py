@@ -284,6 +284,10 @@ def _within_a_clause(phrase: str, original: str) -> bool:
     clauses = [c for c in _PHRASE_BREAK.split(original) if c.strip()]
     if len(clauses) < 2:
         return True
+    # As written, in one clause (the common case, no normalising); else as the normaliser reads each clause.
+    plain = [" ".join(re.findall(r"\w+", fold(c))) for c in clauses]
+    if any(f" {phrase} " in f" {c} " for c in plain):
+        return True
     return any(f" {phrase} " in f" {v} " for c in clauses for v in normalize(c).variants())
 
 
