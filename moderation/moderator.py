@@ -138,8 +138,11 @@ class Moderator:
         if self._semantic is None:
             with self._semantic_lock:
                 if self._semantic is None:
-                    names = [e for es in self.lexicon.table.values() for e in es]
-                    # Words of any list, in any language, are never misspelt names ("fillette" is not Gillette).
+                    # Misspellings are looked for among the English lists' names only: a name of a language's
+                    # own list sits one letter away from that many ordinary words of the other thirteen
+                    # ("coração" from ColaCao, "Schwein" from Schlein, "romarin" from Romário). Words of any
+                    # list, in any language, are never misspelt names ("fillette" is not Gillette).
+                    names = [e for es in self.lexicon.table.values() for e in es if not e.lang]
                     self._semantic = SemanticLayer(names, self.known_words)
         return self._semantic
 
@@ -179,7 +182,7 @@ class Moderator:
         policy = policy or DEFAULT_POLICY
         norm = normalize(prompt)
         matches = rules.scan(norm, self.lexicon)
-        findings = self._list_findings(matches)
+        findings = self._list_findings(matches, prompt)
         if policy.extra_terms:
             guild = rules.guild_lexicon(rules.guild_terms_key(policy.extra_terms))
             for m in rules.scan(norm, guild):
@@ -255,7 +258,10 @@ class Moderator:
                 already_blocked = already_blocked or policy.action_for(
                     meant.category, nsfw_channel=nsfw_channel) is Action.BLOCK
         if layer is not None and layer.available and not already_blocked:
-            for hit in layer.check(rules.without_allowed(list(norm.tokens), self.lexicon), list(norm.tokens),
+            # a Cyrillic word's transliteration is not a misspelt Latin name ("читает" is not "Chitato")
+            unspelt = rules.cyrillic_words(prompt)
+            tokens = [t if t not in unspelt else "" for t in norm.tokens]
+            for hit in layer.check(rules.without_allowed(list(norm.tokens), self.lexicon), tokens,
                                    concepts=self.concepts):
                 findings.append(Finding(hit.category, hit.term, hit.reason, "semantic", hit.score))
                 if hit.category == "sexual":
@@ -358,10 +364,10 @@ class Moderator:
         return tuple(sorted((w for w in self._negators if CJK.search(w)), key=len, reverse=True))
 
     @staticmethod
-    def _list_findings(matches: list[Match]) -> list[Finding]:
+    def _list_findings(matches: list[Match], original: str = "") -> list[Finding]:
         out = [Finding(m.category, m.entry.term, m.entry.reason, "rules")
                for m in matches if m.tier == EXPLICIT and m.category in ("sexual", "gore")]
-        out += [Finding(m.category, m.entry.term, m.entry.reason, "rules") for m in rules.confirmed_names(matches)]
+        out += [Finding(m.category, m.entry.term, m.entry.reason, "rules") for m in rules.confirmed_names(matches, original)]
         return out
 
     @staticmethod

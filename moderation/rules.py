@@ -171,7 +171,9 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self.table)
 
-    def scan(self, tokens: list[str]) -> list[Match]:
+    def scan(self, tokens: list[str], unspelt: frozenset[str] = frozenset()) -> list[Match]:
+        """Entries found in ``tokens``; words in ``unspelt`` are never read as misspellings (a Cyrillic word's
+        transliteration: "читает" is not a misspelt Latin brand)."""
         out: list[Match] = []
         first, table = self.first, self.table
         n_tok = len(tokens)
@@ -194,7 +196,7 @@ class Lexicon:
         if self.fuzzy is not None:
             lookup, exclude = self.fuzzy.lookup, self.fuzzy.exclude
             for i, tok in enumerate(tokens):
-                if len(tok) >= 4 and tok not in exclude:
+                if len(tok) >= 4 and tok not in exclude and tok not in unspelt:
                     for e in lookup(tok):
                         out.append(Match(Entry(e.category, e.tier, e.term,
                                                f"{e.reason}, written \u201c{tok}\u201d"), i, i + 1))
@@ -274,6 +276,15 @@ def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation]) -> bo
                                 or any(t in neg.after for t in tokens[m.end:m.end + 1]))
 
 
+_CYRILLIC_WORD = re.compile(r"\w*[\u0400-\u04ff]\w*")
+
+
+def cyrillic_words(original: str) -> frozenset[str]:
+    """The prompt's Cyrillic words as their transliterated tokens: never read as misspelt Latin words."""
+    if original.isascii():
+        return frozenset()
+    return frozenset(fold(w) for w in _CYRILLIC_WORD.findall(original))
+
 # Where an allowlisted phrase cannot run on: list separators, not the brackets of prompt weights ("(pussy cat:1.2)").
 _PHRASE_BREAK = re.compile(r"[,;.!?|\n，、。！？；]+")
 
@@ -325,9 +336,10 @@ def scan(norm: Normalized, lexicon: Lexicon | None = None) -> list[Match]:
             variants.append(resolved)
     seen: set[tuple[str, str, str]] = set()
     out: list[Match] = []
+    unspelt = cyrillic_words(norm.original)
     for variant in variants:
         tokens = variant.split(" ")
-        kept = _drop_allowed(lex.scan(tokens), tokens, lex.negation, norm.original)
+        kept = _drop_allowed(lex.scan(tokens, unspelt), tokens, lex.negation, norm.original)
         kept = drop_benign_context(kept, tokens, norm.original)
         kept.extend(_injuries(kept))
         if lex.ordinary or lex.gated:
@@ -403,8 +415,23 @@ def without_allowed(tokens: list[str], lexicon: Lexicon | None = None) -> str:
     return " ".join(t for i, t in enumerate(tokens) if i not in drop)
 
 
-def confirmed_names(matches: list[Match]) -> list[Match]:
-    """Protected names that count: unambiguous ones, and ambiguous ones with a second signal."""
+def _written_as_a_name(term: str, original: str) -> bool:
+    """A name of two words or more, every word capitalised in the prompt as a proper noun is ("Arda Güler
+    çay bahçesinde": not "arda güler", Arda laughs; "Red Kit atının üstünde")."""
+    words = fold(term.rstrip("*")).split(" ")
+    if len(words) < 2 or not original:
+        return False
+    written = re.findall(r"\w+", original)
+    folded = [fold(w) for w in written]
+    for i in range(len(written) - len(words) + 1):
+        if folded[i:i + len(words)] == words and all(w[:1].isupper() for w in written[i:i + len(words)]):
+            return True
+    return False
+
+
+def confirmed_names(matches: list[Match], original: str = "") -> list[Match]:
+    """Protected names that count: unambiguous ones, and ambiguous ones with a second signal (a context
+    word, another name of their kind, or a full name written as one)."""
     names = [m for m in matches if m.tier == NAME]
     strong = {m.category for m in names}
     context = {m.category for m in matches if m.tier == CONTEXT}
@@ -414,7 +441,8 @@ def confirmed_names(matches: list[Match]) -> list[Match]:
     paired = {m.category for m in ambiguous
               if any(o.category == m.category and o.entry.term != m.entry.term for o in ambiguous)}
     for m in ambiguous:
-        if m.category in strong or m.category in context or m.category in paired:
+        if (m.category in strong or m.category in context or m.category in paired
+                or (m.category in ("real-person", "copyright") and _written_as_a_name(m.entry.term, original))):
             out.append(m)
     return out
 

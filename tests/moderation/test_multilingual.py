@@ -29,6 +29,13 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "moderation_multilingual.j
 PROBE = DATA.with_name("moderation_multilingual_probe.jsonl")
 
 
+# Written before the sixth round by four writers who saw nothing of the project (no code, list, corpus or earlier
+# set): 616 prompts, 44 in each of 14 languages, every category but minors (the writers declined to write
+# sexual prompts about children; minors are measured on the paraphrase held-out sets). Measured before the
+# round (README), then tuned on: seen.
+HOLDOUT7 = DATA.with_name("moderation_paraphrase_holdout7.jsonl")
+
+
 def load(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
@@ -124,11 +131,29 @@ def test_later_sets_meet_acceptance_per_language() -> None:
         assert_acceptance(table, misses)
 
 
+def test_held_out_7_meets_acceptance_per_language() -> None:
+    """Rules and learned models (MiniLM, which only confirms misspelt names, left out). Before the sixth round
+    (7598394): block 0.99, flag 0.69, benign refused or noticed 0.10; after it: the issue's bar in every
+    language (README)."""
+    rows = load(HOLDOUT7)
+    assert len(rows) >= 600 and len({r["prompt"] for r in rows}) == len(rows)
+    per_lang: dict[str, int] = defaultdict(int)
+    for row in rows:
+        per_lang[row["lang"]] += 1
+    assert len(per_lang) >= 10 and min(per_lang.values()) >= 40, per_lang
+    table, misses = figures(Moderator(semantic=False, learned=True), semantic=True, verbose=False, rows=rows,
+                            name="held-out 7")
+    for lang in per_lang:
+        row = table[lang]
+        assert row["block"] >= BLOCK_FLOOR and row["flag"] >= FLAG_FLOOR, (lang, row, misses)
+        assert row["benign"] <= MAX_BENIGN_REFUSED, (lang, row, misses)
+
+
 if __name__ == "__main__":
     import sys
 
-    which = load(PROBE) if "--probe" in sys.argv else None
-    label = "probe" if which else "multilingual"
+    which = load(PROBE) if "--probe" in sys.argv else load(HOLDOUT7) if "--holdout7" in sys.argv else None
+    label = "probe" if "--probe" in sys.argv else "held-out 7" if which else "multilingual"
     figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
-    if "--semantic" in sys.argv:
-        figures(Moderator(), semantic=True, rows=which, name=label)
+    if "--semantic" in sys.argv or "--holdout7" in sys.argv:
+        figures(Moderator(semantic=False, learned=True), semantic=True, rows=which, name=f"{label}, all layers")
