@@ -297,13 +297,18 @@ class Moderator:
 
     def _paraphrase(self, prompt: str, *, child: bool = False) -> Reading | None:
         """The prompt model's reading; a clause holding an allowlisted phrase ("a butcher cutting a side of
-        beef in half", "a naked mole rat") is benign by the lists' word and is not read. ``child``: the
+        beef in half", "a naked mole rat") or a negated term is the lists' to judge and is not read. ``child``: the
         prompt has an age cue, so one sexual word the lists don't know is enough ("middle school kid
         stripping for the camera")."""
         model = self.paraphrase
         if model is None or not model.available:
             return None
-        return model.read(without_places(prompt), self._vouched, listed=self.listed_words if child else None)
+        return model.read(without_places(prompt), self._lists_judge, listed=self.listed_words if child else None)
+
+    def _lists_judge(self, clause: str) -> bool:
+        """A clause the lists vouch for or read as negated ("no nudity", "没有裸体"): theirs to judge, not the
+        learned models'."""
+        return self._vouched(clause) or self._negated_clause(clause)
 
     def _sentence(self, prompt: str, *, child: list[str] | None = None) -> SentenceReading | None:
         """The sentence model's reading, where the prompt model leans the same way on the same text. Clauses
@@ -315,10 +320,7 @@ class Moderator:
         if model is None or not model.available:
             return None
         second = self.paraphrase
-
-        def allowed(clause: str) -> bool:
-            return self._vouched(clause) or self._negated_clause(clause)
-
+        allowed = self._lists_judge
         if second is None or not second.available or not second.load():
             return None  # the sentence model never reads alone: it extends the prompt model's reach
         reading = model.read(without_places(prompt), allowed, second=second.probabilities)

@@ -95,15 +95,14 @@ def clause_texts(text: str) -> list[str]:
 
 def clauses(text: str, allowed: Callable[[str], bool] | None = None) -> list[tuple[list[str], bool]]:
     """The prompt's clauses: each clause's words, and whether it is to be read. ``allowed`` (a clause in)
-    marks the clauses the caller's allowlist vouches for, in Latin script (the lists' normal form of other
-    scripts is a transliteration the model never saw): they are not read, only kept as their neighbours'
-    context ("peeling an orange, skin peeled off" is fruit)."""
+    marks the clauses the caller's lists judge (an allowlisted phrase, a negated term: "没有裸体"), in any
+    script: they are not read, only kept as their neighbours' context ("peeling an orange, skin peeled off"
+    is fruit)."""
     out = []
     for part in clause_texts(text):
         found = _WORD.findall(part)
         if found:
-            latin = allowed is not None and not CJK.search(part) and not _CYRILLIC.search(part)
-            out.append((found, not (latin and allowed(part))))
+            out.append((found, not (allowed is not None and allowed(part))))
     return out
 
 
