@@ -193,8 +193,21 @@ def benign_scene(clause: str) -> bool:
 
 def drop_gore_in_benign_scenes(matches: list[Match], original: str) -> list[Match]:
     """``matches`` less the gore ones standing in a cooking or art clause (:func:`benign_scene`)."""
+    if not _may_be_a_benign_scene(original):
+        return matches
     return [m for m in matches if m.category != "gore"
             or not gore_word_in_benign_scene(m.entry.term.split(" ")[0].rstrip("*"), original)]
+
+
+def _may_be_a_benign_scene(original: str) -> bool:
+    """A cheap first look: some word of the prompt is a food, art or medical word (or the script has one)."""
+    from moderation.normalize import fold
+
+    rules = context_rules()
+    if any(rules.food.has(w) or rules.art.has(w) or rules.medical.has(w) for w in re.findall(r"\w+", fold(original))):
+        return True
+    return not original.isascii() and any(s in original for s in rules.food_script + rules.art_script
+                                          + rules.medical_script)
 
 
 def gore_word_in_benign_scene(word: str, original: str) -> bool:

@@ -109,6 +109,12 @@ def fold(text: str) -> str:
     """Unicode tricks to lowercase ASCII; punctuation is kept for tokenising."""
     if text.isascii():  # the common case: nothing to fold
         return text.translate(_CONTROL).lower()
+    return _fold_other(text)
+
+
+@lru_cache(maxsize=4096)
+def _fold_other(text: str) -> str:
+    """Text in other scripts: one check folds the same prompt and clauses several times (lists, contexts)."""
     text = unicodedata.normalize("NFKC", text)
     text = _WORD.sub(_fold_word, text)
     decomposed = unicodedata.normalize("NFD", text)
