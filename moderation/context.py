@@ -201,13 +201,18 @@ def drop_gore_in_benign_scenes(matches: list[Match], original: str) -> list[Matc
 
 def _may_be_a_benign_scene(original: str) -> bool:
     """A cheap first look: some word of the prompt is a food, art or medical word (or the script has one)."""
+    rules = context_rules()
+    return _any_word(original, (rules.food, rules.art, rules.medical),
+                     rules.food_script + rules.art_script + rules.medical_script)
+
+
+def _any_word(original: str, tables: tuple[_Words, ...], script: tuple[str, ...]) -> bool:
+    """Some word of ``original`` is in one of ``tables``, or (in other scripts) one of ``script`` is in it."""
     from moderation.normalize import fold
 
-    rules = context_rules()
-    if any(rules.food.has(w) or rules.art.has(w) or rules.medical.has(w) for w in re.findall(r"\w+", fold(original))):
+    if any(t.has(w) for w in re.findall(r"\w+", fold(original)) for t in tables):
         return True
-    return not original.isascii() and any(s in original for s in rules.food_script + rules.art_script
-                                          + rules.medical_script)
+    return not original.isascii() and any(s in original for s in script)
 
 
 def gore_word_in_benign_scene(word: str, original: str) -> bool:
@@ -234,22 +239,23 @@ def _names_a_person(words: set[str], clause: str, rules: ContextRules) -> bool:
     return any(rules.people.has(w) for w in words) or any(s in clause for s in rules.people_script)
 
 
-def _classical_art(parts: list[str], i: int, rules: ContextRules) -> bool:
-    """Clause ``i`` is about a statue, a sculpture, marble or classical nudes (or one beside it is, naming no
-    person either), or is itself about a museum."""
-    words = _clause_words(parts[i])
-    if _names_a_person(words, parts[i], rules):
+def _art_clause(clause: str, rules: ContextRules, *, own: bool) -> bool:
+    """``clause`` names no person and is about a statue, a sculpture or marble; ``own`` (the nudity word's own
+    clause): a museum or classical nudes count too."""
+    words = _clause_words(clause)
+    if _names_a_person(words, clause, rules):
         return False
-    if any(rules.art_nudity.has(w) or rules.art_nudity_clause.has(w) for w in words):
-        return True
-    for j in (i - 1, i + 1):
-        if 0 <= j < len(parts):
-            near = _clause_words(parts[j])
-            if not _names_a_person(near, parts[j], rules) and (
-                    any(rules.art_nudity.has(w) for w in near)
-                    or any(s in parts[j] for s in rules.art_nudity_script)):
-                return True
-    return any(s in parts[i] for s in rules.art_nudity_script)
+    return (any(rules.art_nudity.has(w) or (own and rules.art_nudity_clause.has(w)) for w in words)
+            or any(s in clause for s in rules.art_nudity_script))
+
+
+def _classical_art(parts: list[str], i: int, rules: ContextRules) -> bool:
+    """Clause ``i`` is about a statue, a sculpture, marble, a museum or classical nudes, or, naming no person
+    itself, stands beside a clause about a statue, a sculpture or marble."""
+    if _names_a_person(_clause_words(parts[i]), parts[i], rules):
+        return False
+    return _art_clause(parts[i], rules, own=True) or any(
+        _art_clause(parts[j], rules, own=False) for j in (i - 1, i + 1) if 0 <= j < len(parts))
 
 
 def _medical_body_part(clause: str, rules: ContextRules) -> bool:
@@ -259,13 +265,8 @@ def _medical_body_part(clause: str, rules: ContextRules) -> bool:
 
 def _may_be_art_or_anatomy(original: str, rules: ContextRules) -> bool:
     """A cheap first look: some word of the prompt is an art or anatomy word."""
-    from moderation.normalize import fold
-
-    words = re.findall(r"\w+", fold(original))
-    return (any(rules.art_nudity.has(w) or rules.art_nudity_clause.has(w) or rules.body_parts_medical.has(w)
-                for w in words)
-            or (not original.isascii() and any(s in original for s in rules.art_nudity_script
-                                               + rules.body_parts_script)))
+    return _any_word(original, (rules.art_nudity, rules.art_nudity_clause, rules.body_parts_medical),
+                     rules.art_nudity_script + rules.body_parts_script)
 
 
 def drop_nudity_in_art_and_anatomy(matches: list[Match], original: str) -> list[Match]:
@@ -302,14 +303,8 @@ def sexual_word_in_classical_art(word: str, original: str) -> bool:
     from moderation.normalize import fold
 
     stem = fold(word).strip()
-    for clause in CLAUSE_BREAK.split(original):
-        if stem and stem in fold(clause):
-            words = _clause_words(clause)
-            if not _names_a_person(words, clause, rules) and (
-                    any(rules.art_nudity.has(w) or rules.art_nudity_clause.has(w) for w in words)
-                    or any(s in clause for s in rules.art_nudity_script)):
-                return True
-    return False
+    return any(stem and stem in fold(clause) and _art_clause(clause, rules, own=True)
+               for clause in CLAUSE_BREAK.split(original))
 
 
 def animal_words(original: str) -> frozenset[str]:
