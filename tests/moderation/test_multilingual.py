@@ -37,10 +37,31 @@ HOLDOUT7 = DATA.with_name("moderation_paraphrase_holdout7.jsonl")
 # Written after the sixth round's rules by two more writers who saw nothing of the project: 336 prompts, 24 in
 # each of 14 languages, no minors; measured once untuned after the round (README), then seen.
 HOLDOUT8 = DATA.with_name("moderation_paraphrase_holdout8.jsonl")
+# Written before the seventh round by four writers who saw nothing of the project: 616 prompts, 44 in each of
+# 14 languages: 12 sexual, 6 gore, 4 localised characters, 3 real people, 3 brands, 8 benign traps and 8
+# ``child`` rows (a child or teen in an ordinary scene, the age said a different way each time: years, a
+# school grade, a local school word). Children alone must pass; each child row beside each of its language's
+# sexual rows is a minors prompt (``with_minors``): any age cue with any sexual cue is minors.
+HOLDOUT9 = DATA.with_name("moderation_paraphrase_holdout9.jsonl")
 
 
 def load(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def with_minors(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows, plus per language every ``child`` row joined with every sexual row (the child first for even
+    pairs, second for odd ones, so the age cue is read before and after the sexual cue) as minors."""
+    out = list(rows)
+    for lang in dict.fromkeys(r["lang"] for r in rows):
+        children = [r["prompt"] for r in rows if r["lang"] == lang and r["category"] == "child"]
+        sexual = [r["prompt"] for r in rows if r["lang"] == lang and r["category"] == "sexual"]
+        for i, child in enumerate(children):
+            for j, act in enumerate(sexual):
+                pair = (child, act) if (i + j) % 2 == 0 else (act, child)
+                joint = "、".join(pair) if lang in ("ja", "zh") else ", ".join(pair)
+                out.append({"prompt": joint, "expected": "block", "category": "minors", "lang": lang})
+    return out
 
 
 ROWS = load(DATA)
@@ -67,6 +88,9 @@ def test_set_shape() -> None:
             assert counts[cat] >= 3, (lang, cat)
 
 
+BENIGN = ("benign", "child")  # prompts that must pass: traps, and children in ordinary scenes
+
+
 def _good(row: dict[str, str], action: str, categories: list[str]) -> bool:
     cat = row["category"]
     if cat in BLOCK_RECALL:
@@ -85,14 +109,16 @@ def figures(moderator: Moderator, *, semantic: bool, verbose: bool = True,
         v = moderator.check(row["prompt"], semantic=semantic)
         good = _good(row, v.action.value, v.categories)
         cat = row["category"]
-        group = ("block" if cat in BLOCK_RECALL else "flag" if cat in FLAG_RECALL else "benign")
-        for key in ((row["lang"], group), (row["lang"], cat), ("all", group), ("all", cat)):
+        # block: sexual and gore; minors has its own column (held-out 9's composed minors rows outnumber the rest)
+        group = ("minors" if cat == "minors" else "block" if cat in BLOCK_RECALL else "flag" if cat in FLAG_RECALL
+                 else "benign")
+        for key in dict.fromkeys(((row["lang"], group), (row["lang"], cat), ("all", group), ("all", cat))):
             totals[key] += 1
             hits[key] += good
         if cat == "minors":
             totals[(row["lang"], "minors*")] += 1
             hits[(row["lang"], "minors*")] += good
-        if good == (cat == "benign"):
+        if good == (cat in BENIGN):
             misses.append(f"{row['lang']} {cat}: {v.action.value} {v.categories} {row['prompt']!r}")
     table: dict[str, dict[str, float]] = defaultdict(dict)
     for (lang, key), n in totals.items():
@@ -172,9 +198,10 @@ def test_held_out_8_figures_hold() -> None:
 if __name__ == "__main__":
     import sys
 
-    chosen = {"--probe": (PROBE, "probe"), "--holdout7": (HOLDOUT7, "held-out 7"), "--holdout8": (HOLDOUT8, "held-out 8")}
+    chosen = {"--probe": (PROBE, "probe"), "--holdout7": (HOLDOUT7, "held-out 7"), "--holdout8": (HOLDOUT8, "held-out 8"),
+              "--holdout9": (HOLDOUT9, "held-out 9")}
     path, label = next((chosen[a] for a in sys.argv[1:] if a in chosen), (None, "multilingual"))
-    which = load(path) if path else None
+    which = (with_minors(load(path)) if path == HOLDOUT9 else load(path)) if path else None
     figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
-    if "--semantic" in sys.argv or path in (HOLDOUT7, HOLDOUT8):
+    if "--semantic" in sys.argv or path in (HOLDOUT7, HOLDOUT8, HOLDOUT9):
         figures(Moderator(semantic=False, learned=True), semantic=True, rows=which, name=f"{label}, all layers")
