@@ -61,6 +61,15 @@ def without_cues(text: str, cues: list[str]) -> str:
     return re.sub(r"\s{2,}", " ", text).strip()
 
 
+def without_cue_clauses(text: str, cues: list[str]) -> str:
+    """The text without the clauses that hold an age cue ("a 7 year old blowing out candles, <an adult scene>"
+    -> the adult scene): beside a child in an ordinary scene, a sexual clause reads harmless to models that
+    learnt children only in ordinary scenes. "" when no clause is left or none held a cue."""
+    parts = [p.strip() for p in CLAUSE_BREAK.split(text) if p.strip()]
+    kept = [p for p in parts if without_cues(p, cues) == re.sub(r"\s{2,}", " ", p)]
+    return ", ".join(kept) if 0 < len(kept) < len(parts) else ""
+
+
 
 
 
@@ -228,7 +237,7 @@ class Moderator:
                     sexual_signal.append(hit.word)
                     explicit = True
         if semantic and not explicit and not any(f.category == "gore" for f in findings):
-            reading = self._paraphrase(prompt, child=bool(minor_signal))
+            reading = self._paraphrase(prompt, child=minor_signal)
             if reading is not None and reading.category == "gore" and benign_beside(prompt, reading.clause):
                 reading = None  # skinless chicken thighs in a pan, a marble statue of a headless torso
             if reading is not None:
@@ -295,15 +304,20 @@ class Moderator:
         return any(t in n.before for n in negation for t in window) or any(
             t in n.after for n in negation for t in tokens[i + 1:i + 2])
 
-    def _paraphrase(self, prompt: str, *, child: bool = False) -> Reading | None:
+    def _paraphrase(self, prompt: str, *, child: list[str] | None = None) -> Reading | None:
         """The prompt model's reading; a clause holding an allowlisted phrase ("a butcher cutting a side of
         beef in half", "a naked mole rat") or a negated term is the lists' to judge and is not read. ``child``: the
-        prompt has an age cue, so one sexual word the lists don't know is enough ("middle school kid
-        stripping for the camera")."""
+        prompt's age cues: one sexual word the lists don't know is enough ("middle school kid stripping for the
+        camera"), and the prompt is also read without the clauses holding a cue (``without_cue_clauses``)."""
         model = self.paraphrase
         if model is None or not model.available:
             return None
-        return model.read(without_places(prompt), self._lists_judge, listed=self.listed_words if child else None)
+        reading = model.read(without_places(prompt), self._lists_judge, listed=self.listed_words if child else None)
+        rest = without_cue_clauses(without_places(prompt), child) if child and reading is None else ""
+        if rest:
+            reading = model.read(rest, self._lists_judge, listed=self.listed_words, alone=True)
+            reading = reading if reading is not None and reading.category == "sexual" else None
+        return reading
 
     def _lists_judge(self, clause: str) -> bool:
         """A clause the lists vouch for or read as negated ("no nudity", "没有裸体"): theirs to judge, not the
@@ -324,9 +338,11 @@ class Moderator:
         if second is None or not second.available or not second.load():
             return None  # the sentence model never reads alone: it extends the prompt model's reach
         reading = model.read(without_places(prompt), allowed, second=second.probabilities)
-        if reading is None and child:
-            reading = model.read(without_cues(without_places(prompt), child), allowed, second=second.probabilities)
-            reading = reading if reading is not None and reading.category == "sexual" else None
+        for text, alone in (((without_cues(without_places(prompt), child), False),
+                             (without_cue_clauses(without_places(prompt), child), True)) if child else ()):
+            if reading is None and text:  # beside a child, a clause's sexual reading counts alone
+                reading = model.read(text, allowed, second=second.probabilities, alone=alone)
+                reading = reading if reading is not None and reading.category == "sexual" else None
         if reading is not None and benign_beside(prompt, reading.clause):
             return None  # meat, fruit, a statue, an anatomy plate: "kippendijen zonder vel" is no body
         return reading

@@ -225,9 +225,10 @@ class ParaphraseModel(LazyModel):
         return dict(zip(CLASSES, self._probabilities(idx), strict=True))
 
     def read(self, text: str, allowed: Callable[[str], bool] | None = None, *,
-             listed: frozenset[str] | None = None) -> Reading | None:
+             listed: frozenset[str] | None = None, alone: bool = False) -> Reading | None:
         """The most harmful reading of any clause, or None when every reading is below ``FLAG``.
-        ``allowed``: see ``clauses``; ``listed``: see ``_robust``."""
+        ``allowed``: see ``clauses``; ``listed``: see ``_robust``; ``alone``: each clause read alone, not also
+        beside its neighbours."""
         if not self.load():
             return None
         parts = clauses(text, allowed)
@@ -240,7 +241,7 @@ class ParaphraseModel(LazyModel):
             # is fruit; a clause among style tags ("8k", "photorealistic") keeps its reading.
             probs = self._robust(ws, listed)
             for j in (i - 1, i + 1):
-                if 0 <= j < len(words) and max(probs[1:]) >= FLAG:
+                if not alone and 0 <= j < len(words) and max(probs[1:]) >= FLAG:
                     pair = self._robust(words[j] + ws if j < i else ws + words[j], listed)
                     probs = [probs[0], min(probs[1], pair[1]), min(probs[2], pair[2])]
             for c in (1, 2):

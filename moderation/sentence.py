@@ -168,7 +168,8 @@ class SentenceModel(LazyModel):
         return (exp / exp.sum(axis=2, keepdims=True)).mean(axis=0)  # the members' mean
 
     def read(self, text: str, allowed: Callable[[str], bool] | None = None, *,
-             second: Callable[[str], dict[str, float]], agree: float = AGREE) -> SentenceReading | None:
+             second: Callable[[str], dict[str, float]], agree: float = AGREE,
+             alone: bool = False) -> SentenceReading | None:
         """The most harmful reading that counts, or None. ``second``: another model's class probabilities of the
         same text (the prompt model's); a text reads as a category when the geometric mean of both
         probabilities reaches ``agree`` and this model's own reaches ``OWN``: both must lean that way, so
@@ -181,7 +182,7 @@ class SentenceModel(LazyModel):
         parts = _readings(kept)
         if not parts:
             return None
-        beside = _neighbours(kept)
+        beside = {} if alone else _neighbours(kept)
         texts = list(dict.fromkeys(parts + [p for part in parts for p in beside.get(part, [])]))
         probs = dict(zip(texts, self.probabilities(texts), strict=True))
         opinions: dict[str, dict[str, float]] = {}
