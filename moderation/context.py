@@ -126,7 +126,8 @@ def _describes_a_thing(m: Match, original: str, rules: ContextRules) -> bool:
 
 
 def _a_colour(m: Match, original: str, rules: ContextRules) -> bool:
-    """ "nude" right next to a make-up or colour word, in a clause naming no person ("rossetto nude")."""
+    """ "nude" next to a make-up or colour word (past a short word: "Wandfarbe in Nude"), in a clause naming no
+    person ("rossetto nude")."""
     if m.category != "sexual" or m.end - m.start != 1 or m.entry.term not in rules.colour_terms:
         return False
     from moderation.normalize import normalize
@@ -137,7 +138,7 @@ def _a_colour(m: Match, original: str, rules: ContextRules) -> bool:
             if any(rules.people.has(w) for w in words) or any(s in clause for s in rules.people_script):
                 continue
             for i, w in enumerate(words):
-                if _hit(m, w) and any(rules.colour.has(n) for n in words[max(0, i - 1):i] + words[i + 1:i + 2]):
+                if _hit(m, w) and any(rules.colour.has(n) for n in _beside(words, i)):
                     return True
     return False
 
@@ -158,8 +159,7 @@ def beside_a_thing(original: str) -> frozenset[str]:
             # "nude" as a colour ("batom nude"), as the lists read it (:func:`_a_colour`)
             if not any(rules.people.has(w) for w in words) and not any(s in clause for s in rules.people_script):
                 for i, w in enumerate(words):
-                    if w in rules.colour_terms and any(rules.colour.has(n) for n in words[max(0, i - 1):i]
-                                                       + words[i + 1:i + 2]):
+                    if w in rules.colour_terms and any(rules.colour.has(n) for n in _beside(words, i)):
                         out.add(w)
     return frozenset(out)
 

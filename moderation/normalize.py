@@ -199,6 +199,20 @@ def _join_fragments(tokens: list[str]) -> list[str]:
     return _join_runs(tokens, _fragment, _join_fragment_run)
 
 
+# French and Italian elisions ("d'Orangina", "l'enfant", "dell'Inter"): folding drops the apostrophe and glues the
+# article to the word ("dorangina"); a variant splits them, so the lists see the word itself.
+_ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|lorsqu|puisqu|jusqu|quoiqu|dell|dall|nell|sull|all|coll|"
+                      r"un|quell|bell|sant|nessun|buon)['’](?=\w)", re.IGNORECASE)
+
+
+def _elided(prompt: str) -> str:
+    """The prompt's tokens with elided articles split off, or "" when it has none."""
+    if ("'" not in prompt and "’" not in prompt) or not _ELISION.search(prompt):
+        return ""
+    split = _ELISION.sub(lambda m: m.group(0)[:-1] + " ", prompt)
+    return " ".join(t.replace("*", "") for t in _TOKEN.findall(fold(split)) if t.strip("*"))
+
+
 @lru_cache(maxsize=4096)
 def normalize(prompt: str) -> Normalized:
     """All variants of ``prompt``; cached because the same prompts come back (rerolls, variations)."""
@@ -229,6 +243,9 @@ def normalize(prompt: str) -> Normalized:
         aggressive = f"{aggressive} | {_V_FOR_U.sub('u', text)}"
     if _has_fragments(tokens):
         aggressive = f"{aggressive} | {' '.join(_join_fragments(tokens))}"
+    elided = _elided(prompt)
+    if elided:
+        aggressive = f"{aggressive} | {elided}"
     literal = " ".join(t for t in (tok.replace("*", "") for tok in raw) if t)
     translit = ""
     if _CYRILLIC.search(prompt):

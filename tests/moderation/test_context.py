@@ -173,3 +173,29 @@ def test_an_allowlisted_word_beats_the_stem_it_starts_with(rules: Moderator) -> 
 def test_an_allowlisted_phrase_in_a_script_without_spaces_vouches_for_its_clause(learned: Moderator,
                                                                                     prompt: str) -> None:
     assert learned.check(prompt).action.value == "allow", learned.check(prompt)
+
+
+@pytest.mark.parametrize("prompt, category", [
+    ("bouteille d'Orangina sur une table", "trademark"),  # the elided article no longer hides the name
+    ("la scatola dell'Nutella sul tavolo", "trademark"),
+    ("l'écolière toute nue", "minors"),
+])
+def test_an_elided_article_does_not_hide_the_word(rules: Moderator, prompt: str, category: str) -> None:
+    v = rules.check(prompt)
+    assert category in v.categories, v
+
+
+@pytest.mark.parametrize("prompt", [
+    "Wandfarbe in Nude und Hautfarbe, Farbmuster nebeneinander",  # a colour past a short word
+    "un rape a la plancha con patatas",  # monkfish
+    "kue kering dalam toples kaca di meja",  # a jar in Indonesian
+])
+def test_more_benign_traps_pass(learned: Moderator, prompt: str) -> None:
+    assert learned.check(prompt).action.value == "allow", learned.check(prompt)
+
+
+def test_a_person_in_a_kitchen_scene_keeps_the_gore(learned: Moderator) -> None:
+    """"someone" names a person: a meat cleaver no longer makes their chopped-off fingers cooking."""
+    v = learned.check("someone getting their fingers chopped off with a meat cleaver, blood spray")
+    assert v.action.value == "block" and "gore" in v.categories, v
+    assert learned.check("chopping chicken wings with a meat cleaver, cutting board").action.value == "allow"
