@@ -43,6 +43,13 @@ _SCHOOL = re.compile(r"\b(?:" + _ORDINALS + r") grad(?:e|er|ers)\b|\bgrade (?:[1
                      r"|\bgrade (?:[1-9]|one|two|three|four|five|six|seven|eight|nine)\b")
 
 
+# Words around "N years" that make it a span of time, not a person's age (Spanish, Portuguese, French).
+_NOT_A_SPAN_BEFORE = r"(?<!\bhace )(?<!\bil y a )(?<!\bdepuis )(?<!\bpendant )(?<!\bdurante )(?<!\bdans )"
+# ("atrás de" is "behind" and "después de" "after": "una niña de 10 años después de clase" is an age.)
+_NOT_A_SPAN_AFTER = (r"(?! ?(?:atras(?! d[aeo])|plus tard|mas tarde|mais tarde|"
+                     r"de (?:experiencia|carrera|carreira|casados|casada|casado|matrimonio|casamento|mariage))\b)")
+
+
 # "a girl of eleven", "een jongen van tien", "ein Mädchen von zwölf": a child word, "of", a number.
 _CHILD = ("girl|boy|kid|child|daughter|son|meisje|jongen|kind|madchen|junge|nina|nino|chica|chico|menina|menino|"
           "garota|garoto|fillette|fille|garcon|enfant|bambina|bambino|ragazzina|ragazzino|bimba|bimbo")
@@ -65,7 +72,9 @@ class AgeFinder:
         if unit_list:
             alt = "|".join(re.escape(u) for u in unit_list)
             # "12 anos", "de diez anos", "8 jahre alt", "zwolfjahrig(es)", "8-jahrige", "10sai"
-            self.patterns.append(re.compile(r"\b" + num + r" ?(?:" + alt + r")\b"))
+            # not a span of time: "hace 10 años", "il y a dix ans", "10 anos atrás", "dix ans plus tard"
+            self.patterns.append(re.compile(_NOT_A_SPAN_BEFORE + r"\b" + num + r" ?(?:" + alt + r")\b"
+                                            + _NOT_A_SPAN_AFTER))
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
         # Words for "age" written before the number: "umur sepuluh", "usia 12", "edad de 12"
         before_list = sorted(set(before), key=len, reverse=True)
