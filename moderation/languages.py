@@ -272,8 +272,30 @@ class ScriptMatcher:
         return _katakana(text[start]) and start > 0 and _katakana(text[start - 1])
 
 
-_CJK_AGE = re.compile(r"(\d{1,3}|[一二三四五六七八九十]{1,3})\s*(?:歳|才|岁|歲|살|세)")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HANGUL = "\uac00-\ud7af"
+# An age gap, not an age: "3歳年上の彼女", "5살 연상", "大5岁", "比我小3岁", "相差10岁", "12歳以上".
+_AGE_GAP_AFTER = r"(?!\s*(?:年上|年下|上の|下の|差|違い|離れ|若|以上|연상|연하|차이|터울|위|아래|어린|많|더|씩))"
+_AGE_GAP_BEFORE = r"(?<![0-9一二三四五六七八九十两兩大小差长長])(?<!大了)(?<!小了)(?<!差了)"
+_CJK_AGE = re.compile(_AGE_GAP_BEFORE + r"(\d{1,3}|[一二三四五六七八九十两兩]{1,3})\s*(?:歳|才|岁|歲|살|세)"
+                      + _AGE_GAP_AFTER)
+# Korean native numbers ("일곱 살", "열두살") and Sino-Korean tens ("십오 세"), as a word of their own: not
+# "야한 살결", "네 살결" (your skin), "살짝", "살인마", "같이 살고".
+_KO_AGE = re.compile(r"(?<![" + _HANGUL + r"])(?:열(?:한|두|세|네|다섯|여섯|일곱)?|한|두|세|네|다섯|여섯|일곱|여덟|아홉)"
+                     r"\s?살(?![결짝갗집색코균림벌점쾡금구해상아았고며면게래까]|얼음|며시|포시|인[마범자사])"
+                     + _AGE_GAP_AFTER
+                     + r"|(?<![" + _HANGUL + r"])십[일이삼사오육칠]?\s?세(?![상계기대금력트련])" + _AGE_GAP_AFTER)
+# Teens as a round figure: "十几岁", "十多岁", "十来岁" (not "二十几岁").
+_ZH_TEENS = re.compile(r"(?<![一二三四五六七八九两兩])十[几幾多来來]\s*[岁歲]")
+# School years written short: 小5, 中2, 高1 (Japanese), 高三/中一 (Chinese), 초6, 중2, 고3 (Korean): a word of their
+# own, followed by a particle, a person or the end ("高1の娘", "中2女子", "高三的学生"), so not "身高160",
+# "其中1个", "部屋の中一人で", "中二病", "小一時間".
+_CJK_GRADE = re.compile(
+    r"(?<![" + _HAN + r"0-9])(?:小[1-6四五六]|中[1-3一二三]|高[1-3一二三])"
+    r"(?=$|[\s、,，。.!！?？・の生女男で娘だにく程頃的了]|から|ぐらい|学生|新生|那)"
+    r"|(?<![" + _HANGUL + r"0-9])(?:초[1-6]|중[1-3]|고[1-3])(?![0-9])")
 _CJK_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
+_CJK_DIGITS.update({"两": 2, "兩": 2})
 
 
 def _cjk_number(text: str) -> int:
@@ -281,8 +303,9 @@ def _cjk_number(text: str) -> int:
         return int(text)
     if "十" in text:
         tens, _, ones = text.partition("十")
-        return (_CJK_DIGITS.get(tens, 1) if tens else 1) * 10 + (_CJK_DIGITS.get(ones, 0) if ones else 0)
-    return _CJK_DIGITS.get(text, 99)
+        return (_CJK_DIGITS.get(tens, 1) if tens else 1) * 10 + (_CJK_DIGITS.get(ones[:1], 0) if ones else 0)
+    # "七八岁" (seven or eight): the first figure
+    return _CJK_DIGITS.get(text[:1], 99)
 
 
 def cjk_minor_ages(original: str) -> list[str]:
@@ -290,4 +313,8 @@ def cjk_minor_ages(original: str) -> list[str]:
     if not _CJK.search(original):
         return []
     text = unicodedata.normalize("NFKC", original)
-    return [m.group(0) for m in _CJK_AGE.finditer(text) if _cjk_number(m.group(1)) < 18]
+    found = [m.group(0) for m in _CJK_AGE.finditer(text) if _cjk_number(m.group(1)) < 18]
+    found += [m.group(0) for m in _KO_AGE.finditer(text)]
+    found += [m.group(0) for m in _ZH_TEENS.finditer(text)]
+    found += [m.group(0) for m in _CJK_GRADE.finditer(text)]
+    return found
