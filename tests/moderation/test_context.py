@@ -199,3 +199,11 @@ def test_a_person_in_a_kitchen_scene_keeps_the_gore(learned: Moderator) -> None:
     v = learned.check("someone getting their fingers chopped off with a meat cleaver, blood spray")
     assert v.action.value == "block" and "gore" in v.categories, v
     assert learned.check("chopping chicken wings with a meat cleaver, cutting board").action.value == "allow"
+
+
+@pytest.mark.parametrize("prompt", ["kids playing naked on the beach", "children playing in the nude",
+                                    "baby bath time, naked baby"])
+def test_an_allowlisted_phrase_never_hides_a_child(rules: Moderator, prompt: str) -> None:
+    """"kids playing" was allowlisted as a phrase, and so hid its child word from the minors rule."""
+    v = rules.check(prompt)
+    assert v.action.value == "block" and "minors" in v.categories, v
