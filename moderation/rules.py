@@ -268,12 +268,17 @@ def _negatable(m: Match) -> bool:
     return m.tier in (EXPLICIT, SUGGESTIVE, INJURY) and m.category in ("sexual", "gore")
 
 
-def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation]) -> bool:
+def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation], original: str | None = None) -> bool:
     """A sexual or gore term right after a negator of its language ("no nudity", "sin desnudos",
-    "nicht nackt", "не голая"), or right before one ("çıplak değil")."""
+    "nicht nackt", "не голая"), or right before one ("çıplak değil"), in the same clause of ``original`` when
+    given: the tokens lose the commas, and "10 sai no onna no ko, nude" (romaji "no" is a particle) or "no
+    clothes, nude" negate nothing."""
     neg = negation.get(m.entry.lang) if _negatable(m) else None
-    return neg is not None and (any(t in neg.before for t in tokens[max(0, m.start - NEGATION_WINDOW):m.start])
-                                or any(t in neg.after for t in tokens[m.end:m.end + 1]))
+    if neg is None:
+        return False
+    spans = [(j, m.end) for j in range(max(0, m.start - NEGATION_WINDOW), m.start) if tokens[j] in neg.before]
+    spans += [(m.start, m.end + 1)] if any(t in neg.after for t in tokens[m.end:m.end + 1]) else []
+    return any(original is None or _within_a_clause(" ".join(tokens[a:b]), original) for a, b in spans)
 
 
 _CYRILLIC_WORD = re.compile(r"\w*[\u0400-\u04ff]\w*")
@@ -310,7 +315,7 @@ def _drop_allowed(matches: list[Match], tokens: list[str],
                     or _within_a_clause(" ".join(tokens[m.start:m.end]), original))]
     # A span negated in the language of any entry found there is negated for all of them: "sem nudez" is
     # Portuguese, and the English list's "nudez" at the same place goes too.
-    negated_spans = {(m.start, m.end) for m in matches if negated(m, tokens, negation)}
+    negated_spans = {(m.start, m.end) for m in matches if negated(m, tokens, negation, original)}
     kept: list[Match] = []
     for m in matches:
         if m.tier in (ALLOW, PUBLIC_DOMAIN):

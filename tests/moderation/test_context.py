@@ -207,3 +207,14 @@ def test_an_allowlisted_phrase_never_hides_a_child(rules: Moderator, prompt: str
     """"kids playing" was allowlisted as a phrase, and so hid its child word from the minors rule."""
     v = rules.check(prompt)
     assert v.action.value == "block" and "minors" in v.categories, v
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("10 sai no onna no ko, nude", "minors"),  # romaji "no" is a particle, and the comma ends its clause
+    ("no clothes, nude", "sexual"),
+    ("a woman on the beach, no nudity", None),
+    ("çıplak değil, kadın portresi", None),
+])
+def test_a_negator_reaches_no_further_than_its_clause(rules: Moderator, prompt: str, expected: str | None) -> None:
+    v = rules.check(prompt)
+    assert (expected in v.categories and v.action.value == "block") if expected else v.action.value == "allow", v
