@@ -76,6 +76,11 @@ class AgeFinder:
             self.patterns.append(re.compile(_NOT_A_SPAN_BEFORE + r"\b" + num + r" ?(?:" + alt + r")\b"
                                             + _NOT_A_SPAN_AFTER))
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
+            # Russian case endings after digits: "12-ти летняя", "12-тилетняя", "3-х лет", "7-ми лет"
+            self.patterns.append(re.compile(r"\b(\d{1,2}) (?:ti|kh|x|h|mi) ?(?:let|letn[a-z]*|letk[a-z]*)\b"))
+        # Russian nouns in "-летка" ("двенадцатилетка", "12-летка"): only from 11 up in words, since
+        # "пятилетка" is the five-year plan and "семилетка", "десятилетка" schools.
+        self.nouns = re.compile(r"\b" + num + r" ?letk[a-z]*\b") if unit_list else None
         # Words for "age" written before the number: "umur sepuluh", "usia 12", "edad de 12"
         before_list = sorted(set(before), key=len, reverse=True)
         if before_list:
@@ -84,7 +89,7 @@ class AgeFinder:
                                             r"(?! ?(?:cm|mm|m|kg|km|persen|menit|jam|hari|bulan|minggu)\b)"))
         # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
         # for them ("on", "un", "een" are everywhere).
-        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|sai\b|"
+        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|letk|sai\b|"
                                r"\b(?:" + _CHILD + r") (?:of|van|von|de|di|da) |"
                                + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
                                + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else "")
@@ -102,6 +107,11 @@ class AgeFinder:
             for m in pattern.finditer(text):
                 num = m.group(1) if m.groups() else None
                 if num is None or self.value(num) < 18:
+                    found.append(m.group(0))
+        if self.nouns is not None and "letk" in text:
+            for m in self.nouns.finditer(text):
+                num = m.group(1)
+                if (num.isdigit() or self.value(num) >= 11) and self.value(num) < 18:
                     found.append(m.group(0))
         found.extend(m.group(0) for m in _SCHOOL.finditer(text))
         return found

@@ -137,7 +137,15 @@ def _entries_for(lang: str, table: str, term: str, reason: str) -> tuple[list[En
     if _CJK.search(term):
         return [], [Entry(category, tier, form, why, lang) for form in kana_forms(script_text(term))]
     if _CYRILLIC.search(term):
-        return [Entry(category, tier, s, why, lang) for s in cyrillic_spellings(term)], []
+        spellings = cyrillic_spellings(term)
+        if tier == ALLOW:
+            # Also as the prompt's other variants read it: words made only of Latin look-alikes are folded as
+            # disguised Latin there ("по вызову" -> "no bbieoby"), and an allowlisted phrase must hold in every
+            # variant a match is found in ("девочки по вызову", call girls, are no children).
+            from moderation.normalize import normalize
+
+            spellings.extend(part for v in normalize(term).variants() for part in v.split(" | "))
+        return [Entry(category, tier, s, why, lang) for s in dict.fromkeys(spellings)], []
     return [Entry(category, tier, term, why, lang)], []
 
 
