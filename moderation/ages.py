@@ -43,6 +43,14 @@ _SCHOOL = re.compile(r"\b(?:" + _ORDINALS + r") grad(?:e|er|ers)\b|\bgrade (?:[1
                      r"|\bgrade (?:[1-9]|one|two|three|four|five|six|seven|eight|nine)\b")
 
 
+# A number-built adjective said of a thing, not a person: "zehnjähriges Jubiläum", "tienjarig bestaan",
+# "dwuletnia gwarancja", "pięcioletnie doświadczenie" (the noun right after it, by its first letters).
+_NOT_A_PERSON = (r"(?! (?:jubil|bestehen|bestaan|garanti|gwarancj|vertrag|contract|kontrakt|umow|ausbildung|opleiding|"
+                 r"erfahrung|ervaring|doswiadcz|laufzeit|looptijd|studi|amtszeit|kadencj|plan|staz|rocznic|whisk|"
+                 r"tradi|przerw|pauze|pause|wyrok|haft|okres|histori|geschicht|geschiedenis|reif|gerijpt|dienst|"
+                 r"bedrijf|firm|projekt|project|program|gefangnis|gevangenis|wiezieni|esperienz|experien)[a-z]*\b)")
+
+
 # "a girl of eleven", "een jongen van tien", "ein Mädchen von zwölf": a child word, "of", a number.
 _CHILD = ("girl|boy|kid|child|daughter|son|meisje|jongen|kind|madchen|junge|nina|nino|chica|chico|menina|menino|"
           "garota|garoto|fillette|fille|garcon|enfant|bambina|bambino|ragazzina|ragazzino|bimba|bimbo")
@@ -65,8 +73,8 @@ class AgeFinder:
         if unit_list:
             alt = "|".join(re.escape(u) for u in unit_list)
             # "12 anos", "de diez anos", "8 jahre alt", "zwolfjahrig(es)", "8-jahrige", "10sai"
-            self.patterns.append(re.compile(r"\b" + num + r" ?(?:" + alt + r")\b"))
-            self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
+            self.patterns.append(re.compile(r"\b" + num + r" ?(?:" + alt + r")\b" + _NOT_A_PERSON))
+            self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b" + _NOT_A_PERSON))
         # Words for "age" written before the number: "umur sepuluh", "usia 12", "edad de 12"
         before_list = sorted(set(before), key=len, reverse=True)
         if before_list:
@@ -75,7 +83,7 @@ class AgeFinder:
                                             r"(?! ?(?:cm|mm|m|kg|km|persen|menit|jam|hari|bulan|minggu)\b)"))
         # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
         # for them ("on", "un", "een" are everywhere).
-        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|sai\b|"
+        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|latek|letn|sai\b|"
                                r"\b(?:" + _CHILD + r") (?:of|van|von|de|di|da) |"
                                + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
                                + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else "")
