@@ -49,6 +49,13 @@ _NOT_A_SPAN_BEFORE = r"(?<!\bhace )(?<!\bil y a )(?<!\bdepuis )(?<!\bpendant )(?
 _NOT_A_SPAN_AFTER = (r"(?! ?(?:atras(?! d[aeo])|plus tard|mas tarde|mais tarde|"
                      r"de (?:experiencia|carrera|carreira|casados|casada|casado|matrimonio|casamento|mariage))\b)")
 
+# A number-built adjective said of a thing, not a person: "zehnjähriges Jubiläum", "tienjarig bestaan",
+# "dwuletnia gwarancja", "pięcioletnie doświadczenie" (the noun right after it, by its first letters).
+_NOT_A_PERSON = (r"(?! (?:jubil|bestehen|bestaan|garanti|gwarancj|vertrag|contract|kontrakt|umow|ausbildung|opleiding|"
+                 r"erfahrung|ervaring|doswiadcz|laufzeit|looptijd|studium|studien|studia|amtszeit|kadencj|plan|staz|rocznic|whisk|"
+                 r"tradi|przerw|pauze|pause|wyrok|haft|okres|histori|geschicht|geschiedenis|gerijpt|dienst|"
+                 r"bedrijf|firm|projekt|project|program|gefangnis|gevangenis|wiezieni|esperienz|experien)[a-z]*\b)")
+
 
 # "a girl of eleven", "een jongen van tien", "ein Mädchen von zwölf": a child word, "of", a number.
 _CHILD = ("girl|boy|kid|child|daughter|son|meisje|jongen|kind|madchen|junge|nina|nino|chica|chico|menina|menino|"
@@ -72,10 +79,12 @@ class AgeFinder:
         if unit_list:
             alt = "|".join(re.escape(u) for u in unit_list)
             # "12 anos", "de diez anos", "8 jahre alt", "zwolfjahrig(es)", "8-jahrige", "10sai"
-            # not a span of time: "hace 10 años", "il y a dix ans", "10 anos atrás", "dix ans plus tard"
+            # not a span of time: "hace 10 años", "il y a dix ans", "10 anos atrás", "dix ans plus tard"; not a
+            # thing's age ("zehnjähriges Jubiläum")
             self.patterns.append(re.compile(_NOT_A_SPAN_BEFORE + r"\b" + num + r" ?(?:" + alt + r")\b"
-                                            + _NOT_A_SPAN_AFTER))
-            self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"))
+                                            + _NOT_A_SPAN_AFTER + _NOT_A_PERSON))
+            self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"
+                                            + _NOT_A_PERSON))
             # Russian case endings after digits: "12-ти летняя", "12-тилетняя", "3-х лет", "7-ми лет"
             self.patterns.append(re.compile(r"\b(\d{1,2}) (?:ti|kh|x|h|mi) ?(?:let|letn[a-z]*|letk[a-z]*)\b"))
         # Russian nouns in "-летка" ("двенадцатилетка", "12-летка"): only from 11 up in words, since
@@ -89,7 +98,7 @@ class AgeFinder:
                                             r"(?! ?(?:cm|mm|m|kg|km|persen|menit|jam|hari|bulan|minggu)\b)"))
         # Cheap pre-check: other languages' number words only count next to a unit, so the units stand in
         # for them ("on", "un", "een" are everywhere).
-        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|letn|letk|sai\b|"
+        self.hint = re.compile(r"\d|year|yo\b|aged?\b|grade|teen|jahrig|jarig|latk|latek|letn|letk|sai\b|"
                                r"\b(?:" + _CHILD + r") (?:of|van|von|de|di|da) |"
                                + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True))
                                + (r"|\b(?:" + "|".join(re.escape(u) for u in unit_list) + r")\b" if unit_list else "")
