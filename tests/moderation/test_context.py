@@ -218,3 +218,16 @@ def test_an_allowlisted_phrase_never_hides_a_child(rules: Moderator, prompt: str
 def test_a_negator_reaches_no_further_than_its_clause(rules: Moderator, prompt: str, expected: str | None) -> None:
     v = rules.check(prompt)
     assert (expected in v.categories and v.action.value == "block") if expected else v.action.value == "allow", v
+
+
+def test_the_age_finders_alternations_match_what_a_plain_alternation_does() -> None:
+    """``ages._alternation`` factors the number words and units as a trie for speed; it must match the same words."""
+    import re
+
+    from moderation.ages import _alternation
+
+    words = ["on", "one", "onze", "once", "dix", "dix-sept", "zwolf", "zwolfte", "12-летка"]
+    pattern = re.compile(r"\b" + _alternation(words) + r"\b")
+    assert all(pattern.fullmatch(w) for w in words)
+    assert not any(pattern.fullmatch(w) for w in ("onz", "dixs", "zwolft", "o", ""))
+    assert pattern.findall("dix-sept ans, onze anos, zwolfte") == ["dix-sept", "onze", "zwolfte"]
