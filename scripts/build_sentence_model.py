@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python scripts/build_sentence_model.py`` (about a minute on one core: most of it embeds the
 corpus). The corpus is the prompt model's (``scripts/build_paraphrase_model.py``: fragments of
-``moderation/data/corpus/<lang>.toml`` in carrier prompts, the lists' terms and allowlisted phrases) plus
+``moderation/data/corpus/<lang>.toml`` in carrier prompts, the lists' terms and allowlisted phrases as of
+the last ``--refresh-lists`` snapshot, ``moderation/data/corpus/lists.jsonl.gz``) plus
 whole labelled prompts, ``moderation/data/corpus/prompts/<lang>.jsonl`` ({"prompt", "label"}; each also after a person of no
 stated age, see ``PEOPLE`` there), weighted
 ``PROMPT_WEIGHT`` times a carrier prompt: they are how members write. Never tests/data: those sets measure

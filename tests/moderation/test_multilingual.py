@@ -195,6 +195,24 @@ def test_held_out_8_figures_hold() -> None:
     assert table["all"]["benign"] <= 0.02, misses
 
 
+def test_held_out_9_figures_hold() -> None:
+    """Before the seventh round (2421bd9), all layers: block 0.99, minors 0.88 (children in ordinary scenes
+    joined with sexual rows), flag 0.96, benign refused or noticed 0.02; after it (tuned, README): block 1.00,
+    minors 1.00, flag 0.99, benign 0.00, and the issue's bar in every language."""
+    rows = with_minors(load(HOLDOUT9))
+    per_lang: dict[str, int] = defaultdict(int)
+    for row in rows:
+        per_lang[row["lang"]] += row["category"] != "minors"
+    assert sum(per_lang.values()) >= 600 and len(per_lang) == 14 and min(per_lang.values()) >= 40, per_lang
+    assert sum(r["category"] == "minors" for r in rows) >= 14 * 90
+    table, misses = figures(Moderator(semantic=False, learned=True), semantic=True, verbose=False, rows=rows)
+    for lang in per_lang:
+        row = table[lang]
+        assert row["block"] >= BLOCK_FLOOR and row["minors"] >= MINORS_FLOOR, (lang, row, misses)
+        assert row["flag"] >= FLAG_FLOOR and row["benign"] <= MAX_BENIGN_REFUSED, (lang, row, misses)
+        assert row["child"] == 0.0, (lang, row, misses)  # no child in an ordinary scene is refused
+
+
 if __name__ == "__main__":
     import sys
 

@@ -267,6 +267,26 @@ def test_missing_weights_degrade_to_the_other_layers(monkeypatch: pytest.MonkeyP
     assert moderator.check("two lovers getting busy in bed").action.value == "allow"
 
 
+def test_the_lists_reach_the_corpus_only_through_their_snapshot(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list change takes effect in the rules at once and leaves the learned models' corpus as it is: the
+    build reads the snapshot; ``--refresh-lists`` (``refresh_lists=True``) takes the lists as they are."""
+    pytest.importorskip("sklearn")
+    import scripts.build_paraphrase_model as build
+
+    snapshot = tmp_path / "lists.jsonl.gz"
+    build.write_snapshot([("a naked mole rat", 0), ("gore word", 2)], snapshot)
+    assert build.read_snapshot(snapshot) == [("a naked mole rat", 0), ("gore word", 2)]
+    monkeypatch.setattr(build, "LISTS_SNAPSHOT", snapshot)
+    monkeypatch.setattr(build, "read_snapshot", lambda path=snapshot: [("from the snapshot", 0)])
+    monkeypatch.setattr(build, "list_corpus", lambda *a, **k: [("from the lists", 0)])
+    texts = [t for t, _ in build.corpus(prompts=False)]
+    assert "from the snapshot" in texts and "from the lists" not in texts
+    monkeypatch.setattr(build, "write_snapshot", lambda rows, path=snapshot: None)
+    texts = [t for t, _ in build.corpus(prompts=False, refresh_lists=True)]
+    assert "from the lists" in texts and "from the snapshot" not in texts
+
+
 @pytest.mark.slow
 def test_the_build_script_rebuilds_the_shipped_model(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
