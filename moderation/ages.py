@@ -102,7 +102,7 @@ class AgeFinder:
             # "12 anos", "de diez anos", "8 jahre alt", "zwolfjahrig(es)", "8-jahrige", "10sai"
             # not a span of time: "hace 10 años", "il y a dix ans", "10 anos atrás", "dix ans plus tard"; not a
             # thing's age ("zehnjähriges Jubiläum")
-            self.patterns.append(re.compile(_NOT_A_SPAN_BEFORE + r"\b" + num + r" ?(?:" + alt + r")\b"
+            self.patterns.append(re.compile(r"\b" + _NOT_A_SPAN_BEFORE + num + r" ?(?:" + alt + r")\b"
                                             + _NOT_A_SPAN_AFTER + _NOT_A_PERSON))
             self.patterns.append(re.compile(r"\b" + num + r" ?(?:jahrig|jarig|letn|letni|latk|sai)[a-z]*\b"
                                             + _NOT_A_PERSON))

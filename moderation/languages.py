@@ -76,6 +76,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "real-person-context": ("real-person", CONTEXT),
     "trademark-ambiguous": ("trademark", AMBIGUOUS),
     "copyright-context": ("copyright", CONTEXT),
+    "copyright-ambiguous": ("copyright", AMBIGUOUS),
 }
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]")

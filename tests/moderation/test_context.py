@@ -231,3 +231,13 @@ def test_the_age_finders_alternations_match_what_a_plain_alternation_does() -> N
     assert all(pattern.fullmatch(w) for w in words)
     assert not any(pattern.fullmatch(w) for w in ("onz", "dixs", "zwolft", "o", ""))
     assert pattern.findall("dix-sept ans, onze anos, zwolfte") == ["dix-sept", "onze", "zwolfte"]
+
+
+@pytest.mark.parametrize("prompt, category", [
+    ("Mônica e Cebolinha brincando na rua", "copyright"),  # two ambiguous names of a kind confirm each other
+    ("Chaves dentro do barril", "copyright"),  # a context word confirms an ambiguous character
+])
+def test_ambiguous_localised_characters_need_a_second_signal(rules: Moderator, prompt: str, category: str) -> None:
+    assert category in rules.check(prompt).categories
+    assert rules.check("chaves do carro em cima da mesa").action.value == "allow"  # keys
+    assert rules.check("arroz com cebolinha e ovo").action.value == "allow"  # chives

@@ -43,6 +43,9 @@ HOLDOUT8 = DATA.with_name("moderation_paraphrase_holdout8.jsonl")
 # school grade, a local school word). Children alone must pass; each child row beside each of its language's
 # sexual rows is a minors prompt (``with_minors``): any age cue with any sexual cue is minors.
 HOLDOUT9 = DATA.with_name("moderation_paraphrase_holdout9.jsonl")
+# Written after the seventh round by two more writers who saw nothing of the project: 392 prompts, 28 in each of
+# 14 languages, the same categories as held-out 9; measured once untuned after the round (README), then seen.
+HOLDOUT10 = DATA.with_name("moderation_paraphrase_holdout10.jsonl")
 
 
 def load(path: Path) -> list[dict[str, str]]:
@@ -213,13 +216,23 @@ def test_held_out_9_figures_hold() -> None:
         assert row["child"] == 0.0, (lang, row, misses)  # no child in an ordinary scene is refused
 
 
+def test_held_out_10_figures_hold() -> None:
+    """Measured once, untuned, after the seventh round: block 0.98, minors 0.99, flag 0.95, benign 0.01 (README);
+    then seen: its list gaps were added. Now: block 1.00, minors 1.00, flag 0.99 ("Lula" alone is also a squid),
+    benign 0.00."""
+    table, misses = figures(Moderator(semantic=False, learned=True), semantic=True, verbose=False,
+                            rows=with_minors(load(HOLDOUT10)))
+    assert table["all"]["block"] >= 0.99 and table["all"]["minors"] >= 0.99, misses
+    assert table["all"]["flag"] >= 0.97 and table["all"]["benign"] <= 0.01 and table["all"]["child"] == 0.0, misses
+
+
 if __name__ == "__main__":
     import sys
 
     chosen = {"--probe": (PROBE, "probe"), "--holdout7": (HOLDOUT7, "held-out 7"), "--holdout8": (HOLDOUT8, "held-out 8"),
-              "--holdout9": (HOLDOUT9, "held-out 9")}
+              "--holdout9": (HOLDOUT9, "held-out 9"), "--holdout10": (HOLDOUT10, "held-out 10")}
     path, label = next((chosen[a] for a in sys.argv[1:] if a in chosen), (None, "multilingual"))
-    which = (with_minors(load(path)) if path == HOLDOUT9 else load(path)) if path else None
+    which = (with_minors(load(path)) if path in (HOLDOUT9, HOLDOUT10) else load(path)) if path else None
     figures(Moderator(semantic=False), semantic=False, rows=which, name=label)
-    if "--semantic" in sys.argv or path in (HOLDOUT7, HOLDOUT8, HOLDOUT9):
+    if "--semantic" in sys.argv or path in (HOLDOUT7, HOLDOUT8, HOLDOUT9, HOLDOUT10):
         figures(Moderator(semantic=False, learned=True), semantic=True, rows=which, name=f"{label}, all layers")
