@@ -268,6 +268,14 @@ def _negatable(m: Match) -> bool:
     return m.tier in (EXPLICIT, SUGGESTIVE, INJURY) and m.category in ("sexual", "gore")
 
 
+# Romaji words that the particle "no" follows ("12 sai no onna no ko nude", "onna no ko no nude"): there "no" is
+# "of", not the English negator.
+ROMAJI_BEFORE_NO = frozenset("""
+sai onna ko otoko shoujo shounen joshi danshi gakusei kousei chuugakusei shougakusei joshikousei youjo
+imouto otouto ane ani chan kun san sama sensei nen nensei watashi boku kanojo kare musume jk jc js
+""".split())
+
+
 def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation], original: str | None = None) -> bool:
     """A sexual or gore term right after a negator of its language ("no nudity", "sin desnudos",
     "nicht nackt", "не голая"), or right before one ("çıplak değil"), in the same clause of ``original`` when
@@ -276,7 +284,8 @@ def negated(m: Match, tokens: list[str], negation: Mapping[str, Negation], origi
     neg = negation.get(m.entry.lang) if _negatable(m) else None
     if neg is None:
         return False
-    spans = [(j, m.end) for j in range(max(0, m.start - NEGATION_WINDOW), m.start) if tokens[j] in neg.before]
+    spans = [(j, m.end) for j in range(max(0, m.start - NEGATION_WINDOW), m.start) if tokens[j] in neg.before
+             and not (tokens[j] == "no" and j > 0 and tokens[j - 1] in ROMAJI_BEFORE_NO)]
     spans += [(m.start, m.end + 1)] if any(t in neg.after for t in tokens[m.end:m.end + 1]) else []
     return any(original is None or _within_a_clause(" ".join(tokens[a:b]), original) for a, b in spans)
 

@@ -211,6 +211,7 @@ def test_an_allowlisted_phrase_never_hides_a_child(rules: Moderator, prompt: str
 
 @pytest.mark.parametrize("prompt, expected", [
     ("10 sai no onna no ko, nude", "minors"),  # romaji "no" is a particle, and the comma ends its clause
+    ("12 sai no onna no ko nude", "minors"),  # "no" after a romaji word ("ko") is "of", not a negator
     ("no clothes, nude", "sexual"),
     ("a woman on the beach, no nudity", None),
     ("çıplak değil, kadın portresi", None),
