@@ -242,3 +242,13 @@ def test_ambiguous_localised_characters_need_a_second_signal(rules: Moderator, p
     assert category in rules.check(prompt).categories
     assert rules.check("chaves do carro em cima da mesa").action.value == "allow"  # keys
     assert rules.check("arroz com cebolinha e ovo").action.value == "allow"  # chives
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("abandoned manor in the fog, eerie mood, gothic horror", "allow"),  # a genre, no injury
+    ("gothic horror, decapitated body", "block"),  # a listed gore word still counts
+    ("bodybuilder doing the full monty on stage", "block"),
+    ("the full monty breakfast, fried eggs and beans", "allow"),
+])
+def test_horror_as_a_genre_and_the_full_monty(learned: Moderator, prompt: str, expected: str) -> None:
+    assert learned.check(prompt).action.value == expected, learned.check(prompt)
