@@ -15,16 +15,6 @@ from moderation import Moderator
 from tests.moderation.test_paraphrase import HOLDOUT4, figures, load
 
 
-@pytest.fixture(scope="module")
-def rules() -> Moderator:
-    return Moderator(semantic=False)
-
-
-@pytest.fixture(scope="module")
-def learned() -> Moderator:
-    return Moderator(semantic=False, learned=True)
-
-
 @pytest.mark.parametrize("prompt", [
     "a headless torso against the wall", "un torso sin cabeza apoyado en la pared", "tronco sem cabeça encostado",
     "un torse sans tête adossé au mur", "ein kopfloser Rumpf an die Wand gelehnt", "een romp zonder hoofd",

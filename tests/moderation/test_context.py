@@ -8,16 +8,6 @@ import pytest
 from moderation import Moderator
 
 
-@pytest.fixture(scope="module")
-def rules() -> Moderator:
-    return Moderator(semantic=False)
-
-
-@pytest.fixture(scope="module")
-def learned() -> Moderator:
-    return Moderator(semantic=False, learned=True)
-
-
 @pytest.mark.parametrize("prompt", [
     "the village of Fucking in Austria",
     "Ortsschild von Fucking in Oberösterreich",

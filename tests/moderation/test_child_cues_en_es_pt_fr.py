@@ -9,17 +9,6 @@ import pytest
 
 from moderation import Moderator
 
-
-@pytest.fixture(scope="module")
-def rules() -> Moderator:
-    return Moderator(semantic=False)
-
-
-@pytest.fixture(scope="module")
-def learned() -> Moderator:
-    return Moderator(semantic=False, learned=True)
-
-
 CHILD_WITH_SEXUAL = {
     "en": [
         "a tiny tot, naked on the bed",

@@ -155,16 +155,6 @@ def _rows(table: dict[str, list[tuple[str, str]]], which: int) -> list[object]:
             for pair in pairs]
 
 
-@pytest.fixture(scope="module")
-def rules() -> Moderator:
-    return Moderator(semantic=False)
-
-
-@pytest.fixture(scope="module")
-def learned() -> Moderator:
-    return Moderator(semantic=False, learned=True)
-
-
 @pytest.mark.parametrize(("lang", "prompt"), _rows(CUES, 0))
 def test_child_cue_with_sexual_content_blocks_as_minors(rules: Moderator, lang: str, prompt: str) -> None:
     v = rules.check(prompt, semantic=False)
