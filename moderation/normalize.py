@@ -117,13 +117,12 @@ def fold(text: str) -> str:
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
-@lru_cache(maxsize=1)
 def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Every combining mark, enclosing mark, format and control character but newline and tab: what folding
     drops after decomposing ("é" -> "e", zero-width joiners, emoji tags). Built once (about 0.3 s) from the
-    Unicode database as ranges, so that dropping them is a regex pass instead of a Python loop over the
-    characters: one class for the Basic Multilingual Plane (fast), one for all planes (slower; only for text
-    that has characters beyond it)."""
+    Unicode database as ranges at import, so that dropping them is a regex pass instead of a Python loop over
+    the characters: one class for the Basic Multilingual Plane (fast), one for all planes (slower; only for
+    text that has characters beyond it)."""
     ranges: list[list[int]] = []
     for c in range(sys.maxunicode + 1):
         if unicodedata.category(chr(c)) in ("Mn", "Me", "Cf", "Cc") and chr(c) not in "\n\t":
@@ -139,16 +138,18 @@ def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return charset([r for r in ranges if r[1] < 0x10000]), charset(ranges)
 
 
+_BASIC_MARKS, _EVERY_MARK = _marks()
+
+
 @lru_cache(maxsize=4096)
 def _fold_other(text: str) -> str:
     """Text in other scripts: one check folds the same prompt and clauses several times (lists, contexts)."""
     text = unicodedata.normalize("NFKC", text)
     if _LOOKALIKE.search(text):  # most text has none: no call per word
         text = _WORD.sub(_fold_word, text)
-    basic, every = _marks()
-    text = basic.sub("", unicodedata.normalize("NFD", text))
+    text = _BASIC_MARKS.sub("", unicodedata.normalize("NFD", text))
     if _ASTRAL.search(text):
-        text = every.sub("", text)
+        text = _EVERY_MARK.sub("", text)
     text = text if text.isascii() else anyascii(text)
     return text.lower().replace("'", "").replace("’", "")
 
