@@ -312,8 +312,9 @@ class Moderator:
         model = self.paraphrase
         if model is None or not model.available:
             return None
-        reading = model.read(without_places(prompt), self._lists_judge, listed=self.listed_words if child else None)
-        rest = without_cue_clauses(without_places(prompt), child) if child and reading is None else ""
+        text = without_places(prompt)
+        reading = model.read(text, self._lists_judge, listed=self.listed_words if child else None)
+        rest = without_cue_clauses(text, child) if child and reading is None else ""
         if rest:
             reading = model.read(rest, self._lists_judge, listed=self.listed_words, alone=True)
             reading = reading if reading is not None and reading.category == "sexual" else None
@@ -337,11 +338,12 @@ class Moderator:
         allowed = self._lists_judge
         if second is None or not second.available or not second.load():
             return None  # the sentence model never reads alone: it extends the prompt model's reach
-        reading = model.read(without_places(prompt), allowed, second=second.probabilities)
-        for text, alone in (((without_cues(without_places(prompt), child), False),
-                             (without_cue_clauses(without_places(prompt), child), True)) if child else ()):
-            if reading is None and text:  # beside a child, a clause's sexual reading counts alone
-                reading = model.read(text, allowed, second=second.probabilities, alone=alone)
+        text = without_places(prompt)
+        reading = model.read(text, allowed, second=second.probabilities)
+        for rest, alone in (((without_cues(text, child), False), (without_cue_clauses(text, child), True))
+                            if child and reading is None else ()):
+            if reading is None and rest:  # beside a child, a clause's sexual reading counts alone
+                reading = model.read(rest, allowed, second=second.probabilities, alone=alone)
                 reading = reading if reading is not None and reading.category == "sexual" else None
         if reading is not None and benign_beside(prompt, reading.clause):
             return None  # meat, fruit, a statue, an anatomy plate: "kippendijen zonder vel" is no body

@@ -119,7 +119,7 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Every combining mark, enclosing mark, format and control character but newline and tab: what folding
-    drops after decomposing ("é" -> "e", zero-width joiners, emoji tags). Built once (about 0.3 s) from the
+    drops after decomposing ("é" -> "e", zero-width joiners, emoji tags). Built once (about 0.2 s) from the
     Unicode database as ranges at import, so that dropping them is a regex pass instead of a Python loop over
     the characters: one class for the Basic Multilingual Plane (fast), one for all planes (slower; only for
     text that has characters beyond it)."""
